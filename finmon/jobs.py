@@ -1,0 +1,187 @@
+"""The steps of the main job, wired together: crawl → analyse → index → report.
+
+Used by the CLI and the scheduler (the only places that wire the parts). Each crawl of
+a store runs in its own subprocess: Twisted reactors cannot be restarted, and separate
+processes let a crawl of several stores use more than one core.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import analyzers
+from finmon.model import (
+    POLICY_NOT_FOUND,
+    POLICY_UNAVAILABLE,
+    Listing,
+    PolicyVersion,
+    Run,
+    merge_listings,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int | None], None]  # (label, done, total or None)
+
+
+def new_run(kind: str) -> Run:
+    return Run(id=f"{kind}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}", kind=kind, started=utcnow())
+
+
+def crawl(
+    out_dir: Path,
+    store_urls: dict[str, str],
+    allow_hosts: Iterable[str] = (),
+    progress: Progress | None = None,
+    timeout: float | None = None,
+) -> list[Run]:
+    """Crawl each configured store in its own subprocess, side by side, into ``out_dir/<store>``.
+
+    Returns one Run per store (read from the run.json each crawl writes). A crawl
+    that dies without writing one is reported as a failed Run, never raised.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    procs = {}
+    for store, url in store_urls.items():
+        if not url:
+            continue
+        store_dir = out_dir / store
+        store_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "crawler.run", "--out", str(store_dir), "--store", f"{store}={url}"]
+        for host in allow_hosts:
+            cmd += ["--allow-host", host]
+        log_file = open(store_dir / "crawl.log", "wb")
+        procs[store] = (subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT), log_file, time.monotonic())
+    runs = []
+    try:
+        while procs:
+            for store, (proc, log_file, started) in list(procs.items()):
+                timed_out = timeout is not None and time.monotonic() - started > timeout
+                if timed_out:
+                    proc.terminate()
+                if timed_out or proc.poll() is not None:
+                    proc.wait()
+                    log_file.close()
+                    del procs[store]
+                    runs.append(_crawl_result(store, out_dir / store, proc.returncode, timed_out))
+            if progress:
+                progress("crawl", count_lines(out_dir.glob("*/listings.jsonl")), None)
+            time.sleep(0.2)
+    finally:
+        for proc, log_file, _ in procs.values():
+            proc.kill()
+            log_file.close()
+    return runs
+
+
+def _crawl_result(store: str, store_dir: Path, returncode: int, timed_out: bool) -> Run:
+    run_file = store_dir / "run.json"
+    if run_file.exists():
+        run = Run.from_dict(json.loads(run_file.read_text(encoding="utf-8")))
+        if timed_out:
+            run.outcome = "interrupted"
+        return run
+    run = new_run("crawl")
+    run.ended = utcnow()
+    run.outcome = "interrupted" if timed_out else "failed"
+    run.counters = {"exit_code": returncode}
+    log.error("crawl of %s ended without a run record (exit code %s); see %s", store, returncode, store_dir / "crawl.log")
+    return run
+
+
+def count_lines(paths: Iterable[Path]) -> int:
+    total = 0
+    for path in paths:
+        with open(path, "rb") as fh:
+            total += sum(1 for _ in fh)
+    return total
+
+
+@dataclass
+class Snapshot:
+    """What one or more crawl directories hold, read back; bad lines are counted, not fatal."""
+
+    listings: list[Listing] = field(default_factory=list)
+    policies: dict[str, PolicyVersion] = field(default_factory=dict)
+    policy_failures: dict[str, str] = field(default_factory=dict)
+    bad_lines: int = 0
+
+
+def _jsonl(path: Path) -> Iterator[dict | None]:
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except ValueError as exc:
+                log.warning("%s:%d: unreadable line skipped (%s)", path, line_no, exc)
+                yield None
+
+
+def load_snapshot(crawl_dir: Path) -> Snapshot:
+    """Read every listings.jsonl/policies.jsonl under ``crawl_dir``."""
+    snap = Snapshot()
+    roots = sorted({p.parent for p in crawl_dir.rglob("listings.jsonl")} | {p.parent for p in crawl_dir.rglob("policies.jsonl")})
+    for root in roots:
+        for row in _jsonl(root / "listings.jsonl"):
+            try:
+                snap.listings.append(Listing.from_dict(row))
+            except (TypeError, AttributeError):
+                snap.bad_lines += 1
+        for row in _jsonl(root / "policies.jsonl"):
+            try:
+                url, status = row["url"], row["status"]
+                if status == "ok":
+                    snap.policies[url] = PolicyVersion.from_dict(row["version"])
+                    snap.policy_failures.pop(url, None)
+                elif url not in snap.policies:
+                    snap.policy_failures[url] = POLICY_NOT_FOUND if status == "not_found" else POLICY_UNAVAILABLE
+            except (TypeError, KeyError):
+                snap.bad_lines += 1
+    return snap
+
+
+def analyze(crawl_dir: Path, store, progress: Progress | None = None) -> Run:
+    """Merge the crawled listings into apps, run every rule, and index the results."""
+    run = new_run("analyze")
+    store.save_run(run)
+    snap = load_snapshot(crawl_dir)
+    apps = merge_listings(snap.listings, snap.policies, snap.policy_failures)
+    results = []
+    for done, app in enumerate(apps, 1):
+        results.append(analyzers.analyze(app))
+        if progress and (done % 50 == 0 or done == len(apps)):
+            progress("analyse", done, len(apps))
+    store.save_rules(analyzers.rules_table())
+    store.save_listings(snap.listings)
+    store.save_policy_versions(snap.policies.values())
+    counts = store.save_analysis(apps, results, utcnow())
+    run.ended = utcnow()
+    run.outcome = "ok"
+    run.counters = {
+        "apps": len(apps),
+        "listings": len(snap.listings),
+        "policies": len(snap.policies),
+        "findings": sum(len(r.findings) for r in results),
+        "errors/bad_snapshot_line": snap.bad_lines,
+        **{f"findings_{k}": v for k, v in counts.items()},
+    }
+    store.save_run(run)
+    return run
+
+
+def env_store_urls(defaults: dict[str, str]) -> dict[str, str]:
+    """Store URLs from settings, overridable per store with FINMON_STORE_<NAME>."""
+    return {name: os.environ.get(f"FINMON_STORE_{name.upper()}", url) for name, url in defaults.items()}

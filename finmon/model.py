@@ -1,0 +1,266 @@
+"""The data model shared by every stage. Imports nothing of ours.
+
+App identity is ``platform:package``. Listings from several stores merge into one
+:class:`AppSnapshot`, the unit the analyzers read. A :class:`Finding` is frozen and its
+id is a hash of (app key, rule id, evidence key), so re-indexing is idempotent.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+SEVERITIES = ("high", "medium", "low")
+CONFIDENCES = ("high", "medium", "low")
+FINDING_STATUSES = ("new", "open", "resolved")
+
+# How an app's privacy policy turned out when the crawler looked for it.
+POLICY_OK = "ok"  # fetched and extracted
+POLICY_NONE = "none"  # no store listing names a policy URL
+POLICY_NOT_FOUND = "not_found"  # the URL answered 404/410
+POLICY_UNAVAILABLE = "unavailable"  # network error, 5xx, refused, unreadable: we do not know
+
+
+def utcnow() -> str:
+    """Current UTC time as an ISO-8601 string (seconds precision)."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def sha256_hex(data: bytes | str) -> str:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def normalise_text(text: str) -> str:
+    """NFKC, unified newlines, collapsed runs of blanks: the form a policy hash is taken on."""
+    text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
+    lines = (" ".join(line.split()) for line in text.split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+def app_key(platform: str, package: str) -> str:
+    return f"{platform}:{package}"
+
+
+class _Record:
+    """Dict round-trip for the frozen dataclasses below."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        kwargs = {}
+        for key, value in data.items():
+            if key not in names:
+                continue
+            if isinstance(value, list):
+                value = tuple(value)
+            kwargs[key] = value
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Listing(_Record):
+    """One store's page for one app, as captured."""
+
+    store: str
+    store_id: str
+    platform: str  # "android" | "ios"
+    package: str  # Android package name or iOS bundle id
+    name: str
+    developer: str
+    category: str
+    source_url: str
+    fetched_at: str
+    version: str = ""
+    updated: str = ""  # update date as the store states it (ISO date when parseable)
+    description: str = ""
+    downloads: int | None = None
+    rating_count: int | None = None
+    privacy_url: str | None = None
+    permissions: tuple[str, ...] = ()  # Android permission names
+    privacy_labels: tuple[str, ...] = ()  # iOS privacy-label data categories
+    content_hash: str = ""
+
+    @property
+    def app_key(self) -> str:
+        return app_key(self.platform, self.package)
+
+
+@dataclass(frozen=True)
+class PolicyVersion(_Record):
+    """A fetched privacy policy. A new sha256 of the normalised text is a new version."""
+
+    url: str
+    final_url: str
+    fetched_at: str
+    sha256: str
+    text: str
+    language: str = ""  # "zh" | "en"
+    title: str = ""
+    effective_date: str | None = None
+    content_type: str = ""  # "html" | "pdf" | "text"
+
+
+@dataclass(frozen=True)
+class AppSnapshot:
+    """Everything known about one app at one capture: the analyzers' whole input."""
+
+    key: str
+    platform: str
+    package: str
+    name: str
+    developer: str
+    category: str
+    description: str = ""
+    listings: tuple[Listing, ...] = ()
+    permissions: frozenset[str] = frozenset()
+    privacy_labels: frozenset[str] = frozenset()
+    policy: PolicyVersion | None = None
+    policy_status: str = POLICY_NONE
+    policy_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Evidence(_Record):
+    """What a finding rests on. ``key`` makes the finding id stable across runs."""
+
+    kind: str  # "quote" | "permission" | "sdk" | "url" | "absence"
+    key: str
+    text: str = ""  # the quoted sentence, the permission name, ...
+    start: int | None = None  # offsets of ``text`` in the policy text, for quotes
+    end: int | None = None
+    url: str | None = None
+    detail: str = ""  # e.g. the matched term or the data type
+
+
+@dataclass(frozen=True)
+class Finding(_Record):
+    rule_id: str
+    severity: str
+    confidence: str
+    app_key: str
+    title: str
+    evidence: Evidence
+    regulation: str
+    first_seen: str = ""
+    last_seen: str = ""
+    status: str = "new"
+
+    @property
+    def id(self) -> str:
+        return finding_id(self.app_key, self.rule_id, self.evidence.key)
+
+    @property
+    def family(self) -> str:
+        return self.rule_id[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["id"] = self.id
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Finding":
+        data = dict(data)
+        data.pop("id", None)
+        evidence = data.pop("evidence")
+        if isinstance(evidence, dict):
+            evidence = Evidence.from_dict(evidence)
+        return cls(evidence=evidence, **{k: v for k, v in data.items() if k in _FINDING_FIELDS})
+
+
+_FINDING_FIELDS = {f.name for f in dataclasses.fields(Finding)} - {"evidence"}
+
+
+def finding_id(app_key_: str, rule_id: str, evidence_key: str) -> str:
+    return sha256_hex(f"{app_key_}\x1f{rule_id}\x1f{evidence_key}")[:24]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the analyzers made of one app: its finance type and its findings."""
+
+    app_key: str
+    finance_type: str  # payment | lending | investment | banking | insurance | securities | other
+    finance_confidence: float
+    findings: tuple[Finding, ...] = ()
+
+
+@dataclass
+class Run:
+    """One crawl, analysis or report run and what happened in it."""
+
+    id: str
+    kind: str  # "crawl" | "analyze" | "report" | "demo"
+    started: str
+    ended: str | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+    outcome: str = "running"  # "running" | "ok" | "failed" | "interrupted"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Run":
+        return cls(**{k: data[k] for k in ("id", "kind", "started", "ended", "counters", "outcome") if k in data})
+
+
+def merge_listings(
+    listings: Iterable[Listing],
+    policies: dict[str, PolicyVersion],
+    policy_failures: dict[str, str],
+) -> list[AppSnapshot]:
+    """Merge listings by app key into snapshots, attaching each app's policy.
+
+    ``policies`` maps a policy URL to its fetched version; ``policy_failures`` maps a URL
+    that could not be fetched to :data:`POLICY_NOT_FOUND` or :data:`POLICY_UNAVAILABLE`.
+    Listings are applied in store order, so the first store with a value wins.
+    """
+    grouped: dict[str, list[Listing]] = {}
+    for listing in listings:
+        grouped.setdefault(listing.app_key, []).append(listing)
+    apps = []
+    for key in sorted(grouped):
+        group = sorted(grouped[key], key=lambda lst: (lst.store, lst.store_id))
+        first = group[0]
+        urls = [lst.privacy_url for lst in group if lst.privacy_url]
+        policy = next((policies[u] for u in urls if u in policies), None)
+        if policy is not None:
+            status, url = POLICY_OK, policy.url
+        elif not urls:
+            status, url = POLICY_NONE, None
+        elif all(policy_failures.get(u) == POLICY_NOT_FOUND for u in urls):
+            status, url = POLICY_NOT_FOUND, urls[0]
+        else:
+            status, url = POLICY_UNAVAILABLE, urls[0]
+        apps.append(
+            AppSnapshot(
+                key=key,
+                platform=first.platform,
+                package=first.package,
+                name=next((lst.name for lst in group if lst.name), ""),
+                developer=next((lst.developer for lst in group if lst.developer), ""),
+                category=next((lst.category for lst in group if lst.category), ""),
+                description=max((lst.description for lst in group), key=len, default=""),
+                listings=tuple(group),
+                permissions=frozenset(p for lst in group for p in lst.permissions),
+                privacy_labels=frozenset(p for lst in group for p in lst.privacy_labels),
+                policy=policy,
+                policy_status=status,
+                policy_url=url,
+            )
+        )
+    return apps
+
+
+def dumps(obj: Any) -> str:
+    """Compact, stable JSON (keys sorted, UTF-8 kept readable)."""
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,67 @@
+"""All defaults in one place: Scrapy settings for the crawler and finmon's own.
+
+Scrapy reads this module directly (``scrapy.cfg`` and the crawl runner point at it).
+Anything here can be overridden from the environment with the same name prefixed by
+nothing (e.g. ``FINMON_DB``) where noted, or on the command line.
+"""
+from __future__ import annotations
+
+# --- finmon ---------------------------------------------------------------
+FINMON_DB = "finmon.db"  # SQLite index (env FINMON_DB)
+FINMON_OUT = "finmon-out"  # demo output directory
+FINMON_LANG = "zh"  # report language: zh | en
+
+# Store base URLs. Real deployments point these at the stores; the demo and the tests
+# point them at the local market simulator. A store whose URL is empty is not crawled.
+FINMON_STORES = {
+    "itunes": "",  # iTunes Search/Lookup API root (…/search, …/lookup)
+    "appgallery": "",  # AppGallery-like JSON API root (…/uowap/index)
+    "xiaomi": "",  # Xiaomi-like web store root (…/search, …/details)
+}
+# Keywords used to discover finance apps through store search.
+FINMON_KEYWORDS = [
+    "贷款", "借钱", "借款", "信用", "支付", "钱包", "银行", "理财", "基金", "证券", "股票", "保险", "金融",
+]
+FINMON_ITUNES_COUNTRY = "cn"
+FINMON_ITUNES_PAGE_SIZE = 200  # iTunes Search returns at most 200 results per call
+# Hosts whose policy URLs may be fetched although they resolve to private/loopback
+# addresses (the simulator). Everything else private is refused.
+FINMON_ALLOWED_PRIVATE_HOSTS: list[str] = []
+FINMON_POLICY_MAX_BYTES = 5 * 1024 * 1024
+
+# Local market simulator defaults (demo, tests, benchmarks).
+MARKET_APPS = 60
+MARKET_SEED = 7
+MARKET_HOST = "127.0.0.1"
+
+# --- Scrapy ---------------------------------------------------------------
+BOT_NAME = "finmon"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+USER_AGENT = "finmon/0.1 (+regulatory app monitoring)"
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 32
+CONCURRENT_REQUESTS_PER_DOMAIN = 16
+CONCURRENT_ITEMS = 10
+DOWNLOAD_TIMEOUT = 20
+DOWNLOAD_MAXSIZE = 8 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
+RETRY_ENABLED = True
+RETRY_TIMES = 2
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+REDIRECT_MAX_TIMES = 5
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 0.0
+AUTOTHROTTLE_MAX_DELAY = 10.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 8.0
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+LOG_LEVEL = "INFO"
+FEED_EXPORT_ENCODING = "utf-8"
+REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+
+# --- scheduling -----------------------------------------------------------
+SCHEDULE_TIMEZONE = "Asia/Shanghai"
+SCHEDULE_WEEKLY_CRON = "0 8 * * mon"  # the weekly report: Monday 08:00
+SCHEDULE_MISFIRE_GRACE_SECONDS = 6 * 3600
