@@ -1,0 +1,23 @@
+"""Analyzers: an app snapshot in, its finance type and findings out. Pure: no I/O but data files.
+
+``analyze(app)`` classifies the app's finance type and runs every rule of :data:`RULES`;
+``rules_table()`` lists the table for the CLI and the store.
+"""
+from __future__ import annotations
+
+from finmon.model import Analysis, AppSnapshot
+
+from .finance import classify_app
+from .rules import RULES, Context, Rule, rules_table
+
+__all__ = ["RULES", "Rule", "analyze", "rules_table"]
+
+
+def analyze(app: AppSnapshot) -> Analysis:
+    """Finance type and findings of one app, findings sorted by (rule id, evidence key)."""
+    finance_type, confidence = classify_app(app)
+    ctx = Context(app, finance_type, confidence)
+    findings = [f for r in RULES for f in r.findings(ctx)]
+    findings.sort(key=lambda f: (f.rule_id, f.evidence.key))
+    return Analysis(app_key=app.key, finance_type=finance_type, finance_confidence=confidence,
+                    findings=tuple(findings))

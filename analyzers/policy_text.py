@@ -1,0 +1,270 @@
+"""Privacy-policy text → data-type mentions: sentences, lexicon matching, negation.
+
+One Aho–Corasick automaton holds every term, trap, negation cue, reset and neutral
+phrase of ``data/``. A text is scanned once; terms and traps then compete by longest
+match (so 短信验证码 hides 短信), and so do cues, resets and neutral phrases. A mention is
+negated when the last cue-layer phrase that starts before it in its sentence is a cue.
+Offsets are Python ``str`` offsets into the text as given.
+"""
+from __future__ import annotations
+
+import json
+import re
+import string
+import unicodedata
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from itertools import product
+from typing import Iterable, NamedTuple
+
+import ahocorasick
+
+__all__ = [
+    "DataType",
+    "Lexicon",
+    "Mention",
+    "declared_types",
+    "lexicon",
+    "load_json",
+    "scan",
+    "sentence_spans",
+]
+
+_TERM, _TRAP, _CUE, _RESET, _NEUTRAL = range(5)
+_CUE_LAYER = (_CUE, _RESET, _NEUTRAL)
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_WORD = frozenset(string.ascii_letters + string.digits)
+
+
+def load_json(name: str) -> dict:
+    """A data file of this package (``analyzers/data/NAME``)."""
+    return json.loads(resources.files(__package__).joinpath("data", name).read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True, slots=True)
+class DataType:
+    """One data type of the lexicon (see data/data_types.json)."""
+
+    id: str
+    name_zh: str
+    name_en: str
+    group: str | None
+    jrt: str | None
+    permissions: tuple[str, ...]
+    terms_zh: tuple[str, ...]
+    terms_en: tuple[str, ...]
+
+
+class Mention(NamedTuple):
+    """A data type named in a policy: its span, its sentence's span, and whether it is negated."""
+
+    type: str
+    start: int
+    end: int
+    sent_start: int
+    sent_end: int
+    negated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    kind: int
+    type: str | None
+    length: int
+    left: bool  # needs a word boundary before (starts with an ASCII letter or digit)
+    right: bool  # needs a word boundary after
+
+
+def _key(phrase: str) -> str:
+    return unicodedata.normalize("NFKC", phrase).translate(_ASCII_LOWER)
+
+
+def _seam_variants(phrase: str) -> set[str]:
+    """The phrase, plus variants with one space where Latin letters meet Chinese (IP地址 → IP 地址)."""
+    seams = [i for i in range(1, len(phrase))
+             if (phrase[i - 1] in _WORD) != (phrase[i] in _WORD) and " " not in phrase[i - 1:i + 1]
+             and not (phrase[i - 1] in string.punctuation or phrase[i] in string.punctuation)]
+    variants = set()
+    for choice in product((False, True), repeat=len(seams)):
+        out, prev = [], 0
+        for seam, add in zip(seams, choice):
+            out.append(phrase[prev:seam] + (" " if add else ""))
+            prev = seam
+        out.append(phrase[prev:])
+        variants.add("".join(out))
+    return variants
+
+
+def _apostrophe_variants(phrase: str) -> set[str]:
+    return {phrase, phrase.replace("'", "\u2019")}
+
+
+class Lexicon:
+    """The data-type lexicon, negation cues and sentence rules, compiled into one automaton."""
+
+    def __init__(self, data_types: dict, negation: dict, sentences: dict):
+        self.types: dict[str, DataType] = {}
+        self.by_permission: dict[str, str] = {}
+        for raw in data_types["types"]:
+            dt = DataType(
+                id=raw["id"], name_zh=raw["name_zh"], name_en=raw["name_en"], group=raw.get("group"),
+                jrt=raw.get("jrt"), permissions=tuple(raw.get("permissions", ())),
+                terms_zh=tuple(raw.get("terms_zh", ())), terms_en=tuple(raw.get("terms_en", ())),
+            )
+            if dt.id in self.types:
+                raise ValueError(f"duplicate data type {dt.id!r}")
+            self.types[dt.id] = dt
+            for perm in dt.permissions:
+                if perm in self.by_permission:
+                    raise ValueError(f"permission {perm} maps to {self.by_permission[perm]} and {dt.id}")
+                self.by_permission[perm] = dt.id
+        self._entries: dict[str, _Entry] = {}
+        for dt in self.types.values():
+            for term in dt.terms_zh + dt.terms_en:
+                self._add(term, _TERM, dt.id)
+        traps = data_types.get("traps", {})
+        for phrase in traps.get("zh", []) + traps.get("en", []):
+            self._add(phrase, _TRAP, None)
+        for phrase in _cue_phrases(negation["cues"]):
+            self._add(phrase, _CUE, None)
+        for kind, section in ((_RESET, "resets"), (_NEUTRAL, "neutral")):
+            for phrase in negation[section].get("zh", []) + negation[section].get("en", []):
+                self._add(phrase, kind, None)
+        self._automaton = ahocorasick.Automaton()
+        for key, entry in self._entries.items():
+            self._automaton.add_word(key, entry)
+        self._automaton.make_automaton()
+        delimiters = "".join(re.escape(c) for c in sentences["delimiters"])
+        self._split = re.compile(rf"[{delimiters}]|\.(?=\s)")
+        self._abbreviations = frozenset(a.lower() for a in sentences.get("abbreviations_en", ()))
+
+    def _add(self, phrase: str, kind: int, type_id: str | None) -> None:
+        for variant in _seam_variants(_key(phrase)) | _apostrophe_variants(_key(phrase)):
+            entry = _Entry(kind, type_id, len(variant), variant[0] in _WORD, variant[-1] in _WORD)
+            old = self._entries.get(variant)
+            if old is not None and (old.kind, old.type) != (kind, type_id):
+                raise ValueError(f"phrase {variant!r} is listed twice ({old.type or old.kind} and {type_id or kind})")
+            self._entries[variant] = entry
+
+    # -- sentences ---------------------------------------------------------------
+    def sentence_ends(self, text: str) -> list[int]:
+        """End offsets (exclusive) of the raw sentences of ``text``; the last is ``len(text)``."""
+        ends = [m.end() for m in self._split.finditer(text)]
+        if "." in text:
+            ends = [e for e in ends if text[e - 1] != "." or not self._is_abbreviation(text, e - 1)]
+        if not ends or ends[-1] != len(text):
+            ends.append(len(text))
+        return ends
+
+    def _is_abbreviation(self, text: str, dot: int) -> bool:
+        i = dot
+        while i > 0 and dot - i < 12 and (text[i - 1] in _WORD or text[i - 1] == "."):
+            i -= 1
+        word = text[i:dot].lower()
+        return bool(word) and (len(word) == 1 and word.isalpha() or word in self._abbreviations)
+
+    # -- matching ----------------------------------------------------------------
+    def _matches(self, text: str) -> tuple[list, list]:
+        """Longest non-overlapping matches of the term layer and of the cue layer."""
+        low = text.lower()  # keys are lower-case; fall back when lowering changes the length (İ)
+        if len(low) != len(text):
+            low = text.translate(_ASCII_LOWER)
+        n = len(low)
+        terms, cues = [], []
+        for last, entry in self._automaton.iter(low):
+            start = last + 1 - entry.length
+            if entry.left and start > 0 and low[start - 1] in _WORD:
+                continue
+            if entry.right and last + 1 < n and low[last + 1] in _WORD:
+                continue
+            (cues if entry.kind in _CUE_LAYER else terms).append((start, last + 1, entry))
+        return _longest_first(terms, n), _longest_first(cues, n)
+
+    def scan(self, text: str) -> tuple[Mention, ...]:
+        """Every data-type mention in ``text``, in text order."""
+        terms, cues = self._matches(text)
+        if not terms:
+            return ()
+        cue_starts = [c[0] for c in cues if c[2].kind != _NEUTRAL]
+        cue_neg = [c[2].kind == _CUE for c in cues if c[2].kind != _NEUTRAL]
+        ends = self.sentence_ends(text)
+        sentences: dict[int, tuple[int, int]] = {}
+        out = []
+        for start, end, entry in terms:
+            if entry.kind != _TERM:
+                continue
+            i = bisect_right(ends, start)
+            raw_start = ends[i - 1] if i else 0
+            sentence = sentences.get(i)
+            if sentence is None:
+                sentence = sentences[i] = _strip(text, raw_start, ends[i] if i < len(ends) else len(text))
+            j = bisect_left(cue_starts, start) - 1
+            negated = j >= 0 and cue_starts[j] >= raw_start and cue_neg[j]
+            out.append(Mention(entry.type, start, end, sentence[0], sentence[1], negated))
+        return tuple(out)
+
+    def groups(self, type_ids: Iterable[str]) -> frozenset[str]:
+        """Permission-group labels (CAL, CAM, …) of some data types."""
+        return frozenset(g for t in type_ids if (g := self.types[t].group))
+
+
+def _cue_phrases(cues: dict) -> set[str]:
+    out = set(cues["zh"]["phrases"]) | set(cues["en"]["phrases"])
+    out |= {n + v for n, v in product(cues["zh"]["negators"], cues["zh"]["verbs"])}
+    out |= {f"{n} {v}" for n, v in product(cues["en"]["negators"], cues["en"]["verbs"])}
+    return out
+
+
+def _longest_first(matches: list, n: int) -> list:
+    """Greedy longest-first (then leftmost) selection of non-overlapping matches, in text order."""
+    if len(matches) < 2:
+        return matches
+    matches.sort(key=lambda m: (m[0] - m[1], m[0]))
+    taken = bytearray(n)
+    chosen = []
+    for m in matches:
+        start, end = m[0], m[1]
+        if taken.find(1, start, end) != -1:
+            continue
+        taken[start:end] = b"\x01" * (end - start)
+        chosen.append(m)
+    chosen.sort(key=lambda m: m[0])
+    return chosen
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+@lru_cache(maxsize=1)
+def lexicon() -> Lexicon:
+    """The package lexicon, built once."""
+    return Lexicon(load_json("data_types.json"), load_json("negation.json"), load_json("sentences.json"))
+
+
+@lru_cache(maxsize=512)
+def scan(text: str) -> tuple[Mention, ...]:
+    """Mentions in ``text`` (cached: one policy is often shared by several apps)."""
+    return lexicon().scan(text)
+
+
+def declared_types(mentions: Iterable[Mention]) -> frozenset[str]:
+    """Data types that some sentence mentions affirmatively."""
+    return frozenset(m.type for m in mentions if not m.negated)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each non-empty sentence of ``text``, surrounding whitespace excluded."""
+    spans, prev = [], 0
+    for end in lexicon().sentence_ends(text):
+        s, e = _strip(text, prev, end)
+        if s < e:
+            spans.append((s, e))
+        prev = end
+    return spans

@@ -1,0 +1,279 @@
+"""The rule table. Each rule is a small function registered with :func:`rule`.
+
+A rule reads a :class:`Context` (the app, its finance type, its policy's mentions) and
+yields :class:`~finmon.model.Evidence`; the table turns each into a frozen Finding with the
+rule's id, severity, confidence, title and regulation. The docstring's first paragraph is
+the Chinese text shown in reports, the rest its English version. Detection data (lexicon,
+permission lists, scopes, citations) lives in ``data/``.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from typing import Callable, Iterator
+
+from finmon.model import (
+    CONFIDENCES,
+    POLICY_NONE,
+    POLICY_NOT_FOUND,
+    POLICY_OK,
+    SEVERITIES,
+    AppSnapshot,
+    Evidence,
+    Finding,
+)
+
+from .finance import FinanceType, finance_data, finance_types
+from .policy_text import Lexicon, Mention, declared_types, lexicon, load_json, scan
+
+__all__ = ["Context", "RULES", "Rule", "rule", "rules_table"]
+
+ANDROID_PERMISSION = "android.permission."
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the rule table."""
+
+    id: str
+    severity: str
+    confidence: str
+    title: str
+    title_en: str
+    regulation: tuple[str, ...]  # reference ids of data/regulations.json
+    check: Callable[["Context"], Iterator[Evidence]]
+    uses_finance_type: bool = False  # a doubtful finance type lowers the confidence
+    cites_scope: bool = False  # also cite the finance type's necessary-scope article
+
+    @property
+    def family(self) -> str:
+        return self.id[0]
+
+    @property
+    def description(self) -> str:
+        return _paragraphs(self.check)[0]
+
+    @property
+    def description_en(self) -> str:
+        return "\n\n".join(_paragraphs(self.check)[1:])
+
+    def findings(self, ctx: "Context") -> list[Finding]:
+        """Run the rule on one app."""
+        out = []
+        for evidence in self.check(ctx):
+            out.append(Finding(
+                rule_id=self.id, severity=self.severity, confidence=self._confidence(ctx), app_key=ctx.app.key,
+                title=self.title, evidence=evidence, regulation=self._regulation(ctx),
+            ))
+        return out
+
+    def _confidence(self, ctx: "Context") -> str:
+        trusted = float(finance_data()["classifier"].get("trusted_confidence", 0.6))
+        if self.uses_finance_type and ctx.finance_confidence < trusted:
+            return CONFIDENCES[min(CONFIDENCES.index(self.confidence) + 1, len(CONFIDENCES) - 1)]
+        return self.confidence
+
+    def _regulation(self, ctx: "Context", lang: str = "zh") -> str:
+        ids = list(self.regulation)
+        if self.cites_scope and ctx.finance.regulation:
+            ids.insert(0, ctx.finance.regulation)
+        return regulation_text(ids, lang)
+
+
+RULES: list[Rule] = []
+
+
+def rule(rule_id: str, *, severity: str, confidence: str, title: str, title_en: str, regulation: tuple[str, ...],
+         uses_finance_type: bool = False, cites_scope: bool = False):
+    """Register the decorated function as a rule (table order = registration order)."""
+    if severity not in SEVERITIES or confidence not in CONFIDENCES:
+        raise ValueError(f"{rule_id}: bad severity/confidence {severity}/{confidence}")
+    if any(r.id == rule_id for r in RULES):
+        raise ValueError(f"duplicate rule id {rule_id}")
+    unknown = set(regulation) - set(_references())
+    if unknown:
+        raise ValueError(f"{rule_id}: unknown regulation references {sorted(unknown)}")
+
+    def register(func: Callable[["Context"], Iterator[Evidence]]):
+        if not (func.__doc__ or "").strip():
+            raise ValueError(f"{rule_id}: a rule needs a docstring")
+        RULES.append(Rule(rule_id, severity, confidence, title, title_en, tuple(regulation), func,
+                          uses_finance_type, cites_scope))
+        return func
+
+    return register
+
+
+def rules_table() -> list[dict]:
+    """The rule table as plain dicts, for the CLI and the store."""
+    return [
+        {
+            "id": r.id, "family": r.family, "severity": r.severity, "confidence": r.confidence,
+            "title": r.title, "title_en": r.title_en, "description": r.description,
+            "description_en": r.description_en, "regulation": regulation_text(r.regulation, "zh"),
+            "regulation_en": regulation_text(r.regulation, "en"),
+        }
+        for r in RULES
+    ]
+
+
+def regulation_text(ids, lang: str = "zh") -> str:
+    """Citations of some reference ids, joined."""
+    refs = _references()
+    return ("；" if lang == "zh" else "; ").join(refs[i][lang] for i in ids)
+
+
+@lru_cache(maxsize=1)
+def _references() -> dict[str, dict[str, str]]:
+    return load_json("regulations.json")["references"]
+
+
+@lru_cache(maxsize=1)
+def _permissions() -> dict:
+    data = load_json("permissions.json")
+    return {"dangerous": frozenset(data["dangerous"]), "loan_forbidden": frozenset(data["personal_loan_forbidden"])}
+
+
+def _paragraphs(func: Callable) -> list[str]:
+    return [p.replace("\n", " ") for p in inspect.cleandoc(func.__doc__ or "").split("\n\n")]
+
+
+class Context:
+    """What a rule may look at: the app, its finance type and its policy's mentions."""
+
+    def __init__(self, app: AppSnapshot, finance_type: str, finance_confidence: float):
+        self.app = app
+        self.finance_type = finance_type
+        self.finance_confidence = finance_confidence
+        self.finance: FinanceType = finance_types()[finance_type]
+        self.lexicon: Lexicon = lexicon()
+
+    @cached_property
+    def permissions(self) -> tuple[str, ...]:
+        """The app's Android permissions, full names, sorted (none for iOS)."""
+        if self.app.platform != "android":
+            return ()
+        return tuple(sorted({p if "." in p else ANDROID_PERMISSION + p for p in self.app.permissions}))
+
+    @property
+    def policy_ok(self) -> bool:
+        return self.app.policy_status == POLICY_OK and self.app.policy is not None
+
+    @cached_property
+    def mentions(self) -> tuple[Mention, ...]:
+        return scan(self.app.policy.text) if self.policy_ok else ()
+
+    @cached_property
+    def declared(self) -> frozenset[str]:
+        return declared_types(self.mentions)
+
+    def data_type(self, permission: str) -> str | None:
+        return self.lexicon.by_permission.get(permission)
+
+    def is_dangerous(self, permission: str) -> bool:
+        return permission in _permissions()["dangerous"]
+
+    def loan_forbidden(self, permission: str) -> bool:
+        """True when P101 flags this permission for this app."""
+        return self.finance_type == "lending" and permission in _permissions()["loan_forbidden"]
+
+
+# --- P1xx permissions -------------------------------------------------------------
+
+
+@rule("P101", severity="high", confidence="high", uses_finance_type=True,
+      title="借贷类应用申请应用商店个人贷款政策禁止的权限",
+      title_en="Lending app requests a permission that app-store personal-loan policies forbid",
+      regulation=("store_personal_loans", "store_sms_call_log", "identification_2019_4"))
+def lending_forbidden_permission(ctx: Context) -> Iterator[Evidence]:
+    """网络借贷类应用申请了应用商店个人贷款政策禁止的敏感权限（通讯录、通话记录、短信、精确位置、外部存储、照片和视频）。这类权限曾被用于暴力催收和骚扰借款人的联系人，且不属于网络借贷的必要个人信息。
+
+    An online-lending app requests a sensitive permission that app-store personal-loan policies forbid (contacts, call logs, SMS, precise location, external storage, photos and videos). Such access has been used for abusive debt collection and harassment of borrowers' contacts, and none of it is necessary information for lending.
+    """
+    for perm in ctx.permissions:
+        if ctx.loan_forbidden(perm):
+            yield Evidence(kind="permission", key=perm, text=perm, detail=ctx.data_type(perm) or "")
+
+
+@rule("P102", severity="medium", confidence="high",
+      title="金融应用申请与金融服务无关的敏感权限",
+      title_en="Finance app requests a dangerous permission unrelated to finance",
+      regulation=("identification_2019_4", "pipl_6", "necessary_2021"))
+def unnecessary_dangerous_permission(ctx: Context) -> Iterator[Evidence]:
+    """金融应用申请了一项危险权限，其可收集的数据（通讯录、通话记录、短信、位置、日历、麦克风）不属于任何金融类应用基本功能的必要个人信息。已由 P101 标记的权限不重复报告。
+
+    A finance app requests a dangerous permission whose data (contacts, call logs, SMS, location, calendar, microphone) is necessary for the basic service of no finance app type. Permissions already flagged by P101 are not repeated.
+    """
+    never = set(finance_data()["never_necessary"])
+    for perm in ctx.permissions:
+        if ctx.is_dangerous(perm) and ctx.data_type(perm) in never and not ctx.loan_forbidden(perm):
+            yield Evidence(kind="permission", key=perm, text=perm, detail=ctx.data_type(perm) or "")
+
+
+# --- C2xx collection ----------------------------------------------------------------
+
+
+@rule("C201", severity="high", confidence="high",
+      title="未提供隐私政策",
+      title_en="No privacy policy",
+      regulation=("identification_2019_1", "pipl_17"))
+def no_privacy_policy(ctx: Context) -> Iterator[Evidence]:
+    """应用没有可访问的隐私政策：所有应用商店页面均未给出隐私政策链接，或链接返回 404/410。链接暂时无法访问（5xx、超时）不视为缺失。
+
+    The app has no reachable privacy policy: no store listing names a policy URL, or the URL answers 404/410. A policy that is only unavailable (5xx, timeout) is not treated as missing.
+    """
+    status = ctx.app.policy_status
+    if status == POLICY_NONE:
+        yield Evidence(kind="absence", key="policy", text="应用商店页面未提供隐私政策链接", url=None, detail=status)
+    elif status == POLICY_NOT_FOUND:
+        yield Evidence(kind="absence", key="policy", text="隐私政策链接返回 404/410", url=ctx.app.policy_url,
+                       detail=status)
+
+
+@rule("C202", severity="high", confidence="high", uses_finance_type=True, cites_scope=True,
+      title="隐私政策声明收集超出必要范围的个人信息",
+      title_en="Policy declares collecting personal information beyond the necessary scope",
+      regulation=("identification_2019_4", "pipl_6", "jrt_0171_2020"))
+def beyond_necessary_scope(ctx: Context) -> Iterator[Evidence]:
+    """隐私政策声明收集通讯录、通话记录、短信、位置信息或已安装应用列表，而这些信息不在该类金融应用（网络支付、网络借贷、投资理财、证券、手机银行）的必要个人信息范围内。证据为政策中第一处肯定性声明的原句。
+
+    The privacy policy declares collecting contacts, call logs, SMS, location or the list of installed apps, none of which is within the necessary personal information of the app's finance type (payment, lending, investment, securities, mobile banking). The evidence is the first affirmative sentence of the policy.
+    """
+    scope = ctx.finance.necessary
+    if scope is None or not ctx.policy_ok:
+        return
+    text = ctx.app.policy.text
+    for type_id in finance_data()["over_collection"]:
+        if type_id in scope:
+            continue
+        first = next((m for m in ctx.mentions if m.type == type_id and not m.negated), None)
+        if first is not None:
+            yield Evidence(kind="quote", key=type_id, text=text[first.sent_start:first.sent_end],
+                           start=first.sent_start, end=first.sent_end, url=ctx.app.policy.url,
+                           detail=text[first.start:first.end])
+
+
+# --- D3xx disclosure ----------------------------------------------------------------
+
+
+@rule("D301", severity="medium", confidence="high",
+      title="申请的权限在隐私政策中未声明",
+      title_en="Permission requested but its data type is not declared in the policy",
+      regulation=("identification_2019_2", "pipl_17"))
+def undeclared_permission(ctx: Context) -> Iterator[Evidence]:
+    """应用申请了危险权限，但隐私政策从未肯定性地提及该权限所涉及的个人信息类型（否定句如“我们不会收集您的通讯录”不算声明）。仅在成功获取隐私政策时检查。
+
+    The app requests a dangerous permission but its privacy policy never affirmatively mentions the data type the permission reaches (a negated sentence such as "we do not collect your contacts" is not a declaration). Checked only when the policy was fetched.
+    """
+    if not ctx.policy_ok:
+        return
+    by_type: dict[str, list[str]] = {}
+    for perm in ctx.permissions:
+        type_id = ctx.data_type(perm)
+        if type_id and ctx.is_dangerous(perm):
+            by_type.setdefault(type_id, []).append(perm)
+    for type_id in sorted(by_type):
+        if type_id not in ctx.declared:
+            yield Evidence(kind="permission", key=type_id, text=", ".join(by_type[type_id]),
+                           url=ctx.app.policy.url, detail=type_id)

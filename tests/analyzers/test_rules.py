@@ -1,0 +1,193 @@
+import pytest
+
+from analyzers import RULES, analyze, rules_table
+from finmon.model import POLICY_NOT_FOUND, POLICY_UNAVAILABLE, SEVERITIES, CONFIDENCES
+
+P = "android.permission."
+FULL_ZH = ("我们会收集您的手机号码、姓名、身份证号码和银行卡号，用于实名认证。"
+           "我们会收集您的通讯录、通话记录、短信内容、位置信息和已安装应用列表，用于风险控制。"
+           "我们会使用您的摄像头、麦克风、日历和存储空间。我们会收集设备标识符。")
+SCOPE_ONLY_ZH = "我们会收集您的手机号码、姓名、身份证号码和银行卡号，用于实名认证。"
+
+
+def findings(app, rule_id=None):
+    return [f for f in analyze(app).findings if rule_id is None or f.rule_id == rule_id]
+
+
+def keys(app, rule_id):
+    return [f.evidence.key for f in findings(app, rule_id)]
+
+
+# --- P101 -------------------------------------------------------------------------
+
+def test_p101_flags_each_forbidden_permission_of_a_lending_app(make_app):
+    app = make_app("闪电借款", permissions=["READ_CONTACTS", "ACCESS_FINE_LOCATION", "CAMERA", "INTERNET",
+                                           "ACCESS_COARSE_LOCATION", "READ_EXTERNAL_STORAGE"], text=FULL_ZH)
+    got = findings(app, "P101")
+    assert [f.evidence.key for f in got] == [P + "ACCESS_FINE_LOCATION", P + "READ_CONTACTS",
+                                             P + "READ_EXTERNAL_STORAGE"]
+    f = got[0]
+    assert (f.severity, f.confidence, f.app_key) == ("high", "high", app.key)
+    assert f.evidence.kind == "permission" and f.evidence.text == P + "ACCESS_FINE_LOCATION"
+    assert "Google Play" in f.regulation
+
+
+def test_p101_clean(make_app):
+    assert keys(make_app("闪电借款", permissions=["CAMERA", "INTERNET", "ACCESS_COARSE_LOCATION"]), "P101") == []
+    # the same permission in a payment app is P102's business, not P101's
+    assert keys(make_app("星河支付", permissions=["READ_CONTACTS"]), "P101") == []
+
+
+# --- P102 -------------------------------------------------------------------------
+
+def test_p102_flags_unneeded_dangerous_permissions_not_already_p101(make_app):
+    perms = ["READ_CONTACTS", "READ_CALENDAR", "RECORD_AUDIO", "ACCESS_COARSE_LOCATION", "CAMERA", "READ_PHONE_STATE"]
+    assert keys(make_app("星河支付", permissions=perms), "P102") == [
+        P + "ACCESS_COARSE_LOCATION", P + "READ_CALENDAR", P + "READ_CONTACTS", P + "RECORD_AUDIO"]
+    lending = make_app("闪电借款", permissions=perms)
+    assert keys(lending, "P101") == [P + "READ_CONTACTS"]
+    assert keys(lending, "P102") == [P + "ACCESS_COARSE_LOCATION", P + "READ_CALENDAR", P + "RECORD_AUDIO"]
+    f = findings(lending, "P102")[0]
+    assert (f.severity, f.evidence.kind, f.evidence.detail) == ("medium", "permission", "location")
+
+
+def test_p102_clean(make_app):
+    app = make_app("城东银行", permissions=["CAMERA", "READ_PHONE_STATE", "INTERNET", "READ_EXTERNAL_STORAGE",
+                                          "QUERY_ALL_PACKAGES", "ACCESS_WIFI_STATE"])
+    assert keys(app, "P102") == []
+
+
+def test_ios_apps_have_no_permission_findings(make_app):
+    app = make_app("闪电借款", platform="ios", permissions=["READ_CONTACTS", "READ_SMS"], text=SCOPE_ONLY_ZH)
+    assert [f.rule_id for f in findings(app)] == []
+
+
+# --- C201 -------------------------------------------------------------------------
+
+def test_c201_no_policy_url(make_app):
+    [f] = findings(make_app("星河支付"), "C201")
+    assert (f.evidence.kind, f.evidence.key, f.evidence.url, f.evidence.detail) == ("absence", "policy", None, "none")
+    assert f.severity == "high"
+
+
+def test_c201_policy_not_found(make_app):
+    url = "http://127.0.0.1:8000/policies/acme/gone.html"
+    [f] = findings(make_app("星河支付", status=POLICY_NOT_FOUND, url=url), "C201")
+    assert (f.evidence.key, f.evidence.url, f.evidence.detail) == ("policy", url, "not_found")
+
+
+def test_c201_clean(make_app):
+    assert keys(make_app("星河支付", text=SCOPE_ONLY_ZH), "C201") == []
+    unavailable = make_app("星河支付", status=POLICY_UNAVAILABLE, url="http://127.0.0.1:8000/p.html")
+    assert findings(unavailable) == []  # 5xx/timeout: we do not know, so nothing fires
+
+
+# --- C202 -------------------------------------------------------------------------
+
+def test_c202_quotes_the_first_affirmative_sentence(make_app):
+    text = ("隐私政策\n我们不会收集您的通讯录。\n为了风控，我们会读取您的通讯录；我们还会收集您的短信记录。\n"
+            "我们会收集您的通讯录用于其他目的。")
+    app = make_app("闪电借款", text=text)
+    got = {f.evidence.key: f for f in findings(app, "C202")}
+    assert set(got) == {"contacts", "sms"}
+    ev = got["contacts"].evidence
+    assert ev.kind == "quote" and ev.text == "为了风控，我们会读取您的通讯录；"
+    assert text[ev.start:ev.end] == ev.text and ev.url == app.policy.url and ev.detail == "通讯录"
+    assert text[got["sms"].evidence.start:got["sms"].evidence.end] == "我们还会收集您的短信记录。"
+    assert "网络借贷类" in got["contacts"].regulation
+
+
+def test_c202_every_watched_type_in_english(make_app):
+    text = ("We collect your phone number and name. We also collect your contacts, call history, text messages, "
+            "GPS location and the list of installed apps for risk control.")
+    app = make_app("Harbor Bank", text=text, language="en")
+    assert analyze(app).finance_type == "banking"
+    assert keys(app, "C202") == ["app_list", "call_log", "contacts", "location", "sms"]
+    for f in findings(app, "C202"):
+        assert text[f.evidence.start:f.evidence.end] == f.evidence.text
+        assert f.evidence.text.startswith("We also collect")
+
+
+def test_c202_clean(make_app):
+    negated = "我们不会收集您的通讯录、通话记录、短信内容。我们不收集位置信息。我们会向您发送短信验证码。" + SCOPE_ONLY_ZH
+    assert keys(make_app("闪电借款", text=negated), "C202") == []
+    # insurance and other have no necessary scope
+    assert keys(make_app("平安保险", text=FULL_ZH), "C202") == []
+    assert keys(make_app("天气助手", text=FULL_ZH), "C202") == []
+
+
+# --- D301 -------------------------------------------------------------------------
+
+def test_d301_permission_whose_type_the_policy_never_declares(make_app):
+    text = "我们会收集您的手机号码。我们不会收集您的通讯录。我们会向您发送短信验证码。We collect your camera photos."
+    app = make_app("星河支付", text=text, permissions=["READ_CONTACTS", "WRITE_CONTACTS", "READ_SMS", "RECEIVE_SMS",
+                                                        "CAMERA", "INTERNET", "QUERY_ALL_PACKAGES"])
+    got = findings(app, "D301")
+    assert [f.evidence.key for f in got] == ["contacts", "sms"]
+    assert got[0].evidence.text == P + "READ_CONTACTS, " + P + "WRITE_CONTACTS"
+    assert got[1].evidence.text == P + "READ_SMS, " + P + "RECEIVE_SMS"
+    assert got[0].evidence.kind == "permission" and got[0].evidence.url == app.policy.url
+    assert got[0].severity == "medium"
+
+
+def test_d301_clean(make_app):
+    perms = ["READ_CONTACTS", "CAMERA", "RECORD_AUDIO", "READ_CALENDAR", "READ_EXTERNAL_STORAGE", "READ_PHONE_STATE",
+             "ACCESS_FINE_LOCATION", "READ_CALL_LOG", "READ_SMS"]
+    assert keys(make_app("星河支付", text=FULL_ZH, permissions=perms), "D301") == []
+    # no fetched policy: D301 cannot tell
+    assert keys(make_app("星河支付", permissions=perms), "D301") == []
+    assert keys(make_app("星河支付", permissions=perms, status=POLICY_UNAVAILABLE, url="http://x/p"), "D301") == []
+
+
+# --- the whole analysis -------------------------------------------------------------
+
+def test_analyze_sorts_findings_and_is_deterministic(make_app):
+    app = make_app("闪电借款", text="我们会收集您的通讯录和位置信息。",
+                   permissions=["READ_CONTACTS", "RECORD_AUDIO", "READ_SMS", "CAMERA"])
+    result = analyze(app)
+    assert result.app_key == app.key and result.finance_type == "lending" and result.finance_confidence > 0.6
+    assert [(f.rule_id, f.evidence.key) for f in result.findings] == [
+        ("C202", "contacts"), ("C202", "location"),
+        ("D301", "camera"), ("D301", "microphone"), ("D301", "sms"),
+        ("P101", P + "READ_CONTACTS"), ("P101", P + "READ_SMS"),
+        ("P102", P + "RECORD_AUDIO"),
+    ]
+    again = analyze(app)
+    assert [f.id for f in again.findings] == [f.id for f in result.findings]
+    assert len({f.id for f in result.findings}) == len(result.findings)
+
+
+def test_doubtful_finance_type_lowers_confidence_of_type_dependent_rules(make_app):
+    app = make_app("闪电借款", description="支付 付款 收款 钱包 银行 存款", permissions=["READ_CONTACTS"])
+    result = analyze(app)
+    assert result.finance_type == "lending" and result.finance_confidence < 0.6
+    assert [(f.rule_id, f.confidence) for f in result.findings if f.rule_id.startswith("P")] == [("P101", "medium")]
+
+
+def test_rule_table_is_complete():
+    table = rules_table()
+    ids = [r["id"] for r in table]
+    assert ids == ["P101", "P102", "C201", "C202", "D301"] and len(set(ids)) == len(ids)
+    fields = {"id", "family", "severity", "confidence", "title", "title_en", "description", "regulation"}
+    for row in table:
+        assert fields <= set(row)
+        assert all(isinstance(row[k], str) and row[k].strip() for k in fields), row["id"]
+        assert row["family"] == row["id"][0] and row["severity"] in SEVERITIES and row["confidence"] in CONFIDENCES
+    for r in RULES:
+        assert r.check.__doc__.strip() and r.description and r.description_en
+        assert r.description != r.description_en
+
+
+@pytest.mark.parametrize("rule_id", ["P101", "P102", "C201", "C202", "D301"])
+def test_every_rule_has_a_flagged_and_a_clean_example(make_app, rule_id):
+    flagged = {
+        "P101": make_app("闪电借款", permissions=["READ_CALL_LOG"]),
+        "P102": make_app("星河支付", permissions=["READ_CALENDAR"]),
+        "C201": make_app("星河支付"),
+        "C202": make_app("星河支付", text="我们会收集您的已安装应用列表。"),
+        "D301": make_app("星河支付", text=SCOPE_ONLY_ZH, permissions=["CAMERA"]),
+    }[rule_id]
+    clean = make_app("星河支付", text=FULL_ZH.replace("通讯录、通话记录、短信内容、位置信息和已安装应用列表", "交易记录"),
+                     permissions=["CAMERA", "INTERNET"])
+    assert rule_id in {f.rule_id for f in analyze(flagged).findings}
+    assert analyze(clean).findings == ()
