@@ -1,0 +1,513 @@
+"""The market simulator's HTTP server: three store formats, policies, robots.txt and faults.
+
+One aiohttp application serves every store under its own path prefix (see the shared spec):
+``/itunes`` (iTunes Search/Lookup JSON) with app pages under ``/apple``, ``/appgallery``
+(AppGallery-like JSON API), ``/xiaomi`` (Xiaomi-like HTML) and ``/policies``. Search indexes
+for the configured keywords are built at startup from the population's cards; full apps and
+policy texts are generated on first request.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import io
+import json
+import logging
+import re
+import threading
+from datetime import date
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import quote
+
+import jinja2
+from aiohttp import web
+
+from finmon import settings
+from market.population import LABELS, PREFIX, TERMS, App, Card, Market, Policy, policy_document
+
+log = logging.getLogger(__name__)
+
+STORES = ("itunes", "appgallery", "xiaomi")
+ITUNES_TRACK_BASE = 1_400_000_000
+APPGALLERY_ID_BASE = 1_000_000
+ITUNES_MAX_LIMIT = 200
+APPGALLERY_MAX_RESULTS = 100
+XIAOMI_PAGE_SIZE = 30
+SEARCH_CACHE_SIZE = 256  # keywords outside settings.FINMON_KEYWORDS kept indexed
+ROBOTS_TXT = "User-agent: *\nDisallow: /private/\n"
+
+_templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class MarketApp:
+    """The request handlers over one :class:`Market`, with its search indexes and fault state."""
+
+    def __init__(self, market: Market, keywords: list[str] | None = None) -> None:
+        self.market = market
+        self.cards = market.cards()
+        self.hits: collections.Counter[str] = collections.Counter()  # requests per route name
+        self._served: set[str] = set()  # detail pages already hit once (transient faults)
+        self._xiaomi_ids = {c.package: c.index for c in self.cards if "xiaomi" in c.stores}
+        self._search: dict[str, dict[str, list[int]]] = {}
+        self._fixed = set(settings.FINMON_KEYWORDS if keywords is None else keywords)
+        for keyword in self._fixed:
+            self._search[keyword] = self._scan(keyword)
+
+    # --- application ----------------------------------------------------------
+    def build(self) -> web.Application:
+        app = web.Application(middlewares=[self._count])
+        routes: list[tuple[str, Callable]] = [
+            ("/robots.txt", self.robots),
+            ("/itunes/search", self.itunes_search),
+            ("/itunes/lookup", self.itunes_lookup),
+            ("/apple/cn/app/id{track_id:\\d+}", self.itunes_page),
+            ("/appgallery/uowap/index", self.appgallery),
+            ("/xiaomi/search", self.xiaomi_search),
+            ("/xiaomi/details", self.xiaomi_details),
+            ("/policies/{slug}/{file}", self.policy),
+            ("/private/{tail:.*}", self.private),
+        ]
+        for path, handler in routes:
+            app.router.add_get(path, handler, name=handler.__name__)
+        return app
+
+    @web.middleware
+    async def _count(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+        route = request.match_info.route
+        self.hits[route.name or "unknown"] += 1
+        return await handler(request)
+
+    # --- search ---------------------------------------------------------------
+    def _scan(self, keyword: str) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {store: [] for store in STORES}
+        if keyword:
+            for card in self.cards:
+                if keyword in card.name or keyword in card.description:
+                    for store in card.stores:
+                        found[store].append(card.index)
+        return found
+
+    def search(self, store: str, keyword: str) -> list[int]:
+        """Indices of the apps listed on ``store`` whose name or description contains ``keyword``."""
+        keyword = keyword.strip()
+        hits = self._search.get(keyword)
+        if hits is None:
+            if len(self._search) - len(self._fixed) >= SEARCH_CACHE_SIZE:
+                stale = next(k for k in self._search if k not in self._fixed)
+                del self._search[stale]
+            hits = self._search[keyword] = self._scan(keyword)
+        return hits[store]
+
+    def _transient(self, store: str, ident: str, app: App) -> bool:
+        """True on the first request for a detail page with a transient fault."""
+        if f"{store}_transient_503" not in app.faults or f"{store}:{ident}" in self._served:
+            return False
+        self._served.add(f"{store}:{ident}")
+        return True
+
+    def _card(self, index: int, store: str) -> Card | None:
+        if 0 <= index < len(self.cards) and store in self.cards[index].stores:
+            return self.cards[index]
+        return None
+
+    def policy_url(self, request: web.Request, app: App) -> str | None:
+        return _origin(request) + app.policy.path if app.policy.path else None
+
+    # --- handlers -------------------------------------------------------------
+    async def robots(self, request: web.Request) -> web.Response:
+        return web.Response(text=ROBOTS_TXT)
+
+    async def private(self, request: web.Request) -> web.Response:
+        return web.Response(text="<html><body><p>内部页面</p></body></html>", content_type="text/html")
+
+    async def itunes_search(self, request: web.Request) -> web.Response:
+        term = request.query.get("term", "")
+        limit = _int(request.query.get("limit"), 50, 1, ITUNES_MAX_LIMIT)
+        offset = _int(request.query.get("offset"), 0, 0, None)
+        indices = self.search("itunes", term)[offset:offset + limit]
+        return self._itunes_json(request, [self.market[i] for i in indices])
+
+    async def itunes_lookup(self, request: web.Request) -> web.Response:
+        apps = []
+        for raw in filter(None, request.query.get("id", "").split(",")):
+            card = self._card(_int(raw, -1, None, None) - ITUNES_TRACK_BASE, "itunes")
+            if card is not None:
+                apps.append(self.market[card.index])
+        bundles = set(filter(None, request.query.get("bundleId", "").split(",")))
+        if bundles:
+            apps += [self.market[c.index] for c in self.cards if c.package in bundles and "itunes" in c.stores]
+        return self._itunes_json(request, apps)
+
+    def _itunes_json(self, request: web.Request, apps: list[App]) -> web.Response:
+        body = {"resultCount": len(apps), "results": [_itunes_result(_origin(request), app) for app in apps]}
+        return web.Response(text=json.dumps(body, ensure_ascii=False), content_type="text/javascript")
+
+    async def itunes_page(self, request: web.Request) -> web.Response:
+        card = self._card(int(request.match_info["track_id"]) - ITUNES_TRACK_BASE, "itunes")
+        if card is None:
+            raise web.HTTPNotFound()
+        app = self.market[card.index]
+        updated = date.fromisoformat(app.updated)
+        html = _templates.get_template("itunes_app.html").render(
+            app=app, base=_origin(request), category=app.category("itunes"),
+            updated_text=f"{updated.year}年{updated.month}月{updated.day}日",
+            policy_url=self.policy_url(request, app), labels=app.privacy_labels())
+        return web.Response(text=html, content_type="text/html")
+
+    async def appgallery(self, request: web.Request) -> web.Response:
+        uri = request.query.get("uri", "")
+        if request.query.get("method") != "internal.getTabDetail" or "|" not in uri:
+            return _json({"rtnCode": 1, "rtnDesc": "invalid request"}, status=400)
+        kind, _, value = uri.partition("|")
+        if kind == "searchApp":
+            return self._appgallery_search(request, value)
+        if kind == "app":
+            return self._appgallery_detail(request, value)
+        return _json({"rtnCode": 1, "rtnDesc": "unknown uri"}, status=400)
+
+    def _appgallery_search(self, request: web.Request, keyword: str) -> web.Response:
+        size = _int(request.query.get("maxResults"), 25, 1, APPGALLERY_MAX_RESULTS)
+        page = _int(request.query.get("reqPageNum"), 1, 1, None)
+        found = self.search("appgallery", keyword)
+        items = []
+        for i in found[(page - 1) * size:page * size]:
+            card = self.cards[i]
+            appid = f"C{APPGALLERY_ID_BASE + i}"
+            items.append({"appid": appid, "name": card.name, "package": card.package, "detailId": f"app|{appid}",
+                          "icon": f"{_origin(request)}/static/icon/{appid}.png"})
+        return _json({"rtnCode": 0, "count": len(found), "totalPages": -(-len(found) // size),
+                      "layoutData": [{"layoutName": "searchlist", "dataList": items}]})
+
+    def _appgallery_detail(self, request: web.Request, appid: str) -> web.Response:
+        number = _int(appid[1:], -1, None, None) if appid.startswith("C") else -1
+        card = self._card(number - APPGALLERY_ID_BASE, "appgallery")
+        if card is None:
+            return _json({"rtnCode": 1, "rtnDesc": "app not found"}, status=404)
+        app = self.market[card.index]
+        if self._transient("appgallery", appid, app):
+            raise web.HTTPServiceUnavailable()
+        labels = LABELS["permissions"]
+        layout: list[dict[str, Any]] = [
+            {"layoutName": "appdetailheadercard", "dataList": [{
+                "appid": appid, "name": app.name, "package": app.package, "developer": app.developer,
+                "tagName": app.category("appgallery"), "versionName": app.version, "releaseDate": app.updated,
+                "intro": app.description, "downloads": str(app.downloads), "size": str(app.size_bytes),
+                "icon": f"{_origin(request)}/static/icon/{appid}.png"}]},
+            {"layoutName": "appdetailpermissioncard", "dataList": [{"permissions": [
+                {"name": p, "desc": labels[p.removeprefix(PREFIX)]} for p in app.permissions]}]},
+        ]
+        url = self.policy_url(request, app)
+        if url:
+            layout.append({"layoutName": "appprivacycard", "dataList": [{"privacyUrl": url}]})
+        text = json.dumps({"rtnCode": 0, "layoutData": layout}, ensure_ascii=False)
+        if "appgallery_malformed_json" in app.faults:
+            text = text[: len(text) // 2]
+        return web.Response(text=text, content_type="application/json")
+
+    async def xiaomi_search(self, request: web.Request) -> web.Response:
+        keyword = request.query.get("keywords", "")
+        page = _int(request.query.get("page"), 1, 1, None)
+        found = self.search("xiaomi", keyword)
+        cards = [self.cards[i] for i in found[(page - 1) * XIAOMI_PAGE_SIZE:page * XIAOMI_PAGE_SIZE]]
+        html = _templates.get_template("xiaomi_search.html").render(
+            keyword=keyword, keyword_q=quote(keyword), cards=cards, page=page,
+            has_next=page * XIAOMI_PAGE_SIZE < len(found))
+        return web.Response(text=html, content_type="text/html")
+
+    async def xiaomi_details(self, request: web.Request) -> web.Response:
+        package = request.query.get("id", "")
+        index = self._xiaomi_ids.get(package)
+        if index is None:
+            raise web.HTTPNotFound()
+        app = self.market[index]
+        if "xiaomi_503" in app.faults or self._transient("xiaomi", package, app):
+            raise web.HTTPServiceUnavailable()
+        labels = LABELS["permissions"]
+        html = _templates.get_template("xiaomi_details.html").render(
+            app=app, category=app.category("xiaomi"), policy_url=self.policy_url(request, app),
+            permission_labels=[labels[p.removeprefix(PREFIX)] for p in app.permissions])
+        return web.Response(text=html, content_type="text/html")
+
+    async def policy(self, request: web.Request) -> web.Response:
+        policy = self.market.find_policy(request.path)
+        if policy is None or not policy.has_text:
+            raise web.HTTPNotFound()
+        if policy.fault:
+            raise web.HTTPInternalServerError()
+        if policy.variant == "pdf":
+            return web.Response(body=render_pdf(self.market.seed, policy), content_type="application/pdf")
+        html = render_policy_html(self.market, policy, utf8=policy.variant == "html")
+        if policy.variant == "gbk":  # no charset in the header nor in the page
+            return web.Response(body=html.encode("gbk"), headers={"Content-Type": "text/html"})
+        return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
+def render_policy_html(market: Market, policy: Policy, utf8: bool = True) -> str:
+    """The policy page; without ``utf8`` the page carries no charset declaration."""
+    return _templates.get_template("policy.html").render(doc=market.policy_document(policy), utf8=utf8)
+
+
+@lru_cache(maxsize=1024)
+def render_pdf(seed: int, policy: Policy) -> bytes:
+    """The policy as a PDF (reportlab, CID font STSong-Light), lines never broken inside a data-type term."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    font = "STSong-Light"
+    if font not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(UnicodeCIDFont(font))
+    doc = policy_document(seed, policy)
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4, invariant=1)
+    pdf.setTitle(doc["title"])
+    width, height = A4
+    margin = 56
+    y = height - margin
+
+    def line(text: str, size: float, gap: float = 0.0) -> None:
+        nonlocal y
+        if y - size * 1.5 < margin:
+            pdf.showPage()
+            y = height - margin
+        pdf.setFont(font, size)
+        pdf.drawString(margin, y - size, text)
+        y -= size * 1.6 + gap
+
+    blocks = [(doc["title"], 16.0), (doc["updated"], 9.0), (doc["effective"], 9.0)]
+    for section in doc["sections"]:
+        if section["heading"]:
+            blocks.append((section["heading"], 12.0))
+        blocks += [(p, 9.5) for p in section["paragraphs"]]
+    for text, size in blocks:
+        measure = partial(pdfmetrics.stringWidth, fontName=font, fontSize=size)
+        for row in _wrap(text, doc["language"], measure, width - 2 * margin, tuple(doc["keep_together"])):
+            line(row, size)
+        y -= size * 0.6
+    pdf.save()
+    return buffer.getvalue()
+
+
+_NO_LINE_START = set("，。、；：！？）」”’,.;:!?)")
+_TERMS = {t for lang in ("zh", "en") for terms in TERMS[lang].values() for t in terms}
+_TERMS |= {t for terms in TERMS["traps"].values() for t in terms}
+
+
+def _wrap(text: str, lang: str, measure: Callable[[str], float], width: float,
+          keep_together: tuple[str, ...] = ()) -> list[str]:
+    """Greedy line breaking that never splits a data-type term or a ``keep_together`` sentence
+    (unless it is longer than a line) and never starts a line with punctuation."""
+    units = [s for s in keep_together if measure(s) <= width] + sorted(_TERMS, key=len, reverse=True)
+    pattern = "|".join(re.escape(u) for u in units) + ("|." if lang == "zh" else "|\\S+|\\s")
+    atoms: list[str] = []
+    for atom in re.findall(pattern, text, re.S):
+        if atoms and atom[0] in _NO_LINE_START:
+            atoms[-1] += atom
+        else:
+            atoms.append(atom)
+    rows, row = [], ""
+    for atom in atoms:
+        if row and measure(row + atom) > width:
+            rows.append(row.rstrip())
+            row = atom.lstrip()
+        else:
+            row += atom
+    if row.strip():
+        rows.append(row.rstrip())
+    return rows
+
+
+def _itunes_result(base: str, app: App) -> dict[str, Any]:
+    """One result of the iTunes Search/Lookup API, with its real field names."""
+    genre = app.category("itunes")
+    artwork = f"{base}/static/artwork/{app.track_id}"
+    return {
+        "wrapperType": "software",
+        "kind": "software",
+        "trackId": app.track_id,
+        "trackName": app.name,
+        "trackCensoredName": app.name,
+        "bundleId": app.package,
+        "artistId": app.artist_id,
+        "artistName": app.developer,
+        "artistViewUrl": f"{base}/apple/cn/developer/id{app.artist_id}",
+        "sellerName": app.developer,
+        "sellerUrl": f"https://www.{app.developer_slug}.com.cn/",
+        "primaryGenreName": genre,
+        "primaryGenreId": 6015,
+        "genres": [genre],
+        "genreIds": ["6015"],
+        "version": app.version,
+        "currentVersionReleaseDate": f"{app.updated}T08:00:00Z",
+        "releaseDate": f"{app.released}T08:00:00Z",
+        "releaseNotes": "修复已知问题，提升使用体验。",
+        "description": app.description,
+        "userRatingCount": app.rating_count,
+        "averageUserRating": app.rating,
+        "userRatingCountForCurrentVersion": app.rating_count,
+        "averageUserRatingForCurrentVersion": app.rating,
+        "trackViewUrl": f"{base}/apple/cn/app/id{app.track_id}",
+        "artworkUrl60": f"{artwork}/60x60bb.jpg",
+        "artworkUrl100": f"{artwork}/100x100bb.jpg",
+        "artworkUrl512": f"{artwork}/512x512bb.jpg",
+        "screenshotUrls": [],
+        "ipadScreenshotUrls": [],
+        "appletvScreenshotUrls": [],
+        "supportedDevices": ["iPhone12-iPhone12", "iPhone14-iPhone14", "iPhone15-iPhone15"],
+        "features": [],
+        "advisories": [],
+        "isGameCenterEnabled": False,
+        "isVppDeviceBasedLicensingEnabled": True,
+        "price": 0.0,
+        "formattedPrice": "免费",
+        "currency": "CNY",
+        "minimumOsVersion": "12.0",
+        "fileSizeBytes": str(app.size_bytes),
+        "languageCodesISO2A": ["EN", "ZH"],
+        "contentAdvisoryRating": "4+",
+        "trackContentRating": "4+",
+    }
+
+
+def _origin(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def _int(raw: str | None, default: int, low: int | None, high: int | None) -> int:
+    try:
+        value = int(raw) if raw is not None else default
+    except ValueError:
+        value = default
+    if low is not None:
+        value = max(low, value)
+    if high is not None:
+        value = min(high, value)
+    return value
+
+
+def _json(body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(body, ensure_ascii=False), status=status, content_type="application/json")
+
+
+def build_app(market: Market, keywords: list[str] | None = None) -> tuple[web.Application, MarketApp]:
+    """The aiohttp application serving ``market`` and its handler object (for hits and indexes)."""
+    handlers = MarketApp(market, keywords)
+    return handlers.build(), handlers
+
+
+class MarketServer:
+    """The simulator on a background thread with its own event loop; use as a context manager.
+
+    ``with MarketServer(apps=300, seed=7) as m:`` → ``m.base_url``, ``m.store_urls``,
+    ``m.truth()``, ``m.hits`` (requests per route).
+    """
+
+    def __init__(self, apps: int = settings.MARKET_APPS, seed: int = settings.MARKET_SEED,
+                 host: str = settings.MARKET_HOST, port: int = 0, start_timeout: float = 60.0) -> None:
+        self.market = Market(apps, seed)
+        self.host = host
+        self.port = port
+        self.base_url = ""
+        self.store_urls: dict[str, str] = {}
+        self._start_timeout = start_timeout
+        self._handlers: MarketApp | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def hits(self) -> collections.Counter[str]:
+        return self._handlers.hits if self._handlers else collections.Counter()
+
+    def truth(self) -> dict[str, Any]:
+        """The market's ground truth, with policy URLs on this server."""
+        return self.market.truth()
+
+    def start(self) -> "MarketServer":
+        app, self._handlers = build_app(self.market)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, args=(app,), name="market-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(self._start_timeout):
+            raise TimeoutError("market server did not start")
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+        self.base_url = f"http://{self.host}:{self.port}"
+        self.market.base_url = self.base_url
+        self.store_urls = {"itunes": f"{self.base_url}/itunes", "appgallery": f"{self.base_url}/appgallery",
+                           "xiaomi": f"{self.base_url}/xiaomi"}
+        log.info("market simulator: %d apps (seed %d) at %s", len(self.market), self.market.seed, self.base_url)
+        return self
+
+    def _run(self, app: web.Application) -> None:
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        try:
+            loop.run_until_complete(runner.setup())
+            site = web.TCPSite(runner, self.host, self.port)
+            loop.run_until_complete(site.start())
+            self.port = runner.addresses[0][1]
+        except BaseException as exc:  # reported to start() in the caller's thread
+            self._error = exc
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(runner.cleanup())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def stop(self) -> None:
+        if self._thread is None or self._loop is None:
+            return
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=30)
+        self._thread = None
+
+    def __enter__(self) -> "MarketServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(apps: int = settings.MARKET_APPS, seed: int = settings.MARKET_SEED,
+          host: str = settings.MARKET_HOST, port: int = 8800) -> None:
+    """Serve the simulator on host:port until interrupted (blocking; for ``finmon market serve``)."""
+    market = Market(apps, seed)
+    app, _ = build_app(market)
+
+    async def main() -> None:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+            bound = runner.addresses[0][1]
+            market.base_url = f"http://{host}:{bound}"
+            log.info("market simulator: %d apps (seed %d) at %s; stores: %s", apps, seed, market.base_url,
+                     ", ".join(f"{market.base_url}/{s}" for s in STORES))
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        log.info("market simulator stopped")

@@ -1,0 +1,205 @@
+"""The synthetic population and its ground truth."""
+from __future__ import annotations
+
+import collections
+import re
+
+import pytest
+
+from finmon import settings
+from market.population import GEN, RULES, TEMPLATES, TERMS, Market, expected, policy_document
+
+RULE_IDS = ("P101", "P102", "C201", "C202", "D301")
+ALL_TERMS = {t for lang in ("zh", "en") for terms in TERMS[lang].values() for t in terms}
+
+
+@pytest.fixture(scope="module")
+def market() -> Market:
+    return Market(apps=600, seed=7)
+
+
+@pytest.fixture(scope="module")
+def truth(market: Market) -> dict:
+    return market.truth()
+
+
+def _term_finder(lang: str) -> tuple[re.Pattern, dict[str, str]]:
+    """Leftmost-longest matcher over one language's data-type terms, and term → data type."""
+    owner = {t: dtype for dtype, terms in TERMS[lang].items() for t in terms}
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(owner, key=len, reverse=True)))
+    return pattern, owner
+
+
+def _sentences(text: str, lang: str) -> list[str]:
+    if lang == "zh":
+        return [s + "。" for s in text.split("。") if s]
+    return [s.strip() for s in re.split(r"(?<=\.)\s+", text) if s.strip()]
+
+
+def test_same_seed_same_truth_and_different_seed_differs(truth: dict) -> None:
+    assert Market(apps=600, seed=7).truth() == truth
+    other = Market(apps=600, seed=8).truth()
+    assert other["app_list"] != truth["app_list"]
+    assert (truth["apps"], truth["seed"]) == (600, 7)
+
+
+def test_app_i_does_not_depend_on_population_size(truth: dict) -> None:
+    small = Market(apps=50, seed=7).truth()["app_list"]
+    assert small == truth["app_list"][:50]
+
+
+def test_cards_agree_with_full_apps(market: Market) -> None:
+    fresh = Market(apps=600, seed=7)
+    for card, app in zip(fresh.cards(), market):
+        assert (card.key, card.name, card.stores, card.description) == (app.key, app.name, app.stores,
+                                                                       app.description)
+
+
+def test_truth_shape(truth: dict) -> None:
+    keys = [a["key"] for a in truth["app_list"]]
+    assert len(keys) == len(set(keys)) == 600
+    for a in truth["app_list"]:
+        assert a["key"] == f"{a['platform']}:{a['package']}"
+        assert a["finance_type"] in RULES["finance_types"]
+        if a["platform"] == "ios":
+            assert a["stores"] == ["itunes"] and a["permissions"] == []
+        else:
+            assert a["stores"] and set(a["stores"]) <= {"appgallery", "xiaomi"}
+            assert all(p.startswith("android.permission.") for p in a["permissions"])
+        policy = a["policy"]
+        assert policy["variant"] in ("html", "gbk", "pdf", "missing", "none")
+        assert (policy["url"] is None) == (policy["variant"] == "none")
+        assert not set(policy["declared"]) & set(policy["negated"])
+        assert set(a["expected"]) <= set(RULE_IDS)
+
+
+def test_population_mix(truth: dict) -> None:
+    apps = truth["app_list"]
+    n = len(apps)
+    ios = [a for a in apps if a["platform"] == "ios"]
+    android_keys = {a["package"] for a in apps if a["platform"] == "android"}
+    twins = [a for a in ios if a["package"] in android_keys]
+    assert 0.2 < len(ios) / n < 0.4 and twins
+    both = [a for a in apps if a["stores"] == ["appgallery", "xiaomi"]]
+    assert len(both) > 0.5 * (n - len(ios))
+    assert {a["finance_type"] for a in apps} == set(RULES["finance_types"])
+    variants = collections.Counter(a["policy"]["variant"] for a in apps)
+    assert set(variants) == {"html", "gbk", "pdf", "missing", "none"}
+    assert {a["policy"]["language"] for a in apps if a["policy"]["variant"] == "html"} == {"zh", "en"}
+    by_url = collections.defaultdict(set)
+    for a in apps:
+        if a["policy"]["url"]:
+            by_url[a["policy"]["url"]].add(a["package"])
+    assert any(len(packages) > 1 for packages in by_url.values())  # shared by several apps of a developer
+    developers = collections.Counter(a["developer"] for a in apps if a["platform"] == "android")
+    assert any(count > 1 for count in developers.values())
+
+
+def test_every_rule_fires_for_some_apps_and_not_for_others(truth: dict) -> None:
+    for rule in RULE_IDS:
+        firing = sum(rule in a["expected"] for a in truth["app_list"])
+        assert 0.05 * truth["apps"] < firing < 0.8 * truth["apps"], rule
+    lending = [a for a in truth["app_list"] if a["finance_type"] == "lending" and a["platform"] == "android"]
+    assert any("P101" not in a["expected"] for a in lending)
+    only_camera_or_phone = [a for a in truth["app_list"] if a["platform"] == "android" and {
+        p for p in a["permissions"] if p.removeprefix("android.permission.") in RULES["dangerous_permissions"]}
+        <= {"android.permission.CAMERA", "android.permission.READ_PHONE_STATE"}]
+    assert only_camera_or_phone
+
+
+def test_expected_follows_rule_semantics(truth: dict) -> None:
+    dangerous = RULES["dangerous_permissions"]
+    for a in truth["app_list"]:
+        exp, policy = a["expected"], a["policy"]
+        short = {p.removeprefix("android.permission.") for p in a["permissions"]}
+        if a["platform"] == "ios":
+            assert not {"P101", "P102", "D301"} & set(exp)
+        assert ("C201" in exp) == (policy["variant"] in ("missing", "none"))
+        if "C201" in exp:
+            assert exp["C201"] == ["policy"] and "C202" not in exp and "D301" not in exp
+        if "P101" in exp:
+            assert a["finance_type"] == "lending"
+            assert {p.removeprefix("android.permission.") for p in exp["P101"]} <= set(
+                RULES["P101"]["forbidden_permissions"])
+        assert not set(exp.get("P101", [])) & set(exp.get("P102", []))
+        if "C202" in exp:
+            assert a["finance_type"] in RULES["necessary_scope"]
+            assert set(exp["C202"]) <= set(policy["declared"]) & set(RULES["C202"]["checked_types"])
+        if a["platform"] == "android" and policy["variant"] in ("html", "gbk", "pdf"):
+            needed = {dangerous[p] for p in short if p in dangerous}
+            assert set(exp.get("D301", [])) == needed - set(policy["declared"])
+
+
+def test_faults(market: Market, truth: dict) -> None:
+    kinds = collections.Counter(f for a in truth["app_list"] for f in a["faults"])
+    assert set(kinds) == {"appgallery_malformed_json", "xiaomi_503", "policy_500", "appgallery_transient_503",
+                          "xiaomi_transient_503"}
+    faulted = sum(bool(a["faults"]) for a in truth["app_list"])
+    assert 0.01 * truth["apps"] < faulted < 0.08 * truth["apps"]
+    for a in truth["app_list"]:
+        if set(a["faults"]) - {"policy_500"}:
+            assert a["stores"] == ["appgallery", "xiaomi"]
+        if "policy_500" in a["faults"]:
+            assert a["policy"]["variant"] in ("html", "gbk", "pdf")
+            assert "C201" not in a["expected"]  # the policy exists; a scorer decides what to expect
+
+
+def test_names_and_descriptions_carry_the_keywords_and_no_data_type_terms(market: Market) -> None:
+    keywords = RULES["search_keywords"]
+    cues = GEN["name_cues"]
+    for app in market:
+        assert any(app.name.endswith(cue) for cue in cues[app.finance_type])
+        for keyword in keywords[app.finance_type] + keywords["_all"]:
+            assert keyword in app.description
+        assert any(k in app.name or k in app.description for k in settings.FINMON_KEYWORDS)
+        for text in (app.name, app.description, app.developer):
+            assert not [t for t in ALL_TERMS if t.lower() in text.lower()], text
+
+
+def test_policy_text_declares_exactly_what_the_truth_says(market: Market) -> None:
+    policies = {a.policy.path: a.policy for a in market if a.policy.has_text}
+    assert len(policies) > 100
+    traps = {lang: TERMS["traps"][lang] for lang in ("zh", "en")}
+    for policy in policies.values():
+        doc = policy_document(market.seed, policy)
+        pattern, owner = _term_finder(policy.language)
+        keep = set(doc["keep_together"])
+        affirmed, denied = set(), set()
+        collect = doc["sections"][1]["paragraphs"]
+        for paragraph in collect:
+            for sentence in _sentences(paragraph, policy.language):
+                found = {owner[m] for m in pattern.findall(sentence)}
+                if any(trap in sentence for trap in traps[policy.language]):
+                    assert found == {"phone_number"}, sentence
+                    affirmed |= found
+                elif sentence in keep:
+                    assert len(found) == 1, sentence
+                    denied |= found
+                else:
+                    affirmed |= found
+        assert affirmed == set(policy.declared), policy.path
+        assert denied == set(policy.negated), policy.path
+        assert policy.sms_trap == any(trap in "".join(collect) for trap in traps[policy.language])
+
+
+def test_policy_boilerplate_has_no_data_type_terms(market: Market) -> None:
+    policies = list({a.policy.path: a.policy for a in market if a.policy.has_text}.values())
+    assert {(p.language, p.shared) for p in policies} == {("zh", True), ("zh", False), ("en", True), ("en", False)}
+    for policy in policies:
+        doc = policy_document(market.seed, policy)
+        boilerplate = [doc["title"], doc["effective"], doc["updated"], doc["footer"], *doc["nav"],
+                       doc["sections"][1]["paragraphs"][0]]
+        boilerplate += [s["heading"] or "" for s in doc["sections"]]
+        boilerplate += [p for i, s in enumerate(doc["sections"]) if i != 1 for p in s["paragraphs"]]
+        for text in boilerplate:
+            assert not [t for t in ALL_TERMS if t.lower() in text.lower()], text
+    assert "生效日期：" in TEMPLATES["zh"]["effective"]
+
+
+def test_100k_population_builds() -> None:
+    market = Market(apps=100_000, seed=7)
+    cards = market.cards()
+    apps = market.apps()
+    assert len(cards) == len(apps) == 100_000
+    assert len({a.key for a in apps}) == 100_000
+    assert expected(apps[-1]) == market.app_truth(apps[-1])["expected"]
