@@ -28,6 +28,24 @@ FINMON_ITUNES_PAGE_SIZE = 200  # iTunes Search returns at most 200 results per c
 # addresses (the simulator). Everything else private is refused.
 FINMON_ALLOWED_PRIVATE_HOSTS: list[str] = []
 FINMON_POLICY_MAX_BYTES = 5 * 1024 * 1024
+FINMON_POLICY_CACHE_SIZE = 4096  # extracted policy bodies kept per crawl (same body → extracted once)
+FINMON_RESOLVE_TIMEOUT = 5.0  # seconds to resolve a policy host for the private-address check
+FINMON_APPGALLERY_PAGE_SIZE = 25  # maxResults of an AppGallery search page
+FINMON_MAX_PAGES = 400  # search result pages followed per keyword at most
+# Crawl output: the snapshot directory (set by crawler.run, or `scrapy crawl -s`), run id
+# of its run.json (generated when empty).
+FINMON_SNAPSHOT_DIR = ""
+FINMON_RUN_ID = ""
+
+# Index (index/) and weekly report (reports/).
+FINMON_SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another one's lock
+FINMON_SEARCH_MAX_TERMS = 16  # phrases kept from one search query (the rest are ignored)
+FINMON_SEARCH_SNIPPET_CHARS = 120  # length of a search hit's snippet
+FINMON_RISK_WEIGHTS = {"high": 10, "medium": 3, "low": 1}  # risk score = Σ weight over unresolved findings
+FINMON_REPORT_TOP_APPS = 50  # apps in the report's risk ranking
+FINMON_REPORT_EXAMPLES_PER_RULE = 20  # findings quoted per rule on the report's front page
+FINMON_REPORT_RUNS = 10  # runs in the report's run history
+FINMON_REPORT_TREND_WEEKS = 8  # weeks in the new/resolved trend chart
 
 # Local market simulator defaults (demo, tests, benchmarks).
 MARKET_APPS = 60
@@ -57,9 +75,12 @@ AUTOTHROTTLE_MAX_DELAY = 10.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 8.0
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False  # Scrapy 2.19's code-execution HTTP endpoint: never on an unattended crawler
 LOG_LEVEL = "INFO"
 FEED_EXPORT_ENCODING = "utf-8"
-REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+DOWNLOADER_MIDDLEWARES = {"crawler.middlewares.PrivateAddressMiddleware": 50}  # before robots.txt
+ITEM_PIPELINES = {"crawler.pipelines.ListingPipeline": 300, "crawler.pipelines.PolicyPipeline": 400}
+EXTENSIONS = {"crawler.extensions.RunRecorder": 0}
 
 # --- scheduling -----------------------------------------------------------
 SCHEDULE_TIMEZONE = "Asia/Shanghai"

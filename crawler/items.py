@@ -1,0 +1,20 @@
+"""Items the spiders yield besides :class:`finmon.model.Listing`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+POLICY_STATUSES = ("ok", "not_found", "unavailable")
+
+
+@dataclass
+class PolicyFetch:
+    """The outcome of fetching one policy URL: a body to extract, or why there is none."""
+
+    url: str
+    store: str
+    status: str  # ok | not_found | unavailable
+    fetched_at: str
+    final_url: str = ""
+    body: bytes = b""
+    content_type: str = ""
+    error: str | None = None  # "<kind>: <reason>" when status is not ok

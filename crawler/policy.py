@@ -1,0 +1,243 @@
+"""Privacy policy text extraction: a fetched body (HTML in any charset, or PDF) → PolicyVersion.
+
+HTML goes through trafilatura (main text without navigation boilerplate), with a plain
+text fallback when trafilatura finds nothing; PDF goes through pypdf. The text is
+normalised with :func:`finmon.model.normalise_text` and its sha256 is the version id.
+:class:`PolicyExtractor` extracts each distinct body once per run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import logging
+import re
+from datetime import date
+from pathlib import Path
+
+import lxml.html
+import pypdf
+import trafilatura
+from charset_normalizer import from_bytes
+from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom, resolve_encoding
+
+from finmon.model import PolicyVersion, normalise_text, sha256_hex
+
+log = logging.getLogger(__name__)
+
+CHARSET_GUESSED = "charset_guessed"
+_DATES = json.loads((Path(__file__).parent / "data" / "policy_dates.json").read_text(encoding="utf-8"))
+_MONTHS = {name.lower(): number for name, number in _DATES["months"].items()}
+
+
+class ExtractionFailed(Exception):
+    """The body yielded no policy text (broken PDF, empty page, …)."""
+
+    kind = "extraction_failed"
+
+
+# --- charset ------------------------------------------------------------------
+
+
+def decode_body(body: bytes, content_type: str | None) -> tuple[str, str, bool]:
+    """Decode an HTML body → (text, encoding, guessed).
+
+    A charset declared in the Content-Type header, a BOM or a ``<meta>`` wins when the
+    body really decodes with it. Otherwise strict UTF-8 is tried, then a detector
+    (charset-normalizer); ``guessed`` is true when no correct declaration was found and
+    the body is not plain ASCII (GBK pages without a charset are the common case).
+    """
+    bom_encoding, bom = read_bom(body)
+    if bom_encoding:
+        return body[len(bom):].decode(bom_encoding, errors="replace"), bom_encoding, False
+    for declared in (http_content_type_encoding(content_type or ""), html_body_declared_encoding(body)):
+        encoding = resolve_encoding(declared) if declared else None
+        if encoding:
+            try:
+                return body.decode(encoding), encoding, False
+            except (UnicodeDecodeError, LookupError):
+                log.debug("declared charset %s does not decode the body", declared)
+    try:
+        return body.decode("utf-8"), "utf-8", not body.isascii()
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(body).best()
+    encoding = resolve_encoding(best.encoding) if best is not None else None
+    return body.decode(encoding or "gb18030", errors="replace"), encoding or "gb18030", True
+
+
+# --- text ---------------------------------------------------------------------
+
+_BLOCK_TAGS = ("p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "table", "ul", "ol")
+
+
+def _plain_text(tree) -> str:
+    """All visible text of a document, one block per line (trafilatura's fallback)."""
+    for bad in tree.xpath("//script|//style|//noscript|//template"):
+        bad.drop_tree()
+    for element in tree.iter(*_BLOCK_TAGS):
+        element.tail = "\n" + (element.tail or "")
+    body = tree.find("body")
+    return (body if body is not None else tree).text_content()
+
+
+def _html_text(html: str) -> tuple[str, str]:
+    """HTML → (main text, title)."""
+    try:
+        tree = lxml.html.document_fromstring(html)
+    except (lxml.etree.ParserError, ValueError) as exc:
+        raise ExtractionFailed(f"unparseable HTML: {exc}") from exc
+    title = tree.findtext(".//title") or tree.xpath("string(//h1)") or ""
+    text = trafilatura.extract(
+        tree,
+        include_comments=False,
+        include_tables=True,
+        include_links=False,
+        favor_recall=True,
+        deduplicate=False,
+    )
+    if not text or not text.strip():
+        text = _plain_text(lxml.html.document_fromstring(html))
+    return text, " ".join(title.split())
+
+
+def _pdf_text(body: bytes) -> tuple[str, str]:
+    """PDF → (text of every page, document title)."""
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(body))
+    except pypdf.errors.PyPdfError as exc:
+        raise ExtractionFailed(f"unreadable PDF: {exc}") from exc
+    pages = [page.extract_text() or "" for page in reader.pages]
+    title = (reader.metadata.title if reader.metadata else None) or ""
+    return "\n".join(pages), str(title)
+
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def detect_language(text: str) -> str:
+    """``zh`` when CJK characters are at least 30% of the words (latin letters / 5), else ``en``."""
+    cjk = len(_CJK.findall(text))
+    latin = len(_LATIN.findall(text))
+    if not cjk and not latin:
+        return ""
+    return "zh" if cjk >= 0.3 * (cjk + latin / 5) else "en"
+
+
+_ZH_DATE = r"(?P<y>\d{4})\s*[年./-]\s*(?P<m>\d{1,2})\s*[月./-]\s*(?P<d>\d{1,2})\s*日?"
+_EN_DATE = (
+    r"(?:(?P<mon>[A-Za-z]{3,9})\.?\s+(?P<d1>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<y1>\d{4})"
+    r"|(?P<d2>\d{1,2})(?:st|nd|rd|th)?\s+(?P<mon2>[A-Za-z]{3,9})\.?,?\s+(?P<y2>\d{4})"
+    r"|(?P<y3>\d{4})-(?P<m3>\d{1,2})-(?P<d3>\d{1,2}))"
+)
+_DATE_PATTERNS = [
+    re.compile(rf"(?:{'|'.join(_DATES['zh_effective'])})\s*[:：]?\s*{_ZH_DATE}"),
+    re.compile(rf"{_ZH_DATE}\s*(?:起)?\s*(?:正式)?生效"),
+    re.compile(rf"(?:{'|'.join(_DATES['en_effective'])})\s*[:：]?\s*{_EN_DATE}", re.I),
+    re.compile(rf"(?:{'|'.join(_DATES['zh_updated'])})\s*[:：]?\s*{_ZH_DATE}"),
+    re.compile(rf"(?:{'|'.join(_DATES['en_updated'])})\s*[:：]?\s*{_EN_DATE}", re.I),
+]
+
+
+def _iso(year: str, month: str | int | None, day: str) -> str | None:
+    try:
+        return date(int(year), int(month or 0), int(day)).isoformat()
+    except (TypeError, ValueError):
+        return None
+
+
+def effective_date(text: str) -> str | None:
+    """The policy's effective date as ISO ``YYYY-MM-DD`` (else its last-updated date), or None."""
+    for pattern in _DATE_PATTERNS:
+        for match in pattern.finditer(text):
+            g = match.groupdict()
+            if g.get("y"):
+                found = _iso(g["y"], g["m"], g["d"])
+            elif g.get("y1"):
+                found = _iso(g["y1"], _MONTHS.get(g["mon"].lower()), g["d1"])
+            elif g.get("y2"):
+                found = _iso(g["y2"], _MONTHS.get(g["mon2"].lower()), g["d2"])
+            else:
+                found = _iso(g["y3"], g["m3"], g["d3"])
+            if found:
+                return found
+    return None
+
+
+# --- versions -----------------------------------------------------------------
+
+
+def is_pdf(body: bytes, content_type: str | None) -> bool:
+    return body.lstrip()[:5] == b"%PDF-" or "pdf" in (content_type or "").lower()
+
+
+def extract_policy(
+    url: str, final_url: str, body: bytes, content_type: str | None, fetched_at: str
+) -> tuple[PolicyVersion, tuple[str, ...]]:
+    """Extract one fetched policy → (PolicyVersion, warnings). Raises :class:`ExtractionFailed`."""
+    try:
+        return _extract(url, final_url, body, content_type, fetched_at)
+    except ExtractionFailed:
+        raise
+    except Exception as exc:  # third-party parsers on hostile input: one policy is lost, never the run
+        raise ExtractionFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _extract(url, final_url, body, content_type, fetched_at) -> tuple[PolicyVersion, tuple[str, ...]]:
+    warnings: tuple[str, ...] = ()
+    if is_pdf(body, content_type):
+        raw, title, kind = *_pdf_text(body), "pdf"
+    else:
+        html, _, guessed = decode_body(body, content_type)
+        warnings = (CHARSET_GUESSED,) if guessed else ()
+        if "<" in html[:2048]:
+            raw, title, kind = *_html_text(html), "html"
+        else:
+            raw, title, kind = html, "", "text"
+    text = normalise_text(raw)
+    if not text:
+        raise ExtractionFailed("no text in the policy body")
+    stated = effective_date(text)
+    if stated is None and kind == "html":  # the date line is often dropped as page furniture
+        stated = effective_date(normalise_text(_plain_text(lxml.html.document_fromstring(html))))
+    version = PolicyVersion(
+        url=url,
+        final_url=final_url,
+        fetched_at=fetched_at,
+        sha256=sha256_hex(text),
+        text=text,
+        language=detect_language(text),
+        title=title or text.split("\n", 1)[0][:120],
+        effective_date=stated,
+        content_type=kind,
+    )
+    return version, warnings
+
+
+class PolicyExtractor:
+    """Extracts policies, each distinct body only once (bounded cache keyed by the body's sha256)."""
+
+    def __init__(self, cache_size: int = 4096) -> None:
+        self._cache: dict[str, tuple[PolicyVersion, tuple[str, ...]] | ExtractionFailed] = {}
+        self.cache_size = cache_size
+        self.extracted = 0
+
+    def extract(
+        self, url: str, final_url: str, body: bytes, content_type: str | None, fetched_at: str
+    ) -> tuple[PolicyVersion, tuple[str, ...]]:
+        key = sha256_hex(body) + "\x1f" + ("pdf" if is_pdf(body, content_type) else (content_type or ""))
+        cached = self._cache.get(key)
+        if cached is None:
+            self.extracted += 1
+            try:
+                cached = extract_policy(url, final_url, body, content_type, fetched_at)
+            except ExtractionFailed as exc:
+                cached = exc
+            if len(self._cache) >= self.cache_size:
+                del self._cache[next(iter(self._cache))]  # oldest first
+            self._cache[key] = cached
+        if isinstance(cached, ExtractionFailed):
+            raise ExtractionFailed(str(cached))
+        version, warnings = cached
+        return dataclasses.replace(version, url=url, final_url=final_url, fetched_at=fetched_at), warnings

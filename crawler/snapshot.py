@@ -1,0 +1,126 @@
+"""The snapshot directory a crawl writes: listings.jsonl, policies.jsonl, errors.jsonl, run.json.
+
+One :class:`Snapshot` per directory and process, shared by every crawler writing into it
+(pipelines, spiders and the run recorder all reach it through the crawler's settings).
+Lines are flushed as written so a crawl in progress can be watched and a killed crawl
+keeps what it found.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any, ClassVar
+
+from scrapy.exceptions import NotConfigured
+from scrapy.settings import BaseSettings
+
+from finmon.model import Run, dumps, utcnow
+
+FILES = ("listings", "policies", "errors")
+
+
+def new_run_id() -> str:
+    return f"crawl-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+class Snapshot:
+    """One crawl's output directory, its run record and the policy URLs already claimed."""
+
+    _open: ClassVar[dict[Path, "Snapshot"]] = {}
+
+    def __init__(self, path: Path, run_id: str = "") -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "run.json").unlink(missing_ok=True)  # a run record always belongs to the files beside it
+        self.run = Run(id=run_id or new_run_id(), kind="crawl", started=utcnow())
+        self.counters: Counter[str] = Counter()
+        self.close_reasons: list[str] = []
+        self.users = 0
+        self._policy_urls: set[str] = set()
+        self._files: dict[str, Any] = {}
+        self._mode = "w"  # truncate on first open, append if reopened by a later crawler
+
+    @classmethod
+    def of(cls, settings: BaseSettings) -> "Snapshot":
+        """The process-wide snapshot for ``FINMON_SNAPSHOT_DIR``."""
+        out = settings.get("FINMON_SNAPSHOT_DIR")
+        if not out:
+            raise NotConfigured("FINMON_SNAPSHOT_DIR is not set: give the crawl's output directory")
+        path = Path(out).resolve()
+        if path not in cls._open:
+            cls._open[path] = cls(path, settings.get("FINMON_RUN_ID") or "")
+        return cls._open[path]
+
+    # --- writing ------------------------------------------------------------
+
+    def _file(self, name: str):
+        fh = self._files.get(name)
+        if fh is None:
+            fh = self._files[name] = open(self.path / f"{name}.jsonl", self._mode, encoding="utf-8", buffering=1)
+        return fh
+
+    def write(self, name: str, record: dict[str, Any]) -> None:
+        self._file(name).write(dumps(record) + "\n")
+
+    def error(self, stats, store: str, kind: str, url: str, reason: str) -> None:
+        """Record one lost request or item: an errors.jsonl line and ``finmon/errors/<kind>``."""
+        self.write("errors", {"time": utcnow(), "store": store, "kind": kind, "url": url, "reason": reason})
+        stats.inc_value("finmon/errors")
+        stats.inc_value(f"finmon/errors/{kind}")
+
+    def claim_policy(self, url: str) -> bool:
+        """True the first time a policy URL is seen in this snapshot (fetch it), then False."""
+        if url in self._policy_urls:
+            return False
+        self._policy_urls.add(url)
+        return True
+
+    # --- lifecycle ------------------------------------------------------------
+
+    def acquire(self) -> None:
+        self.users += 1
+        for name in FILES:  # every file exists, even when empty
+            self._file(name)
+
+    def release(self, counters: dict[str, int], reason: str) -> Run | None:
+        """A crawler closed: add its counters; the last one out writes run.json and closes the files."""
+        self.counters.update(counters)
+        self.close_reasons.append(reason)
+        self.users -= 1
+        if self.users > 0:
+            return None
+        self.close()
+        self.run.ended = utcnow()
+        self.run.counters = dict(sorted(self.counters.items()))
+        self.run.outcome = outcome(self.close_reasons)
+        tmp = self.path / "run.json.tmp"
+        tmp.write_text(json.dumps(self.run.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(self.path / "run.json")
+        return self.run
+
+
+    def close(self) -> None:
+        """Close the files; a later write reopens them for appending."""
+        for fh in self._files.values():
+            fh.close()
+        self._files.clear()
+        self._mode = "a"
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Close and forget every snapshot of this process."""
+        for snapshot in cls._open.values():
+            snapshot.close()
+        cls._open.clear()
+
+
+def outcome(close_reasons: list[str]) -> str:
+    """A run is ok when every spider finished; a shutdown is an interruption."""
+    if all(r == "finished" for r in close_reasons):
+        return "ok"
+    if any(r == "shutdown" for r in close_reasons):
+        return "interrupted"
+    return "failed"

@@ -1,0 +1,115 @@
+"""Store spiders. :class:`StoreSpider` holds what they share: the store URL, keywords,
+error recording and the policy fetch (deduplicated by URL)."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import scrapy
+from scrapy.exceptions import NotConfigured
+
+from crawler.errors import NOT_FOUND, UNSUPPORTED_URL, classify
+from crawler.items import PolicyFetch
+from crawler.parsers import ParseError
+from crawler.snapshot import Snapshot
+from finmon.model import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def store_url(settings, store: str) -> str:
+    """The store's base URL from ``FINMON_STORES``; NotConfigured naming the setting when empty."""
+    url = (settings.getdict("FINMON_STORES").get(store) or "").rstrip("/")
+    if not url:
+        raise NotConfigured(f"FINMON_STORES[{store!r}] is empty: set the {store} store's base URL")
+    return url
+
+
+class StoreSpider(scrapy.Spider):
+    """Base of the store spiders (subclasses set ``name`` and ``store``)."""
+
+    store = ""
+
+    @classmethod
+    def from_crawler(cls, crawler, *args: Any, **kwargs: Any):
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        settings = crawler.settings
+        spider.base_url = store_url(settings, cls.store)
+        spider.keywords = settings.getlist("FINMON_KEYWORDS")
+        spider.max_pages = settings.getint("FINMON_MAX_PAGES")
+        spider.policy_max_bytes = settings.getint("FINMON_POLICY_MAX_BYTES")
+        spider.snapshot = Snapshot.of(settings)
+        spider.seen = set()
+        spider.setup(settings)
+        return spider
+
+    def setup(self, settings) -> None:
+        """Read the spider's own settings (subclasses)."""
+
+    # --- requests ---------------------------------------------------------------
+
+    def store_request(self, url: str, callback: Callable, **cb_kwargs: Any) -> scrapy.Request:
+        """A request for a store page; a failure costs that page only."""
+        return scrapy.Request(url, callback=callback, errback=self.store_failed, cb_kwargs=cb_kwargs)
+
+    def first_time(self, key: str) -> bool:
+        """True the first time ``key`` (an app id, a detail URL) is seen by this spider."""
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+    def policy(self, url: str | None):
+        """Fetch a listing's policy URL the first time this snapshot sees it (yields a request).
+
+        A URL that is not http(s) yields its failure straight away.
+        """
+        if not url or not self.snapshot.claim_policy(url):
+            return
+        if not url.startswith(("http://", "https://")):
+            self.record_error(UNSUPPORTED_URL, url, "not an http(s) URL")
+            yield PolicyFetch(url, self.store, "unavailable", utcnow(), error=f"{UNSUPPORTED_URL}: not an http(s) URL")
+            return
+        yield scrapy.Request(
+            url,
+            callback=self.parse_policy,
+            errback=self.policy_failed,
+            cb_kwargs={"url": url},
+            meta={"finmon_policy": True, "download_maxsize": self.policy_max_bytes},
+        )
+
+    # --- outcomes -----------------------------------------------------------------
+
+    def record_error(self, kind: str, url: str, reason: str) -> None:
+        log.warning("%s %s: %s (%s)", self.store, kind, url, reason)
+        self.snapshot.error(self.crawler.stats, self.store, kind, url, reason)
+
+    def parsed(self, response, parser: Callable, *args: Any, **kwargs: Any) -> Any:
+        """``parser(*args)``, or None after recording a layout change / malformed response."""
+        try:
+            return parser(*args, **kwargs)
+        except ParseError as exc:
+            self.record_error(exc.kind, response.url, str(exc))
+            return None
+
+    def store_failed(self, failure) -> None:
+        kind, reason = classify(failure)
+        self.record_error(kind, failure.request.url, reason)
+
+    def parse_policy(self, response, url: str):
+        yield PolicyFetch(
+            url=url,
+            store=self.store,
+            status="ok",
+            fetched_at=utcnow(),
+            final_url=response.url,
+            body=response.body,
+            content_type=response.headers.get("Content-Type", b"").decode("latin-1"),
+        )
+
+    def policy_failed(self, failure):
+        url = failure.request.cb_kwargs.get("url", failure.request.url)
+        kind, reason = classify(failure, policy=True)
+        self.record_error(kind, url, reason)
+        status = "not_found" if kind == NOT_FOUND else "unavailable"
+        yield PolicyFetch(url=url, store=self.store, status=status, fetched_at=utcnow(), error=f"{kind}: {reason}")

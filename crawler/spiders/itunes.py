@@ -1,0 +1,45 @@
+"""iOS apps through the iTunes Search API, then each app page for its privacy policy and labels."""
+from __future__ import annotations
+
+import dataclasses
+from urllib.parse import urlencode
+
+from crawler.parsers import parse_apple_page, parse_itunes_search, with_hash
+from crawler.spiders import StoreSpider
+from finmon.model import Listing
+
+
+class ItunesSpider(StoreSpider):
+    name = "itunes"
+    store = "itunes"
+
+    def setup(self, settings) -> None:
+        self.country = settings.get("FINMON_ITUNES_COUNTRY")
+        self.page_size = settings.getint("FINMON_ITUNES_PAGE_SIZE")
+
+    async def start(self):
+        for term in self.keywords:
+            yield self.search(term, 0)
+
+    def search(self, term: str, offset: int):
+        query = {"term": term, "country": self.country, "entity": "software", "limit": self.page_size, "offset": offset}
+        return self.store_request(f"{self.base_url}/search?{urlencode(query)}", self.parse_search, term=term, offset=offset)
+
+    def parse_search(self, response, term: str, offset: int):
+        listings = self.parsed(response, parse_itunes_search, response.body)
+        if listings is None:
+            return
+        for listing in listings:
+            if self.first_time(listing.store_id):
+                yield self.store_request(listing.source_url, self.parse_app_page, listing=listing)
+        next_offset = offset + self.page_size
+        if len(listings) >= self.page_size and next_offset < self.page_size * self.max_pages:
+            yield self.search(term, next_offset)
+
+    def parse_app_page(self, response, listing: Listing):
+        found = self.parsed(response, parse_apple_page, response.text, response.url)
+        if found is None:
+            return
+        privacy_url, labels = found
+        yield with_hash(dataclasses.replace(listing, privacy_url=privacy_url, privacy_labels=labels))
+        yield from self.policy(privacy_url)

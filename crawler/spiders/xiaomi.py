@@ -1,0 +1,35 @@
+"""Android apps through a Xiaomi-like web store: search pages (next links) → detail page → policy."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from crawler.parsers import parse_xiaomi_detail, parse_xiaomi_search
+from crawler.spiders import StoreSpider
+
+
+class XiaomiSpider(StoreSpider):
+    name = "xiaomi"
+    store = "xiaomi"
+
+    async def start(self):
+        for keyword in self.keywords:
+            url = f"{self.base_url}/search?{urlencode({'keywords': keyword, 'page': 1})}"
+            yield self.store_request(url, self.parse_search, page=1)
+
+    def parse_search(self, response, page: int):
+        found = self.parsed(response, parse_xiaomi_search, response.text, response.url)
+        if found is None:
+            return
+        detail_urls, next_url = found
+        for url in detail_urls:
+            if self.first_time(url):
+                yield self.store_request(url, self.parse_detail)
+        if next_url and page < self.max_pages:
+            yield self.store_request(next_url, self.parse_search, page=page + 1)
+
+    def parse_detail(self, response):
+        listing = self.parsed(response, parse_xiaomi_detail, response.text, response.url)
+        if listing is None:
+            return
+        yield listing
+        yield from self.policy(listing.privacy_url)

@@ -1,0 +1,48 @@
+import asyncio
+from urllib.parse import parse_qs, urlsplit
+
+from crawler.spiders.appgallery import AppGallerySpider
+from finmon.model import Listing
+
+BASE = "http://127.0.0.1:9/appgallery"
+
+
+def query(url):
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+async def collect(agen):
+    return [x async for x in agen]
+
+
+def test_start_requests_first_search_page(make_spider):
+    spider = make_spider(AppGallerySpider)
+    first = asyncio.run(collect(spider.start()))[0]
+    assert first.url.startswith(BASE + "/uowap/index?")
+    assert query(first.url) == {
+        "method": "internal.getTabDetail", "serviceType": "20", "uri": "searchApp|贷款", "reqPageNum": "1", "maxResults": "25",
+    }
+
+
+def test_search_page_one_schedules_details_and_other_pages(make_spider, fx, respond):
+    spider = make_spider(AppGallerySpider)
+    out = list(spider.parse_search(respond(BASE + "/uowap/index", fx.bytes("appgallery_search.json"), "application/json"), keyword="贷款", page=1))
+    details = [query(r.url)["uri"] for r in out if r.callback == spider.parse_detail]
+    pages = [query(r.url)["reqPageNum"] for r in out if r.callback == spider.parse_search]
+    assert details == ["app|C10132067", "app|C10245511"] and pages == ["2"]
+    out = list(spider.parse_search(respond(BASE + "/uowap/index", fx.bytes("appgallery_search.json"), "application/json"), keyword="贷款", page=2))
+    assert out == []  # details already seen, later pages only scheduled from page 1
+
+
+def test_detail_yields_listing_and_policy(make_spider, fx, respond):
+    spider = make_spider(AppGallerySpider)
+    url = BASE + "/uowap/index?method=internal.getTabDetail&uri=app%7CC10132067"
+    listing, policy = list(spider.parse_detail(respond(url, fx.bytes("appgallery_detail.json"), "application/json")))
+    assert isinstance(listing, Listing) and listing.source_url == url
+    assert policy.url == listing.privacy_url and policy.callback == spider.parse_policy
+
+
+def test_truncated_detail_costs_one_item(make_spider, fx, respond):
+    spider = make_spider(AppGallerySpider)
+    out = list(spider.parse_detail(respond(BASE + "/d", fx.bytes("appgallery_detail_truncated.json"), "application/json")))
+    assert out == [] and spider.crawler.stats.get_value("finmon/errors/malformed_json") == 1

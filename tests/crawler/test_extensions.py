@@ -1,0 +1,54 @@
+import json
+
+from crawler.extensions import RunRecorder, run_counters
+from crawler.snapshot import Snapshot, outcome
+
+
+def test_run_json_written_when_the_last_crawler_closes(make_crawler):
+    first, second = make_crawler(FINMON_RUN_ID="crawl-test"), make_crawler(FINMON_RUN_ID="crawl-test")
+    recorders = [RunRecorder.from_crawler(c) for c in (first, second)]
+    for recorder in recorders:
+        recorder.spider_opened(None)
+    snapshot = Snapshot.of(first.settings)
+    assert snapshot is Snapshot.of(second.settings)
+    for name in ("listings", "policies", "errors"):
+        assert (snapshot.path / f"{name}.jsonl").exists()
+    first.stats.set_value("downloader/request_count", 10)
+    first.stats.inc_value("finmon/listings", 3)
+    snapshot.error(first.stats, "xiaomi", "http_5xx", "http://127.0.0.1/x", "HTTP 503")
+    second.stats.set_value("downloader/request_count", 5)
+    second.stats.inc_value("finmon/errors/timeout")
+    second.stats.inc_value("finmon/errors")
+    recorders[0].spider_closed(None, "finished")
+    assert not (snapshot.path / "run.json").exists()
+    recorders[1].spider_closed(None, "finished")
+    run = json.loads((snapshot.path / "run.json").read_text(encoding="utf-8"))
+    assert run["id"] == "crawl-test" and run["kind"] == "crawl" and run["outcome"] == "ok"
+    assert run["ended"] >= run["started"]
+    counters = run["counters"]
+    assert counters["requests"] == 15 and counters["listings"] == 3 and counters["policies"] == 0
+    assert counters["errors"] == 2 and counters["errors/http_5xx"] == 1 and counters["errors/timeout"] == 1
+    (error,) = [json.loads(line) for line in (snapshot.path / "errors.jsonl").read_text().splitlines()]
+    assert set(error) == {"time", "store", "kind", "url", "reason"}
+
+
+def test_run_counters_keep_finmon_stats():
+    counters = run_counters({"downloader/response_count": 7, "finmon/warnings/charset_guessed": 2, "other": 1})
+    assert counters["responses"] == 7 and counters["warnings/charset_guessed"] == 2 and "other" not in counters
+
+
+def test_outcome():
+    assert outcome(["finished", "finished"]) == "ok"
+    assert outcome(["finished", "shutdown"]) == "interrupted"
+    assert outcome(["closespider_errorcount"]) == "failed"
+
+
+def test_a_new_snapshot_truncates_and_drops_the_old_run_record(tmp_path):
+    (tmp_path / "run.json").write_text("{}")
+    (tmp_path / "listings.jsonl").write_text("old\n")
+    snapshot = Snapshot(tmp_path)
+    snapshot.acquire()
+    assert not (tmp_path / "run.json").exists()
+    assert (tmp_path / "listings.jsonl").read_text() == ""
+    run = snapshot.release({"requests": 1}, "shutdown")
+    assert run.outcome == "interrupted" and json.loads((tmp_path / "run.json").read_text())["counters"] == {"requests": 1}

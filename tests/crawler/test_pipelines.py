@@ -1,0 +1,70 @@
+import dataclasses
+import json
+
+import pytest
+from scrapy.exceptions import DropItem
+
+from crawler.items import PolicyFetch
+from crawler.parsers import parse_xiaomi_detail
+from crawler.pipelines import ListingPipeline, PolicyPipeline
+from crawler.snapshot import Snapshot
+
+NOW = "2024-06-01T00:00:00+00:00"
+
+
+def lines(crawler, name):
+    Snapshot.of(crawler.settings).close()
+    path = Snapshot.of(crawler.settings).path / f"{name}.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def listing(fx):
+    return parse_xiaomi_detail(fx.text("xiaomi_detail.html"), "http://127.0.0.1/xiaomi/details?id=com.anxin.loan")
+
+
+def test_listing_written(make_crawler, listing):
+    crawler = make_crawler()
+    assert ListingPipeline.from_crawler(crawler).process_item(listing) is listing
+    assert lines(crawler, "listings") == [json.loads(json.dumps(listing.to_dict()))]
+    assert crawler.stats.get_value("finmon/listings") == 1
+    assert crawler.stats.get_value("finmon/listings/xiaomi") == 1
+
+
+def test_invalid_listing_dropped_and_recorded(make_crawler, listing):
+    crawler = make_crawler()
+    with pytest.raises(DropItem):
+        ListingPipeline.from_crawler(crawler).process_item(dataclasses.replace(listing, package="", platform="win"))
+    (error,) = lines(crawler, "errors")
+    assert error["kind"] == "layout_changed" and "package" in error["reason"] and "platform" in error["reason"]
+    assert crawler.stats.get_value("finmon/errors/layout_changed") == 1
+
+
+def test_other_items_pass_through(make_crawler):
+    crawler = make_crawler()
+    assert ListingPipeline.from_crawler(crawler).process_item({"x": 1}) == {"x": 1}
+    assert PolicyPipeline.from_crawler(crawler).process_item({"x": 1}) == {"x": 1}
+
+
+def test_policy_lines_per_status(make_crawler, fx):
+    crawler = make_crawler()
+    pipeline = PolicyPipeline.from_crawler(crawler)
+    ok = PolicyFetch("http://127.0.0.1/p/a.htm", "xiaomi", "ok", NOW, "http://127.0.0.1/p/a.htm", fx.bytes("policy_zh_gbk.htm"), "text/html")
+    missing = PolicyFetch("http://127.0.0.1/p/b.html", "xiaomi", "not_found", NOW, error="not_found: HTTP 404")
+    down = PolicyFetch("http://127.0.0.1/p/c.html", "xiaomi", "unavailable", NOW, error="http_5xx: HTTP 500")
+    broken = PolicyFetch("http://127.0.0.1/p/d.pdf", "xiaomi", "ok", NOW, "http://127.0.0.1/p/d.pdf", b"%PDF-1.4 broken", "application/pdf")
+    for item in (ok, missing, down, broken):
+        pipeline.process_item(item)
+    rows = {row["url"]: row for row in lines(crawler, "policies")}
+    assert rows[ok.url]["status"] == "ok" and rows[ok.url]["error"] is None
+    assert rows[ok.url]["version"]["effective_date"] == "2024-03-01"
+    assert "手机号码" in rows[ok.url]["version"]["text"]
+    assert rows[missing.url] == {"url": missing.url, "status": "not_found", "version": None, "error": "not_found: HTTP 404"}
+    assert rows[down.url]["status"] == "unavailable"
+    assert rows[broken.url]["status"] == "unavailable" and rows[broken.url]["error"].startswith("extraction_failed")
+    assert [e["kind"] for e in lines(crawler, "errors")] == ["extraction_failed"]
+    stats = crawler.stats.get_stats()
+    assert stats["finmon/policies"] == 4
+    assert (stats["finmon/policies/ok"], stats["finmon/policies/not_found"], stats["finmon/policies/unavailable"]) == (1, 1, 2)
+    assert stats["finmon/warnings/charset_guessed"] == 1
+    assert ok.body == b""

@@ -1,0 +1,211 @@
+"""End to end: ``python -m crawler.run`` against the market simulator on 127.0.0.1.
+
+One crawl of 300 apps per module (Scrapy's reactor runs once per process, so the crawl is
+a subprocess); the tests below read its snapshot and compare it with the market's truth.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from crawler.run import crawl_settings, main
+from finmon.model import Listing
+
+REPO = Path(__file__).resolve().parents[2]
+APPS, SEED = 300, 7
+
+
+@dataclass
+class Crawl:
+    out: Path
+    proc: subprocess.CompletedProcess
+    seconds: float
+    truth: dict
+    base_url: str
+
+    def jsonl(self, name: str) -> list[dict]:
+        return [json.loads(line) for line in (self.out / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+
+    @property
+    def run(self) -> dict:
+        return json.loads((self.out / "run.json").read_text(encoding="utf-8"))
+
+    @property
+    def listings(self) -> list[Listing]:
+        return [Listing.from_dict(row) for row in self.jsonl("listings")]
+
+    @property
+    def policies(self) -> dict[str, dict]:
+        return {row["url"]: row for row in self.jsonl("policies")}
+
+    def apps(self, fault: str | None = None) -> list[dict]:
+        return [app for app in self.truth["app_list"] if fault is None or fault in app["faults"]]
+
+
+def run_crawl(out: Path, store_urls: dict[str, str], *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "crawler.run", "--out", str(out), "--log-level", "WARNING", *extra]
+    for name, url in store_urls.items():
+        cmd += ["--store", f"{name}={url}"]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def crawl300(tmp_path_factory) -> Crawl:
+    from market.server import MarketServer
+
+    out = tmp_path_factory.mktemp("crawl300")
+    with MarketServer(apps=APPS, seed=SEED) as market:
+        started = time.monotonic()
+        proc = run_crawl(out, market.store_urls, "--allow-host", "127.0.0.1")
+        seconds = time.monotonic() - started
+        truth, base_url = market.truth(), market.base_url
+    return Crawl(out, proc, seconds, truth, base_url)
+
+
+def test_crawl_completes(crawl300):
+    assert crawl300.proc.returncode == 0, crawl300.proc.stderr[-3000:]
+    run = json.loads(crawl300.proc.stdout.strip().splitlines()[-1])
+    assert run == crawl300.run
+    assert run["outcome"] == "ok" and run["kind"] == "crawl" and run["ended"]
+    counters = run["counters"]
+    assert counters["requests"] >= counters["responses"] > 0
+    assert counters["listings"] == len(crawl300.jsonl("listings"))
+    assert counters["policies"] == len(crawl300.jsonl("policies"))
+    assert counters["errors"] == len(crawl300.jsonl("errors"))
+    assert counters["items"] == counters["listings"] + counters["policies"]
+
+
+def test_finds_at_least_99_percent_of_the_apps(crawl300):
+    found = {listing.app_key for listing in crawl300.listings}
+    expected = {app["key"] for app in crawl300.apps()}
+    assert len(found & expected) >= 0.99 * len(expected)
+    assert found <= expected
+
+
+def test_one_listing_per_app_and_store(crawl300):
+    keys = [(listing.store, listing.app_key) for listing in crawl300.listings]
+    assert len(keys) == len(set(keys))
+
+
+def test_listings_match_the_truth(crawl300):
+    from market.population import load_data
+
+    label_of = load_data("labels")["privacy_labels"]
+    truth = {app["key"]: app for app in crawl300.apps()}
+    for listing in crawl300.listings:
+        app = truth[listing.app_key]
+        assert listing.name == app["name"] and listing.developer == app["developer"]
+        assert listing.store in app["stores"]
+        assert listing.privacy_url == app["policy"]["url"]
+        if listing.platform == "android":
+            assert sorted(listing.permissions) == sorted(app["permissions"])
+        else:
+            assert listing.permissions == ()
+            declared = app["policy"]["declared"]
+            assert listing.privacy_labels == tuple(dict.fromkeys(label_of[t] for t in declared if t in label_of))
+
+
+def test_each_policy_url_fetched_once(crawl300):
+    rows = crawl300.jsonl("policies")
+    urls = {listing.privacy_url for listing in crawl300.listings if listing.privacy_url}
+    assert len(rows) == len({row["url"] for row in rows}) == len(urls)
+
+
+def test_policy_variants(crawl300):
+    policies = crawl300.policies
+    by_variant: dict[str, set[str]] = {}
+    for app in crawl300.apps():
+        if app["policy"]["url"] and not app["faults"]:
+            by_variant.setdefault(app["policy"]["variant"], set()).add(app["policy"]["url"])
+    for variant in ("html", "gbk", "pdf"):
+        assert by_variant.get(variant), f"no {variant} policy in the market"
+        for url in by_variant[variant]:
+            row = policies[url]
+            assert row["status"] == "ok", row
+            version = row["version"]
+            assert version["text"] and version["sha256"] and version["language"] in ("zh", "en")
+            assert version["content_type"] == ("pdf" if variant == "pdf" else "html")
+            assert version["effective_date"], url
+    for url in by_variant.get("missing", ()):
+        assert policies[url]["status"] == "not_found" and policies[url]["version"] is None
+    gbk = by_variant["gbk"]
+    assert crawl300.run["counters"]["warnings/charset_guessed"] >= len(gbk)
+    zh_gbk = [policies[u]["version"] for u in gbk if policies[u]["version"]["language"] == "zh"]
+    assert all("隐私" in v["text"] for v in zh_gbk)
+
+
+def test_policy_text_has_no_navigation_boilerplate(crawl300):
+    from market.population import load_data
+
+    templates = load_data("policy_templates")
+    furniture = [templates[lang]["nav"][1] for lang in ("zh", "en")] + ["版权所有", "Copyright"]
+    texts = [row["version"]["text"] for row in crawl300.jsonl("policies") if row["status"] == "ok"]
+    html = [t for t, row in zip(texts, [r for r in crawl300.jsonl("policies") if r["status"] == "ok"])
+            if row["version"]["content_type"] == "html"]
+    assert html
+    for text in html:
+        assert not any(term in text for term in furniture), text[:200]
+
+
+def test_faults_cost_one_item_each(crawl300):
+    errors = crawl300.jsonl("errors")
+    counters = crawl300.run["counters"]
+    found = {(listing.store, listing.app_key) for listing in crawl300.listings}
+    for fault, store, kind in (("appgallery_malformed_json", "appgallery", "malformed_json"), ("xiaomi_503", "xiaomi", "http_5xx")):
+        apps = crawl300.apps(fault)
+        assert apps, f"no {fault} fault in the market"
+        for app in apps:
+            assert (store, app["key"]) not in found
+            other = ({"appgallery", "xiaomi"} - {store}).pop()
+            assert (other, app["key"]) in found  # still found through the other store
+        assert sum(1 for e in errors if e["store"] == store and e["kind"] == kind) >= len(apps)
+        assert counters[f"errors/{kind}"] >= len(apps)
+    for fault in ("appgallery_transient_503", "xiaomi_transient_503"):
+        for app in crawl300.apps(fault):
+            assert (fault.split("_")[0], app["key"]) in found  # retried
+    broken = {app["policy"]["url"] for app in crawl300.apps("policy_500")}
+    assert broken
+    for url in broken:
+        row = crawl300.policies[url]
+        assert row["status"] == "unavailable" and row["error"].startswith("http_5xx")
+        assert any(e["url"] == url and e["kind"] == "http_5xx" for e in errors)
+    missing = [u for u, row in crawl300.policies.items() if row["status"] == "not_found"]
+    assert counters.get("errors/not_found", 0) == len(missing)
+    for error in errors:
+        assert set(error) == {"time", "store", "kind", "url", "reason"}
+
+
+def test_crawl_speed(crawl300):
+    """apps=300 takes seconds, not minutes (the measured figure is in the crawl's run.json)."""
+    assert crawl300.seconds < 120
+
+
+def test_private_policy_hosts_refused_without_allow_list(tmp_path):
+    from market.server import MarketServer
+
+    with MarketServer(apps=20, seed=3) as market:
+        proc = run_crawl(tmp_path, {"xiaomi": market.store_urls["xiaomi"]}, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "policies.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert rows and all(row["status"] == "unavailable" and row["error"].startswith("private_address") for row in rows)
+    counters = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))["counters"]
+    assert counters["errors/private_address"] == len(rows)
+
+
+def test_crawl_settings(tmp_path):
+    settings = crawl_settings(tmp_path, {"xiaomi": "http://127.0.0.1:1/xiaomi"}, {"FINMON_MAX_PAGES": 3})
+    assert settings.getdict("FINMON_STORES")["xiaomi"] == "http://127.0.0.1:1/xiaomi"
+    assert settings["FINMON_SNAPSHOT_DIR"] == str(tmp_path) and settings.getint("FINMON_MAX_PAGES") == 3
+    assert settings["FINMON_RUN_ID"].startswith("crawl-")
+    assert settings.getbool("ROBOTSTXT_OBEY") and not settings.getbool("REMOTE_CONTROL_ENABLED")
+
+
+def test_main_without_a_store_url_is_a_clear_error(tmp_path, capsys):
+    assert main(["--out", str(tmp_path)]) == 2
+    assert "FINMON_STORES" in capsys.readouterr().err
