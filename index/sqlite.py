@@ -1,0 +1,697 @@
+"""The SQLite store: zero-setup default index, with FTS5 full text in Chinese and English.
+
+FTS5's ``unicode61`` tokenizer takes a run of CJK characters for one token, so ``通讯录``
+would never match inside ``我们会读取您的通讯录信息``. The full-text tables therefore index
+CJK text with a space between characters (the original text is kept in the base tables)
+and a user's query becomes quoted FTS5 phrases spaced the same way: ``通讯录`` is the
+phrase ``"通 讯 录"``. Every word of a query is quoted, so no input reaches FTS5 as syntax.
+
+One connection per store object (WAL mode, autocommit off only inside explicit
+transactions); batches are written with ``executemany`` in one transaction.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import sqlite3
+import unicodedata
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from finmon import settings
+from finmon.model import (
+    Analysis,
+    AppSnapshot,
+    Evidence,
+    Finding,
+    Listing,
+    PolicyVersion,
+    Run,
+    dumps,
+    sha256_hex,
+    utcnow,
+)
+from index.base import EXPORT_KINDS, HIT_KINDS, risk_score
+
+SCHEMA_VERSION = 1
+
+# Han (with radicals, extensions and compatibility forms), kana, bopomofo, Hangul syllables.
+_CJK_RANGES = (
+    "\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u31a0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"
+)
+_CJK = re.compile(f"[{_CJK_RANGES}]")
+_CJK_RUN = re.compile(f"[{_CJK_RANGES}]+")
+_TOKEN = re.compile(f"[{_CJK_RANGES}]|[^\\W_{_CJK_RANGES}]+")
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")  # NUL ends an FTS5 string early
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS apps (
+    key TEXT PRIMARY KEY, platform TEXT, package TEXT, name TEXT, developer TEXT, category TEXT,
+    finance_type TEXT, finance_confidence REAL, policy_status TEXT, policy_url TEXT, policy_sha256 TEXT,
+    permissions TEXT NOT NULL DEFAULT '[]', privacy_labels TEXT NOT NULL DEFAULT '[]',
+    first_seen TEXT, last_seen TEXT, analysed_at TEXT
+);
+CREATE TABLE IF NOT EXISTS listings (
+    store TEXT NOT NULL, store_id TEXT NOT NULL, app_key TEXT NOT NULL, platform TEXT, package TEXT,
+    name TEXT, developer TEXT, category TEXT, source_url TEXT, fetched_at TEXT, version TEXT, updated TEXT,
+    description TEXT, downloads INTEGER, rating_count INTEGER, privacy_url TEXT,
+    permissions TEXT NOT NULL DEFAULT '[]', privacy_labels TEXT NOT NULL DEFAULT '[]', content_hash TEXT,
+    PRIMARY KEY (store, store_id)
+);
+CREATE INDEX IF NOT EXISTS listings_app ON listings (app_key);
+CREATE TABLE IF NOT EXISTS listing_history (
+    store TEXT NOT NULL, store_id TEXT NOT NULL, content_hash TEXT NOT NULL, fetched_at TEXT, data TEXT,
+    PRIMARY KEY (store, store_id, content_hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS policies (
+    sha256 TEXT PRIMARY KEY, url TEXT, final_url TEXT, fetched_at TEXT, language TEXT, title TEXT,
+    text TEXT, effective_date TEXT, content_type TEXT
+);
+CREATE INDEX IF NOT EXISTS policies_url ON policies (url);
+CREATE TABLE IF NOT EXISTS app_policies (
+    app_key TEXT NOT NULL, sha256 TEXT NOT NULL, url TEXT, first_seen TEXT, last_seen TEXT,
+    PRIMARY KEY (app_key, sha256)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS app_policies_sha ON app_policies (sha256);
+CREATE TABLE IF NOT EXISTS findings (
+    id TEXT PRIMARY KEY, rule_id TEXT NOT NULL, family TEXT, severity TEXT, confidence TEXT,
+    app_key TEXT NOT NULL, title TEXT, evidence TEXT, evidence_kind TEXT, evidence_key TEXT,
+    regulation TEXT, first_seen TEXT, last_seen TEXT, status TEXT NOT NULL, resolved_at TEXT, fts_hash TEXT
+);
+CREATE INDEX IF NOT EXISTS findings_app ON findings (app_key);
+CREATE INDEX IF NOT EXISTS findings_rule ON findings (rule_id);
+CREATE INDEX IF NOT EXISTS findings_status ON findings (status, severity);
+CREATE INDEX IF NOT EXISTS findings_first_seen ON findings (first_seen);
+CREATE INDEX IF NOT EXISTS findings_resolved_at ON findings (resolved_at);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, kind TEXT, started TEXT, ended TEXT, counters TEXT, outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started);
+CREATE TABLE IF NOT EXISTS rules (
+    id TEXT PRIMARY KEY, family TEXT, severity TEXT, confidence TEXT, title TEXT, title_en TEXT,
+    description TEXT, regulation TEXT, data TEXT
+);
+-- Full text, CJK spaced out (see the module docstring); rowid = the base table's rowid.
+-- Policies never change (a new text is a new sha256), so their index needs no stored copy.
+CREATE VIRTUAL TABLE IF NOT EXISTS findings_fts USING fts5(body, tokenize = 'unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE IF NOT EXISTS policies_fts USING fts5(
+    body, content = '', tokenize = 'unicode61 remove_diacritics 2'
+);
+"""
+
+_TEMP = """
+CREATE TEMP TABLE IF NOT EXISTS batch_ids (id TEXT PRIMARY KEY);
+CREATE TEMP TABLE IF NOT EXISTS batch_apps (key TEXT PRIMARY KEY);
+"""
+
+_SEVERITY_ORDER = "CASE f.severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 WHEN 'low' THEN 2 ELSE 3 END"
+
+_LISTING_COLUMNS = (
+    "store", "store_id", "app_key", "platform", "package", "name", "developer", "category", "source_url",
+    "fetched_at", "version", "updated", "description", "downloads", "rating_count", "privacy_url",
+    "permissions", "privacy_labels", "content_hash",
+)
+_UPSERT_LISTING = (
+    f"INSERT INTO listings ({', '.join(_LISTING_COLUMNS)}) VALUES ({', '.join('?' * len(_LISTING_COLUMNS))}) "
+    "ON CONFLICT (store, store_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _LISTING_COLUMNS[2:])
+    + " WHERE excluded.fetched_at >= listings.fetched_at"
+)
+_UPSERT_APP_FROM_LISTING = """
+INSERT INTO apps (key, platform, package, name, developer, category, first_seen, last_seen)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET
+    name = CASE WHEN coalesce(apps.name, '') = '' THEN excluded.name ELSE apps.name END,
+    developer = CASE WHEN coalesce(apps.developer, '') = '' THEN excluded.developer ELSE apps.developer END,
+    category = CASE WHEN coalesce(apps.category, '') = '' THEN excluded.category ELSE apps.category END,
+    first_seen = min(apps.first_seen, excluded.first_seen),
+    last_seen = max(apps.last_seen, excluded.last_seen)
+"""
+_UPSERT_APP = """
+INSERT INTO apps (key, platform, package, name, developer, category, finance_type, finance_confidence,
+                  policy_status, policy_url, policy_sha256, permissions, privacy_labels, first_seen, last_seen,
+                  analysed_at)
+VALUES (:key, :platform, :package, :name, :developer, :category, :finance_type, :finance_confidence,
+        :policy_status, :policy_url, :policy_sha256, :permissions, :privacy_labels, :first_seen, :seen, :seen)
+ON CONFLICT (key) DO UPDATE SET
+    platform = excluded.platform, package = excluded.package, name = excluded.name,
+    developer = excluded.developer, category = excluded.category,
+    finance_type = coalesce(excluded.finance_type, apps.finance_type),
+    finance_confidence = coalesce(excluded.finance_confidence, apps.finance_confidence),
+    policy_status = excluded.policy_status, policy_url = excluded.policy_url,
+    policy_sha256 = excluded.policy_sha256, permissions = excluded.permissions,
+    privacy_labels = excluded.privacy_labels,
+    first_seen = min(coalesce(apps.first_seen, excluded.first_seen), excluded.first_seen),
+    last_seen = max(coalesce(apps.last_seen, ''), excluded.last_seen),
+    analysed_at = excluded.analysed_at
+WHERE excluded.analysed_at >= coalesce(apps.analysed_at, '')
+"""
+_UPSERT_LINK = """
+INSERT INTO app_policies (app_key, sha256, url, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (app_key, sha256) DO UPDATE SET
+    url = excluded.url, last_seen = max(app_policies.last_seen, excluded.last_seen)
+"""
+_UPSERT_FINDING = """
+INSERT INTO findings (id, rule_id, family, severity, confidence, app_key, title, evidence, evidence_kind,
+                      evidence_key, regulation, first_seen, last_seen, status, resolved_at, fts_hash)
+VALUES (:id, :rule_id, :family, :severity, :confidence, :app_key, :title, :evidence, :evidence_kind,
+        :evidence_key, :regulation, :seen, :seen, 'new', NULL, :fts_hash)
+ON CONFLICT (id) DO UPDATE SET
+    rule_id = excluded.rule_id, family = excluded.family, severity = excluded.severity,
+    confidence = excluded.confidence, title = excluded.title, evidence = excluded.evidence,
+    evidence_kind = excluded.evidence_kind, evidence_key = excluded.evidence_key,
+    regulation = excluded.regulation, fts_hash = excluded.fts_hash,
+    status = CASE WHEN findings.status = 'resolved' OR excluded.last_seen > findings.first_seen
+                  THEN 'open' ELSE findings.status END,
+    last_seen = excluded.last_seen, resolved_at = NULL
+WHERE excluded.last_seen >= findings.last_seen
+  AND (findings.resolved_at IS NULL OR excluded.last_seen >= findings.resolved_at)
+"""
+_RESOLVE = """
+UPDATE findings SET status = 'resolved', resolved_at = :seen
+WHERE status != 'resolved' AND last_seen <= :seen
+  AND app_key IN (SELECT key FROM temp.batch_apps)
+  AND id NOT IN (SELECT id FROM temp.batch_ids)
+"""
+
+
+def _nfkc(text: str) -> str:
+    return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
+
+
+def fts_text(text: str) -> str:
+    """Text as the full-text index sees it: NFKC, every CJK character a token of its own."""
+    return _CJK_RUN.sub(lambda run: " " + " ".join(run.group()) + " ", _nfkc(text))
+
+
+def query_words(query: str, max_terms: int | None = None) -> list[str]:
+    """The words of a user's query (blank-separated), each holding at least one token character."""
+    text = _nfkc(_UNSAFE.sub(" ", query or ""))
+    words = [word for word in text.split() if _TOKEN.search(word)]
+    return words[: max_terms or settings.FINMON_SEARCH_MAX_TERMS]
+
+
+def fts_match(words: list[str]) -> str | None:
+    """An FTS5 MATCH expression: every word a quoted phrase (implicit AND), CJK spaced out."""
+    if not words:
+        return None
+    return " ".join('"' + fts_text(word).replace('"', '""') + '"' for word in words)
+
+
+def _word_pattern(word: str) -> re.Pattern[str]:
+    """A regex finding ``word`` in original text roughly as FTS5 matched it (for snippets)."""
+    parts = []
+    for token in _TOKEN.findall(word):
+        escaped = re.escape(token)
+        parts.append(escaped if _CJK.fullmatch(token) else f"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])")
+    return re.compile(r"[\W_]*".join(parts), re.IGNORECASE)
+
+
+def snippet(text: str, words: list[str], width: int | None = None) -> tuple[str, list[int] | None]:
+    """A window of ``text`` around the earliest match of any word, and the match's [start, end] in it."""
+    width = width or settings.FINMON_SEARCH_SNIPPET_CHARS
+    found = [m for m in (_word_pattern(w).search(text) for w in words) if m]
+    if not found:
+        window = text[:width]
+        return " ".join(window.split()) + ("…" if len(text) > width else ""), None
+    first = min(found, key=lambda m: m.start())
+    start = max(0, min(first.start() - width // 3, len(text) - width))
+    end = min(len(text), start + width)
+    prefix = "…" if start > 0 else ""
+    window = re.sub(r"\s", " ", text[start:end])  # one character for one: offsets stay valid
+    match = [len(prefix) + first.start() - start, len(prefix) + min(first.end(), end) - start]
+    return prefix + window + ("…" if end < len(text) else ""), match
+
+
+def _ts(value: Any) -> str:
+    """A timestamp as an ISO-8601 UTC string (seconds); unparseable strings are kept as given."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            return str(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+
+
+_LISTING_FIELDS = tuple(f.name for f in dataclasses.fields(Listing))
+_EVIDENCE_FIELDS = tuple(f.name for f in dataclasses.fields(Evidence))
+
+
+def _shallow(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """``to_dict()`` for flat records, without ``dataclasses.asdict``'s deep copies (hot path)."""
+    return {name: getattr(obj, name) for name in names}
+
+
+def _listing_hash(listing: Listing) -> str:
+    if listing.content_hash:
+        return listing.content_hash
+    data = _shallow(listing, _LISTING_FIELDS)
+    del data["fetched_at"], data["content_hash"]
+    return sha256_hex(dumps(data))
+
+
+def _finding_body(finding: Finding, name: str, developer: str) -> str:
+    """What a finding is found by; evidence first, so a snippet prefers it."""
+    ev = finding.evidence
+    parts = (ev.text, ev.detail, finding.title, name, developer, finding.rule_id, ev.key)
+    return "\n".join(p for p in parts if p)
+
+
+def _finding_snippet(finding: Finding, name: str, developer: str, words: list[str]) -> tuple[str, list[int] | None]:
+    """The snippet of the first field of a finding that holds a match (the evidence, usually)."""
+    ev = finding.evidence
+    fields = [p for p in (ev.text, ev.detail, finding.title, name, developer, finding.rule_id, ev.key) if p]
+    for field in fields:
+        found = snippet(field, words)
+        if found[1] is not None:
+            return found
+    return snippet(fields[0] if fields else "", words)
+
+
+def _policy_body(version: PolicyVersion) -> str:
+    return "\n".join(p for p in (version.title, version.text) if p)
+
+
+def _statuses(status: str | Iterable[str] | None) -> list[str]:
+    if status is None:
+        return []
+    return [status] if isinstance(status, str) else list(status)
+
+
+class SQLiteStore:
+    """The index in one SQLite file (``":memory:"`` works too). Implements :class:`index.base.Store`."""
+
+    def __init__(self, path: str | Path, busy_timeout: float | None = None) -> None:
+        self.path = str(path)
+        timeout = settings.FINMON_SQLITE_BUSY_TIMEOUT if busy_timeout is None else busy_timeout
+        self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        if self.db.execute("PRAGMA user_version").fetchone()[0] > SCHEMA_VERSION:
+            raise RuntimeError(f"{self.path}: index schema is newer than this finmon understands")
+        self.db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT; {_TEMP}")
+
+    # -- plumbing -------------------------------------------------------------
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Let SQLite refresh its planner statistics if it wants to, then close."""
+        try:
+            self.db.execute("PRAGMA optimize")
+        finally:
+            self.db.close()
+
+    def __enter__(self) -> "SQLiteStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- runs and rules -------------------------------------------------------
+    def save_run(self, run: Run) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO runs (id, kind, started, ended, counters, outcome) VALUES (?, ?, ?, ?, ?, ?)",
+                (run.id, run.kind, _ts(run.started), run.ended and _ts(run.ended), dumps(run.counters), run.outcome),
+            )
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT * FROM runs ORDER BY started DESC, id DESC LIMIT ?", (limit,))
+        return [
+            {"id": r["id"], "kind": r["kind"], "started": r["started"], "ended": r["ended"],
+             "counters": json.loads(r["counters"] or "{}"), "outcome": r["outcome"]}
+            for r in rows
+        ]
+
+    def save_rules(self, rules: Iterable[dict[str, Any]]) -> None:
+        rows = [
+            (r["id"], r.get("family") or r["id"][:1], r.get("severity"), r.get("confidence"), r.get("title", ""),
+             r.get("title_en", ""), r.get("description", ""), r.get("regulation", ""), dumps(r))
+            for r in rules
+        ]
+        with self._tx() as db:
+            db.executemany("INSERT OR REPLACE INTO rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def rules(self) -> list[dict[str, Any]]:
+        out = []
+        for r in self.db.execute("SELECT * FROM rules ORDER BY id"):
+            rule = json.loads(r["data"] or "{}")
+            rule.update({k: r[k] for k in ("id", "family", "severity", "confidence", "title", "title_en",
+                                           "description", "regulation")})
+            out.append(rule)
+        return out
+
+    # -- listings and policies ------------------------------------------------
+    def save_listings(self, listings: Iterable[Listing]) -> int:
+        with self._tx() as db:
+            return self._save_listings(db, listings)
+
+    def _save_listings(self, db: sqlite3.Connection, listings: Iterable[Listing]) -> int:
+        rows, history, apps = [], [], {}
+        for lst in listings:
+            fetched, content_hash = _ts(lst.fetched_at), _listing_hash(lst)
+            rows.append((
+                lst.store, lst.store_id, lst.app_key, lst.platform, lst.package, lst.name, lst.developer,
+                lst.category, lst.source_url, fetched, lst.version, lst.updated, lst.description, lst.downloads,
+                lst.rating_count, lst.privacy_url, dumps(list(lst.permissions)), dumps(list(lst.privacy_labels)),
+                content_hash,
+            ))
+            history.append((lst.store, lst.store_id, content_hash, fetched, dumps(_shallow(lst, _LISTING_FIELDS))))
+            known = apps.get(lst.app_key)
+            first = min(fetched, known[6]) if known else fetched
+            last = max(fetched, known[7]) if known else fetched
+            apps[lst.app_key] = (lst.app_key, lst.platform, lst.package, lst.name, lst.developer, lst.category,
+                                 first, last)
+        db.executemany(_UPSERT_LISTING, rows)
+        db.executemany("INSERT OR IGNORE INTO listing_history VALUES (?, ?, ?, ?, ?)", history)
+        db.executemany(_UPSERT_APP_FROM_LISTING, apps.values())
+        return len(rows)
+
+    def save_policy_versions(self, versions: Iterable[PolicyVersion]) -> int:
+        with self._tx() as db:
+            return self._save_policies(db, versions)
+
+    def _save_policies(self, db: sqlite3.Connection, versions: Iterable[PolicyVersion]) -> int:
+        new = 0
+        for v in {v.sha256: v for v in versions}.values():
+            cur = db.execute(
+                "INSERT OR IGNORE INTO policies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (v.sha256, v.url, v.final_url, _ts(v.fetched_at), v.language, v.title, v.text, v.effective_date,
+                 v.content_type),
+            )
+            if cur.rowcount:
+                db.execute("INSERT INTO policies_fts (rowid, body) VALUES (?, ?)",
+                           (cur.lastrowid, fts_text(_policy_body(v))))
+                new += 1
+        return new
+
+    def policy(self, sha256: str) -> PolicyVersion | None:
+        row = self.db.execute("SELECT * FROM policies WHERE sha256 = ?", (sha256,)).fetchone()
+        return PolicyVersion.from_dict(dict(row)) if row else None
+
+    # -- analysis ---------------------------------------------------------------
+    def save_analysis(
+        self, apps: Iterable[AppSnapshot], analyses: Iterable[Analysis], seen_at: str | None = None
+    ) -> dict[str, int]:
+        """Apps, their listings, policy and policy link, and findings, in one transaction (see Store)."""
+        seen = _ts(seen_at or utcnow())
+        apps = list(apps)
+        by_key = {a.app_key: a for a in analyses}
+        findings = {f.id: f for a in by_key.values() for f in a.findings}
+        with self._tx() as db:
+            self._save_policies(db, (app.policy for app in apps if app.policy))
+            self._save_listings(db, (lst for app in apps for lst in app.listings))
+            db.executemany(_UPSERT_APP, [self._app_row(app, by_key.get(app.key), seen) for app in apps])
+            db.executemany(
+                _UPSERT_LINK,
+                [(app.key, app.policy.sha256, app.policy_url or app.policy.url, seen, seen)
+                 for app in apps if app.policy],
+            )
+            db.execute("DELETE FROM temp.batch_ids")
+            db.execute("DELETE FROM temp.batch_apps")
+            db.executemany("INSERT INTO temp.batch_ids (id) VALUES (?)", ((fid,) for fid in findings))
+            db.executemany("INSERT INTO temp.batch_apps (key) VALUES (?)", ((key,) for key in by_key))
+            batch = "SELECT f.id, f.rowid, f.fts_hash FROM findings f JOIN temp.batch_ids USING (id)"
+            before = {r[0]: r[2] for r in db.execute(batch)}
+            names = {app.key: (app.name, app.developer) for app in apps}
+            missing = {f.app_key for f in findings.values()} - names.keys()
+            for key in missing:
+                row = db.execute("SELECT name, developer FROM apps WHERE key = ?", (key,)).fetchone()
+                names[key] = (row["name"] or "", row["developer"] or "") if row else ("", "")
+            rows, bodies, hashes = [], {}, {}
+            for fid, f in findings.items():
+                bodies[fid] = body = _finding_body(f, *names[f.app_key])
+                hashes[fid] = sha256_hex(body)[:16]
+                rows.append({
+                    "id": fid, "rule_id": f.rule_id, "family": f.family, "severity": f.severity,
+                    "confidence": f.confidence, "app_key": f.app_key, "title": f.title,
+                    "evidence": dumps(_shallow(f.evidence, _EVIDENCE_FIELDS)), "evidence_kind": f.evidence.kind,
+                    "evidence_key": f.evidence.key, "regulation": f.regulation, "seen": seen,
+                    "fts_hash": hashes[fid],
+                })
+            db.executemany(_UPSERT_FINDING, rows)
+            after = db.execute(batch)
+            changed = [(r[0], r[1]) for r in after if r[2] != before.get(r[0]) and r[2] == hashes[r[0]]]
+            db.executemany("DELETE FROM findings_fts WHERE rowid = ?",
+                           [(rowid,) for fid, rowid in changed if fid in before])
+            db.executemany("INSERT INTO findings_fts (rowid, body) VALUES (?, ?)",
+                           [(rowid, fts_text(bodies[fid])) for fid, rowid in changed])
+            resolved = db.execute(_RESOLVE, {"seen": seen}).rowcount
+            counts = dict(db.execute(
+                "SELECT f.status, count(*) FROM findings f JOIN temp.batch_ids USING (id) GROUP BY f.status"
+            ).fetchall())
+        return {"new": counts.get("new", 0), "open": counts.get("open", 0), "resolved": resolved}
+
+    @staticmethod
+    def _app_row(app: AppSnapshot, analysis: Analysis | None, seen: str) -> dict[str, Any]:
+        fetched = [_ts(lst.fetched_at) for lst in app.listings]
+        return {
+            "key": app.key, "platform": app.platform, "package": app.package, "name": app.name,
+            "developer": app.developer, "category": app.category,
+            "finance_type": analysis.finance_type if analysis else None,
+            "finance_confidence": analysis.finance_confidence if analysis else None,
+            "policy_status": app.policy_status, "policy_url": app.policy_url,
+            "policy_sha256": app.policy.sha256 if app.policy else None,
+            "permissions": dumps(sorted(app.permissions)), "privacy_labels": dumps(sorted(app.privacy_labels)),
+            "first_seen": min([seen, *fetched]), "seen": seen,
+        }
+
+    # -- queries ----------------------------------------------------------------
+    @staticmethod
+    def _finding(row: sqlite3.Row) -> Finding:
+        return Finding(
+            rule_id=row["rule_id"], severity=row["severity"], confidence=row["confidence"], app_key=row["app_key"],
+            title=row["title"], evidence=Evidence.from_dict(json.loads(row["evidence"])),
+            regulation=row["regulation"], first_seen=row["first_seen"], last_seen=row["last_seen"],
+            status=row["status"],
+        )
+
+    def findings(
+        self,
+        *,
+        app_key: str | None = None,
+        rule: str | None = None,
+        family: str | None = None,
+        severity: str | None = None,
+        status: str | Iterable[str] | None = None,
+        store: str | None = None,
+        finance_type: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Finding]:
+        where, params = self._filters(app_key=app_key, rule=rule, family=family, severity=severity,
+                                      status=status, store=store, finance_type=finance_type)
+        sql = f"SELECT f.* FROM findings f WHERE {where} ORDER BY {_SEVERITY_ORDER}, f.rule_id, f.app_key, f.id"
+        sql += " LIMIT ? OFFSET ?"
+        params += [-1 if limit is None else max(0, int(limit)), max(0, int(offset))]
+        return [self._finding(r) for r in self.db.execute(sql, params)]
+
+    @staticmethod
+    def _filters(**given: Any) -> tuple[str, list[Any]]:
+        where, params = ["1"], []
+        simple = {"app_key": "f.app_key", "rule": "f.rule_id", "family": "f.family", "severity": "f.severity"}
+        for name, column in simple.items():
+            if given.get(name):
+                where.append(f"{column} = ?")
+                params.append(given[name])
+        statuses = _statuses(given.get("status"))
+        if statuses:
+            where.append(f"f.status IN ({', '.join('?' * len(statuses))})")
+            params += statuses
+        if given.get("store"):
+            where.append("EXISTS (SELECT 1 FROM listings l WHERE l.app_key = f.app_key AND l.store = ?)")
+            params.append(given["store"])
+        if given.get("finance_type"):
+            where.append("EXISTS (SELECT 1 FROM apps a WHERE a.key = f.app_key AND a.finance_type = ?)")
+            params.append(given["finance_type"])
+        return " AND ".join(where), params
+
+    def changes(self, since: str, until: str | None = None) -> dict[str, list[Finding]]:
+        lo, hi = _ts(since), _ts(until) if until else "9999"
+        new = self.db.execute(
+            f"SELECT f.* FROM findings f WHERE f.first_seen >= ? AND f.first_seen < ? ORDER BY {_SEVERITY_ORDER}, f.id",
+            (lo, hi))
+        resolved = self.db.execute(
+            f"SELECT f.* FROM findings f WHERE f.status = 'resolved' AND f.resolved_at >= ? AND f.resolved_at < ? "
+            f"ORDER BY {_SEVERITY_ORDER}, f.id", (lo, hi))
+        return {"new": [self._finding(r) for r in new], "resolved": [self._finding(r) for r in resolved]}
+
+    def _stores(self, keys: Iterable[str] | None = None) -> dict[str, list[str]]:
+        if keys is None:
+            rows = self.db.execute("SELECT DISTINCT app_key, store FROM listings ORDER BY store")
+        else:
+            keys = list(keys)
+            rows = self.db.execute(
+                f"SELECT DISTINCT app_key, store FROM listings WHERE app_key IN ({', '.join('?' * len(keys))}) "
+                "ORDER BY store", keys)
+        out: dict[str, list[str]] = {}
+        for key, store in rows:
+            out.setdefault(key, []).append(store)
+        return out
+
+    def _counts(self, key: str | None = None) -> dict[str, dict[str, int]]:
+        sql = "SELECT app_key, severity, count(*) FROM findings WHERE status != 'resolved'"
+        rows = self.db.execute(sql + (" AND app_key = ?" if key else "") + " GROUP BY app_key, severity",
+                               (key,) if key else ())
+        out: dict[str, dict[str, int]] = {}
+        for app, severity, n in rows:
+            out.setdefault(app, {})[severity] = n
+        return out
+
+    def _app_dict(self, row: sqlite3.Row, stores: list[str], counts: dict[str, int]) -> dict[str, Any]:
+        app = dict(row)
+        app["permissions"] = json.loads(app["permissions"] or "[]")
+        app["privacy_labels"] = json.loads(app["privacy_labels"] or "[]")
+        app["stores"] = stores
+        app["counts"] = {sev: counts.get(sev, 0) for sev in ("high", "medium", "low")}
+        app["risk_score"] = risk_score(counts, settings.FINMON_RISK_WEIGHTS)
+        return app
+
+    def apps(self) -> list[dict[str, Any]]:
+        stores, counts = self._stores(), self._counts()
+        return [self._app_dict(r, stores.get(r["key"], []), counts.get(r["key"], {}))
+                for r in self.db.execute("SELECT * FROM apps ORDER BY key")]
+
+    def app(self, key: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM apps WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        app = self._app_dict(row, self._stores([key]).get(key, []), self._counts(key).get(key, {}))
+        app["listings"] = []
+        for r in self.db.execute("SELECT * FROM listings WHERE app_key = ? ORDER BY store, store_id", (key,)):
+            listing = dict(r)
+            listing["permissions"] = json.loads(listing["permissions"] or "[]")
+            listing["privacy_labels"] = json.loads(listing["privacy_labels"] or "[]")
+            app["listings"].append(listing)
+        app["policy"] = self.policy(row["policy_sha256"]) if row["policy_sha256"] else None
+        app["policy_versions"] = [dict(r) for r in self.db.execute(
+            "SELECT p.sha256, p.url, p.final_url, p.fetched_at, p.title, p.language, p.effective_date, "
+            "ap.first_seen, ap.last_seen FROM app_policies ap JOIN policies p USING (sha256) "
+            "WHERE ap.app_key = ? ORDER BY p.fetched_at DESC", (key,))]
+        app["findings"] = self.findings(app_key=key)
+        return app
+
+    def export(self, kind: str) -> Iterator[dict[str, Any]]:
+        if kind not in EXPORT_KINDS:
+            raise ValueError(f"export kind must be one of {EXPORT_KINDS}, not {kind!r}")
+        return self._export_findings() if kind == "findings" else iter(self.apps())
+
+    def _export_findings(self) -> Iterator[dict[str, Any]]:
+        stores = self._stores()
+        cur = self.db.execute(
+            "SELECT f.*, a.name AS app_name, a.developer, a.finance_type FROM findings f "
+            "LEFT JOIN apps a ON a.key = f.app_key ORDER BY f.app_key, f.rule_id, f.id")
+        for row in cur:
+            out = self._finding(row).to_dict()
+            out.update(family=row["family"], resolved_at=row["resolved_at"], app_name=row["app_name"],
+                       developer=row["developer"], finance_type=row["finance_type"],
+                       stores=stores.get(row["app_key"], []))
+            yield out
+
+    # -- search -------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        *,
+        rule: str | None = None,
+        severity: str | None = None,
+        store: str | None = None,
+        finance_type: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        if kind is not None and kind not in HIT_KINDS:
+            raise ValueError(f"kind must be one of {HIT_KINDS} or None, not {kind!r}")
+        words = query_words(query)
+        match = fts_match(words)
+        limit, offset = max(0, min(int(limit), 1000)), max(0, int(offset))
+        if match is None or limit == 0:
+            return []
+        parts, params = [], []
+        if kind in (None, "finding"):
+            where, fparams = self._filters(rule=rule, severity=severity, store=store, finance_type=finance_type)
+            parts.append(
+                "SELECT 'finding' AS kind, f.id AS id, bm25(findings_fts) AS score FROM findings_fts "
+                f"JOIN findings f ON f.rowid = findings_fts.rowid WHERE findings_fts MATCH ? AND {where}")
+            params += [match, *fparams]
+        if kind in (None, "policy") and not rule and not severity:
+            where, pparams = ["policies_fts MATCH ?"], [match]
+            if store:
+                where.append("EXISTS (SELECT 1 FROM app_policies ap CROSS JOIN listings l ON l.app_key = ap.app_key "
+                             "WHERE ap.sha256 = p.sha256 AND l.store = ?)")
+                pparams.append(store)
+            if finance_type:
+                where.append("EXISTS (SELECT 1 FROM app_policies ap CROSS JOIN apps a ON a.key = ap.app_key "
+                             "WHERE ap.sha256 = p.sha256 AND a.finance_type = ?)")
+                pparams.append(finance_type)
+            parts.append(
+                "SELECT 'policy' AS kind, p.sha256 AS id, bm25(policies_fts) AS score FROM policies_fts "
+                f"JOIN policies p ON p.rowid = policies_fts.rowid WHERE {' AND '.join(where)}")
+            params += pparams
+        if not parts:
+            return []
+        sql = " UNION ALL ".join(parts) + " ORDER BY score, kind, id LIMIT ? OFFSET ?"
+        ranked = self.db.execute(sql, [*params, limit, offset]).fetchall()
+        return self._hits(ranked, words)
+
+    def _hits(self, ranked: list[sqlite3.Row], words: list[str]) -> list[dict[str, Any]]:
+        finding_ids = [r["id"] for r in ranked if r["kind"] == "finding"]
+        policy_ids = [r["id"] for r in ranked if r["kind"] == "policy"]
+        marks = lambda ids: ", ".join("?" * len(ids))  # noqa: E731
+        findings = {r["id"]: r for r in self.db.execute(
+            f"SELECT f.*, a.name AS app_name, a.developer FROM findings f LEFT JOIN apps a ON a.key = f.app_key "
+            f"WHERE f.id IN ({marks(finding_ids)})", finding_ids)}
+        policies = {r["sha256"]: r for r in self.db.execute(
+            f"SELECT * FROM policies WHERE sha256 IN ({marks(policy_ids)})", policy_ids)}
+        linked: dict[str, list[dict[str, str]]] = {}
+        for r in self.db.execute(
+            f"SELECT ap.sha256, a.key, a.name FROM app_policies ap JOIN apps a ON a.key = ap.app_key "
+            f"WHERE ap.sha256 IN ({marks(policy_ids)}) ORDER BY a.key", policy_ids):
+            linked.setdefault(r["sha256"], []).append({"key": r["key"], "name": r["name"]})
+        keys = {r["app_key"] for r in findings.values()} | {a["key"] for apps in linked.values() for a in apps}
+        stores = self._stores(keys)
+        titles = {r[0]: (r[1], r[2]) for r in self.db.execute("SELECT id, title, title_en FROM rules")}
+        hits = []
+        for r in ranked:
+            if r["kind"] == "finding":
+                row = findings[r["id"]]
+                finding = self._finding(row)
+                text, match = _finding_snippet(finding, row["app_name"] or "", row["developer"] or "", words)
+                title, title_en = titles.get(finding.rule_id, (finding.title, ""))
+                hits.append({
+                    "kind": "finding", "id": r["id"], "app_key": finding.app_key, "app_name": row["app_name"],
+                    "rule_id": finding.rule_id, "rule_title": title or finding.title, "rule_title_en": title_en,
+                    "severity": finding.severity, "status": finding.status,
+                    "evidence": finding.evidence.to_dict(), "stores": stores.get(finding.app_key, []),
+                    "snippet": text, "match": match, "score": r["score"],
+                })
+            else:
+                row = policies[r["id"]]
+                apps = linked.get(r["id"], [])
+                text, match = snippet("\n".join(p for p in (row["title"], row["text"]) if p), words)
+                hits.append({
+                    "kind": "policy", "id": r["id"], "app_key": apps[0]["key"] if apps else None,
+                    "app_name": apps[0]["name"] if apps else None, "apps": apps,
+                    "stores": sorted({s for a in apps for s in stores.get(a["key"], [])}),
+                    "url": row["url"], "title": row["title"], "language": row["language"],
+                    "fetched_at": row["fetched_at"], "snippet": text, "match": match, "score": r["score"],
+                })
+        return hits

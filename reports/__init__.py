@@ -1,0 +1,1 @@
+"""The weekly HTML risk report (reports.weekly.render_report)."""

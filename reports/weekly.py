@@ -1,0 +1,331 @@
+"""The weekly risk report: ``index.html`` plus one page per app under ``apps/``.
+
+It reads the store only (any :class:`index.base.Store`). The HTML is self-contained: inline
+CSS, charts as inline SVG, no script, no web font, no CDN, and a Content-Security-Policy that
+forbids loading anything. App names, policy text and URLs are untrusted: Jinja2 autoescapes
+everything, and only http(s) URLs become links.
+
+UI strings are English message ids in the templates (``_("…")``), translated through a gettext
+catalog per language, ``reports/locale/<lang>/LC_MESSAGES/messages.po``, which Babel compiles in
+memory at render time. A .po catalog rather than a JSON file: Jinja2's i18n extension,
+``pybabel extract`` (see ``reports/babel.cfg``) and translators' editors all speak it, so keeping
+the catalog in sync is a standard command, and loading it costs a few lines. English needs no
+catalog. Rule titles come from the rule table (``title``, ``title_en`` for English).
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import NullTranslations, Translations
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from finmon import settings
+from finmon.model import Evidence, Finding, sha256_hex
+
+HERE = Path(__file__).resolve().parent
+LANGS = ("zh", "en")
+FAMILIES = "PCDSVR"
+SEVERITIES = ("high", "medium", "low")
+SEVERITY_COLORS = {"high": "#c0392b", "medium": "#e67e22", "low": "#b7950b"}
+
+
+def N_(message: str) -> str:
+    """Marks a message id for the catalog; translated where it is shown."""
+    return message
+
+
+LABELS: dict[str, dict[str, str]] = {
+    "severity": {"high": N_("High"), "medium": N_("Medium"), "low": N_("Low")},
+    "status": {"new": N_("New"), "open": N_("Open"), "resolved": N_("Resolved")},
+    "family": {
+        "P": N_("Permissions"), "C": N_("Personal information collection"), "D": N_("Disclosure consistency"),
+        "S": N_("Third-party SDKs"), "V": N_("App vulnerabilities"), "R": N_("Registration and marketing"),
+    },
+    "finance": {
+        "payment": N_("Online payment"), "lending": N_("Online lending"), "investment": N_("Investment"),
+        "banking": N_("Mobile banking"), "securities": N_("Securities"), "insurance": N_("Insurance"),
+        "other": N_("Other finance"),
+    },
+    "policy": {
+        "ok": N_("Available"), "none": N_("No policy link"), "not_found": N_("Policy page missing (404)"),
+        "unavailable": N_("Policy unavailable (error)"),
+    },
+    "outcome": {"ok": N_("OK"), "running": N_("Running"), "failed": N_("Failed"), "interrupted": N_("Interrupted")},
+    "platform": {"android": N_("Android"), "ios": N_("iOS")},
+}
+
+
+# -- catalog -------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def translations(lang: str) -> NullTranslations:
+    """The compiled catalog for ``lang`` (English: none, the message ids are English)."""
+    if lang not in LANGS:
+        raise ValueError(f"lang must be one of {LANGS}, not {lang!r}")
+    po = HERE / "locale" / lang / "LC_MESSAGES" / "messages.po"
+    if not po.exists():
+        return NullTranslations()
+    with open(po, "rb") as fh:
+        catalog = read_po(fh, locale=lang)
+    buf = BytesIO()
+    write_mo(buf, catalog)
+    buf.seek(0)
+    return Translations(buf)
+
+
+def environment(lang: str) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["safe_url"] = safe_url
+    env.filters["short_time"] = short_time
+    env.globals.update(labels=LABELS, colors=SEVERITY_COLORS, severities=SEVERITIES, quote_parts=quote_parts,
+                       app_filename=app_filename, lang=lang)
+    return env
+
+
+# -- small helpers (pure, tested) -------------------------------------------------
+def safe_url(url: Any) -> str | None:
+    """``url`` if it is an absolute http(s) URL, else None: nothing else becomes a link."""
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    return url.strip() if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def short_time(value: Any) -> str:
+    """``2024-03-04T10:00:00+00:00`` → ``2024-03-04 10:00 UTC``; anything else as given."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def app_filename(key: str) -> str:
+    """A safe, stable file name for an app's page (keys are ``platform:package``, from untrusted stores)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", key.replace(":", "_", 1))
+    if safe != key.replace(":", "_", 1) or len(safe) > 100 or safe.startswith("."):
+        safe = f"{safe.lstrip('.')[:80]}-{sha256_hex(key)[:10]}"
+    return f"{safe}.html"
+
+
+def quote_parts(evidence: Evidence, policy_text: str | None = None) -> tuple[str, str, str]:
+    """The quoted sentence split as (before, matched term, after) for highlighting.
+
+    The term is ``evidence.detail`` where it occurs in the quote; failing that, the span that
+    ``start``/``end`` select in the policy text when that span lies inside the quote (offsets
+    given for the term rather than the sentence). Otherwise nothing is highlighted.
+    """
+    text = evidence.text or evidence.key
+    term = evidence.detail if evidence.detail and evidence.detail in text else ""
+    if not term and policy_text and evidence.start is not None and evidence.end is not None:
+        if 0 <= evidence.start < evidence.end <= len(policy_text):
+            span = policy_text[evidence.start:evidence.end]
+            term = span if span != text and span in text else ""
+    if not term:
+        return text, "", ""
+    i = text.index(term)
+    return text[:i], term, text[i + len(term):]
+
+
+# -- the week ------------------------------------------------------------------------
+def week_window(week: str | date | None, fallback: str | None = None) -> tuple[datetime, datetime]:
+    """[Monday 00:00 UTC, next Monday) of an ISO week ("2024-W10"), a date's week, or ``fallback``'s."""
+    if isinstance(week, str):
+        m = re.fullmatch(r"(\d{4})-?W(\d{1,2})", week.strip())
+        if not m:
+            raise ValueError(f"week must look like 2024-W10, not {week!r}")
+        day = date.fromisocalendar(int(m[1]), int(m[2]), 1)
+    elif isinstance(week, datetime):
+        day = week.astimezone(timezone.utc).date() if week.tzinfo else week.date()
+    elif isinstance(week, date):
+        day = week
+    else:
+        try:
+            moment = datetime.fromisoformat(fallback) if fallback else datetime.now(timezone.utc)
+        except ValueError:
+            moment = datetime.now(timezone.utc)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        day = moment.astimezone(timezone.utc).date()
+    monday = day - timedelta(days=day.weekday())
+    start = datetime(monday.year, monday.month, monday.day, tzinfo=timezone.utc)
+    return start, start + timedelta(days=7)
+
+
+# -- charts (geometry here, drawing in templates/_charts.html) ---------------------------
+def _text_width(text: str, size: int = 12) -> float:
+    """Rough rendered width of ``text``: CJK and full-width characters are square, the rest about half."""
+    return sum(size if ord(ch) > 0x2E7F else size * 0.6 for ch in text)
+
+
+def bar_chart(items: list[tuple[str, int, str]], width: int = 420, row: int = 26) -> dict:
+    """Horizontal bars: (label, value, colour) → rows with their geometry."""
+    top = max((v for _, v, _ in items), default=0) or 1
+    label_w = int(min(width / 2, max([60.0] + [_text_width(label) + 14 for label, _, _ in items])))
+    span = width - label_w - 48
+    rows = [
+        {"label": label, "value": value, "color": color, "y": i * row, "w": round(span * value / top, 1)}
+        for i, (label, value, color) in enumerate(items)
+    ]
+    return {"width": width, "height": max(row * len(items), row), "row": row, "label_w": label_w, "rows": rows}
+
+
+def trend_chart(weeks: list[dict[str, Any]], width: int = 420, height: int = 180) -> dict:
+    """Grouped columns per week: new (red) and resolved (green), with their counts on top."""
+    top = max((max(w["new"], w["resolved"]) for w in weeks), default=0) or 1
+    plot_h, slot = height - 62, (width - 20) / max(len(weeks), 1)
+    bar_w = max(4.0, slot / 2 - 6)
+    cols = []
+    for i, w in enumerate(weeks):
+        x = 10 + i * slot + (slot - 2 * bar_w - 2) / 2
+        h_new, h_res = plot_h * w["new"] / top, plot_h * w["resolved"] / top
+        cols.append({
+            "label": w["label"], "new": w["new"], "resolved": w["resolved"], "x": round(x, 1),
+            "cx": round(10 + i * slot + slot / 2, 1), "w": round(bar_w, 1),
+            "new_y": round(16 + plot_h - h_new, 1), "new_h": round(h_new, 1),
+            "res_y": round(16 + plot_h - h_res, 1), "res_h": round(h_res, 1),
+        })
+    return {"width": width, "height": height, "base": 16 + plot_h, "cols": cols}
+
+
+# -- the data --------------------------------------------------------------------------
+def _rule_text(rule: dict[str, Any] | None, field: str, lang: str, default: str = "") -> str:
+    """A rule's ``field`` in ``lang``: ``<field>_en`` for English when the rule table has it."""
+    rule = rule or {}
+    return (lang == "en" and rule.get(f"{field}_en")) or rule.get(field) or default
+
+
+def build_context(store: Any, lang: str, week: str | date | None, _: Callable[[str], str]) -> dict[str, Any]:
+    """Everything index.html shows, read from the store."""
+    apps = store.apps()
+    runs = store.runs(settings.FINMON_REPORT_RUNS)
+    latest = max([a.get("analysed_at") or a.get("last_seen") or "" for a in apps] + [r["started"] for r in runs],
+                 default="")
+    start, end = week_window(week, latest or None)
+    rules = {r["id"]: r for r in store.rules()}
+    unresolved = store.findings(status=("new", "open"))
+    changes = store.changes(start.isoformat(), end.isoformat())
+    by_key = {a["key"]: a for a in apps}
+
+    trend = []
+    for back in range(settings.FINMON_REPORT_TREND_WEEKS - 1, -1, -1):
+        w_start = start - timedelta(weeks=back)
+        got = changes if back == 0 else store.changes(w_start.isoformat(), (w_start + timedelta(weeks=1)).isoformat())
+        iso = w_start.isocalendar()
+        trend.append({"label": f"W{iso.week:02d}", "new": len(got["new"]), "resolved": len(got["resolved"])})
+
+    severity_counts = Counter(f.severity for f in unresolved)
+    ranked = sorted((a for a in apps if a["risk_score"] > 0),
+                    key=lambda a: (-a["risk_score"], -a["counts"]["high"], a["key"]))
+
+    by_rule: dict[str, list[Finding]] = defaultdict(list)
+    for f in unresolved:
+        by_rule[f.rule_id].append(f)
+    families = []
+    for fam in FAMILIES + "".join(sorted({r[:1] for r in set(rules) | set(by_rule)} - set(FAMILIES))):
+        ids = sorted({r for r in rules if r[:1] == fam} | {r for r in by_rule if r[:1] == fam})
+        if not ids:
+            continue
+        blocks = []
+        for rule_id in ids:
+            found = sorted(by_rule.get(rule_id, []), key=lambda f: (f.app_key, f.id))
+            rule, first = rules.get(rule_id), found[0] if found else None
+            blocks.append({
+                "id": rule_id, "title": _rule_text(rule, "title", lang, first.title if first else ""),
+                "severity": (rule or {}).get("severity") or (first.severity if first else ""),
+                "confidence": (rule or {}).get("confidence") or (first.confidence if first else ""),
+                "description": _rule_text(rule, "description", lang),
+                "regulation": _rule_text(rule, "regulation", lang, first.regulation if first else ""),
+                "count": len(found), "apps": len({f.app_key for f in found}),
+                "examples": found[: settings.FINMON_REPORT_EXAMPLES_PER_RULE],
+            })
+        families.append({"id": fam, "label": LABELS["family"].get(fam, fam), "rules": blocks,
+                         "count": sum(b["count"] for b in blocks)})
+
+    sev_items = [(_(LABELS["severity"][s]), severity_counts.get(s, 0), SEVERITY_COLORS[s]) for s in SEVERITIES]
+    fam_items = [(f"{f['id']} · {_(f['label'])}", f["count"], "#34495e") for f in families]
+    policy_counts = Counter(a.get("policy_status") or "none" for a in apps)
+    policy_items = [(_(LABELS["policy"].get(k, k)), policy_counts.get(k, 0), c)
+                    for k, c in (("ok", "#27ae60"), ("none", "#c0392b"), ("not_found", "#c0392b"),
+                                 ("unavailable", "#7f8c8d"))]
+    iso = start.isocalendar()
+    return {
+        "week": {"year": iso.year, "number": iso.week, "start": start.date().isoformat(),
+                 "end": (end - timedelta(days=1)).date().isoformat()},
+        "generated": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "kpi": {
+            "apps": len(apps),
+            "high_apps": sum(1 for a in apps if a["counts"]["high"]),
+            "unresolved": len(unresolved),
+            "severity": {s: severity_counts.get(s, 0) for s in SEVERITIES},
+            "new": len(changes["new"]),
+            "resolved": len(changes["resolved"]),
+            "no_policy": sum(policy_counts.get(k, 0) for k in ("none", "not_found")),
+        },
+        "charts": {"severity": bar_chart(sev_items), "family": bar_chart(fam_items),
+                   "policy": bar_chart(policy_items), "trend": trend_chart(trend)},
+        "ranked": ranked[: settings.FINMON_REPORT_TOP_APPS],
+        "ranked_total": len(ranked),
+        "new": changes["new"][: settings.FINMON_REPORT_EXAMPLES_PER_RULE],
+        "resolved": changes["resolved"][: settings.FINMON_REPORT_EXAMPLES_PER_RULE],
+        "families": families,
+        "runs": runs,
+        "apps": by_key,
+        "rule_titles": {rid: _rule_text(r, "title", lang) for rid, r in rules.items()},
+        "rule_regulations": {rid: _rule_text(r, "regulation", lang) for rid, r in rules.items()},
+        "weights": settings.FINMON_RISK_WEIGHTS,
+        "top_n": settings.FINMON_REPORT_TOP_APPS,
+        "examples_n": settings.FINMON_REPORT_EXAMPLES_PER_RULE,
+    }
+
+
+def render_report(store: Any, out_dir: str | Path, lang: str = "zh", week: str | date | None = None) -> Path:
+    """Render index.html and apps/<app>.html into ``out_dir``; returns the path of index.html.
+
+    ``week`` is an ISO week ("2024-W10") or a date in it; by default the week of the latest
+    analysis in the store. "New" and "resolved" count findings first seen / resolved that week.
+    """
+    env = environment(lang)
+    gettext = translations(lang).gettext
+    ctx = build_context(store, lang, week, gettext)
+    out = Path(out_dir)
+    pages = out / "apps"
+    pages.mkdir(parents=True, exist_ok=True)
+    written = set()
+    app_template = env.get_template("app.html")
+    for key in ctx["apps"]:
+        app = store.app(key)
+        if app is None:
+            continue
+        name = app_filename(key)
+        (pages / name).write_text(app_template.render(ctx, app=app), encoding="utf-8")
+        written.add(name)
+    for stale in pages.glob("*.html"):
+        if stale.name not in written:
+            stale.unlink()
+    index = out / "index.html"
+    index.write_text(env.get_template("index.html").render(ctx), encoding="utf-8")
+    return index

@@ -1,0 +1,113 @@
+"""SQLite-specific behaviour: WAL, the CJK spacing for FTS5, query quoting, snippets, history, fuzzing."""
+import sqlite3
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from index.sqlite import SCHEMA_VERSION, SQLiteStore, fts_match, fts_text, query_words, snippet
+
+
+def test_wal_mode_and_schema_version(store):
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_reopening_keeps_the_data(tmp_path, build):
+    path = tmp_path / "x.db"
+    with SQLiteStore(path) as first:
+        first.save_listings([build.listing()])
+    with SQLiteStore(path) as again:
+        assert [a["key"] for a in again.apps()] == ["android:com.example.loan"]
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "future.db"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(RuntimeError, match="newer"):
+        SQLiteStore(path)
+
+
+def test_cjk_is_spaced_for_the_index():
+    assert fts_text("我们读取通讯录info") == " 我 们 读 取 通 讯 录 info"
+    assert fts_text("ＡＢＣ１") == "ABC1"  # NFKC
+    assert fts_text("phone number") == "phone number"
+
+
+def test_queries_become_quoted_phrases():
+    assert fts_match(query_words("通讯录 phone")) == '" 通 讯 录 " "phone"'
+    assert fts_match(query_words('say "hi"')) == '"say" """hi"""'
+    assert query_words("* ( ) \x00 :") == []
+    assert fts_match([]) is None
+    assert len(query_words(" ".join(["a"] * 100))) == 16
+
+
+def test_snippet_marks_the_match_in_original_text():
+    text = "前言。" * 40 + "我们会读取您的通讯录信息，用于风控。" + "结尾。" * 40
+    snip, (start, end) = snippet(text, ["通讯录"], width=40)
+    assert snip[start:end] == "通讯录" and snip.startswith("…") and snip.endswith("…")
+    snip, (start, end) = snippet("We collect your Phone\nNumber.", ["phone number"])
+    assert snip[start:end] == "Phone Number"
+    snip, match = snippet("nothing here", ["通讯录"])
+    assert (snip, match) == ("nothing here", None)
+    snip, (start, end) = snippet("a phones phone", ["phone"])
+    assert (start, end) == (9, 14)  # whole words only
+
+
+def test_listing_history_keeps_each_distinct_content(store, build):
+    store.save_listings([build.listing(version="1.0")])
+    store.save_listings([build.listing(version="1.0", fetched_at="2024-03-05T08:00:00Z")])
+    store.save_listings([build.listing(version="2.0", fetched_at="2024-03-11T08:00:00Z")])
+    rows = store.db.execute("SELECT fetched_at FROM listing_history ORDER BY fetched_at").fetchall()
+    assert [r[0][:10] for r in rows] == ["2024-03-04", "2024-03-11"]
+
+
+def test_renamed_app_is_found_by_its_new_name(store, build):
+    snap = build.app(build.listing())
+    store.save_analysis([snap], [build.analysis(snap, build.perm(snap.key))], "2024-03-04T10:00:00Z")
+    renamed = build.app(build.listing(name="新名字借款"))
+    store.save_analysis([renamed], [build.analysis(renamed, build.perm(renamed.key))], "2024-03-11T10:00:00Z")
+    assert store.search("新名字")[0]["app_name"] == "新名字借款"
+    assert store.search("快乐借款") == []
+    assert store.db.execute("SELECT count(*) FROM findings_fts").fetchone()[0] == 1
+
+
+def test_a_failed_batch_leaves_nothing_behind(store, build):
+    snap = build.app(build.listing())
+    broken = build.analysis(snap, build.perm(snap.key))
+    with pytest.raises(AttributeError):
+        store.save_analysis([snap, object()], [broken], "2024-03-04T10:00:00Z")
+    assert store.apps() == [] and store.findings() == []
+
+
+SPECIAL = ['"', "'", "AND", "OR", "NOT", "NEAR", "NEAR/3", "(", ")", "*", ":", "^", "-", "+", "{", "}", "[", "]",
+           "\\", "\x00", "通讯录", "通", "phone", " ", "\t", "body:", "rowid", "🙂", "ｘ", "\u200b", "\u3000"]
+
+
+@pytest.fixture(scope="module")
+def fuzz_store(tmp_path_factory):
+    from finmon.model import Analysis, Evidence, Finding, Listing, merge_listings
+
+    listing = Listing(store="xiaomi", store_id="a", platform="android", package="a", name="借款 phone", developer="d",
+                      category="c", source_url="http://x.test/a", fetched_at="2024-03-04T08:00:00Z")
+    snap = merge_listings([listing], {}, {})[0]
+    finding = Finding(rule_id="C201", severity="high", confidence="high", app_key=snap.key, title="无隐私政策 no policy",
+                      evidence=Evidence(kind="absence", key="policy", text="通讯录 phone NEAR AND OR"), regulation="")
+    s = SQLiteStore(tmp_path_factory.mktemp("fuzz") / "fuzz.db")
+    s.save_analysis([snap], [Analysis(snap.key, "lending", 1.0, (finding,))], "2024-03-04T10:00:00Z")
+    yield s
+    s.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200) | st.lists(st.sampled_from(SPECIAL), max_size=12).map("".join))
+def test_any_query_is_safe(fuzz_store, query):
+    hits = fuzz_store.search(query)
+    assert isinstance(hits, list)
+    for hit in hits:
+        assert hit["kind"] == "finding"
+        if hit["match"]:
+            start, end = hit["match"]
+            assert 0 <= start < end <= len(hit["snippet"])

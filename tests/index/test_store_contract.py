@@ -1,0 +1,304 @@
+"""The store contract (index/base.py), written against the ``store`` fixture so every backend can run it."""
+import csv
+import io
+import json
+
+import pytest
+
+from finmon.model import Finding, Run
+from index.base import Store
+
+T1, T2, T3 = "2024-03-04T10:00:00+00:00", "2024-03-11T10:00:00+00:00", "2024-03-18T10:00:00+00:00"
+
+
+@pytest.fixture
+def loan(build):
+    """A lending app listed on two stores, with a Chinese policy, and its findings."""
+    pol = build.policy()
+    snap = build.app(build.listing(), build.listing(store="appgallery", store_id="C100123"), versions=[pol])
+    return snap, [build.perm(snap.key), build.quote(snap.key)]
+
+
+@pytest.fixture
+def wallet(build):
+    """A payment app on one store, with an English policy."""
+    pol = build.policy(build.POLICY_EN, url="http://policies.test/en.html", language="en")
+    snap = build.app(build.listing("com.example.pay", name="Easy Pay 支付", privacy_url=pol.url,
+                                   permissions=["android.permission.ACCESS_FINE_LOCATION"]), versions=[pol])
+    finding = build.perm(snap.key, "android.permission.ACCESS_FINE_LOCATION", rule="P102", severity="medium")
+    return snap, [finding]
+
+
+def save(store, build, *apps, at=T1):
+    snaps = [snap for snap, _ in apps]
+    analyses = [build.analysis(snap, *findings, finance_type="payment" if snap.package.endswith(".pay") else "lending")
+                for snap, findings in apps]
+    return store.save_analysis(snaps, analyses, at)
+
+
+def ids(findings):
+    return sorted(f.id for f in findings)
+
+
+def test_store_implements_the_interface(store):
+    assert isinstance(store, Store)
+
+
+def test_runs_round_trip_newest_first_and_upsert_by_id(store):
+    store.save_run(Run(id="crawl-1", kind="crawl", started="2024-03-04T09:00:00Z", counters={"requests": 5}))
+    store.save_run(Run(id="crawl-2", kind="crawl", started="2024-03-11T09:00:00Z"))
+    store.save_run(Run(id="crawl-1", kind="crawl", started="2024-03-04T09:00:00Z", ended="2024-03-04T09:30:00Z",
+                       counters={"requests": 7, "errors/timeout": 1}, outcome="ok"))
+    runs = store.runs()
+    assert [r["id"] for r in runs] == ["crawl-2", "crawl-1"]
+    assert runs[1]["counters"] == {"requests": 7, "errors/timeout": 1}
+    assert runs[1]["outcome"] == "ok" and runs[1]["ended"].startswith("2024-03-04T09:30")
+    assert Run.from_dict(runs[1]).counters["requests"] == 7
+    assert len(store.runs(limit=1)) == 1
+
+
+def test_rules_round_trip_keeps_extra_keys(store):
+    table = [
+        {"id": "P101", "family": "P", "severity": "high", "confidence": "high", "title": "借贷类App申请禁止权限",
+         "title_en": "Lending app requests a forbidden permission", "description": "…", "regulation": "…", "extra": 1},
+        {"id": "C201", "severity": "high", "confidence": "high", "title": "无隐私政策", "title_en": "No privacy policy",
+         "description": "", "regulation": ""},
+    ]
+    store.save_rules(table)
+    store.save_rules(table)
+    rules = store.rules()
+    assert [r["id"] for r in rules] == ["C201", "P101"]
+    assert rules[0]["family"] == "C"  # derived from the id when not given
+    assert rules[1]["extra"] == 1 and rules[1]["title_en"].startswith("Lending")
+
+
+def test_policy_versions_are_kept_by_hash(store, build):
+    v1 = build.policy()
+    v2 = build.policy(build.POLICY_ZH + "我们会定期更新本政策。", fetched_at="2024-03-11T08:00:00Z")
+    assert store.save_policy_versions([v1, v1]) == 1
+    assert store.save_policy_versions([v1]) == 0
+    assert store.save_policy_versions([v2]) == 1
+    assert store.policy(v1.sha256).text == v1.text
+    assert store.policy(v2.sha256).url == v1.url
+    assert store.policy("0" * 64) is None
+    got = store.policy(v1.sha256)
+    assert (got.title, got.language, got.effective_date, got.final_url) == (v1.title, "zh", "2024-03-01", v1.url)
+
+
+def test_listings_keep_the_latest_per_store_id(store, build):
+    old = build.listing(version="1.0", fetched_at="2024-03-04T08:00:00Z")
+    new = build.listing(version="2.0", fetched_at="2024-03-11T08:00:00Z")
+    assert store.save_listings([old]) == 1
+    store.save_listings([new])
+    store.save_listings([old])  # an older capture replayed late does not win
+    app = store.app(old.app_key)
+    assert [lst["version"] for lst in app["listings"]] == ["2.0"]
+    assert app["listings"][0]["permissions"] == list(new.permissions)
+    assert app["first_seen"].startswith("2024-03-04") and app["last_seen"].startswith("2024-03-11")
+    assert store.apps()[0]["name"] == "快乐借款"
+
+
+def test_save_analysis_round_trip(store, build, loan, wallet):
+    counts = save(store, build, loan, wallet)
+    assert counts == {"new": 3, "open": 0, "resolved": 0}
+    snap, findings = loan
+    stored = store.findings(app_key=snap.key)
+    assert ids(stored) == ids(findings)
+    by_id = {f.id: f for f in stored}
+    for original in findings:
+        got = by_id[original.id]
+        assert (got.rule_id, got.severity, got.confidence, got.title, got.regulation) == (
+            original.rule_id, original.severity, original.confidence, original.title, original.regulation)
+        assert got.evidence == original.evidence
+        assert (got.first_seen, got.last_seen, got.status) == (T1, T1, "new")
+    app = store.app(snap.key)
+    assert app["finance_type"] == "lending" and app["finance_confidence"] == 0.9
+    assert app["stores"] == ["appgallery", "xiaomi"]
+    assert app["policy_status"] == "ok" and app["policy"].sha256 == snap.policy.sha256
+    assert [v["sha256"] for v in app["policy_versions"]] == [snap.policy.sha256]
+    assert app["counts"] == {"high": 2, "medium": 0, "low": 0}
+    assert app["risk_score"] > store.app(wallet[0].key)["risk_score"] > 0
+    assert {lst["store"] for lst in app["listings"]} == {"xiaomi", "appgallery"}
+    assert store.app("android:nope") is None
+    assert [a["key"] for a in store.apps()] == sorted([snap.key, wallet[0].key])
+
+
+def test_resaving_the_same_analysis_is_idempotent(store, build, loan):
+    save(store, build, loan, at=T1)
+    first = store.findings()
+    assert save(store, build, loan, at=T1) == {"new": 2, "open": 0, "resolved": 0}
+    again = store.findings()
+    assert again == first
+    assert len(list(store.export("findings"))) == 2
+    assert len(store.search("通讯录", kind="finding")) == 1  # the full-text row was not duplicated
+
+
+def test_seen_again_is_open_and_keeps_first_seen(store, build, loan):
+    save(store, build, loan, at=T1)
+    assert save(store, build, loan, at=T2) == {"new": 0, "open": 2, "resolved": 0}
+    for f in store.findings():
+        assert (f.first_seen, f.last_seen, f.status) == (T1, T2, "open")
+
+
+def test_lifecycle_new_open_resolved_reopened(store, build, loan):
+    snap, (perm, quote) = loan
+    save(store, build, loan, at=T1)
+    counts = store.save_analysis([snap], [build.analysis(snap, perm)], T2)
+    assert counts == {"new": 0, "open": 1, "resolved": 1}
+    status = {f.id: f.status for f in store.findings()}
+    assert status == {perm.id: "open", quote.id: "resolved"}
+    assert store.findings(status="resolved")[0].last_seen == T1
+    assert store.app(snap.key)["counts"]["high"] == 1  # resolved findings do not count
+    # resolved once stays resolved (no double counting) ...
+    assert store.save_analysis([snap], [build.analysis(snap, perm)], T2)["resolved"] == 0
+    # ... and a finding produced again is open again, first_seen kept
+    save(store, build, loan, at=T3)
+    got = {f.id: f for f in store.findings()}
+    assert (got[quote.id].status, got[quote.id].first_seen, got[quote.id].last_seen) == ("open", T1, T3)
+
+
+def test_only_analysed_apps_get_findings_resolved(store, build, loan, wallet):
+    save(store, build, loan, wallet, at=T1)
+    snap, _ = loan
+    counts = store.save_analysis([snap], [build.analysis(snap)], T2)  # only the loan app, now clean
+    assert counts["resolved"] == 2
+    assert {f.status for f in store.findings(app_key=wallet[0].key)} == {"new"}
+
+
+def test_an_older_analysis_replayed_late_changes_nothing(store, build, loan):
+    snap, (perm, quote) = loan
+    save(store, build, loan, at=T2)
+    store.save_analysis([snap], [build.analysis(snap, perm)], T1)
+    assert {f.status for f in store.findings()} == {"new"}
+    assert all(f.last_seen == T2 for f in store.findings())
+
+
+def test_changes_in_a_window(store, build, loan, wallet):
+    save(store, build, loan, at=T1)
+    snap, (perm, _) = loan
+    store.save_analysis([snap, wallet[0]], [build.analysis(snap, perm), build.analysis(wallet[0], *wallet[1])], T2)
+    week2 = store.changes("2024-03-11T00:00:00+00:00", "2024-03-18T00:00:00+00:00")
+    assert ids(week2["new"]) == ids(wallet[1])
+    assert [f.rule_id for f in week2["resolved"]] == ["C202"]
+    week1 = store.changes("2024-03-04T00:00:00Z", "2024-03-11T00:00:00Z")
+    assert len(week1["new"]) == 2 and week1["resolved"] == []
+    assert len(store.changes("2024-01-01")["new"]) == 3
+
+
+def test_finding_filters(store, build, loan, wallet):
+    save(store, build, loan, wallet)
+    assert {f.rule_id for f in store.findings(rule="P101")} == {"P101"}
+    assert {f.severity for f in store.findings(severity="medium")} == {"medium"}
+    assert {f.family for f in store.findings(family="C")} == {"C"}
+    assert len(store.findings(store="appgallery")) == 2  # only the loan app is on appgallery
+    assert len(store.findings(store="xiaomi")) == 3
+    assert store.findings(store="itunes") == []
+    assert len(store.findings(finance_type="lending")) == 2
+    assert [f.rule_id for f in store.findings(finance_type="payment")] == ["P102"]
+    assert len(store.findings(status=["new", "open"])) == 3 and store.findings(status="resolved") == []
+    everything = store.findings()
+    assert [f.severity for f in everything] == ["high", "high", "medium"]  # most severe first
+    assert store.findings(limit=1, offset=1) == everything[1:2]
+
+
+def test_export_findings_and_apps(store, build, loan, wallet):
+    save(store, build, loan, wallet)
+    rows = list(store.export("findings"))
+    assert len(rows) == 3 and len({r["id"] for r in rows}) == 3
+    row = next(r for r in rows if r["rule_id"] == "C202")
+    assert row["evidence"]["key"] == "contacts" and row["evidence"]["detail"] == "通讯录"
+    assert row["app_name"] == "快乐借款" and row["family"] == "C" and row["status"] == "new"
+    assert row["stores"] == ["appgallery", "xiaomi"] and row["resolved_at"] is None
+    assert Finding.from_dict(row).id == row["id"]
+    apps = list(store.export("apps"))
+    assert {a["key"] for a in apps} == {loan[0].key, wallet[0].key}
+    for table in (rows, apps):  # JSON lines, and CSV with nested values dumped as JSON (as `finmon export` does)
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(table[0]))
+        writer.writeheader()
+        for r in table:
+            json.dumps(r, ensure_ascii=False)
+            writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
+                             for k, v in r.items()})
+        assert len(list(csv.DictReader(io.StringIO(out.getvalue())))) == len(table)
+    with pytest.raises(ValueError):
+        list(store.export("policies"))
+
+
+# -- search --------------------------------------------------------------------------
+
+
+def test_search_chinese_words_inside_long_sentences(store, build, loan, wallet):
+    save(store, build, loan, wallet)
+    hits = store.search("通讯录")  # 3 characters inside 我们会读取您的通讯录信息
+    kinds = sorted(h["kind"] for h in hits)
+    assert kinds == ["finding", "policy"]
+    finding = next(h for h in hits if h["kind"] == "finding")
+    assert finding["rule_id"] == "C202" and finding["app_name"] == "快乐借款" and finding["severity"] == "high"
+    assert finding["stores"] == ["appgallery", "xiaomi"] and finding["rule_title"]
+    start, end = finding["match"]
+    assert finding["snippet"][start:end] == "通讯录"
+    policy = next(h for h in hits if h["kind"] == "policy")
+    assert policy["app_key"] == loan[0].key and policy["apps"][0]["name"] == "快乐借款"
+    assert policy["url"] == "http://policies.test/p1.html" and policy["stores"] == ["appgallery", "xiaomi"]
+    start, end = policy["match"]
+    assert policy["snippet"][start:end] == "通讯录"
+    two = store.search("姓名", kind="policy")  # 2 characters in 收集您的姓名、身份证号码
+    assert [h["id"] for h in two] == [loan[0].policy.sha256]
+    assert store.search("讯通") == []  # characters must be adjacent and in order
+    assert store.search("银行卡号 手机号码", kind="policy")  # several words: all must occur
+    assert store.search("银行卡号 存款证明") == []
+
+
+def test_search_english_and_mixed(store, build, loan, wallet):
+    save(store, build, loan, wallet)
+    hits = store.search("precise location")
+    assert [h["kind"] for h in hits] == ["policy"] and hits[0]["language"] == "en"
+    assert store.search("PHONE number")[0]["app_name"] == "Easy Pay 支付"
+    assert store.search("phone location") and store.search("location phone")
+    assert store.search("locations") == []  # whole tokens, no stemming
+    by_permission = store.search("READ_CONTACTS")
+    assert [h["rule_id"] for h in by_permission] == ["P101"]
+    assert store.search("android.permission.ACCESS_FINE_LOCATION")[0]["rule_id"] == "P102"
+    assert store.search("支付")[0]["app_key"] == wallet[0].key  # app names are indexed with findings
+
+
+def test_search_filters_and_paging(store, build, loan, wallet):
+    save(store, build, loan, wallet)
+    assert all(h["kind"] == "finding" for h in store.search("android", rule="P101"))
+    assert [h["rule_id"] for h in store.search("permission", severity="medium")] == ["P102"]
+    assert store.search("通讯录", store="itunes") == []
+    assert {h["kind"] for h in store.search("通讯录", store="appgallery")} == {"finding", "policy"}
+    assert store.search("location", finance_type="lending") == []
+    everything = store.search("android")
+    assert len(everything) == 2
+    assert store.search("android", limit=1) + store.search("android", limit=1, offset=1) == everything
+    assert store.search("android", limit=0) == []
+    with pytest.raises(ValueError):
+        store.search("android", kind="listing")
+
+
+HOSTILE = [
+    "", " ", '"', '""', "'", "*", "通讯录*", "phone*", "AND", "OR", "NOT", "NEAR", "a OR b", "NEAR(a b)",
+    "phone NEAR/2 number", "body:通讯录", "{body}: x", "(", ")", "((通讯录", "^phone", "-phone", "+", "\x00", "a\x00b",
+    "通讯录\" OR \"", '" OR 1=1 --', "'; DROP TABLE findings; --", "\\", "\ud800", "🙂", "ｐｈｏｎｅ", "x" * 5000,
+    " ".join(["通讯录"] * 200),
+]
+
+
+@pytest.mark.parametrize("query", HOSTILE)
+def test_hostile_queries_never_raise(store, build, loan, query):
+    save(store, build, loan)
+    hits = store.search(query)
+    assert isinstance(hits, list)
+    if query in ("", " ", '"', "*", "(", ")", "\x00", "\\"):
+        assert hits == []
+    assert len(store.findings()) == 2  # nothing was dropped
+
+
+def test_operators_are_searched_as_words(store, build, loan):
+    save(store, build, loan)
+    assert store.search("通讯录 OR 不存在的词") == []  # OR is a word here, not an operator
+    assert store.search('"通讯录"')  # quotes are ignored, not syntax
+    assert store.search("通讯录*")  # so is the prefix star
+    assert store.search("ＲＥＡＤ＿ＣＯＮＴＡＣＴＳ") == store.search("READ_CONTACTS") != []  # full-width is normalised

@@ -1,0 +1,289 @@
+"""The weekly report: content, languages, escaping, self-containment, catalog, helpers."""
+import ast
+import re
+from datetime import date, datetime, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+import reports.weekly as weekly
+from finmon.model import Evidence
+from index.sqlite import SQLiteStore
+from reports.weekly import (
+    LABELS,
+    app_filename,
+    environment,
+    quote_parts,
+    render_report,
+    safe_url,
+    translations,
+    week_window,
+)
+
+HOSTILE_NAME = "<script>alert(1)</script>"
+
+
+class Links(HTMLParser):
+    """Collects tags and every URL-bearing attribute of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.urls, self.marks = [], [], []
+        self._in_mark = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self._in_mark = tag == "mark"
+        for name, value in attrs:
+            if name in ("src", "href", "action", "srcset", "poster", "data", "xlink:href") or name.startswith("on"):
+                self.urls.append((tag, name, value or ""))
+
+    def handle_endtag(self, tag):
+        self._in_mark = False if tag == "mark" else self._in_mark
+
+    def handle_data(self, data):
+        if self._in_mark:
+            self.marks.append(data)
+
+
+def parse(path: Path) -> Links:
+    links = Links()
+    links.feed(path.read_text(encoding="utf-8"))
+    return links
+
+
+@pytest.fixture(scope="module")
+def rendered(report_store, tmp_path_factory):
+    store, apps = report_store
+    out = tmp_path_factory.mktemp("report")
+    return {lang: render_report(store, out / lang, lang=lang, week="2024-W11") for lang in ("zh", "en")}, apps
+
+
+def pages(index: Path) -> list[Path]:
+    return [index, *sorted((index.parent / "apps").glob("*.html"))]
+
+
+def test_renders_index_and_one_page_per_app(rendered, report_store):
+    (paths, apps) = rendered
+    store, _ = report_store
+    for index in paths.values():
+        assert index.name == "index.html" and index.exists()
+        names = {p.name for p in (index.parent / "apps").glob("*.html")}
+        assert names == {app_filename(a["key"]) for a in store.apps()}
+
+
+def test_chinese_by_default_english_on_request(rendered):
+    paths, _ = rendered
+    zh = paths["zh"].read_text(encoding="utf-8")
+    en = paths["en"].read_text(encoding="utf-8")
+    assert '<html lang="zh-CN">' in zh and '<html lang="en">' in en
+    assert "金融类App个人信息保护风险监测周报" in zh and "2024年第11周" in zh and "监测应用数" in zh
+    assert "Finance app privacy risk report" in en and "Week 11, 2024" in en and "Apps monitored" in en
+    assert "借贷类App申请应用商店禁止的权限" in zh and "Lending app requests a permission app stores forbid" in en
+    assert "Lending app requests" not in zh
+    assert "personal-loan policies forbid lending apps" in en and "App-store personal-loan policies" in en
+    assert "应用商店个人贷款类应用规范禁止" in zh and "personal-loan policies forbid" not in zh
+    assert "认定方法 一（1）" in en  # no English text in the rule table: the Chinese one is shown
+
+
+def test_kpis_reflect_the_week(rendered):
+    paths, _ = rendered
+    html = paths["en"].read_text(encoding="utf-8")
+
+    def kpi(name):
+        return int(re.search(rf'id="kpi-{name}"><div class="value">(\d+)<', html)[1])
+
+    assert kpi("apps") == 5
+    assert kpi("high-apps") == 4  # loan, hostile, bank, insurer
+    assert kpi("new") == 1  # the insurer's dead policy link
+    assert kpi("resolved") == 1  # the loan app's location permission
+    assert kpi("unresolved") == 7
+    assert kpi("no-policy") == 2
+
+
+def test_week_one_shows_everything_new(report_store, tmp_path):
+    store, _ = report_store
+    html = render_report(store, tmp_path, lang="en", week=date(2024, 3, 6)).read_text(encoding="utf-8")
+    assert re.search(r'id="kpi-new"><div class="value">7<', html)
+    assert re.search(r'id="kpi-resolved"><div class="value">0<', html)
+
+
+def test_ranking_is_by_risk_score(rendered):
+    paths, apps = rendered
+    html = paths["en"].read_text(encoding="utf-8")
+    table = html[html.index('id="ranking-table"'):html.index("</table>", html.index('id="ranking-table"'))]
+    order = [m for m in re.findall(r'href="apps/([^"]+)"', table)]
+    assert order[0] == app_filename(apps["com.kuaile.loan"].key)  # 3 high = 30
+    assert order[1] == app_filename(apps["com.evil.pay"].key)  # high + medium = 13
+    assert app_filename(apps["com.clean.fund"].key) not in order
+
+
+def test_findings_grouped_by_family_with_rule_text_and_highlighted_evidence(rendered):
+    paths, _ = rendered
+    zh = paths["zh"].read_text(encoding="utf-8")
+    for fam in ("family-P", "family-C", "family-D"):
+        assert f'id="{fam}"' in zh
+    assert zh.index('id="family-P"') < zh.index('id="family-C"') < zh.index('id="family-D"')
+    assert "常见类型移动互联网应用程序必要个人信息范围规定（2021）" in zh  # the rule's regulation
+    assert "隐私政策声明收集通讯录" in zh  # the rule's description
+    assert "通讯录" in parse(paths["zh"]).marks and "精确位置" in parse(paths["zh"]).marks
+
+
+def test_app_page_has_listings_permissions_policy_and_findings(rendered):
+    paths, apps = rendered
+    page = paths["zh"].parent / "apps" / app_filename(apps["com.kuaile.loan"].key)
+    html = page.read_text(encoding="utf-8")
+    assert "http://xiaomi.test/details?id=com.kuaile.loan" in html and "http://appgallery.test/app/C100123" in html
+    assert "2024-03-04 08:00 UTC" in html  # capture time
+    assert "android.permission.READ_CONTACTS" in html and "perm-flag" in html
+    assert 'href="http://policies.test/kuaile.html"' in html and "可获取" in html
+    assert "已解决" in html  # the resolved location permission is still listed
+    assert re.search(r"政策原文第 \d+–\d+ 字符", html)  # the quote's offsets in the policy
+    assert 'href="../index.html"' in html
+
+
+def test_hostile_names_quotes_and_urls_are_inert(rendered):
+    paths, apps = rendered
+    for index in paths.values():
+        for page in pages(index):
+            html = page.read_text(encoding="utf-8")
+            assert HOSTILE_NAME not in html
+            assert "<img" not in html  # the hostile quote's tag arrives as text
+            links = parse(page)
+            assert "script" not in links.tags and "img" not in links.tags
+            for tag, attr, value in links.urls:
+                assert not attr.startswith("on"), (page, tag, attr)
+                assert not value.strip().lower().startswith(("javascript:", "data:", "vbscript:")), (page, value)
+    evil = paths["zh"].parent / "apps" / app_filename(apps["com.evil.pay"].key)
+    html = evil.read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "javascript:alert(4)" in html  # shown as text, never as a link
+
+
+def test_no_external_resources(rendered, report_store):
+    paths, _ = rendered
+    store, _ = report_store
+    evidence_urls = set()
+    for app in store.apps():
+        full = store.app(app["key"])
+        evidence_urls |= {full["policy_url"]} | {v["url"] for v in full["policy_versions"]}
+        for lst in full["listings"]:
+            evidence_urls |= {lst["source_url"], lst["privacy_url"]}
+        evidence_urls |= {f.evidence.url for f in full["findings"]}
+    for index in paths.values():
+        for page in pages(index):
+            html = page.read_text(encoding="utf-8")
+            assert "@import" not in html and "url(" not in html
+            assert "Content-Security-Policy" in html
+            links = parse(page)
+            assert "link" not in links.tags and "iframe" not in links.tags
+            for tag, attr, value in links.urls:
+                assert attr == "href" and tag == "a", (page, tag, attr, value)
+                if urlsplit(value).scheme:
+                    assert value in evidence_urls, (page, value)
+                else:  # relative links stay inside the report
+                    target = (page.parent / value.split("#")[0]).resolve()
+                    assert target == page.resolve() or target.exists(), (page, value)
+
+
+def test_rerender_removes_pages_of_apps_no_longer_indexed(report_store, tmp_path):
+    store, _ = report_store
+    stale = tmp_path / "apps" / "android_gone.html"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("old")
+    (tmp_path / "apps" / "notes.txt").write_text("kept")
+    render_report(store, tmp_path)
+    assert not stale.exists() and (tmp_path / "apps" / "notes.txt").exists()
+
+
+def test_an_empty_index_renders(tmp_path):
+    with SQLiteStore(tmp_path / "empty.db") as store:
+        for lang in ("zh", "en"):
+            html = render_report(store, tmp_path / lang, lang=lang).read_text(encoding="utf-8")
+            assert 'id="kpi-apps"><div class="value">0<' in html
+
+
+def test_unknown_language_is_refused(report_store, tmp_path):
+    with pytest.raises(ValueError):
+        render_report(report_store[0], tmp_path, lang="fr")
+
+
+# -- catalog --------------------------------------------------------------------------
+
+
+def template_messages():
+    env = environment("en")
+    found = set()
+    for name in env.list_templates():
+        source = (Path(weekly.__file__).parent / "templates" / name).read_text(encoding="utf-8")
+        for _, _, message in env.extract_translations(source):
+            message = message[0] if isinstance(message, tuple) else message
+            if message:
+                found.add(message)
+    return found | {m for group in LABELS.values() for m in group.values()}
+
+
+def test_the_chinese_catalog_is_complete():
+    zh = translations("zh")
+    messages = template_messages()
+    assert len(messages) > 60
+    missing = [m for m in messages if zh.gettext(m) == m and m not in ("Android", "iOS")]
+    assert not missing, missing
+    for m in messages:
+        assert sorted(re.findall(r"%\((\w+)\)s", m)) == sorted(re.findall(r"%\((\w+)\)s", zh.gettext(m))), m
+
+
+def test_the_report_reads_the_store_only():
+    for path in Path(weekly.__file__).parent.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                for name in names:
+                    assert name.split(".")[0] not in ("analyzers", "crawler", "market", "scrapy"), (path, name)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def test_safe_url():
+    assert safe_url("http://a.test/x?y=1") == "http://a.test/x?y=1"
+    assert safe_url(" https://a.test/ ") == "https://a.test/"
+    for bad in ("javascript:alert(1)", "JAVASCRIPT:alert(1)", " javascript:x", "data:text/html,x", "//a.test/x",
+                "/local", "http://", "http://[::1", None, 5, "vbscript:x", "file:///etc/passwd"):
+        assert safe_url(bad) is None, bad
+
+
+def test_app_filename_is_safe_and_distinct():
+    assert app_filename("android:com.example.loan") == "android_com.example.loan.html"
+    hostile = ["android:../../etc/passwd", "ios:a/b", "android:" + "x" * 300, "android:.hidden", "ios:<script>",
+               "android:a b", "android:a_b"]
+    names = [app_filename(k) for k in hostile]
+    assert len(set(names)) == len(names)
+    for name in names:
+        assert re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*\.html", name) and len(name) < 120, name
+
+
+def test_quote_parts_highlight_the_term():
+    sentence = "我们会读取您的通讯录信息。"
+    policy = "前言。" + sentence
+    assert quote_parts(Evidence(kind="quote", key="contacts", text=sentence, detail="通讯录")) == (
+        "我们会读取您的", "通讯录", "信息。")
+    start = policy.index("通讯录")  # offsets given for the term rather than the sentence
+    ev = Evidence(kind="quote", key="contacts", text=sentence, start=start, end=start + 3)
+    assert quote_parts(ev, policy) == ("我们会读取您的", "通讯录", "信息。")
+    whole = Evidence(kind="quote", key="contacts", text=sentence, start=3, end=3 + len(sentence))
+    assert quote_parts(whole, policy) == (sentence, "", "")
+    assert quote_parts(Evidence(kind="quote", key="x", text=sentence, start=50, end=60), policy) == (sentence, "", "")
+
+
+def test_week_window():
+    start, end = week_window("2024-W11")
+    assert start == datetime(2024, 3, 11, tzinfo=timezone.utc) and (end - start).days == 7
+    assert week_window(date(2024, 3, 17))[0] == start
+    assert week_window(None, "2024-03-13T23:00:00+00:00")[0] == start
+    assert week_window(None, "2024-03-11T01:00:00+08:00")[0] == datetime(2024, 3, 4, tzinfo=timezone.utc)
+    with pytest.raises(ValueError):
+        week_window("last week")
