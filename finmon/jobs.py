@@ -165,8 +165,6 @@ def analyze(crawl_dir: Path, store, progress: Progress | None = None) -> Run:
         if progress and (done % 50 == 0 or done == len(apps)):
             progress("analyse", done, len(apps))
     store.save_rules(analyzers.rules_table())
-    store.save_listings(snap.listings)
-    store.save_policy_versions(snap.policies.values())
     counts = store.save_analysis(apps, results, utcnow())
     run.ended = utcnow()
     run.outcome = "ok"

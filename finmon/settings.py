@@ -48,7 +48,7 @@ FINMON_REPORT_RUNS = 10  # runs in the report's run history
 FINMON_REPORT_TREND_WEEKS = 8  # weeks in the new/resolved trend chart
 
 # Local market simulator defaults (demo, tests, benchmarks).
-MARKET_APPS = 60
+MARKET_APPS = 300
 MARKET_SEED = 7
 MARKET_HOST = "127.0.0.1"
 

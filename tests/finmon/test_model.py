@@ -1,0 +1,60 @@
+from finmon.model import (
+    POLICY_NONE,
+    POLICY_NOT_FOUND,
+    POLICY_OK,
+    POLICY_UNAVAILABLE,
+    Evidence,
+    Finding,
+    Listing,
+    PolicyVersion,
+    merge_listings,
+    normalise_text,
+)
+
+
+def listing(store, package="com.example.loan", **kw):
+    base = dict(store=store, store_id=f"{store}-1", platform="android", package=package, name="示例借款",
+                developer="示例科技", category="金融理财", source_url=f"http://s/{store}", fetched_at="2026-01-01T00:00:00+00:00")
+    base.update(kw)
+    return Listing(**base)
+
+
+def policy(url):
+    return PolicyVersion(url=url, final_url=url, fetched_at="t", sha256="h", text="我们会收集您的手机号码。")
+
+
+def test_finding_id_is_stable_and_ignores_volatile_fields():
+    ev = Evidence(kind="permission", key="android.permission.READ_CONTACTS")
+    a = Finding("P101", "high", "high", "android:x", "t", ev, "reg", first_seen="1", status="new")
+    b = Finding("P101", "high", "high", "android:x", "other title", ev, "reg", first_seen="2", status="open")
+    assert a.id == b.id
+    assert a.id != Finding("P101", "high", "high", "android:y", "t", ev, "reg").id
+
+
+def test_finding_round_trips_through_dict():
+    ev = Evidence(kind="quote", key="contacts", text="我们会收集您的通讯录。", start=3, end=14)
+    f = Finding("C202", "high", "medium", "android:x", "t", ev, "reg")
+    back = Finding.from_dict(f.to_dict())
+    assert back == f and back.id == f.id
+
+
+def test_merge_unions_permissions_across_stores_and_attaches_policy():
+    a = listing("appgallery", permissions=("p1",), privacy_url="http://p/1")
+    b = listing("xiaomi", permissions=("p2",), privacy_url="http://p/1")
+    (app,) = merge_listings([b, a], {"http://p/1": policy("http://p/1")}, {})
+    assert app.key == "android:com.example.loan"
+    assert app.permissions == {"p1", "p2"}
+    assert app.policy_status == POLICY_OK
+    assert [lst.store for lst in app.listings] == ["appgallery", "xiaomi"]
+
+
+def test_merge_policy_status_distinguishes_missing_from_unavailable():
+    none = listing("xiaomi", package="a")
+    missing = listing("xiaomi", package="b", privacy_url="http://p/404")
+    down = listing("xiaomi", package="c", privacy_url="http://p/500")
+    apps = merge_listings([none, missing, down], {}, {"http://p/404": POLICY_NOT_FOUND, "http://p/500": POLICY_UNAVAILABLE})
+    assert [a.policy_status for a in apps] == [POLICY_NONE, POLICY_NOT_FOUND, POLICY_UNAVAILABLE]
+
+
+def test_normalise_text_collapses_whitespace_and_width():
+    assert normalise_text("  我们\u3000收集\r\n\r\n\tＡＢＣ  ") == "我们 收集\nABC"
