@@ -60,11 +60,19 @@ def permission_labels() -> dict[str, str]:
         return json.load(fh)["labels"]
 
 
+UNMAPPED_LABEL = "unmapped-label:"
+
+
 def permissions_from_labels(labels: list[str]) -> tuple[str, ...]:
-    """Map permission labels back to permission names; unknown labels are skipped."""
+    """Map permission labels back to permission names.
+
+    A label missing from the table is kept as ``unmapped-label:<label>`` rather than lost,
+    so an operator sees it and the table can grow.
+    """
     table = permission_labels()
-    names = (table.get(label.strip("▪•·- \t\u3000")) for label in labels)
-    return tuple(dict.fromkeys(name for name in names if name))
+    cleaned = (label.strip("▪•·- \t\u3000") for label in labels)
+    names = (table.get(label, UNMAPPED_LABEL + label) for label in cleaned if label)
+    return tuple(dict.fromkeys(names))
 
 
 def _load_json(store: str, body: bytes | str) -> Any:

@@ -163,12 +163,13 @@ def test_xiaomi_detail_maps_permission_labels(fx):
     assert (listing.version, listing.updated) == ("3.2.1", "2024-05-01")
     assert listing.description == "安心借款是一款贷款服务平台，借钱借款就上安心借款。\n最高可借20万元。"
     assert listing.privacy_url == "https://www.anxin.example/policies/anxin/privacy.html"
-    assert listing.permissions == (  # the unknown label is skipped
+    assert listing.permissions == (  # the unknown label is kept, marked
         "android.permission.INTERNET",
         "android.permission.READ_CONTACTS",
         "android.permission.ACCESS_FINE_LOCATION",
         "android.permission.CAMERA",
         "android.permission.READ_SMS",
+        "unmapped-label:某个未知的新权限",
     )
 
 
@@ -224,3 +225,12 @@ def test_parse_file_policy(fx, tmp_path):
     broken.write_bytes(b"%PDF-1.4 truncated")
     with pytest.raises(MalformedResponse):
         parse_file("policy", broken)
+
+
+def test_unknown_permission_label_is_kept_not_lost():
+    from crawler.parsers import permissions_from_labels
+
+    assert permissions_from_labels(["▪ 读取联系人", "▪ 读取心率传感器"]) == (
+        "android.permission.READ_CONTACTS",
+        "unmapped-label:读取心率传感器",
+    )

@@ -1,4 +1,5 @@
 """Every CLI command is documented in the README and answers --help."""
+import json
 from pathlib import Path
 
 import click
@@ -80,3 +81,46 @@ def test_demo_twice_into_one_directory_gives_the_same_findings(tmp_path):
     first, second = demo(), demo()
     assert first and sorted(first) == sorted(second)
     assert len(second) == len(set(second))
+
+    runner = CliRunner()
+    db = ["--db", str(tmp_path / "finmon.db")]
+    families = {_json.loads(line)["rule_id"][0] for line in runner.invoke(main, ["export", "findings", *db]).output.splitlines()}
+    assert {"P", "C", "D"} <= families
+    csv_out = runner.invoke(main, ["export", "apps", "--format", "csv", *db]).output.splitlines()
+    assert csv_out[0].startswith("key,") and len(csv_out) > 30
+    hits = runner.invoke(main, ["search", "通讯录", "--json", "--rule", "C202", *db]).output.splitlines()
+    assert hits and all(_json.loads(h)["rule_id"] == "C202" for h in hits)
+    for hostile in ['"', "通讯录 OR (", "NEAR(a b)", "*"]:
+        assert runner.invoke(main, ["search", hostile, *db]).exit_code == 0
+
+
+def test_rules_lists_the_table():
+    result = CliRunner().invoke(main, ["rules", "--json"])
+    table = json.loads(result.output)
+    assert {"P101", "P102", "C201", "C202", "D301"} <= {r["id"] for r in table}
+    assert all(r["title"] and r["regulation"] and r["severity"] for r in table)
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "crawler" / "fixtures"
+
+
+def test_parse_prints_a_real_itunes_search_response_completely():
+    result = CliRunner().invoke(main, ["parse", "itunes", str(FIXTURES / "itunes_search.json"), "--json"])
+    assert result.exit_code == 0, result.output
+    listings = json.loads(result.output)
+    raw = json.loads((FIXTURES / "itunes_search.json").read_text(encoding="utf-8"))
+    assert len(listings) == raw["resultCount"]
+    assert [x["store_id"] for x in listings] == [str(r["trackId"]) for r in raw["results"]]
+    assert all(x["package"] and x["developer"] and x["version"] for x in listings)
+
+
+def test_parse_reports_layout_changed():
+    result = CliRunner().invoke(main, ["parse", "appgallery", str(FIXTURES / "appgallery_detail_layout_changed.json")])
+    assert result.exit_code == 2
+    assert "layout changed" in result.output
+
+
+def test_market_truth_prints_expected_rules():
+    truth = json.loads(CliRunner().invoke(main, ["market", "truth", "--apps", "20", "--seed", "1"]).output)
+    assert len(truth["app_list"]) == 20
+    assert any(app["expected"] for app in truth["app_list"])
