@@ -17,7 +17,6 @@ import re
 import sqlite3
 import unicodedata
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -31,6 +30,7 @@ from finmon.model import (
     PolicyVersion,
     Run,
     dumps,
+    parse_utc,
     sha256_hex,
     utcnow,
 )
@@ -229,16 +229,8 @@ def snippet(text: str, words: list[str], width: int | None = None) -> tuple[str,
 
 def _ts(value: Any) -> str:
     """A timestamp as an ISO-8601 UTC string (seconds); unparseable strings are kept as given."""
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value))
-        except ValueError:
-            return str(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+    moment = parse_utc(value)
+    return str(value) if moment is None else moment.replace(microsecond=0).isoformat()
 
 
 _LISTING_FIELDS = tuple(f.name for f in dataclasses.fields(Listing))

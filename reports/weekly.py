@@ -29,7 +29,7 @@ from babel.support import NullTranslations, Translations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from finmon import settings
-from finmon.model import Evidence, Finding, sha256_hex
+from finmon.model import Evidence, Finding, parse_utc, sha256_hex
 
 HERE = Path(__file__).resolve().parent
 LANGS = ("zh", "en")
@@ -114,13 +114,8 @@ def short_time(value: Any) -> str:
     """``2024-03-04T10:00:00+00:00`` → ``2024-03-04 10:00 UTC``; anything else as given."""
     if not value:
         return ""
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        return str(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    moment = parse_utc(value)
+    return str(value) if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def app_filename(key: str) -> str:
@@ -163,13 +158,7 @@ def week_window(week: str | date | None, fallback: str | None = None) -> tuple[d
     elif isinstance(week, date):
         day = week
     else:
-        try:
-            moment = datetime.fromisoformat(fallback) if fallback else datetime.now(timezone.utc)
-        except ValueError:
-            moment = datetime.now(timezone.utc)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        day = moment.astimezone(timezone.utc).date()
+        day = ((fallback and parse_utc(fallback)) or datetime.now(timezone.utc)).date()
     monday = day - timedelta(days=day.weekday())
     start = datetime(monday.year, monday.month, monday.day, tzinfo=timezone.utc)
     return start, start + timedelta(days=7)
