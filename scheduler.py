@@ -19,11 +19,10 @@ WEEKLY_JOB_ID = "weekly-monitoring"
 
 def weekly_job(out_dir: str, db_path: str, lang: str) -> None:
     """Crawl the configured stores, analyse, index and render the report."""
-    from index.sqlite import SQLiteStore
     from reports.weekly import render_report
 
     out = Path(out_dir)
-    store = SQLiteStore(Path(db_path))
+    store = jobs.open_store(Path(db_path))
     crawl_dir = out / "crawl"
     for run in jobs.crawl(crawl_dir, jobs.env_store_urls(settings.FINMON_STORES), settings.FINMON_ALLOWED_PRIVATE_HOSTS):
         store.save_run(run)

@@ -31,11 +31,9 @@ def _db_option(func):
 
 
 def _open_store(db_path: Path, must_exist: bool = True):
-    from index.sqlite import SQLiteStore
-
-    if must_exist and not db_path.exists():
+    if must_exist and not os.environ.get("FINMON_ES_URL") and not db_path.exists():
         raise click.ClickException(f"no index at {db_path}: run `finmon demo` or `finmon analyze` first, or pass --db")
-    return SQLiteStore(db_path)
+    return jobs.open_store(db_path)
 
 
 class _ProgressBar:
@@ -71,7 +69,19 @@ def _print_runs(runs) -> None:
         )
 
 
-@click.group()
+class _Main(click.Group):
+    """Turns an index failure anywhere (e.g. Elasticsearch down mid-index) into one clear error line."""
+
+    def invoke(self, ctx: click.Context):
+        from index.base import StoreError
+
+        try:
+            return super().invoke(ctx)
+        except StoreError as exc:
+            raise click.ClickException(f"index: {exc}") from exc
+
+
+@click.group(cls=_Main)
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 @click.version_option(package_name="finapp-monitor")
 def main(verbose: bool) -> None:
@@ -175,18 +185,39 @@ def rules(as_json: bool) -> None:
     Console().print(out)
 
 
+_DATE = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"])
+
+
 @main.command()
 @click.argument("query")
 @click.option("--rule", help="Only findings of this rule id.")
-@click.option("--severity", type=click.Choice(["high", "medium", "low"]))
+@click.option("--severity", type=click.Choice(["high", "medium", "low"]), help="Only findings of this severity.")
+@click.option("--status", multiple=True, type=click.Choice(["new", "open", "resolved"]),
+              help="Only findings in this state; repeatable.")
 @click.option("--store", help="Only apps listed on this store.")
+@click.option("--developer", help="Only apps of this developer (exact name).")
+@click.option("--finance-type", help="Only apps of this finance type (payment, lending, investment, banking, …).")
+@click.option("--since", type=_DATE, help="Findings last seen, policies fetched at or after this time (UTC).")
+@click.option("--until", type=_DATE, help="… and before this time (UTC).")
+@click.option("--kind", type=click.Choice(["finding", "policy"]), help="Only findings or only policies.")
+@click.option("--sort", type=click.Choice(["relevance", "newest", "severity"]), default="relevance", show_default=True)
 @click.option("--limit", default=20, show_default=True)
+@click.option("--offset", default=0, show_default=True, help="Skip this many hits (the next page).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
 @_db_option
-def search(query: str, rule: str | None, severity: str | None, store: str | None, limit: int, as_json: bool,
-           db_path: Path) -> None:
-    """Full-text search (Chinese and English) over findings and policies."""
-    hits = _open_store(db_path).search(query, rule=rule, severity=severity, store=store, limit=limit)
+def search(query: str, rule: str | None, severity: str | None, status: tuple[str, ...], store: str | None,
+           developer: str | None, finance_type: str | None, since, until, kind: str | None, sort: str, limit: int,
+           offset: int, as_json: bool, db_path: Path) -> None:
+    """Full-text search (Chinese and English) over findings and policies, with filters.
+
+    Every word must occur as written (Chinese characters adjacent and in order); nothing is
+    query syntax. --rule, --severity and --status leave policies out.
+    """
+    hits = _open_store(db_path).search(
+        query, rule=rule, severity=severity, status=status or None, store=store, developer=developer,
+        finance_type=finance_type, since=since and since.isoformat(), until=until and until.isoformat(), kind=kind,
+        sort=sort, limit=limit, offset=offset,
+    )
     if as_json:
         for hit in hits:
             click.echo(dumps(hit))

@@ -180,6 +180,17 @@ def analyze(crawl_dir: Path, store, progress: Progress | None = None) -> Run:
     return run
 
 
+def open_store(db_path: Path):
+    """The index: Elasticsearch when FINMON_ES_URL is set, else the SQLite file at ``db_path``."""
+    if os.environ.get("FINMON_ES_URL"):
+        from index.elastic import ElasticStore
+
+        return ElasticStore.from_env()
+    from index.sqlite import SQLiteStore
+
+    return SQLiteStore(db_path)
+
+
 def env_store_urls(defaults: dict[str, str]) -> dict[str, str]:
     """Store URLs from settings, overridable per store with FINMON_STORE_<NAME>."""
     return {name: os.environ.get(f"FINMON_STORE_{name.upper()}", url) for name, url in defaults.items()}

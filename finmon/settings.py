@@ -40,6 +40,7 @@ FINMON_RUN_ID = ""
 # Index (index/) and weekly report (reports/).
 FINMON_SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another one's lock
 FINMON_SEARCH_MAX_TERMS = 16  # phrases kept from one search query (the rest are ignored)
+FINMON_SEARCH_MAX_HITS = 1000  # hits returned by one search call at most
 FINMON_SEARCH_SNIPPET_CHARS = 120  # length of a search hit's snippet
 FINMON_RISK_WEIGHTS = {"high": 10, "medium": 3, "low": 1}  # risk score = Σ weight over unresolved findings
 FINMON_REPORT_TOP_APPS = 50  # apps in the report's risk ranking
@@ -56,6 +57,23 @@ FINMON_ES_HEAP = "512m"
 FINMON_ES_USER = "finmon-es"  # the system user the node runs as when started by root
 FINMON_ES_INSTALL_TIMEOUT = 900  # seconds for fetching the distribution
 FINMON_ES_START_TIMEOUT = 180  # seconds until the node must answer yellow
+
+# Elasticsearch index (index/elastic.py). The server is FINMON_ES_URL (default: the local node
+# above); credentials come from the environment only: FINMON_ES_API_KEY, or FINMON_ES_USERNAME and
+# FINMON_ES_PASSWORD, and FINMON_ES_CA_CERTS for a private CA.
+FINMON_ES_PREFIX = "finmon"  # indices finmon-<kind>-v<N> behind aliases finmon-<kind> (env FINMON_ES_PREFIX)
+FINMON_ES_SHARDS = 1
+FINMON_ES_REPLICAS = 0
+FINMON_ES_TIMEOUT = 30.0  # seconds per request
+FINMON_ES_RETRY_ON_TIMEOUT = True
+FINMON_ES_MAX_RETRIES = 3  # per read; per bulk chunk refused with 429, after a backoff. A bulk write
+# lost in flight is not re-sent (it may have been applied): the batch fails and a rerun redoes it.
+FINMON_ES_BACKOFF = 2.0  # seconds before the first bulk retry, doubled for each next one
+FINMON_ES_MAX_BACKOFF = 60.0
+FINMON_ES_BULK_DOCS = 500  # documents per bulk request …
+FINMON_ES_BULK_BYTES = 10 * 1024 * 1024  # … and bytes at most
+FINMON_ES_PAGE_SIZE = 1000  # documents per search page, mget and aggregation page
+FINMON_ES_BATCH = 1000  # apps (or listings, policy versions) read, updated and written back together
 
 # Local market simulator defaults (demo, tests, benchmarks).
 MARKET_APPS = 300

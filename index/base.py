@@ -1,4 +1,4 @@
-"""The store interface every backend implements (SQLite now, Elasticsearch next).
+"""The store interface every backend implements (SQLite and Elasticsearch), and what they share.
 
 The store knows no rules: it keeps what the crawler and the analyzers produced, tracks
 each finding's life (new → open → resolved) by its stable id, and answers queries.
@@ -11,16 +11,42 @@ Contract (tests/index/test_store_contract.py runs it against each backend):
   one seen again at a later time becomes ``open``; an unresolved finding of an analysed
   app that the analysis no longer produces becomes ``resolved`` (``resolved_at`` = the
   analysis time); a resolved finding produced again is ``open`` again.
-- ``search`` never raises on user input: any string is taken as plain words/phrases.
+- ``search`` never raises on user input: any string is taken as plain words/phrases, each
+  word a phrase that must occur (CJK characters adjacent and in order, other tokens whole).
+- A backend that cannot be reached raises :class:`StoreUnavailable`.
 """
 from __future__ import annotations
 
+import dataclasses
+import re
+import unicodedata
 from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
 
-from finmon.model import Analysis, AppSnapshot, Finding, Listing, PolicyVersion, Run
+from finmon import settings
+from finmon.model import (
+    Analysis,
+    AppSnapshot,
+    Evidence,
+    Finding,
+    Listing,
+    PolicyVersion,
+    Run,
+    dumps,
+    parse_utc,
+    sha256_hex,
+)
 
 EXPORT_KINDS = ("findings", "apps")
 HIT_KINDS = ("finding", "policy")
+SORTS = ("relevance", "newest", "severity")
+
+
+class StoreError(Exception):
+    """The index could not do what was asked."""
+
+
+class StoreUnavailable(StoreError):
+    """The index server cannot be reached; the message names its URL and the cause."""
 
 
 def risk_score(counts: dict[str, int], weights: dict[str, int | float]) -> float:
@@ -93,17 +119,161 @@ class Store(Protocol):
         severity: str | None = None,
         store: str | None = None,
         finance_type: str | None = None,
+        developer: str | None = None,
+        status: str | Iterable[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
         kind: str | None = None,
+        sort: str = "relevance",
         limit: int = 50,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Full-text hits over findings and policies, best first.
+        """Full-text hits over findings and policies matching every given filter.
+
+        ``rule``, ``severity`` and ``status`` apply to findings only (policies are left out when one
+        is given); ``store``, ``finance_type`` and ``developer`` (exact) to the app of a finding or any
+        app linked to a policy; [``since``, ``until``) to a finding's ``last_seen`` or a policy's
+        ``fetched_at``. ``sort``: "relevance" (best first), "newest" or "severity" (most severe first,
+        policies last); ties are broken by kind and id, so ``limit``/``offset`` pages are stable.
 
         Each hit: ``kind`` ("finding" | "policy"), ``id``, ``app_key``, ``app_name``, ``stores``,
-        ``snippet`` (plain text) and ``match`` ([start, end] of the hit in the snippet, or None);
-        findings add ``rule_id``, ``rule_title``, ``severity``, ``status``, ``evidence``; policies add
-        ``url``, ``title``, ``language``, ``fetched_at`` and ``apps`` (every app linked to it).
+        ``snippet`` (plain text), ``match`` ([start, end] of the hit in the snippet, or None) and
+        ``score`` (the backend's relevance); findings add ``rule_id``, ``rule_title``,
+        ``rule_title_en``, ``severity``, ``status``, ``evidence``; policies add ``url``, ``title``,
+        ``language``, ``fetched_at`` and ``apps`` (every app linked to it).
         """
 
     def close(self) -> None:
         """Release the backend's connection."""
+
+
+# -- shared by the backends ----------------------------------------------------------
+# Han (with radicals, extensions and compatibility forms), kana, bopomofo, Hangul syllables.
+_CJK_RANGES = (
+    "\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u31a0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"
+)
+_CJK = re.compile(f"[{_CJK_RANGES}]")
+# A full-text token: a run of letters and digits, or one CJK letter on its own (``通讯录`` is three).
+TOKEN = re.compile(f"[^\\W_{_CJK_RANGES}]+|[^\\W_]")
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")  # control characters, lone surrogates
+
+
+def nfkc(text: str) -> str:
+    return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
+
+
+def index_text(text: str) -> str:
+    """Text as both full-text indexes take it: its tokens (NFKC, Latin diacritics folded), blank-separated.
+
+    Each backend splits it at the blanks only and lower-cases it, so a phrase matches alike in both.
+    """
+    return " ".join(map(_fold, TOKEN.findall(nfkc(text))))
+
+
+def _fold(token: str) -> str:
+    """``token`` without the diacritics of its Latin letters (as FTS5's ``remove_diacritics``)."""
+    if token.isascii():
+        return token
+    return "".join(unicodedata.normalize("NFD", c)[0] if unicodedata.name(c, "").startswith("LATIN") else c
+                   for c in token)
+
+
+def timestamp(value: Any) -> str:
+    """A timestamp as an ISO-8601 UTC string (seconds); unparseable strings are kept as given."""
+    moment = parse_utc(value)
+    return str(value) if moment is None else moment.replace(microsecond=0).isoformat()
+
+
+def query_words(query: str, max_terms: int | None = None) -> list[str]:
+    """The words of a user's query (blank-separated), each holding at least one token character."""
+    text = nfkc(_UNSAFE.sub(" ", query or ""))
+    words = [word for word in text.split() if TOKEN.search(word)]
+    return words[: max_terms or settings.FINMON_SEARCH_MAX_TERMS]
+
+
+def search_scope(
+    kind: str | None, sort: str, since: str | None, until: str | None, findings_only: bool
+) -> tuple[tuple[str, ...], str | None, str | None]:
+    """Checks ``search`` options: the hit kinds to search, and [since, until) as UTC timestamps."""
+    if kind is not None and kind not in HIT_KINDS:
+        raise ValueError(f"kind must be one of {HIT_KINDS} or None, not {kind!r}")
+    if sort not in SORTS:
+        raise ValueError(f"sort must be one of {SORTS}, not {sort!r}")
+    bounds = []
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and parse_utc(value) is None:
+            raise ValueError(f"{name} must be an ISO-8601 date or time, not {value!r}")
+        bounds.append(None if value is None else timestamp(value))
+    kinds = tuple(k for k in HIT_KINDS if kind in (None, k) and not (findings_only and k == "policy"))
+    return kinds, bounds[0], bounds[1]
+
+
+def statuses(status: str | Iterable[str] | None) -> list[str]:
+    if status is None:
+        return []
+    return [status] if isinstance(status, str) else list(status)
+
+
+def _word_pattern(word: str) -> re.Pattern[str]:
+    """A regex finding ``word`` in original text roughly as the full-text index matched it (for snippets)."""
+    parts = []
+    for token in TOKEN.findall(word):
+        escaped = re.escape(token)
+        parts.append(escaped if _CJK.fullmatch(token) else f"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])")
+    return re.compile(r"[\W_]*".join(parts), re.IGNORECASE)
+
+
+def snippet(text: str, words: list[str], width: int | None = None) -> tuple[str, list[int] | None]:
+    """A window of ``text`` around the earliest match of any word, and the match's [start, end] in it."""
+    width = width or settings.FINMON_SEARCH_SNIPPET_CHARS
+    found = [m for m in (_word_pattern(w).search(text) for w in words) if m]
+    if not found:
+        window = text[:width]
+        return " ".join(window.split()) + ("…" if len(text) > width else ""), None
+    first = min(found, key=lambda m: m.start())
+    start = max(0, min(first.start() - width // 3, len(text) - width))
+    end = min(len(text), start + width)
+    prefix = "…" if start > 0 else ""
+    window = re.sub(r"\s", " ", text[start:end])  # one character for one: offsets stay valid
+    match = [len(prefix) + first.start() - start, len(prefix) + min(first.end(), end) - start]
+    return prefix + window + ("…" if end < len(text) else ""), match
+
+
+LISTING_FIELDS = tuple(f.name for f in dataclasses.fields(Listing))
+EVIDENCE_FIELDS = tuple(f.name for f in dataclasses.fields(Evidence))
+
+
+def shallow(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """``to_dict()`` for flat records, without ``dataclasses.asdict``'s deep copies (hot path)."""
+    return {name: getattr(obj, name) for name in names}
+
+
+def listing_hash(listing: Listing) -> str:
+    """The listing's content hash (given, or the sha256 of everything but the capture time)."""
+    if listing.content_hash:
+        return listing.content_hash
+    data = shallow(listing, LISTING_FIELDS)
+    del data["fetched_at"], data["content_hash"]
+    return sha256_hex(dumps(data))
+
+
+def finding_fields(finding: Finding, name: str, developer: str) -> list[str]:
+    """What a finding is found by, evidence first (so a snippet prefers it)."""
+    ev = finding.evidence
+    return [p for p in (ev.text, ev.detail, finding.title, name, developer, finding.rule_id, ev.key) if p]
+
+
+def finding_snippet(finding: Finding, name: str, developer: str, words: list[str]) -> tuple[str, list[int] | None]:
+    """The snippet of the first field of a finding that holds a match (the evidence, usually)."""
+    fields = finding_fields(finding, name, developer)
+    for field in fields:
+        found = snippet(field, words)
+        if found[1] is not None:
+            return found
+    return snippet(fields[0] if fields else "", words)
+
+
+def policy_body(version: PolicyVersion) -> str:
+    """A policy's searchable text: its title and text."""
+    return "\n".join(p for p in (version.title, version.text) if p)

@@ -2,20 +2,18 @@
 
 FTS5's ``unicode61`` tokenizer takes a run of CJK characters for one token, so ``通讯录``
 would never match inside ``我们会读取您的通讯录信息``. The full-text tables therefore index
-CJK text with a space between characters (the original text is kept in the base tables)
-and a user's query becomes quoted FTS5 phrases spaced the same way: ``通讯录`` is the
-phrase ``"通 讯 录"``. Every word of a query is quoted, so no input reaches FTS5 as syntax.
+:func:`index.base.index_text`: the text's tokens, every CJK character one of its own, blank-separated
+(the original text is kept in the base tables), the same tokens the Elasticsearch store indexes.
+A user's query becomes quoted FTS5 phrases of the same tokens: ``通讯录`` is the phrase
+``"通 讯 录"``. Every word of a query is quoted, so no input reaches FTS5 as syntax.
 
 One connection per store object (WAL mode, autocommit off only inside explicit
 transactions); batches are written with ``executemany`` in one transaction.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-import re
 import sqlite3
-import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -30,23 +28,28 @@ from finmon.model import (
     PolicyVersion,
     Run,
     dumps,
-    parse_utc,
     sha256_hex,
     utcnow,
 )
-from index.base import EXPORT_KINDS, HIT_KINDS, risk_score
+from index.base import (
+    EVIDENCE_FIELDS,
+    EXPORT_KINDS,
+    LISTING_FIELDS,
+    finding_fields,
+    finding_snippet,
+    index_text,
+    listing_hash,
+    policy_body,
+    query_words,
+    risk_score,
+    search_scope,
+    shallow,
+    snippet,
+    statuses,
+    timestamp,
+)
 
 SCHEMA_VERSION = 1
-
-# Han (with radicals, extensions and compatibility forms), kana, bopomofo, Hangul syllables.
-_CJK_RANGES = (
-    "\u2e80-\u2fdf\u3040-\u30ff\u3100-\u312f\u31a0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"
-)
-_CJK = re.compile(f"[{_CJK_RANGES}]")
-_CJK_RUN = re.compile(f"[{_CJK_RANGES}]+")
-_TOKEN = re.compile(f"[{_CJK_RANGES}]|[^\\W_{_CJK_RANGES}]+")
-_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")  # NUL ends an FTS5 string early
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS apps (
@@ -179,103 +182,11 @@ WHERE status != 'resolved' AND last_seen <= :seen
 """
 
 
-def _nfkc(text: str) -> str:
-    return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
-
-
-def fts_text(text: str) -> str:
-    """Text as the full-text index sees it: NFKC, every CJK character a token of its own."""
-    return _CJK_RUN.sub(lambda run: " " + " ".join(run.group()) + " ", _nfkc(text))
-
-
-def query_words(query: str, max_terms: int | None = None) -> list[str]:
-    """The words of a user's query (blank-separated), each holding at least one token character."""
-    text = _nfkc(_UNSAFE.sub(" ", query or ""))
-    words = [word for word in text.split() if _TOKEN.search(word)]
-    return words[: max_terms or settings.FINMON_SEARCH_MAX_TERMS]
-
-
 def fts_match(words: list[str]) -> str | None:
-    """An FTS5 MATCH expression: every word a quoted phrase (implicit AND), CJK spaced out."""
+    """An FTS5 MATCH expression: every word a quoted phrase of its tokens (implicit AND)."""
     if not words:
         return None
-    return " ".join('"' + fts_text(word).replace('"', '""') + '"' for word in words)
-
-
-def _word_pattern(word: str) -> re.Pattern[str]:
-    """A regex finding ``word`` in original text roughly as FTS5 matched it (for snippets)."""
-    parts = []
-    for token in _TOKEN.findall(word):
-        escaped = re.escape(token)
-        parts.append(escaped if _CJK.fullmatch(token) else f"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])")
-    return re.compile(r"[\W_]*".join(parts), re.IGNORECASE)
-
-
-def snippet(text: str, words: list[str], width: int | None = None) -> tuple[str, list[int] | None]:
-    """A window of ``text`` around the earliest match of any word, and the match's [start, end] in it."""
-    width = width or settings.FINMON_SEARCH_SNIPPET_CHARS
-    found = [m for m in (_word_pattern(w).search(text) for w in words) if m]
-    if not found:
-        window = text[:width]
-        return " ".join(window.split()) + ("…" if len(text) > width else ""), None
-    first = min(found, key=lambda m: m.start())
-    start = max(0, min(first.start() - width // 3, len(text) - width))
-    end = min(len(text), start + width)
-    prefix = "…" if start > 0 else ""
-    window = re.sub(r"\s", " ", text[start:end])  # one character for one: offsets stay valid
-    match = [len(prefix) + first.start() - start, len(prefix) + min(first.end(), end) - start]
-    return prefix + window + ("…" if end < len(text) else ""), match
-
-
-def _ts(value: Any) -> str:
-    """A timestamp as an ISO-8601 UTC string (seconds); unparseable strings are kept as given."""
-    moment = parse_utc(value)
-    return str(value) if moment is None else moment.replace(microsecond=0).isoformat()
-
-
-_LISTING_FIELDS = tuple(f.name for f in dataclasses.fields(Listing))
-_EVIDENCE_FIELDS = tuple(f.name for f in dataclasses.fields(Evidence))
-
-
-def _shallow(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
-    """``to_dict()`` for flat records, without ``dataclasses.asdict``'s deep copies (hot path)."""
-    return {name: getattr(obj, name) for name in names}
-
-
-def _listing_hash(listing: Listing) -> str:
-    if listing.content_hash:
-        return listing.content_hash
-    data = _shallow(listing, _LISTING_FIELDS)
-    del data["fetched_at"], data["content_hash"]
-    return sha256_hex(dumps(data))
-
-
-def _finding_body(finding: Finding, name: str, developer: str) -> str:
-    """What a finding is found by; evidence first, so a snippet prefers it."""
-    ev = finding.evidence
-    parts = (ev.text, ev.detail, finding.title, name, developer, finding.rule_id, ev.key)
-    return "\n".join(p for p in parts if p)
-
-
-def _finding_snippet(finding: Finding, name: str, developer: str, words: list[str]) -> tuple[str, list[int] | None]:
-    """The snippet of the first field of a finding that holds a match (the evidence, usually)."""
-    ev = finding.evidence
-    fields = [p for p in (ev.text, ev.detail, finding.title, name, developer, finding.rule_id, ev.key) if p]
-    for field in fields:
-        found = snippet(field, words)
-        if found[1] is not None:
-            return found
-    return snippet(fields[0] if fields else "", words)
-
-
-def _policy_body(version: PolicyVersion) -> str:
-    return "\n".join(p for p in (version.title, version.text) if p)
-
-
-def _statuses(status: str | Iterable[str] | None) -> list[str]:
-    if status is None:
-        return []
-    return [status] if isinstance(status, str) else list(status)
+    return " ".join(f'"{index_text(word)}"' for word in words)  # tokens hold no quote
 
 
 class SQLiteStore:
@@ -321,7 +232,8 @@ class SQLiteStore:
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO runs (id, kind, started, ended, counters, outcome) VALUES (?, ?, ?, ?, ?, ?)",
-                (run.id, run.kind, _ts(run.started), run.ended and _ts(run.ended), dumps(run.counters), run.outcome),
+                (run.id, run.kind, timestamp(run.started), run.ended and timestamp(run.ended), dumps(run.counters),
+                 run.outcome),
             )
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
@@ -358,14 +270,14 @@ class SQLiteStore:
     def _save_listings(self, db: sqlite3.Connection, listings: Iterable[Listing]) -> int:
         rows, history, apps = [], [], {}
         for lst in listings:
-            fetched, content_hash = _ts(lst.fetched_at), _listing_hash(lst)
+            fetched, content_hash = timestamp(lst.fetched_at), listing_hash(lst)
             rows.append((
                 lst.store, lst.store_id, lst.app_key, lst.platform, lst.package, lst.name, lst.developer,
                 lst.category, lst.source_url, fetched, lst.version, lst.updated, lst.description, lst.downloads,
                 lst.rating_count, lst.privacy_url, dumps(list(lst.permissions)), dumps(list(lst.privacy_labels)),
                 content_hash,
             ))
-            history.append((lst.store, lst.store_id, content_hash, fetched, dumps(_shallow(lst, _LISTING_FIELDS))))
+            history.append((lst.store, lst.store_id, content_hash, fetched, dumps(shallow(lst, LISTING_FIELDS))))
             known = apps.get(lst.app_key)
             first = min(fetched, known[6]) if known else fetched
             last = max(fetched, known[7]) if known else fetched
@@ -385,12 +297,12 @@ class SQLiteStore:
         for v in {v.sha256: v for v in versions}.values():
             cur = db.execute(
                 "INSERT OR IGNORE INTO policies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (v.sha256, v.url, v.final_url, _ts(v.fetched_at), v.language, v.title, v.text, v.effective_date,
+                (v.sha256, v.url, v.final_url, timestamp(v.fetched_at), v.language, v.title, v.text, v.effective_date,
                  v.content_type),
             )
             if cur.rowcount:
                 db.execute("INSERT INTO policies_fts (rowid, body) VALUES (?, ?)",
-                           (cur.lastrowid, fts_text(_policy_body(v))))
+                           (cur.lastrowid, index_text(policy_body(v))))
                 new += 1
         return new
 
@@ -403,7 +315,7 @@ class SQLiteStore:
         self, apps: Iterable[AppSnapshot], analyses: Iterable[Analysis], seen_at: str | None = None
     ) -> dict[str, int]:
         """Apps, their listings, policy and policy link, and findings, in one transaction (see Store)."""
-        seen = _ts(seen_at or utcnow())
+        seen = timestamp(seen_at or utcnow())
         apps = list(apps)
         by_key = {a.app_key: a for a in analyses}
         findings = {f.id: f for a in by_key.values() for f in a.findings}
@@ -429,12 +341,12 @@ class SQLiteStore:
                 names[key] = (row["name"] or "", row["developer"] or "") if row else ("", "")
             rows, bodies, hashes = [], {}, {}
             for fid, f in findings.items():
-                bodies[fid] = body = _finding_body(f, *names[f.app_key])
+                bodies[fid] = body = "\n".join(finding_fields(f, *names[f.app_key]))
                 hashes[fid] = sha256_hex(body)[:16]
                 rows.append({
                     "id": fid, "rule_id": f.rule_id, "family": f.family, "severity": f.severity,
                     "confidence": f.confidence, "app_key": f.app_key, "title": f.title,
-                    "evidence": dumps(_shallow(f.evidence, _EVIDENCE_FIELDS)), "evidence_kind": f.evidence.kind,
+                    "evidence": dumps(shallow(f.evidence, EVIDENCE_FIELDS)), "evidence_kind": f.evidence.kind,
                     "evidence_key": f.evidence.key, "regulation": f.regulation, "seen": seen,
                     "fts_hash": hashes[fid],
                 })
@@ -444,7 +356,7 @@ class SQLiteStore:
             db.executemany("DELETE FROM findings_fts WHERE rowid = ?",
                            [(rowid,) for fid, rowid in changed if fid in before])
             db.executemany("INSERT INTO findings_fts (rowid, body) VALUES (?, ?)",
-                           [(rowid, fts_text(bodies[fid])) for fid, rowid in changed])
+                           [(rowid, index_text(bodies[fid])) for fid, rowid in changed])
             resolved = db.execute(_RESOLVE, {"seen": seen}).rowcount
             counts = dict(db.execute(
                 "SELECT f.status, count(*) FROM findings f JOIN temp.batch_ids USING (id) GROUP BY f.status"
@@ -453,7 +365,7 @@ class SQLiteStore:
 
     @staticmethod
     def _app_row(app: AppSnapshot, analysis: Analysis | None, seen: str) -> dict[str, Any]:
-        fetched = [_ts(lst.fetched_at) for lst in app.listings]
+        fetched = [timestamp(lst.fetched_at) for lst in app.listings]
         return {
             "key": app.key, "platform": app.platform, "package": app.package, "name": app.name,
             "developer": app.developer, "category": app.category,
@@ -497,26 +409,40 @@ class SQLiteStore:
 
     @staticmethod
     def _filters(**given: Any) -> tuple[str, list[Any]]:
+        """A WHERE clause over findings ``f`` for the filters of ``findings`` and ``search``."""
         where, params = ["1"], []
-        simple = {"app_key": "f.app_key", "rule": "f.rule_id", "family": "f.family", "severity": "f.severity"}
-        for name, column in simple.items():
+        simple = {"app_key": "f.app_key = ?", "rule": "f.rule_id = ?", "family": "f.family = ?",
+                  "severity": "f.severity = ?", "since": "f.last_seen >= ?", "until": "f.last_seen < ?",
+                  "store": "EXISTS (SELECT 1 FROM listings l WHERE l.app_key = f.app_key AND l.store = ?)",
+                  "finance_type": "EXISTS (SELECT 1 FROM apps a WHERE a.key = f.app_key AND a.finance_type = ?)",
+                  "developer": "EXISTS (SELECT 1 FROM apps a WHERE a.key = f.app_key AND a.developer = ?)"}
+        for name, condition in simple.items():
             if given.get(name):
-                where.append(f"{column} = ?")
+                where.append(condition)
                 params.append(given[name])
-        statuses = _statuses(given.get("status"))
-        if statuses:
-            where.append(f"f.status IN ({', '.join('?' * len(statuses))})")
-            params += statuses
-        if given.get("store"):
-            where.append("EXISTS (SELECT 1 FROM listings l WHERE l.app_key = f.app_key AND l.store = ?)")
-            params.append(given["store"])
-        if given.get("finance_type"):
-            where.append("EXISTS (SELECT 1 FROM apps a WHERE a.key = f.app_key AND a.finance_type = ?)")
-            params.append(given["finance_type"])
+        wanted = statuses(given.get("status"))
+        if wanted:
+            where.append(f"f.status IN ({', '.join('?' * len(wanted))})")
+            params += wanted
+        return " AND ".join(where), params
+
+    @staticmethod
+    def _policy_filters(**given: Any) -> tuple[str, list[Any]]:
+        """A WHERE clause over policies ``p``: a linked app on ``store``, of ``finance_type``, by ``developer``."""
+        where, params = ["1"], []
+        linked = "EXISTS (SELECT 1 FROM app_policies ap CROSS JOIN {} WHERE ap.sha256 = p.sha256 AND {} = ?)"
+        simple = {"since": "p.fetched_at >= ?", "until": "p.fetched_at < ?",
+                  "store": linked.format("listings l ON l.app_key = ap.app_key", "l.store"),
+                  "finance_type": linked.format("apps a ON a.key = ap.app_key", "a.finance_type"),
+                  "developer": linked.format("apps a ON a.key = ap.app_key", "a.developer")}
+        for name, condition in simple.items():
+            if given.get(name):
+                where.append(condition)
+                params.append(given[name])
         return " AND ".join(where), params
 
     def changes(self, since: str, until: str | None = None) -> dict[str, list[Finding]]:
-        lo, hi = _ts(since), _ts(until) if until else "9999"
+        lo, hi = timestamp(since), timestamp(until) if until else "9999"
         new = self.db.execute(
             f"SELECT f.* FROM findings f WHERE f.first_seen >= ? AND f.first_seen < ? ORDER BY {_SEVERITY_ORDER}, f.id",
             (lo, hi))
@@ -606,41 +532,39 @@ class SQLiteStore:
         severity: str | None = None,
         store: str | None = None,
         finance_type: str | None = None,
+        developer: str | None = None,
+        status: str | Iterable[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
         kind: str | None = None,
+        sort: str = "relevance",
         limit: int = 50,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        if kind is not None and kind not in HIT_KINDS:
-            raise ValueError(f"kind must be one of {HIT_KINDS} or None, not {kind!r}")
+        kinds, since, until = search_scope(kind, sort, since, until, findings_only=bool(rule or severity or status))
         words = query_words(query)
         match = fts_match(words)
-        limit, offset = max(0, min(int(limit), 1000)), max(0, int(offset))
-        if match is None or limit == 0:
+        limit, offset = max(0, min(int(limit), settings.FINMON_SEARCH_MAX_HITS)), max(0, int(offset))
+        if match is None or limit == 0 or not kinds:
             return []
+        common = {"store": store, "finance_type": finance_type, "developer": developer, "since": since, "until": until}
         parts, params = [], []
-        if kind in (None, "finding"):
-            where, fparams = self._filters(rule=rule, severity=severity, store=store, finance_type=finance_type)
+        if "finding" in kinds:
+            where, fparams = self._filters(rule=rule, severity=severity, status=status, **common)
             parts.append(
-                "SELECT 'finding' AS kind, f.id AS id, bm25(findings_fts) AS score FROM findings_fts "
-                f"JOIN findings f ON f.rowid = findings_fts.rowid WHERE findings_fts MATCH ? AND {where}")
+                f"SELECT 'finding' AS kind, f.id AS id, bm25(findings_fts) AS score, f.last_seen AS date, "
+                f"{_SEVERITY_ORDER} AS rank FROM findings_fts JOIN findings f ON f.rowid = findings_fts.rowid "
+                f"WHERE findings_fts MATCH ? AND {where}")
             params += [match, *fparams]
-        if kind in (None, "policy") and not rule and not severity:
-            where, pparams = ["policies_fts MATCH ?"], [match]
-            if store:
-                where.append("EXISTS (SELECT 1 FROM app_policies ap CROSS JOIN listings l ON l.app_key = ap.app_key "
-                             "WHERE ap.sha256 = p.sha256 AND l.store = ?)")
-                pparams.append(store)
-            if finance_type:
-                where.append("EXISTS (SELECT 1 FROM app_policies ap CROSS JOIN apps a ON a.key = ap.app_key "
-                             "WHERE ap.sha256 = p.sha256 AND a.finance_type = ?)")
-                pparams.append(finance_type)
+        if "policy" in kinds:
+            where, pparams = self._policy_filters(**common)
             parts.append(
-                "SELECT 'policy' AS kind, p.sha256 AS id, bm25(policies_fts) AS score FROM policies_fts "
-                f"JOIN policies p ON p.rowid = policies_fts.rowid WHERE {' AND '.join(where)}")
-            params += pparams
-        if not parts:
-            return []
-        sql = " UNION ALL ".join(parts) + " ORDER BY score, kind, id LIMIT ? OFFSET ?"
+                "SELECT 'policy' AS kind, p.sha256 AS id, bm25(policies_fts) AS score, p.fetched_at AS date, "
+                "9 AS rank FROM policies_fts JOIN policies p ON p.rowid = policies_fts.rowid "
+                f"WHERE policies_fts MATCH ? AND {where}")
+            params += [match, *pparams]
+        order = {"relevance": "", "newest": "date DESC, ", "severity": "rank, "}[sort]
+        sql = " UNION ALL ".join(parts) + f" ORDER BY {order}score, kind, id LIMIT ? OFFSET ?"
         ranked = self.db.execute(sql, [*params, limit, offset]).fetchall()
         return self._hits(ranked, words)
 
@@ -666,7 +590,7 @@ class SQLiteStore:
             if r["kind"] == "finding":
                 row = findings[r["id"]]
                 finding = self._finding(row)
-                text, match = _finding_snippet(finding, row["app_name"] or "", row["developer"] or "", words)
+                text, match = finding_snippet(finding, row["app_name"] or "", row["developer"] or "", words)
                 title, title_en = titles.get(finding.rule_id, (finding.title, ""))
                 hits.append({
                     "kind": "finding", "id": r["id"], "app_key": finding.app_key, "app_name": row["app_name"],

@@ -29,3 +29,18 @@ def es_url():
     yield url
     if not was_running:
         node.stop()
+
+
+@pytest.fixture(scope="session")
+def drop_es_prefix():
+    """Deletes the indices and templates under a test's prefix (by name: wildcard deletes are refused)."""
+
+    def drop(es, prefix):
+        indices = list(es.indices.get(index=f"{prefix}-*"))
+        if indices:
+            es.indices.delete(index=",".join(indices))
+        templates = es.options(ignore_status=404).indices.get_index_template(name=f"{prefix}-*")
+        for template in templates["index_templates"]:
+            es.indices.delete_index_template(name=template["name"])
+
+    return drop

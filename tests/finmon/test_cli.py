@@ -53,7 +53,7 @@ def test_unknown_store_in_crawl_is_a_clear_error():
 
 
 def test_search_without_index_is_a_clear_error(tmp_path):
-    result = CliRunner().invoke(main, ["search", "通讯录", "--db", str(tmp_path / "none.db")])
+    result = CliRunner(env={"FINMON_ES_URL": ""}).invoke(main, ["search", "通讯录", "--db", str(tmp_path / "none.db")])
     assert result.exit_code == 1
     assert "no index at" in result.output
 
@@ -94,6 +94,30 @@ def test_demo_twice_into_one_directory_gives_the_same_findings(tmp_path):
         assert runner.invoke(main, ["search", hostile, *db]).exit_code == 0
 
 
+
+def test_search_filters_sorts_and_pages(tmp_path):
+    from index.sqlite import SQLiteStore
+    from tests.reports.conftest import populate
+
+    with SQLiteStore(tmp_path / "finmon.db") as store:
+        populate(store)
+    runner, db = CliRunner(env={"FINMON_ES_URL": ""}), ["--db", str(tmp_path / "finmon.db"), "--json"]
+
+    def search(*args):
+        result = runner.invoke(main, ["search", *args, *db])
+        assert result.exit_code == 0, result.output
+        return [json.loads(line) for line in result.output.splitlines()]
+
+    everything = search("通讯录", "--sort", "severity")
+    assert [h["kind"] for h in everything] == ["finding", "finding", "policy"]
+    assert search("通讯录", "--sort", "severity", "--limit", "1", "--offset", "2") == everything[2:]
+    assert [h["kind"] for h in search("通讯录", "--kind", "policy", "--store", "appgallery")] == ["policy"]
+    mine = search("通讯录", "--developer", "某某科技有限公司", "--finance-type", "lending", "--sort", "severity")
+    assert [(h["kind"], h["app_name"]) for h in mine] == [("finding", "快乐借款"), ("policy", "稳健基金理财")]  # shared policy
+    assert search("android", "--status", "resolved", "--since", "2024-03-01", "--until", "2024-03-08")
+    assert search("android", "--status", "resolved", "--since", "2024-03-11") == []
+    assert runner.invoke(main, ["search", "x", "--since", "last week", *db]).exit_code == 2
+
 def test_rules_lists_the_table():
     result = CliRunner().invoke(main, ["rules", "--json"])
     table = json.loads(result.output)
@@ -124,3 +148,36 @@ def test_market_truth_prints_expected_rules():
     truth = json.loads(CliRunner().invoke(main, ["market", "truth", "--apps", "20", "--seed", "1"]).output)
     assert len(truth["app_list"]) == 20
     assert any(app["expected"] for app in truth["app_list"])
+
+
+def test_demo_with_finmon_es_url_indexes_everything_into_elasticsearch(tmp_path, es_url, drop_es_prefix):
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from index.elastic import ElasticStore
+
+    prefix = f"finmon-demo-{uuid.uuid4().hex[:8]}"
+
+    def run(*args, es: bool):
+        env = {**os.environ, "FINMON_ES_URL": es_url if es else "", "FINMON_ES_PREFIX": prefix}
+        done = subprocess.run([sys.executable, "-m", "finmon.cli", *args], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    demo = ["demo", "--apps", "30", "--seed", "5"]
+    try:
+        assert run(*demo, "--out", str(tmp_path / "es"), es=True).strip().endswith("index.html")
+        assert not (tmp_path / "es" / "finmon.db").exists()
+        run(*demo, "--out", str(tmp_path / "lite"), es=False)
+        for kind in ("findings", "apps"):
+            from_es = run("export", kind, es=True).splitlines()
+            from_lite = run("export", kind, "--db", str(tmp_path / "lite" / "finmon.db"), es=False).splitlines()
+            key = "id" if kind == "findings" else "key"
+            assert from_es and sorted(json.loads(x)[key] for x in from_es) == sorted(json.loads(x)[key] for x in from_lite)
+    finally:
+        store = ElasticStore(es_url, prefix=prefix)
+        drop_es_prefix(store.es, prefix)
+        store.close()

@@ -74,3 +74,48 @@ def test_reanalysing_the_same_crawl_is_idempotent(market_run):
     after = sorted(f["id"] for f in store.export("findings"))
     assert before == after
     assert len(after) == len(set(after))
+
+
+PARITY_QUERIES = [
+    ("通讯录", {}), ("位置信息", {}), ("短信", {}), ("借款", {}), ("contacts", {}), ("location", {}),
+    ("通讯录", {"rule": "C202"}), ("READ_CONTACTS", {"severity": "high"}), ("隐私政策", {"kind": "policy"}),
+    ("位置", {"store": "xiaomi"}), ("手机号码", {"finance_type": "lending"}), ("没有这个词组", {}),
+]
+
+
+@pytest.fixture(scope="module")
+def es_twin(market_run, es_url, drop_es_prefix):
+    """The same crawl analysed into Elasticsearch (a private index prefix, removed afterwards)."""
+    import uuid
+
+    from index.elastic import ElasticStore
+
+    store = ElasticStore(es_url, prefix=f"finmon-parity-{uuid.uuid4().hex[:8]}")
+    for run in market_run["runs"]:
+        store.save_run(run)
+    jobs.analyze(market_run["out"] / "crawl", store)
+    yield store
+    drop_es_prefix(store.es, store.prefix)
+    store.close()
+
+
+def test_elasticsearch_holds_the_same_apps_and_findings_as_sqlite(market_run, es_twin):
+    def rows(store, kind):
+        return {row["key"] if kind == "apps" else row["id"]: row for row in store.export(kind)}
+
+    for kind in ("apps", "findings"):
+        lite, elastic = rows(market_run["store"], kind), rows(es_twin, kind)
+        assert lite.keys() == elastic.keys(), kind
+    lite, elastic = rows(market_run["store"], "findings"), rows(es_twin, "findings")
+    assert all(lite[i]["evidence"] == elastic[i]["evidence"] for i in lite)
+
+
+@pytest.mark.parametrize("query,filters", PARITY_QUERIES, ids=[f"{q}-{'-'.join(f.values())}" for q, f in PARITY_QUERIES])
+def test_search_returns_the_same_hits_from_both_backends(market_run, es_twin, query, filters):
+    def hits(store):
+        return {(h["kind"], h["id"]) for h in store.search(query, limit=1000, **filters)}
+
+    lite = hits(market_run["store"])
+    assert lite == hits(es_twin)
+    if query != "没有这个词组":
+        assert lite, "a parity query that finds nothing proves nothing"

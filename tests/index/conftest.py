@@ -1,4 +1,5 @@
-"""Fixtures for the store tests: a fresh SQLite store and builders for hand-made data."""
+"""Fixtures for the store tests: a fresh store of each backend and builders for hand-made data."""
+import uuid
 from types import SimpleNamespace
 
 import pytest
@@ -62,7 +63,22 @@ def build():
 
 
 @pytest.fixture
-def store(tmp_path):
+def es_store(es_url, drop_es_prefix):
+    """A fresh ElasticStore under a prefix of its own, dropped afterwards."""
+    from index.elastic import ElasticStore
+
+    s = ElasticStore(es_url, prefix=f"finmon-test-{uuid.uuid4().hex[:12]}")
+    yield s
+    drop_es_prefix(s.es, s.prefix)
+    s.close()
+
+
+@pytest.fixture(params=["sqlite", "elastic"])
+def store(request, tmp_path):
+    """Each backend in turn: the contract tests run against both."""
+    if request.param == "elastic":
+        yield request.getfixturevalue("es_store")
+        return
     s = SQLiteStore(tmp_path / "index.db")
     yield s
     s.close()

@@ -278,6 +278,64 @@ def test_search_filters_and_paging(store, build, loan, wallet):
         store.search("android", kind="listing")
 
 
+
+def test_search_by_developer_status_and_date(store, build, loan, wallet):
+    save(store, build, loan, at=T1)
+    save(store, build, wallet, at=T2)
+    permission_ids = {loan[1][0].id, wallet[1][0].id}  # the findings with "android" in them
+    assert {h["kind"] for h in store.search("通讯录", developer="快乐科技有限公司")} == {"finding", "policy"}
+    assert store.search("通讯录", developer="快乐科技") == []  # the exact developer name
+    assert store.search("android", status="resolved") == []
+    assert {h["id"] for h in store.search("android", status=["new", "open"])} == permission_ids
+    assert [h["kind"] for h in store.search("通讯录", status="new")] == ["finding"]  # status leaves policies out
+    # [since, until) on a finding's last_seen and a policy's fetched_at (2024-03-04T08:05)
+    assert [h["kind"] for h in store.search("通讯录", until=T1)] == ["policy"]
+    assert [h["kind"] for h in store.search("通讯录", since="2024-03-04T09:00:00Z")] == ["finding"]
+    assert store.search("android", since=T2)[0]["app_key"] == wallet[0].key
+    assert len(store.search("android", since="2024-03-04", until="2024-03-05")) == 1
+    snap, (perm, quote) = loan
+    store.save_analysis([snap], [build.analysis(snap, quote)], T3)
+    assert [h["id"] for h in store.search("android", status="resolved")] == [perm.id]
+    with pytest.raises(ValueError):
+        store.search("android", since="last week")
+
+
+def test_search_sort_orders_and_pages(store, build, loan, wallet):
+    save(store, build, loan, at=T1)
+    save(store, build, wallet, at=T2)
+    newest = store.search("android", sort="newest")
+    assert newest[0]["app_key"] == wallet[0].key and len(newest) == 2
+    by_severity = store.search("permission", sort="severity")
+    assert [h["severity"] for h in by_severity] == ["high", "medium"]
+    assert [h["kind"] for h in store.search("通讯录", sort="severity")] == ["finding", "policy"]  # policies last
+    for order in ("relevance", "newest", "severity"):
+        everything = store.search("android permission", sort=order)
+        pages = [store.search("android permission", sort=order, limit=1, offset=i) for i in range(len(everything) + 1)]
+        assert [hit for page in pages for hit in page] == everything
+    with pytest.raises(ValueError):
+        store.search("android", sort="random")
+
+
+def test_filters_follow_changes_of_the_app(store, build, loan):
+    """Store, finance type and developer filters see an app as it is now, not as it was."""
+    save(store, build, loan, at=T1)
+    snap, findings = loan
+    assert store.findings(store="itunes") == [] and store.search("通讯录", store="itunes") == []
+    store.save_listings([build.listing(store="itunes", store_id="id1", fetched_at="2024-03-05T08:00:00Z")])
+    assert ids(store.findings(store="itunes")) == ids(findings)
+    assert {h["kind"] for h in store.search("通讯录", store="itunes")} == {"finding", "policy"}
+    assert store.app(snap.key)["stores"] == ["appgallery", "itunes", "xiaomi"]
+    store.save_analysis([snap], [build.analysis(snap, findings[0], finance_type="payment")], T2)
+    assert store.findings(finance_type="lending") == []
+    assert len(store.findings(finance_type="payment")) == 2  # the resolved finding too
+    assert [h["kind"] for h in store.search("通讯录", finance_type="payment")] == ["finding", "policy"]
+    renamed = build.app(build.listing(developer="新科技有限公司", fetched_at="2024-03-18T08:00:00Z"),
+                        versions=[snap.policy])
+    store.save_analysis([renamed], [build.analysis(renamed, findings[0])], T3)
+    assert store.search("通讯录", developer="快乐科技有限公司") == []
+    assert [h["kind"] for h in store.search("通讯录", developer="新科技有限公司")] == ["finding", "policy"]
+
+
 HOSTILE = [
     "", " ", '"', '""', "'", "*", "通讯录*", "phone*", "AND", "OR", "NOT", "NEAR", "a OR b", "NEAR(a b)",
     "phone NEAR/2 number", "body:通讯录", "{body}: x", "(", ")", "((通讯录", "^phone", "-phone", "+", "\x00", "a\x00b",

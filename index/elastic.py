@@ -1,0 +1,827 @@
+"""The Elasticsearch 9 store: the index of record in deployments. Implements :class:`index.base.Store`.
+
+Layout. One index per kind (apps, listings, policies, findings, runs, rules), versioned behind an
+alias that the code reads and writes: ``finmon-findings`` → ``finmon-findings-v1``. A composable
+index template per kind (``finmon-findings`` for ``finmon-findings-v*``) holds the settings and the
+explicit mapping, so every index of the kind gets them. Opening the store creates what is missing;
+when :data:`MAPPING_VERSION` has grown, :meth:`ElasticStore.migrate` creates the new indices, copies
+every document client-side (scan + bulk: the bare distribution has no ``_reindex``), checks the
+counts and swaps each alias in one ``_aliases`` call before it drops the old index.
+
+Mappings are ``dynamic: strict``: a field the code does not know is an error, not a guess. Names
+are ``text`` with a ``keyword`` subfield; ids, codes, URLs and dates are ``keyword``/``date``; what
+has unforeseen keys (a rule's extra data, a run's counters) is an ``object`` kept but not indexed.
+A finding's evidence is a plain ``object`` with explicit fields, not ``nested``: there is one per
+finding, and ``nested`` only matters for arrays of objects queried field against field.
+
+Full text. Findings and policies carry a ``body``: exactly what the SQLite store gives FTS5,
+:func:`index.base.index_text` (one token per CJK character, runs of letters and digits otherwise, so
+``READ_CONTACTS`` is two tokens; blank-separated), which the standard analyzer only lower-cases. Each
+query word becomes one ``match_phrase`` over the same tokens, so both backends find the same hits
+and no input is ever read as query syntax. Snippets are cut from the original text, as SQLite's are.
+
+Writes. There are no scripts (no painless), so a batch is read, updated in Python by the rules of
+the SQLite store's upserts and written back in one bulk, each document on condition that it is
+still the version that was read (or still absent): a concurrent writer makes the batch fail loudly
+instead of losing an update, and a bulk request lost in flight is not re-sent (it may have been
+applied). Every batch refreshes before it reads (searches see refreshed documents only, and an
+interrupted batch leaves some unrefreshed) and after it writes, so reads after a save are
+consistent and rerunning a failed save completes it. The app fields that filters need (stores,
+finance type, developer) are copied onto findings and policies, and rewritten there whenever the
+app changes.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+import os
+import re
+from collections import Counter, defaultdict
+from contextlib import contextmanager
+from itertools import chain, islice
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
+from elasticsearch.helpers import ScanError
+
+from finmon import settings
+from finmon.model import Analysis, AppSnapshot, Evidence, Finding, Listing, PolicyVersion, Run, sha256_hex, utcnow
+from index.base import (
+    EVIDENCE_FIELDS,
+    EXPORT_KINDS,
+    LISTING_FIELDS,
+    StoreError,
+    StoreUnavailable,
+    finding_fields,
+    finding_snippet,
+    index_text,
+    listing_hash,
+    policy_body,
+    query_words,
+    risk_score,
+    search_scope,
+    shallow,
+    snippet,
+    statuses,
+    timestamp,
+)
+
+log = logging.getLogger(__name__)
+
+MAPPING_VERSION = 1
+KINDS = ("apps", "listings", "policies", "findings", "runs", "rules")
+SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}  # anything else ranks 3, as in SQLite's ORDER BY
+TEMPLATE_PRIORITY = 200
+
+_KEYWORD = {"type": "keyword", "ignore_above": 1024}
+_NAME = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
+_DATE = {"type": "date"}
+_SHOWN = {"type": "text", "index": False}  # displayed, found through ``body``
+_OPAQUE = {"type": "object", "enabled": False}  # kept as given, keys not known in advance
+_BODY = {"type": "text", "analyzer": "standard"}
+
+
+def _strict(*keywords: str, **fields: Any) -> dict[str, Any]:
+    return {"dynamic": "strict", "properties": {**{name: _KEYWORD for name in keywords}, **fields}}
+
+
+MAPPINGS: dict[str, dict[str, Any]] = {
+    "apps": _strict(
+        "key", "platform", "package", "category", "finance_type", "policy_status", "policy_url", "policy_sha256",
+        "permissions", "privacy_labels", "stores",
+        name=_NAME, developer=_NAME, finance_confidence={"type": "float"},
+        first_seen=_DATE, last_seen=_DATE, analysed_at=_DATE,
+        policies={"properties": {"sha256": _KEYWORD, "url": _KEYWORD, "first_seen": _DATE, "last_seen": _DATE}},
+    ),
+    "listings": _strict(  # one document per distinct content of a store's listing
+        "store", "store_id", "app_key", "platform", "package", "category", "source_url", "version", "updated",
+        "privacy_url", "permissions", "privacy_labels", "content_hash",
+        name=_NAME, developer=_NAME, description={"type": "text"}, downloads={"type": "long"},
+        rating_count={"type": "long"}, fetched_at=_DATE, first_fetched_at=_DATE,
+    ),
+    "policies": _strict(
+        "sha256", "url", "final_url", "language", "effective_date", "content_type",
+        "stores", "finance_types", "developers",  # of every linked app, for the search filters
+        title=_NAME, text=_SHOWN, fetched_at=_DATE, body=_BODY,
+        id={"type": "alias", "path": "sha256"}, date={"type": "alias", "path": "fetched_at"},  # shared sort keys
+    ),
+    "findings": _strict(
+        "id", "rule_id", "family", "severity", "confidence", "app_key", "status",
+        "stores", "finance_type", "developer",  # of the app, for the filters
+        severity_rank={"type": "byte"}, title=_NAME, regulation=_NAME,
+        evidence={"properties": {
+            "kind": _KEYWORD, "key": _KEYWORD, "text": _SHOWN, "start": {"type": "integer"},
+            "end": {"type": "integer"}, "url": _KEYWORD, "detail": _KEYWORD,
+        }},
+        first_seen=_DATE, last_seen=_DATE, resolved_at=_DATE, body=_BODY,
+        date={"type": "alias", "path": "last_seen"},
+    ),
+    "runs": _strict("id", "kind", "outcome", started=_DATE, ended=_DATE, counters=_OPAQUE),
+    "rules": _strict(
+        "id", "family", "severity", "confidence",
+        title=_NAME, title_en=_NAME, description={"type": "text"}, regulation=_NAME, data=_OPAQUE,
+    ),
+}
+
+APP_FIELDS = (
+    "key", "platform", "package", "name", "developer", "category", "finance_type", "finance_confidence",
+    "policy_status", "policy_url", "policy_sha256", "permissions", "privacy_labels", "first_seen", "last_seen",
+    "analysed_at",
+)
+LISTING_COLUMNS = ("app_key", *LISTING_FIELDS)
+
+
+class IndexingError(StoreError):
+    """Documents a bulk write could not store, all named: none is dropped silently.
+
+    When every failure is the server's (5xx, 429 after the retries), StoreUnavailable is raised from it.
+    """
+
+    def __init__(self, errors: list[dict[str, Any]], total: int) -> None:
+        self.errors = errors
+        by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for item in errors:
+            by_type[(item.get("error") or {}).get("type") or f"status {item.get('status')}"].append(item)
+        reasons = []
+        for kind, items in by_type.items():
+            error = items[0].get("error") or {}
+            cause = (error.get("caused_by") or {}).get("reason")
+            reasons.append(f"{len(items)}× {kind}: {error.get('reason')}" + (f" ({cause})" if cause else "")
+                           + f" [e.g. {items[0].get('_index')}/{items[0].get('_id')}]")
+        super().__init__(f"{len(errors)} of {total} documents failed to index: " + "; ".join(reasons))
+
+
+def listing_id(store: str, store_id: str, content_hash: str) -> str:
+    return sha256_hex(f"{store}\x1f{store_id}\x1f{content_hash}")[:32]
+
+
+@contextmanager
+def _reachable(url: str) -> Iterator[None]:
+    """Turns a failing server (unreachable, timing out, 429 or 5xx after the retries) into StoreUnavailable."""
+    try:
+        yield
+    except (TransportError, ApiError, ScanError) as exc:
+        if isinstance(exc, ApiError) and exc.meta.status < 500 and exc.meta.status != 429:
+            raise
+        raise StoreUnavailable(f"Elasticsearch at {url} is unavailable: {exc}") from exc
+
+
+def _guarded(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def wrapper(self: ElasticStore, *args: Any, **kwargs: Any) -> Any:
+        with _reachable(self.url):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    items = iter(items)
+    while chunk := list(islice(items, size)):
+        yield chunk
+
+
+class _Docs:
+    """One index's documents in a batch: as read, as updated, and the version each write depends on."""
+
+    def __init__(self, index: str) -> None:
+        self.index = index
+        self.read: dict[str, dict[str, Any]] = {}
+        self.src: dict[str, dict[str, Any]] = {}
+        self.versions: dict[str, tuple[int, int]] = {}
+
+    def load(self, hits: Iterable[dict[str, Any]]) -> None:
+        """Adds documents read from the index (those already here keep their updated state)."""
+        for hit in hits:
+            if hit["_id"] not in self.read:
+                self.read[hit["_id"]] = hit["_source"]
+                self.src.setdefault(hit["_id"], copy.deepcopy(hit["_source"]))
+                self.versions[hit["_id"]] = (hit["_seq_no"], hit["_primary_term"])
+
+    def actions(self) -> Iterator[dict[str, Any]]:
+        """Bulk actions for the documents that changed: create if absent when read, else if still as read."""
+        for doc_id, src in self.src.items():
+            if src == self.read.get(doc_id):
+                continue
+            action: dict[str, Any] = {"_index": self.index, "_id": doc_id, "_source": src}
+            if doc_id in self.versions:
+                action["if_seq_no"], action["if_primary_term"] = self.versions[doc_id]
+            else:
+                action["_op_type"] = "create"
+            yield action
+
+
+def _app_filters(app: dict[str, Any] | None) -> dict[str, Any]:
+    """The app fields a finding carries for the search filters."""
+    app = app or {}
+    return {"stores": app.get("stores") or [], "finance_type": app.get("finance_type"),
+            "developer": app.get("developer")}
+
+
+def _policy_filters(apps: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The app fields a policy carries for the search filters: those of every linked app."""
+    return {
+        "stores": sorted({store for app in apps for store in app.get("stores") or []}),
+        "finance_types": sorted({app["finance_type"] for app in apps if app.get("finance_type")}),
+        "developers": sorted({app["developer"] for app in apps if app.get("developer")}),
+    }
+
+
+def _links(app: dict[str, Any] | None) -> set[str]:
+    """The sha256 of every policy version an app document links to."""
+    return {link["sha256"] for link in (app or {}).get("policies") or []}
+
+
+def _finding(src: dict[str, Any]) -> Finding:
+    return Finding(
+        rule_id=src["rule_id"], severity=src["severity"], confidence=src["confidence"], app_key=src["app_key"],
+        title=src["title"], evidence=Evidence.from_dict(src["evidence"]), regulation=src["regulation"],
+        first_seen=src["first_seen"], last_seen=src["last_seen"], status=src["status"],
+    )
+
+
+class ElasticStore:
+    """The index in Elasticsearch 9 (see the module docstring). Implements :class:`index.base.Store`."""
+
+    mapping_version = MAPPING_VERSION
+    mappings = MAPPINGS
+
+    def __init__(self, es: str | Elasticsearch, *, prefix: str | None = None, **client_options: Any) -> None:
+        """``es``: a URL (the client gets the settings' timeout and retries, and ``client_options``) or a client.
+
+        Opening creates or migrates the indices (:meth:`migrate`).
+        """
+        if isinstance(es, str):
+            self.url = es
+            es = Elasticsearch(
+                es, request_timeout=settings.FINMON_ES_TIMEOUT, retry_on_timeout=settings.FINMON_ES_RETRY_ON_TIMEOUT,
+                max_retries=settings.FINMON_ES_MAX_RETRIES, **client_options,
+            )
+        else:
+            self.url = ", ".join(node.base_url for node in es.transport.node_pool.all())
+        self.es = es
+        self.prefix = prefix or settings.FINMON_ES_PREFIX
+        self.migrate()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, **kwargs: Any) -> ElasticStore:
+        """The store at FINMON_ES_URL (default: the local node), with credentials from the environment only:
+        FINMON_ES_API_KEY, or FINMON_ES_USERNAME and FINMON_ES_PASSWORD; FINMON_ES_CA_CERTS; FINMON_ES_PREFIX."""
+        options: dict[str, Any] = {}
+        if environ.get("FINMON_ES_API_KEY"):
+            options["api_key"] = environ["FINMON_ES_API_KEY"]
+        elif environ.get("FINMON_ES_USERNAME"):
+            options["basic_auth"] = (environ["FINMON_ES_USERNAME"], environ.get("FINMON_ES_PASSWORD", ""))
+        if environ.get("FINMON_ES_CA_CERTS"):
+            options["ca_certs"] = environ["FINMON_ES_CA_CERTS"]
+        url = environ.get("FINMON_ES_URL") or f"http://127.0.0.1:{settings.FINMON_ES_PORT}"
+        return cls(url, prefix=environ.get("FINMON_ES_PREFIX"), **options, **kwargs)
+
+    def alias(self, kind: str) -> str:
+        return f"{self.prefix}-{kind}"
+
+    def close(self) -> None:
+        self.es.close()
+
+    def __enter__(self) -> ElasticStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- templates, indices, aliases ----------------------------------------------
+    @_guarded
+    def migrate(self) -> dict[str, int]:
+        """Brings every kind to this code's mapping version; returns the documents copied per migrated kind.
+
+        Puts the index templates, creates a missing index behind its alias, and moves an older
+        index to a new one (copy, compare counts, swap the alias atomically, drop the old one).
+        """
+        targets = self._targets()
+        newer = {kind: v for kind, (_, v) in targets.items() if v > self.mapping_version}
+        if newer:
+            raise StoreError(f"{self.url}: indices {newer} are newer than this finmon's mapping "
+                             f"v{self.mapping_version}")
+        for kind in KINDS:
+            self.es.indices.put_index_template(
+                name=self.alias(kind), index_patterns=[f"{self.alias(kind)}-v*"], priority=TEMPLATE_PRIORITY,
+                version=self.mapping_version, meta={"managed_by": "finmon", "mapping_version": self.mapping_version},
+                template={"settings": {"number_of_shards": settings.FINMON_ES_SHARDS,
+                                       "number_of_replicas": settings.FINMON_ES_REPLICAS},
+                          "mappings": self.mappings[kind]},
+            )
+        copied, added = {}, []
+        for kind in KINDS:
+            old, version = targets.get(kind, (None, 0))
+            if version == self.mapping_version:
+                continue
+            new = f"{self.alias(kind)}-v{self.mapping_version}"
+            if not self.es.indices.exists(index=new):
+                self.es.indices.create(index=new)  # settings and mappings from the template
+            if old is None:
+                added.append({"add": {"index": new, "alias": self.alias(kind)}})
+                continue
+            copied[kind] = self._bulk({"_index": new, "_id": hit["_id"], "_source": hit["_source"]}
+                                      for hit in self._scan(old, {"match_all": {}}))
+            before, after = (self.es.count(index=i)["count"] for i in (old, new))
+            if after < before:
+                raise StoreError(f"migrating {old} → {new}: {after} of {before} documents copied; alias not moved")
+            self.es.indices.update_aliases(actions=[
+                {"remove": {"index": old, "alias": self.alias(kind)}},
+                {"add": {"index": new, "alias": self.alias(kind)}},
+            ])
+            self.es.indices.delete(index=old)
+            log.warning("migrated %s to %s (%d documents)", old, new, copied[kind])
+        if added:
+            self.es.indices.update_aliases(actions=added)
+        return copied
+
+    def _targets(self) -> dict[str, tuple[str, int]]:
+        """The index and mapping version behind each existing alias."""
+        out = {}
+        for index, info in self.es.indices.get_alias(index=f"{self.prefix}-*").items():
+            for kind in KINDS:
+                if self.alias(kind) in info.get("aliases", {}):
+                    found = re.fullmatch(re.escape(self.alias(kind)) + r"-v(\d+)", index)
+                    if not found or kind in out:
+                        raise StoreError(f"{self.url}: alias {self.alias(kind)} must point at one "
+                                         f"{self.alias(kind)}-v<N> index, not at {index}")
+                    out[kind] = (index, int(found[1]))
+        return out
+
+    # -- reading and writing --------------------------------------------------------
+    def _bulk(self, actions: Iterable[dict[str, Any]]) -> int:
+        """Writes ``actions`` in chunks and refreshes what it wrote; raises IndexingError naming each failure."""
+        written: set[str] = set()
+
+        def tracked() -> Iterator[dict[str, Any]]:
+            for action in actions:
+                written.add(action["_index"])
+                yield action
+
+        done, errors = 0, []
+        # A bulk request lost in flight may have been applied, and its writes are conditional: the client
+        # does not send it again (a rerun of the batch does it right); what ES refused with 429 was not
+        # applied and is sent again after a backoff.
+        for ok, item in helpers.streaming_bulk(
+            self.es.options(max_retries=0), tracked(), chunk_size=settings.FINMON_ES_BULK_DOCS,
+            max_chunk_bytes=settings.FINMON_ES_BULK_BYTES,
+            raise_on_error=False, max_retries=settings.FINMON_ES_MAX_RETRIES,
+            initial_backoff=settings.FINMON_ES_BACKOFF, max_backoff=settings.FINMON_ES_MAX_BACKOFF,
+        ):
+            if ok:
+                done += 1
+            else:
+                errors.append(next(iter(item.values())))
+        if written:
+            self.es.indices.refresh(index=",".join(sorted(written)))
+        if errors:
+            error = IndexingError(errors, done + len(errors))
+            if all(item.get("status", 500) >= 500 or item.get("status") == 429 for item in errors):
+                raise StoreUnavailable(f"Elasticsearch at {self.url} is unavailable: {error}") from error
+            raise error
+        return done
+
+    def _get(self, kind: str, ids: Iterable[str]) -> Iterator[dict[str, Any]]:
+        """The documents of ``kind`` that exist among ``ids``."""
+        for chunk in _chunks(dict.fromkeys(ids), settings.FINMON_ES_PAGE_SIZE):
+            yield from (doc for doc in self.es.mget(index=self.alias(kind), ids=chunk)["docs"] if doc.get("found"))
+
+    def _scan(self, index: str, query: dict[str, Any], **body: Any) -> Iterator[dict[str, Any]]:
+        """Every hit of ``query``, in no order, with the versions a conditional write needs."""
+        return helpers.scan(self.es, index=index, size=settings.FINMON_ES_PAGE_SIZE,
+                            query={"query": query, "seq_no_primary_term": True, **body})
+
+    def _terms(self, kind: str, field: str, values: Iterable[str]) -> Iterator[dict[str, Any]]:
+        """Every document of ``kind`` whose ``field`` holds one of ``values``."""
+        for chunk in _chunks(sorted(set(values)), settings.FINMON_ES_PAGE_SIZE):
+            yield from self._scan(self.alias(kind), {"terms": {field: chunk}})
+
+    def _sorted(self, index: str, query: dict[str, Any], sort: list[Any], offset: int = 0,
+                limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Hits ``offset``… in ``sort`` order (which ends in a unique field), paged with search_after."""
+        want = None if limit is None else offset + limit
+        after, count = None, 0
+        while want is None or count < want:
+            size = settings.FINMON_ES_PAGE_SIZE if want is None else min(settings.FINMON_ES_PAGE_SIZE, want - count)
+            hits = self.es.search(index=index, query=query, sort=sort, size=size, search_after=after,
+                                  track_total_hits=False)["hits"]["hits"]
+            for hit in hits:
+                if count >= offset:
+                    yield hit
+                count += 1
+            if len(hits) < size:
+                return
+            after = hits[-1]["sort"]
+
+    # -- runs and rules -------------------------------------------------------------
+    @_guarded
+    def save_run(self, run: Run) -> None:
+        self._bulk([{"_index": self.alias("runs"), "_id": run.id, "_source": {
+            "id": run.id, "kind": run.kind, "started": timestamp(run.started),
+            "ended": run.ended and timestamp(run.ended), "counters": run.counters, "outcome": run.outcome,
+        }}])
+
+    @_guarded
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        hits = self._sorted(self.alias("runs"), {"match_all": {}}, [{"started": "desc"}, {"id": "desc"}],
+                            limit=max(0, int(limit)))
+        return [{k: hit["_source"][k] for k in ("id", "kind", "started", "ended", "counters", "outcome")}
+                for hit in hits]
+
+    @_guarded
+    def save_rules(self, rules: Iterable[dict[str, Any]]) -> None:
+        self._bulk({"_index": self.alias("rules"), "_id": r["id"], "_source": {
+            "id": r["id"], "family": r.get("family") or r["id"][:1], "severity": r.get("severity"),
+            "confidence": r.get("confidence"), "title": r.get("title", ""), "title_en": r.get("title_en", ""),
+            "description": r.get("description", ""), "regulation": r.get("regulation", ""), "data": r,
+        }} for r in rules)
+
+    @_guarded
+    def rules(self) -> list[dict[str, Any]]:
+        out = []
+        for hit in self._sorted(self.alias("rules"), {"match_all": {}}, [{"id": "asc"}]):
+            src = hit["_source"]
+            out.append({**src["data"], **{k: v for k, v in src.items() if k != "data"}})
+        return out
+
+    # -- listings, policies, analyses ----------------------------------------------
+    @_guarded
+    def save_listings(self, listings: Iterable[Listing]) -> int:
+        done = 0
+        for chunk in _chunks(listings, settings.FINMON_ES_BATCH):
+            self._save(listings=chunk)
+            done += len(chunk)
+        return done
+
+    @_guarded
+    def save_policy_versions(self, versions: Iterable[PolicyVersion]) -> int:
+        return sum(self._save(versions=chunk)[1] for chunk in _chunks(versions, settings.FINMON_ES_BATCH))
+
+    @_guarded
+    def save_analysis(
+        self, apps: Iterable[AppSnapshot], analyses: Iterable[Analysis], seen_at: str | None = None
+    ) -> dict[str, int]:
+        """Apps, their listings, policy and policy link, and findings, in batches of apps (see Store)."""
+        seen = timestamp(seen_at or utcnow())
+        apps_by_key = {app.key: app for app in apps}
+        by_key = {a.app_key: a for a in analyses}
+        counts = Counter({"new": 0, "open": 0, "resolved": 0})
+        for keys in _chunks(sorted(apps_by_key.keys() | by_key.keys()), settings.FINMON_ES_BATCH):
+            counts.update(self._save(apps=[apps_by_key[k] for k in keys if k in apps_by_key],
+                                     analyses=[by_key[k] for k in keys if k in by_key], seen=seen)[0])
+        return dict(counts)
+
+    def _save(
+        self, *, listings: Iterable[Listing] = (), versions: Iterable[PolicyVersion] = (),
+        apps: Iterable[AppSnapshot] = (), analyses: Iterable[Analysis] = (), seen: str = "",
+    ) -> tuple[dict[str, int], int]:
+        """One batch: read, update as SQLite's upserts do, write in one bulk. Returns the finding
+        counts and how many policy versions were new."""
+        apps, analyses = list(apps), {a.app_key: a for a in analyses}
+        versions = {v.sha256: v for v in chain(versions, (app.policy for app in apps if app.policy))}
+        listings = [*listings, *(lst for app in apps for lst in app.listings)]
+        findings = {f.id: f for a in analyses.values() for f in a.findings}
+        docs = {kind: _Docs(self.alias(kind)) for kind in ("apps", "listings", "policies", "findings")}
+        # Searches see refreshed documents only (mget sees all): show what an interrupted write left.
+        self.es.indices.refresh(index=f"{self.alias('apps')},{self.alias('findings')}")
+        docs["apps"].load(self._get("apps", chain((lst.app_key for lst in listings), (app.key for app in apps),
+                                                   (f.app_key for f in findings.values()))))
+        docs["policies"].load(self._get("policies", versions))
+        new_policies = {sha for sha in versions if sha not in docs["policies"].src}
+        for sha in new_policies:
+            v = versions[sha]
+            docs["policies"].src[sha] = {
+                "sha256": sha, "url": v.url, "final_url": v.final_url, "fetched_at": timestamp(v.fetched_at),
+                "language": v.language, "title": v.title, "text": v.text, "effective_date": v.effective_date,
+                "content_type": v.content_type, "body": index_text(policy_body(v)), **_policy_filters([]),
+            }
+        self._put_listings(docs, listings)
+        for app in apps:
+            self._put_app(docs["apps"], app, analyses.get(app.key), seen)
+        adocs = docs["apps"]
+        changed = {key for key, app in adocs.src.items() if _app_filters(app) != _app_filters(adocs.read.get(key))}
+        docs["findings"].load(self._terms("findings", "app_key", changed | analyses.keys()
+                                          | {f.app_key for f in findings.values()}))
+        counts = self._put_findings(docs, findings, analyses.keys(), {app.key: app for app in apps}, seen)
+        self._put_policy_filters(docs, changed)
+        self._bulk(chain.from_iterable(d.actions() for d in docs.values()))
+        return counts, len(new_policies)
+
+    def _put_listings(self, docs: dict[str, _Docs], listings: list[Listing]) -> None:
+        """Listing documents (latest capture per content), and apps created or completed from them."""
+        rows = [(lst, timestamp(lst.fetched_at), listing_hash(lst)) for lst in listings]
+        ldocs, adocs = docs["listings"], docs["apps"]
+        ldocs.load(self._get("listings", (listing_id(lst.store, lst.store_id, h) for lst, _, h in rows)))
+        from_listings: dict[str, tuple[Listing, str, str, set[str]]] = {}
+        for lst, fetched, content_hash in rows:
+            doc_id = listing_id(lst.store, lst.store_id, content_hash)
+            old = ldocs.src.get(doc_id)
+            doc = {**shallow(lst, LISTING_FIELDS), "app_key": lst.app_key, "permissions": list(lst.permissions),
+                   "privacy_labels": list(lst.privacy_labels), "content_hash": content_hash,
+                   "fetched_at": fetched, "first_fetched_at": fetched}
+            if old is not None:
+                doc = doc if fetched >= old["fetched_at"] else dict(old)
+                doc["first_fetched_at"] = min(old["first_fetched_at"], fetched)
+            ldocs.src[doc_id] = doc
+            known = from_listings.get(lst.app_key)
+            first, last, stores = (min(fetched, known[1]), max(fetched, known[2]), known[3]) if known else (
+                fetched, fetched, set())
+            from_listings[lst.app_key] = (lst, first, last, stores | {lst.store})
+        for key, (lst, first, last, stores) in from_listings.items():
+            app = adocs.src.get(key)
+            if app is None:
+                adocs.src[key] = app = {
+                    **dict.fromkeys(APP_FIELDS), "key": key, "platform": lst.platform, "package": lst.package,
+                    "name": lst.name, "developer": lst.developer, "category": lst.category, "permissions": [],
+                    "privacy_labels": [], "first_seen": first, "last_seen": last, "stores": [], "policies": [],
+                }
+            for name in ("name", "developer", "category"):
+                app[name] = app[name] or getattr(lst, name)
+            app["first_seen"], app["last_seen"] = min(app["first_seen"], first), max(app["last_seen"], last)
+            app["stores"] = sorted(set(app["stores"]) | stores)
+
+    @staticmethod
+    def _put_app(adocs: _Docs, app: AppSnapshot, analysis: Analysis | None, seen: str) -> None:
+        """An analysed app (unless a later analysis is stored already) and its link to its policy."""
+        first = min([seen, *(timestamp(lst.fetched_at) for lst in app.listings)])
+        doc = adocs.src.get(app.key) or {**dict.fromkeys(APP_FIELDS), "stores": [], "policies": []}
+        if seen >= (doc["analysed_at"] or ""):
+            doc.update(
+                key=app.key, platform=app.platform, package=app.package, name=app.name, developer=app.developer,
+                category=app.category, policy_status=app.policy_status, policy_url=app.policy_url,
+                policy_sha256=app.policy.sha256 if app.policy else None, permissions=sorted(app.permissions),
+                privacy_labels=sorted(app.privacy_labels), first_seen=min(doc["first_seen"] or first, first),
+                last_seen=max(doc["last_seen"] or "", seen), analysed_at=seen,
+            )
+            if analysis and analysis.finance_type is not None:
+                doc["finance_type"] = analysis.finance_type
+            if analysis and analysis.finance_confidence is not None:
+                doc["finance_confidence"] = analysis.finance_confidence
+        if app.policy:
+            url = app.policy_url or app.policy.url
+            link = next((link for link in doc["policies"] if link["sha256"] == app.policy.sha256), None)
+            if link is None:
+                doc["policies"].append({"sha256": app.policy.sha256, "url": url, "first_seen": seen, "last_seen": seen})
+            else:
+                link.update(url=url, last_seen=max(link["last_seen"], seen))
+        adocs.src[app.key] = doc
+
+    @staticmethod
+    def _put_findings(docs: dict[str, _Docs], findings: dict[str, Finding], analysed: Iterable[str],
+                      apps: dict[str, AppSnapshot], seen: str) -> dict[str, int]:
+        """The finding life cycle (new → open → resolved → open), exactly as SQLite's upsert and resolve."""
+        fdocs, adocs, analysed = docs["findings"], docs["apps"], set(analysed)
+        for fid, f in findings.items():
+            old = fdocs.src.get(fid)
+            if old is None:
+                first, status = seen, "new"
+            elif seen >= old["last_seen"] and (old["resolved_at"] is None or seen >= old["resolved_at"]):
+                first = old["first_seen"]
+                status = "open" if old["status"] == "resolved" or seen > old["first_seen"] else old["status"]
+            else:
+                continue  # an older analysis replayed late changes nothing
+            app = adocs.src.get(f.app_key) or {}
+            name, developer = ((apps[f.app_key].name, apps[f.app_key].developer) if f.app_key in apps
+                               else (app.get("name") or "", app.get("developer") or ""))
+            fdocs.src[fid] = {
+                "id": fid, "rule_id": f.rule_id, "family": f.family, "severity": f.severity,
+                "severity_rank": SEVERITY_RANK.get(f.severity, 3), "confidence": f.confidence, "app_key": f.app_key,
+                "title": f.title, "evidence": shallow(f.evidence, EVIDENCE_FIELDS), "regulation": f.regulation,
+                "first_seen": first, "last_seen": seen, "status": status, "resolved_at": None,
+                "body": index_text("\n".join(finding_fields(f, name, developer))),
+            }
+        resolved = 0
+        for fid, doc in fdocs.src.items():
+            if (doc["app_key"] in analysed and fid not in findings and doc["status"] != "resolved"
+                    and doc["last_seen"] <= seen):
+                doc.update(status="resolved", resolved_at=seen)
+                resolved += 1
+            doc.update(_app_filters(adocs.src.get(doc["app_key"])))
+        statuses_now = Counter(fdocs.src[fid]["status"] for fid in findings if fid in fdocs.src)
+        return {"new": statuses_now["new"], "open": statuses_now["open"], "resolved": resolved}
+
+    def _put_policy_filters(self, docs: dict[str, _Docs], changed: set[str]) -> None:
+        """Adds the fields of apps updated in this batch to the policies they link to; recounts a policy
+        from every app linked to it when one of its apps ``changed`` them (a value may have gone)."""
+        pdocs, adocs = docs["policies"], docs["apps"]
+        grown = {sha for key, app in adocs.src.items() if app != adocs.read.get(key) for sha in _links(app)}
+        stale = {sha for key in changed for sha in _links(adocs.read.get(key))}
+        pdocs.load(self._get("policies", (grown | stale) - pdocs.src.keys()))
+        adocs.load(self._terms("apps", "policies.sha256", stale))  # apps of this batch keep their new state
+        linked: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for app in adocs.src.values():
+            for sha in _links(app):
+                linked[sha].append(app)
+        for sha in (grown | stale) & pdocs.src.keys():
+            fields = _policy_filters(linked[sha])
+            if sha not in stale:
+                fields = {name: sorted(set(values) | set(pdocs.src[sha][name])) for name, values in fields.items()}
+            pdocs.src[sha].update(fields)
+
+    @_guarded
+    def policy(self, sha256: str) -> PolicyVersion | None:
+        found = next(self._get("policies", [sha256]), None)
+        return PolicyVersion.from_dict(found["_source"]) if found else None
+
+    # -- queries ----------------------------------------------------------------------
+    @staticmethod
+    def _filters(kind: str, **given: Any) -> list[dict[str, Any]]:
+        """Filter clauses on findings or policies (``kind``) for the options of ``findings`` and ``search``;
+        a policy is filtered on the apps linked to it, never on rule, severity or status."""
+        fields = {"app_key": "app_key", "rule": "rule_id", "family": "family", "severity": "severity",
+                  "store": "stores", "finance_type": "finance_type", "developer": "developer"}
+        if kind == "policies":
+            fields = {"store": "stores", "finance_type": "finance_types", "developer": "developers"}
+        out: list[dict[str, Any]] = [{"term": {fields[name]: value}} for name, value in given.items()
+                                     if name in fields and value]
+        if kind == "findings" and statuses(given.get("status")):
+            out.append({"terms": {"status": statuses(given["status"])}})
+        window = {op: given[name] for op, name in (("gte", "since"), ("lt", "until")) if given.get(name)}
+        if window:
+            out.append({"range": {"date": window}})
+        return out
+
+    @_guarded
+    def findings(
+        self,
+        *,
+        app_key: str | None = None,
+        rule: str | None = None,
+        family: str | None = None,
+        severity: str | None = None,
+        status: str | Iterable[str] | None = None,
+        store: str | None = None,
+        finance_type: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Finding]:
+        if limit is not None and limit <= 0:
+            return []
+        query = {"bool": {"filter": self._filters("findings", app_key=app_key, rule=rule, family=family,
+                                                  severity=severity, status=status, store=store,
+                                                  finance_type=finance_type)}}
+        sort = [{"severity_rank": "asc"}, {"rule_id": "asc"}, {"app_key": "asc"}, {"id": "asc"}]
+        return [_finding(hit["_source"]) for hit in self._sorted(self.alias("findings"), query, sort,
+                                                                 max(0, int(offset)), limit)]
+
+    @_guarded
+    def changes(self, since: str, until: str | None = None) -> dict[str, list[Finding]]:
+        window = {"gte": timestamp(since), **({"lt": timestamp(until)} if until else {})}
+        sort = [{"severity_rank": "asc"}, {"id": "asc"}]
+        new = self._sorted(self.alias("findings"), {"range": {"first_seen": window}}, sort)
+        resolved = self._sorted(self.alias("findings"), {"bool": {"filter": [
+            {"term": {"status": "resolved"}}, {"range": {"resolved_at": window}}]}}, sort)
+        return {"new": [_finding(h["_source"]) for h in new], "resolved": [_finding(h["_source"]) for h in resolved]}
+
+    def _counts(self, key: str | None = None) -> dict[str, dict[str, int]]:
+        """Unresolved findings per app and severity (a composite aggregation, paged)."""
+        query = {"bool": {"must_not": [{"term": {"status": "resolved"}}],
+                          "filter": [{"term": {"app_key": key}}] if key else []}}
+        out: dict[str, dict[str, int]] = {}
+        after = None
+        while True:
+            composite = {"size": settings.FINMON_ES_PAGE_SIZE, "sources": [
+                {"app": {"terms": {"field": "app_key"}}}, {"severity": {"terms": {"field": "severity"}}}]}
+            if after:
+                composite["after"] = after
+            agg = self.es.search(index=self.alias("findings"), query=query, size=0,
+                                 aggs={"counts": {"composite": composite}})["aggregations"]["counts"]
+            for bucket in agg["buckets"]:
+                out.setdefault(bucket["key"]["app"], {})[bucket["key"]["severity"]] = bucket["doc_count"]
+            after = agg.get("after_key")
+            if not agg["buckets"] or not after:
+                return out
+
+    @staticmethod
+    def _app_dict(src: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
+        app = {name: src.get(name) for name in APP_FIELDS}
+        app["stores"] = src.get("stores") or []
+        app["counts"] = {sev: counts.get(sev, 0) for sev in ("high", "medium", "low")}
+        app["risk_score"] = risk_score(counts, settings.FINMON_RISK_WEIGHTS)
+        return app
+
+    @_guarded
+    def apps(self) -> list[dict[str, Any]]:
+        counts = self._counts()
+        return [self._app_dict(hit["_source"], counts.get(hit["_id"], {}))
+                for hit in self._sorted(self.alias("apps"), {"match_all": {}}, [{"key": "asc"}])]
+
+    @_guarded
+    def app(self, key: str) -> dict[str, Any] | None:
+        found = next(self._get("apps", [key]), None)
+        if found is None:
+            return None
+        src = found["_source"]
+        app = self._app_dict(src, self._counts(key).get(key, {}))
+        current: dict[tuple[str, str], dict[str, Any]] = {}
+        for hit in self._scan(self.alias("listings"), {"term": {"app_key": key}}):
+            lst = hit["_source"]
+            slot = (lst["store"], lst["store_id"])
+            if slot not in current or lst["fetched_at"] > current[slot]["fetched_at"]:
+                current[slot] = lst
+        app["listings"] = [{name: current[slot][name] for name in LISTING_COLUMNS} for slot in sorted(current)]
+        app["policy"] = self.policy(src["policy_sha256"]) if src.get("policy_sha256") else None
+        links = {link["sha256"]: link for link in src.get("policies") or []}
+        versions = [hit["_source"] for hit in self._get("policies", links)]
+        app["policy_versions"] = [
+            {**{k: p[k] for k in ("sha256", "url", "final_url", "fetched_at", "title", "language", "effective_date")},
+             "first_seen": links[p["sha256"]]["first_seen"], "last_seen": links[p["sha256"]]["last_seen"]}
+            for p in sorted(versions, key=lambda p: (p["fetched_at"], p["sha256"]), reverse=True)
+        ]
+        app["findings"] = self.findings(app_key=key)
+        return app
+
+    @_guarded
+    def export(self, kind: str) -> Iterator[dict[str, Any]]:
+        if kind not in EXPORT_KINDS:
+            raise ValueError(f"export kind must be one of {EXPORT_KINDS}, not {kind!r}")
+        return self._export_findings() if kind == "findings" else iter(self.apps())
+
+    def _export_findings(self) -> Iterator[dict[str, Any]]:
+        with _reachable(self.url):
+            apps = {hit["_id"]: hit["_source"] for hit in self._scan(
+                self.alias("apps"), {"match_all": {}}, _source=["name", "developer", "finance_type", "stores"])}
+            sort = [{"app_key": "asc"}, {"rule_id": "asc"}, {"id": "asc"}]
+            for hit in self._sorted(self.alias("findings"), {"match_all": {}}, sort):
+                src, app = hit["_source"], apps.get(hit["_source"]["app_key"], {})
+                yield {**_finding(src).to_dict(), "family": src["family"], "resolved_at": src["resolved_at"],
+                       "app_name": app.get("name"), "developer": app.get("developer"),
+                       "finance_type": app.get("finance_type"), "stores": app.get("stores") or []}
+
+    # -- search ---------------------------------------------------------------------
+    @_guarded
+    def search(
+        self,
+        query: str,
+        *,
+        rule: str | None = None,
+        severity: str | None = None,
+        store: str | None = None,
+        finance_type: str | None = None,
+        developer: str | None = None,
+        status: str | Iterable[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        kind: str | None = None,
+        sort: str = "relevance",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        kinds, since, until = search_scope(kind, sort, since, until, findings_only=bool(rule or severity or status))
+        words = query_words(query)
+        limit, offset = max(0, min(int(limit), settings.FINMON_SEARCH_MAX_HITS)), max(0, int(offset))
+        if not words or limit == 0 or not kinds:
+            return []
+        options = {"rule": rule, "severity": severity, "status": status, "store": store, "finance_type": finance_type,
+                   "developer": developer, "since": since, "until": until}
+        indices = ["findings" if hit_kind == "finding" else "policies" for hit_kind in kinds]
+        scopes = [{"bool": {"filter": [{"term": {"_index": self.alias(index)}}, *self._filters(index, **options)]}}
+                  for index in indices]
+        query_dsl = {"bool": {"must": [{"match_phrase": {"body": index_text(word)}} for word in words],
+                              "filter": [{"bool": {"should": scopes, "minimum_should_match": 1}}]}}
+        tail = [{"_score": "desc"}, {"_index": "asc"}, {"id": "asc"}]
+        order = {"relevance": tail, "newest": [{"date": "desc"}, *tail],
+                 "severity": [{"severity_rank": {"order": "asc", "unmapped_type": "byte"}}, *tail]}[sort]
+        hits = self._sorted(",".join(map(self.alias, indices)), query_dsl, order, offset, limit)
+        return self._hits(list(hits), words)
+
+    def _hits(self, ranked: list[dict[str, Any]], words: list[str]) -> list[dict[str, Any]]:
+        """Search hits shaped as SQLite's, with app names, stores and rule titles as they are now."""
+        is_finding = [hit["_index"].startswith(self.alias("findings") + "-v") for hit in ranked]
+        shas = {hit["_id"] for hit, finding in zip(ranked, is_finding) if not finding}
+        linked: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for app in self._terms("apps", "policies.sha256", shas):
+            for link in app["_source"]["policies"]:
+                if link["sha256"] in shas:
+                    linked[link["sha256"]].append(app["_source"])
+        apps = {doc["_id"]: doc["_source"] for doc in self._get(
+            "apps", (hit["_source"]["app_key"] for hit, finding in zip(ranked, is_finding) if finding))}
+        rules = {doc["_id"]: doc["_source"] for doc in self._get(
+            "rules", (hit["_source"]["rule_id"] for hit, finding in zip(ranked, is_finding) if finding))}
+        hits = []
+        for hit, finding in zip(ranked, is_finding):
+            src = hit["_source"]
+            if finding:
+                f, app = _finding(src), apps.get(src["app_key"], {})
+                text, match = finding_snippet(f, app.get("name") or "", app.get("developer") or "", words)
+                rule = rules.get(f.rule_id, {"title": f.title, "title_en": ""})
+                hits.append({
+                    "kind": "finding", "id": hit["_id"], "app_key": f.app_key, "app_name": app.get("name"),
+                    "rule_id": f.rule_id, "rule_title": rule["title"] or f.title, "rule_title_en": rule["title_en"],
+                    "severity": f.severity, "status": f.status, "evidence": f.evidence.to_dict(),
+                    "stores": app.get("stores") or [], "snippet": text, "match": match, "score": hit["_score"],
+                })
+            else:
+                owners = sorted(linked[hit["_id"]], key=lambda a: a["key"])
+                text, match = snippet(policy_body(PolicyVersion.from_dict(src)), words)
+                hits.append({
+                    "kind": "policy", "id": hit["_id"], "app_key": owners[0]["key"] if owners else None,
+                    "app_name": owners[0]["name"] if owners else None,
+                    "apps": [{"key": a["key"], "name": a["name"]} for a in owners],
+                    "stores": sorted({s for a in owners for s in a.get("stores") or []}),
+                    "url": src["url"], "title": src["title"], "language": src["language"],
+                    "fetched_at": src["fetched_at"], "snippet": text, "match": match, "score": hit["_score"],
+                })
+        return hits
