@@ -6,6 +6,23 @@ import pytest
 from index.es_node import LocalElasticsearch, NodeError
 
 
+def pytest_collection_modifyitems(items):
+    """Mark every test that talks to Elasticsearch, so the summary can count them."""
+    for item in items:
+        if "es_url" in getattr(item, "fixturenames", ()):
+            item.add_marker("elasticsearch")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line saying how many Elasticsearch tests really ran (and passed)."""
+    outcomes = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        reports = terminalreporter.stats.get(outcome, [])
+        outcomes[outcome] = sum(1 for r in reports if r.when in ("call", "setup") and "elasticsearch" in r.keywords
+                                and (r.when == "call" or outcome != "passed"))
+    terminalreporter.write_line("Elasticsearch tests: " + ", ".join(f"{n} {k}" for k, n in outcomes.items()))
+
+
 def _unavailable(reason: str):
     """A missing server fails the run in CI and skips locally."""
     if os.environ.get("CI", "").lower() == "true":

@@ -73,7 +73,7 @@ def es_store(es_url, drop_es_prefix):
     s.close()
 
 
-@pytest.fixture(params=["sqlite", "elastic"])
+@pytest.fixture(params=["sqlite", pytest.param("elastic", marks=pytest.mark.elasticsearch)])
 def store(request, tmp_path):
     """Each backend in turn: the contract tests run against both."""
     if request.param == "elastic":
