@@ -4,7 +4,11 @@ One Aho–Corasick automaton holds every term, trap, negation cue, reset and neu
 phrase of ``data/``. A text is scanned once; terms and traps then compete by longest
 match (so 短信验证码 hides 短信), and so do cues, resets and neutral phrases. A mention is
 negated when the last cue-layer phrase that starts before it in its sentence is a cue.
-Offsets are Python ``str`` offsets into the text as given.
+Some words name data only as an item of an enumeration (``enum_terms``: 账号 in 账号、密码, not
+in 注册账号); they count only next to an enumeration comma or slash. The generic type
+``personal_info`` (个人信息, personal data) is a term like any other but carries no permission
+group and no JR/T level (see the notes of data/data_types.json). Offsets are Python ``str``
+offsets into the text as given.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from itertools import product
+from itertools import accumulate, product
 from typing import Iterable, NamedTuple
 
 import ahocorasick
@@ -55,6 +59,8 @@ class DataType:
     permissions: tuple[str, ...]
     terms_zh: tuple[str, ...]
     terms_en: tuple[str, ...]
+    enum_terms_zh: tuple[str, ...] = ()
+    enum_terms_en: tuple[str, ...] = ()
 
 
 class Mention(NamedTuple):
@@ -75,6 +81,7 @@ class _Entry:
     length: int
     left: bool  # needs a word boundary before (starts with an ASCII letter or digit)
     right: bool  # needs a word boundary after
+    enum: bool = False  # a mention only inside an enumeration (next to 、 or /)
 
 
 def _key(phrase: str) -> str:
@@ -112,6 +119,7 @@ class Lexicon:
                 id=raw["id"], name_zh=raw["name_zh"], name_en=raw["name_en"], group=raw.get("group"),
                 jrt=raw.get("jrt"), permissions=tuple(raw.get("permissions", ())),
                 terms_zh=tuple(raw.get("terms_zh", ())), terms_en=tuple(raw.get("terms_en", ())),
+                enum_terms_zh=tuple(raw.get("enum_terms_zh", ())), enum_terms_en=tuple(raw.get("enum_terms_en", ())),
             )
             if dt.id in self.types:
                 raise ValueError(f"duplicate data type {dt.id!r}")
@@ -124,6 +132,8 @@ class Lexicon:
         for dt in self.types.values():
             for term in dt.terms_zh + dt.terms_en:
                 self._add(term, _TERM, dt.id)
+            for term in dt.enum_terms_zh + dt.enum_terms_en:
+                self._add(term, _TERM, dt.id, enum=True)
         traps = data_types.get("traps", {})
         for phrase in traps.get("zh", []) + traps.get("en", []):
             self._add(phrase, _TRAP, None)
@@ -133,16 +143,16 @@ class Lexicon:
             for phrase in negation[section].get("zh", []) + negation[section].get("en", []):
                 self._add(phrase, kind, None)
         self._automaton = ahocorasick.Automaton()
-        for key, entry in self._entries.items():
-            self._automaton.add_word(key, entry)
+        for key, entry in self._entries.items():  # a flat tuple: cheaper to unpack than attribute reads
+            self._automaton.add_word(key, (entry.length, entry.left, entry.right, entry.kind in _CUE_LAYER, entry))
         self._automaton.make_automaton()
-        delimiters = "".join(re.escape(c) for c in sentences["delimiters"])
-        self._split = re.compile(rf"[{delimiters}]|\.(?=\s)")
+        self._delimiters = tuple(c for c in sentences["delimiters"] if c not in "\n.")
+        self._full_stop = re.compile(r"\.(?=\s)")
         self._abbreviations = frozenset(a.lower() for a in sentences.get("abbreviations_en", ()))
 
-    def _add(self, phrase: str, kind: int, type_id: str | None) -> None:
+    def _add(self, phrase: str, kind: int, type_id: str | None, enum: bool = False) -> None:
         for variant in _seam_variants(_key(phrase)) | _apostrophe_variants(_key(phrase)):
-            entry = _Entry(kind, type_id, len(variant), variant[0] in _WORD, variant[-1] in _WORD)
+            entry = _Entry(kind, type_id, len(variant), variant[0] in _WORD, variant[-1] in _WORD, enum)
             old = self._entries.get(variant)
             if old is not None and (old.kind, old.type) != (kind, type_id):
                 raise ValueError(f"phrase {variant!r} is listed twice ({old.type or old.kind} and {type_id or kind})")
@@ -151,9 +161,17 @@ class Lexicon:
     # -- sentences ---------------------------------------------------------------
     def sentence_ends(self, text: str) -> list[int]:
         """End offsets (exclusive) of the raw sentences of ``text``; the last is ``len(text)``."""
-        ends = [m.end() for m in self._split.finditer(text)]
+        # every delimiter becomes a newline (str.replace is the fastest way), then one split finds them all
+        flat = text
+        for delimiter in self._delimiters:
+            flat = flat.replace(delimiter, "\n")
+        parts = flat.split("\n")
+        ends = [c + i for i, c in enumerate(accumulate(map(len, parts)), 1)]
+        ends.pop()  # the text after the last delimiter (it ends at len(text), appended below)
         if "." in text:
-            ends = [e for e in ends if text[e - 1] != "." or not self._is_abbreviation(text, e - 1)]
+            dots = [m.end() for m in self._full_stop.finditer(text) if not self._is_abbreviation(text, m.start())]
+            if dots:
+                ends = sorted(ends + dots)
         if not ends or ends[-1] != len(text):
             ends.append(len(text))
         return ends
@@ -173,13 +191,15 @@ class Lexicon:
             low = text.translate(_ASCII_LOWER)
         n = len(low)
         terms, cues = [], []
-        for last, entry in self._automaton.iter(low):
-            start = last + 1 - entry.length
-            if entry.left and start > 0 and low[start - 1] in _WORD:
+        add_term, add_cue, word = terms.append, cues.append, _WORD
+        for last, (length, left, right, cue, entry) in self._automaton.iter(low):
+            end = last + 1
+            start = end - length
+            if left and start and low[start - 1] in word:
                 continue
-            if entry.right and last + 1 < n and low[last + 1] in _WORD:
+            if right and end < n and low[end] in word:
                 continue
-            (cues if entry.kind in _CUE_LAYER else terms).append((start, last + 1, entry))
+            (add_cue if cue else add_term)((start, end, entry))
         return _longest_first(terms, n), _longest_first(cues, n)
 
     def scan(self, text: str) -> tuple[Mention, ...]:
@@ -193,7 +213,7 @@ class Lexicon:
         sentences: dict[int, tuple[int, int]] = {}
         out = []
         for start, end, entry in terms:
-            if entry.kind != _TERM:
+            if entry.kind != _TERM or entry.enum and not _in_enumeration(text, start, end):
                 continue
             i = bisect_right(ends, start)
             raw_start = ends[i - 1] if i else 0
@@ -218,20 +238,53 @@ def _cue_phrases(cues: dict) -> set[str]:
 
 
 def _longest_first(matches: list, n: int) -> list:
-    """Greedy longest-first (then leftmost) selection of non-overlapping matches, in text order."""
+    """Greedy longest-first (then leftmost) selection of non-overlapping matches, in text order.
+
+    Matches that overlap nothing are kept as they are; the greedy choice runs only inside each run of
+    overlapping matches (the choice in one run cannot depend on another run).
+    """
     if len(matches) < 2:
         return matches
-    matches.sort(key=lambda m: (m[0] - m[1], m[0]))
-    taken = bytearray(n)
-    chosen = []
+    matches.sort(key=_start)
+    out: list = []
+    run: list = []
+    run_end = -1
     for m in matches:
-        start, end = m[0], m[1]
-        if taken.find(1, start, end) != -1:
-            continue
-        taken[start:end] = b"\x01" * (end - start)
-        chosen.append(m)
-    chosen.sort(key=lambda m: m[0])
+        if m[0] >= run_end:
+            if len(run) > 1:
+                out.extend(_greedy(run))
+            elif run:
+                out.append(run[0])
+            run = [m]
+            run_end = m[1]
+        else:
+            run.append(m)
+            if m[1] > run_end:
+                run_end = m[1]
+    out.extend(_greedy(run) if len(run) > 1 else run)
+    return out
+
+
+def _start(m) -> int:
+    return m[0]
+
+
+def _greedy(run: list) -> list:
+    run.sort(key=lambda m: (m[0] - m[1], m[0]))
+    chosen: list = []
+    for m in run:
+        if all(m[1] <= c[0] or c[1] <= m[0] for c in chosen):
+            chosen.append(m)
+    chosen.sort(key=_start)
     return chosen
+
+
+_ENUM_SEPARATORS = frozenset("、/／")
+
+
+def _in_enumeration(text: str, start: int, end: int) -> bool:
+    """Whether the span is an item of an enumeration: an enumeration comma or slash right before or after it."""
+    return (start > 0 and text[start - 1] in _ENUM_SEPARATORS) or (end < len(text) and text[end] in _ENUM_SEPARATORS)
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:

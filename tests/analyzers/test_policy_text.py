@@ -170,3 +170,38 @@ def test_permissions_map_to_the_shared_data_types():
 
 def test_permission_groups_of_types():
     assert lexicon().groups(["contacts", "location", "sms", "app_list"]) == {"CON", "LOC", "SMS"}
+
+
+def test_enumeration_only_terms():
+    # the account itself, a switch, a company: not data; the same words inside an enumeration are
+    assert types("您可以通过手机号创建账号。请开启定位功能。基础电信运营商提供服务。") == ["phone_number"]
+    assert types("我们会收集您的账号、密码、运营商/网络类型。") == ["account_id", "password", "network_info", "network_info"]
+
+
+def test_generic_personal_information_has_no_group_and_no_level():
+    lx = lexicon()
+    assert types("我们会收集您的个人信息。") == ["personal_info"]
+    assert lx.types["personal_info"].group is None and lx.types["personal_info"].jrt is None
+    assert types("我们重视个人信息保护。") == []
+
+
+def test_motion_sensors_are_not_the_body_sensors_group():
+    lx = lexicon()
+    assert lx.groups(declared_types(scan("我们会收集GPS信息、WLAN接入点、蓝牙和基站等传感器信息。"))) == {"LOC"}
+    assert lx.groups(declared_types(scan("我们会读取陀螺仪、加速度传感器数据。"))) == set()
+    assert lx.groups(declared_types(scan("我们会读取您的步数信息。"))) == {"SEN"}
+
+
+def test_sending_notices_by_sms_is_not_the_sms_permission():
+    assert "sms" not in types("我们将以邮件、推送通知、短消息的方式告知您。我们可能向您发送商业性短信息。")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab .。；;！!？?\n\t\u3000e.g", max_size=60))
+def test_sentence_ends_match_the_reference_split(text):
+    lx = lexicon()
+    ref = [m.end() for m in re.finditer(r"[。；;！!？?\n]|\.(?=\s)", text)]
+    ref = [e for e in ref if text[e - 1] != "." or not lx._is_abbreviation(text, e - 1)]
+    if not ref or ref[-1] != len(text):
+        ref.append(len(text))
+    assert lx.sentence_ends(text) == ref

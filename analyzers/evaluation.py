@@ -1,0 +1,289 @@
+"""Accuracy of the policy-text analyzer on the CA4P and APPCH corpora (DESIGN.md, "Measuring analyzer accuracy").
+
+CA4P: annotators labelled personal-data mentions (``data`` spans) only in data-access sentences, so scoring
+happens inside the sentences that carry a ``collect`` or ``share`` annotation (split on 。；;！!？? and newlines).
+Precision = our mentions there that overlap a gold ``data`` span / all our mentions there; recall = gold ``data``
+spans there overlapped by one of our mentions / all gold ``data`` spans there. Every mention counts, negated or
+not: a mention names data whatever the sentence does with it. Per data type: precision per detected type; a gold
+span is attributed to the type of the first mention overlapping it, and unmatched gold spans go under "missed".
+
+APPCH: per policy, the Android permission groups the policy declares (affirmative mentions mapped to groups) vs
+the groups of its gold spans; precision/recall/F1 per group and micro over (policy, group) pairs.
+
+Predictions (``--predictions``) hold one line per policy, ``{"id", "detections": [{"start", "end", "type",
+"negated"}], "groups": [...]}``; :func:`score_ca4p` and :func:`score_appch` recompute the figures from them.
+Input lines that are not JSON objects with a text and a list of annotations are counted in ``bad_lines`` and
+skipped.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .policy_text import declared_types, lexicon, scan
+
+__all__ = [
+    "GROUPS",
+    "EvaluationError",
+    "Report",
+    "access_sentences",
+    "evaluate",
+    "load_corpus",
+    "predict",
+    "read_predictions",
+    "score_appch",
+    "score_ca4p",
+    "write_predictions",
+]
+
+GROUPS = ("CAL", "CAM", "CON", "LOC", "MIC", "PHO", "SEN", "SMS", "STO")
+ACCESS_LABELS = frozenset({"collect", "share"})
+MISSED = "missed"
+_SENTENCE_END = re.compile(r"[。；;！!？?\n]")
+
+
+class EvaluationError(Exception):
+    """The corpus cannot be read at all (missing file, not a file)."""
+
+
+@dataclass
+class Report:
+    """Figures of one evaluation, as printed by ``finmon eval … --json``."""
+
+    corpus: str
+    micro: dict
+    per_label: dict
+    policies: int
+    bad_lines: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        out = {"micro": self.micro, "per_label": self.per_label, "policies": self.policies,
+               "bad_lines": self.bad_lines}
+        out.update(self.extra)
+        return out
+
+
+# -- input -----------------------------------------------------------------------------------------------------
+def _valid(row) -> bool:
+    if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+        return False
+    anns = row.get("annotations")
+    if not isinstance(anns, list):
+        return False
+    n = len(row["text"])
+    for a in anns:
+        if not isinstance(a, dict):
+            return False
+        s, e = a.get("start"), a.get("end")
+        if not (isinstance(s, int) and isinstance(e, int) and 0 <= s <= e <= n):
+            return False
+    return True
+
+
+def load_corpus(path: Path | str) -> tuple[list[dict], int]:
+    """The valid rows of a JSONL corpus file and the number of bad (skipped) lines."""
+    path = Path(path)
+    if not path.exists():
+        raise EvaluationError(f"corpus file not found: {path}")
+    if not path.is_file():
+        raise EvaluationError(f"not a file: {path}")
+    rows, bad = [], 0
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                bad += 1
+                continue
+            if _valid(row):
+                row.setdefault("id", str(len(rows)))
+                rows.append(row)
+            else:
+                bad += 1
+    return rows, bad
+
+
+# -- predictions -----------------------------------------------------------------------------------------------
+def predict(row: dict) -> dict:
+    """Our analyzer's output for one corpus row, in the predictions-file format."""
+    mentions = scan(row["text"])
+    groups = sorted(lexicon().groups(declared_types(mentions)))
+    return {
+        "id": row.get("id"),
+        "detections": [{"start": m.start, "end": m.end, "type": m.type, "negated": m.negated} for m in mentions],
+        "groups": groups,
+    }
+
+
+def write_predictions(path: Path | str, predictions: Iterable[dict]) -> None:
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for p in predictions:
+            fh.write(json.dumps(p, ensure_ascii=False) + "\n")
+
+
+def read_predictions(path: Path | str) -> list[dict]:
+    with Path(path).open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+# -- CA4P --------------------------------------------------------------------------------------------------------
+def access_sentences(text: str, annotations: Iterable[dict]) -> list[tuple[int, int]]:
+    """(start, end) of the sentences that overlap a ``collect`` or ``share`` annotation."""
+    acts = sorted((a["start"], a["end"]) for a in annotations if a.get("label") in ACCESS_LABELS)
+    if not acts:
+        return []
+    out, prev = [], 0
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    if not ends or ends[-1] != len(text):
+        ends.append(len(text))
+    for end in ends:
+        if any(s < end and e > prev or s == e and prev <= s < end for s, e in acts):
+            out.append((prev, end))
+        prev = end
+    return out
+
+
+def _inside(start: int, spans: list[tuple[int, int]]) -> bool:
+    return any(s <= start < e for s, e in spans)
+
+
+def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def _prf(tp_p: int, fp: int, tp_r: int, fn: int) -> dict:
+    p = tp_p / (tp_p + fp) if tp_p + fp else 0.0
+    r = tp_r / (tp_r + fn) if tp_r + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4)}
+
+
+def score_ca4p(rows: list[dict], predictions: Iterable[dict], bad_lines: int = 0) -> Report:
+    """CA4P figures from gold rows and predictions (matched by ``id``; a policy without predictions has none)."""
+    by_id = {p["id"]: p for p in predictions}
+    det_tp = det_fp = gold_tp = gold_fn = 0
+    per: dict[str, dict] = {}
+
+    def label(t: str) -> dict:
+        return per.setdefault(t, {"tp": 0, "fp": 0, "gold": 0})
+
+    for row in rows:
+        sents = access_sentences(row["text"], row["annotations"])
+        if not sents:
+            continue
+        gold = [(a["start"], a["end"]) for a in row["annotations"]
+                if a.get("label") == "data" and _inside(a["start"], sents)]
+        dets = [d for d in by_id.get(row.get("id"), {}).get("detections", ()) if _inside(d["start"], sents)]
+        for d in dets:
+            span = (d["start"], d["end"])
+            if any(_overlaps(span, g) for g in gold):
+                det_tp += 1
+                label(d["type"])["tp"] += 1
+            else:
+                det_fp += 1
+                label(d["type"])["fp"] += 1
+        for g in gold:
+            hit = next((d for d in dets if _overlaps((d["start"], d["end"]), g)), None)
+            if hit is None:
+                gold_fn += 1
+                label(MISSED)["gold"] += 1
+            else:
+                gold_tp += 1
+                label(hit["type"])["gold"] += 1
+    micro = _prf(det_tp, det_fp, gold_tp, gold_fn)
+    micro.update(tp=gold_tp, fp=det_fp, fn=gold_fn, tp_detections=det_tp)
+    per_label = {}
+    for t, c in sorted(per.items()):
+        if t == MISSED:
+            per_label[t] = {"gold": c["gold"]}
+            continue
+        dp = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
+        per_label[t] = {"precision": round(dp, 4), "tp": c["tp"], "fp": c["fp"], "gold": c["gold"]}
+    return Report("ca4p", micro, per_label, len(rows), bad_lines,
+                  {"gold_spans": gold_tp + gold_fn, "detections": det_tp + det_fp})
+
+
+# -- APPCH -------------------------------------------------------------------------------------------------------
+def gold_groups(row: dict) -> set[str]:
+    return {a["short_label"] for a in row["annotations"] if a.get("short_label") in GROUPS}
+
+
+def score_appch(rows: list[dict], predictions: Iterable[dict], bad_lines: int = 0) -> Report:
+    """APPCH figures: declared groups vs gold groups per policy, per group and micro over (policy, group)."""
+    by_id = {p["id"]: p for p in predictions}
+    counts = {g: {"tp": 0, "fp": 0, "fn": 0} for g in GROUPS}
+    for row in rows:
+        gold = gold_groups(row)
+        pred = set(by_id.get(row.get("id"), {}).get("groups", ())) & set(GROUPS)
+        for g in pred & gold:
+            counts[g]["tp"] += 1
+        for g in pred - gold:
+            counts[g]["fp"] += 1
+        for g in gold - pred:
+            counts[g]["fn"] += 1
+    per_label = {}
+    for g, c in counts.items():
+        per_label[g] = _prf(c["tp"], c["fp"], c["tp"], c["fn"]) | c
+    tp, fp, fn = (sum(c[k] for c in counts.values()) for k in ("tp", "fp", "fn"))
+    micro = _prf(tp, fp, tp, fn) | {"tp": tp, "fp": fp, "fn": fn}
+    return Report("appch", micro, per_label, len(rows), bad_lines)
+
+
+# -- entry point -------------------------------------------------------------------------------------------------
+SCORERS = {"ca4p": score_ca4p, "appch": score_appch}
+
+
+def evaluate(corpus: str, path: Path | str, predictions_out: Path | str | None = None) -> Report:
+    """Run the analyzer over a corpus file and score it (``corpus`` is "ca4p" or "appch")."""
+    if corpus not in SCORERS:
+        raise EvaluationError(f"unknown corpus {corpus!r} (expected one of {', '.join(SCORERS)})")
+    rows, bad = load_corpus(path)
+    preds = [predict(r) for r in rows]
+    if predictions_out is not None:
+        write_predictions(predictions_out, preds)
+    return SCORERS[corpus](rows, preds, bad)
+
+
+def table_rows(report: Report) -> Iterator[list[str]]:
+    """Rows (label, precision, recall, f1, counts) for a human table."""
+    def fmt(x):
+        return "" if x is None else f"{x:.3f}"
+    for lab, c in report.per_label.items():
+        if report.corpus == "ca4p":
+            if lab == MISSED:
+                yield [lab, "", "", "", f"gold {c['gold']}"]
+            else:
+                yield [lab, fmt(c["precision"]), "", "", f"tp {c['tp']} fp {c['fp']} gold {c['gold']}"]
+        else:
+            yield [lab, fmt(c["precision"]), fmt(c["recall"]), fmt(c["f1"]),
+                   f"tp {c['tp']} fp {c['fp']} fn {c['fn']}"]
+    m = report.micro
+    yield ["micro", fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"]),
+           f"tp {m['tp']} fp {m['fp']} fn {m['fn']}"]
+
+
+def render(report: Report, console=None) -> None:
+    """Print a report as a rich table (the human form of ``finmon eval``)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    m = report.micro
+    title = (f"{report.corpus.upper()}: {report.policies} policies — precision {m['precision']:.3f}, "
+             f"recall {m['recall']:.3f}, F1 {m['f1']:.3f}")
+    label = "data type" if report.corpus == "ca4p" else "group"
+    table = Table(label, "precision", "recall", "f1", "counts", title=title)
+    for row in table_rows(report):
+        table.add_row(*row)
+    console.print(table)
+    if report.corpus == "ca4p":
+        console.print(f"{report.extra['detections']} detections and {report.extra['gold_spans']} gold data spans "
+                      "in the data-access sentences; recall per type is the gold spans a detection of that type hit")
+    if report.bad_lines:
+        console.print(f"[yellow]{report.bad_lines} bad input line(s) skipped[/]")
