@@ -1,6 +1,6 @@
 """Analyzers: an app snapshot in, its finance type and findings out. Pure: no I/O but data files.
 
-``analyze(app)`` classifies the app's finance type and runs every rule of :data:`RULES`;
+``analyze(app, registry=None)`` classifies the app's finance type and runs every rule of :data:`RULES`;
 ``rules_table()`` lists the table for the CLI and the store.
 """
 from __future__ import annotations
@@ -8,15 +8,20 @@ from __future__ import annotations
 from finmon.model import Analysis, AppSnapshot
 
 from .finance import classify_app
-from .rules import RULES, Context, Rule, rules_table
+from .registry import Registry, RegistryError
+from .rules import RULES, Context, Rule, not_applied, rules_table
 
-__all__ = ["RULES", "Rule", "analyze", "rules_table"]
+__all__ = ["RULES", "Registry", "RegistryError", "Rule", "analyze", "not_applied", "rules_table"]
 
 
-def analyze(app: AppSnapshot) -> Analysis:
-    """Finance type and findings of one app, findings sorted by (rule id, evidence key)."""
+def analyze(app: AppSnapshot, registry: Registry | None = None) -> Analysis:
+    """Finance type and findings of one app, findings sorted by (rule id, evidence key).
+
+    ``registry`` (built by the caller from ``FINMON_REGISTRY``) is what R601 looks apps up in;
+    without it R601 is not applied (see :func:`not_applied`).
+    """
     finance_type, confidence = classify_app(app)
-    ctx = Context(app, finance_type, confidence)
+    ctx = Context(app, finance_type, confidence, registry)
     findings = [f for r in RULES for f in r.findings(ctx)]
     findings.sort(key=lambda f: (f.rule_id, f.evidence.key))
     return Analysis(app_key=app.key, finance_type=finance_type, finance_confidence=confidence,

@@ -25,9 +25,11 @@ from finmon.model import (
 )
 
 from .finance import FinanceType, finance_data, finance_types
+from .fundraising import fundraising_data, scan_listing_text
 from .policy_text import Lexicon, Mention, declared_types, lexicon, load_json, scan
+from .registry import Registry
 
-__all__ = ["Context", "RULES", "Rule", "rule", "rules_table"]
+__all__ = ["Context", "RULES", "Rule", "not_applied", "rule", "rules_table"]
 
 ANDROID_PERMISSION = "android.permission."
 
@@ -45,6 +47,10 @@ class Rule:
     check: Callable[["Context"], Iterator[Evidence]]
     uses_finance_type: bool = False  # a doubtful finance type lowers the confidence
     cites_scope: bool = False  # also cite the finance type's necessary-scope article
+    requires: str | None = None  # an input the caller must supply ("registry"); without it the rule is not applied
+    severity_by_type: tuple[tuple[str, str], ...] = ()  # (finance type, severity) overriding ``severity``
+    # evidence key -> reference ids, replacing ``regulation`` for findings with that key
+    regulation_by_key: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def family(self) -> str:
@@ -63,10 +69,13 @@ class Rule:
         out = []
         for evidence in self.check(ctx):
             out.append(Finding(
-                rule_id=self.id, severity=self.severity, confidence=self._confidence(ctx), app_key=ctx.app.key,
-                title=self.title, evidence=evidence, regulation=self._regulation(ctx),
+                rule_id=self.id, severity=self.severity_for(ctx), confidence=self._confidence(ctx), app_key=ctx.app.key,
+                title=self.title, evidence=evidence, regulation=self._regulation(ctx, evidence=evidence),
             ))
         return out
+
+    def severity_for(self, ctx: "Context") -> str:
+        return dict(self.severity_by_type).get(ctx.finance_type, self.severity)
 
     def _confidence(self, ctx: "Context") -> str:
         trusted = float(finance_data()["classifier"].get("trusted_confidence", 0.6))
@@ -74,24 +83,29 @@ class Rule:
             return CONFIDENCES[min(CONFIDENCES.index(self.confidence) + 1, len(CONFIDENCES) - 1)]
         return self.confidence
 
-    def _regulation(self, ctx: "Context", lang: str = "zh") -> str:
-        ids = list(self.regulation)
+    def _regulation(self, ctx: "Context", lang: str = "zh", evidence: Evidence | None = None) -> str:
+        ids = list(dict(self.regulation_by_key).get(evidence.key, self.regulation) if evidence else self.regulation)
         if self.cites_scope and ctx.finance.regulation:
             ids.insert(0, ctx.finance.regulation)
         return regulation_text(ids, lang)
 
 
 RULES: list[Rule] = []
+FAMILY_NAMES = {"P": "permissions", "C": "collection", "D": "disclosure", "S": "third-party SDKs",
+                "V": "vulnerabilities", "R": "registration and marketing"}
 
 
 def rule(rule_id: str, *, severity: str, confidence: str, title: str, title_en: str, regulation: tuple[str, ...],
-         uses_finance_type: bool = False, cites_scope: bool = False):
+         uses_finance_type: bool = False, cites_scope: bool = False, requires: str | None = None,
+         severity_by_type: dict[str, str] | None = None, regulation_by_key: dict[str, tuple[str, ...]] | None = None):
     """Register the decorated function as a rule (table order = registration order)."""
-    if severity not in SEVERITIES or confidence not in CONFIDENCES:
+    by_type = tuple(sorted((severity_by_type or {}).items()))
+    if severity not in SEVERITIES or confidence not in CONFIDENCES or any(s not in SEVERITIES for _, s in by_type):
         raise ValueError(f"{rule_id}: bad severity/confidence {severity}/{confidence}")
     if any(r.id == rule_id for r in RULES):
         raise ValueError(f"duplicate rule id {rule_id}")
-    unknown = set(regulation) - set(_references())
+    by_key = tuple(sorted((k, tuple(v)) for k, v in (regulation_by_key or {}).items()))
+    unknown = (set(regulation) | {i for _, ids in by_key for i in ids}) - set(_references())
     if unknown:
         raise ValueError(f"{rule_id}: unknown regulation references {sorted(unknown)}")
 
@@ -99,7 +113,7 @@ def rule(rule_id: str, *, severity: str, confidence: str, title: str, title_en: 
         if not (func.__doc__ or "").strip():
             raise ValueError(f"{rule_id}: a rule needs a docstring")
         RULES.append(Rule(rule_id, severity, confidence, title, title_en, tuple(regulation), func,
-                          uses_finance_type, cites_scope))
+                          uses_finance_type, cites_scope, requires, by_type, by_key))
         return func
 
     return register
@@ -109,13 +123,26 @@ def rules_table() -> list[dict]:
     """The rule table as plain dicts, for the CLI and the store."""
     return [
         {
-            "id": r.id, "family": r.family, "severity": r.severity, "confidence": r.confidence,
+            "id": r.id, "family": r.family, "family_name": FAMILY_NAMES.get(r.family, ""), "severity": r.severity,
+            "confidence": r.confidence,
             "title": r.title, "title_en": r.title_en, "description": r.description,
             "description_en": r.description_en, "regulation": regulation_text(r.regulation, "zh"),
-            "regulation_en": regulation_text(r.regulation, "en"),
+            "regulation_en": regulation_text(r.regulation, "en"), "requires": r.requires or "",
+            "severity_by_type": dict(r.severity_by_type),
         }
         for r in RULES
     ]
+
+
+REQUIREMENTS = {
+    "registry": ("未配置登记名单（FINMON_REGISTRY 为空）", "no registry configured (FINMON_REGISTRY is empty)"),
+}
+
+
+def not_applied(registry: Registry | None = None) -> dict[str, tuple[str, str]]:
+    """Rules that an analysis with these inputs does not apply: rule id -> (reason zh, reason en)."""
+    given = {"registry": registry is not None}
+    return {r.id: REQUIREMENTS[r.requires] for r in RULES if r.requires and not given[r.requires]}
 
 
 def regulation_text(ids, lang: str = "zh") -> str:
@@ -142,10 +169,12 @@ def _paragraphs(func: Callable) -> list[str]:
 class Context:
     """What a rule may look at: the app, its finance type and its policy's mentions."""
 
-    def __init__(self, app: AppSnapshot, finance_type: str, finance_confidence: float):
+    def __init__(self, app: AppSnapshot, finance_type: str, finance_confidence: float,
+                 registry: Registry | None = None):
         self.app = app
         self.finance_type = finance_type
         self.finance_confidence = finance_confidence
+        self.registry = registry  # None: not supplied, rules that need it yield nothing
         self.finance: FinanceType = finance_types()[finance_type]
         self.lexicon: Lexicon = lexicon()
 
@@ -277,3 +306,61 @@ def undeclared_permission(ctx: Context) -> Iterator[Evidence]:
         if type_id not in ctx.declared:
             yield Evidence(kind="permission", key=type_id, text=", ".join(by_type[type_id]),
                            url=ctx.app.policy.url, detail=type_id)
+
+
+# --- R6xx registration and marketing -------------------------------------------------
+
+
+@rule("R601", severity="high", confidence="medium", requires="registry",
+      severity_by_type={"securities": "medium", "banking": "medium", "insurance": "medium", "other": "medium"},
+      title="应用或开发者不在登记名单中",
+      title_en="App or developer not in the supplied registry",
+      regulation=("nifa_registration", "internet_finance_rectification_2016"))
+def not_in_registry(ctx: Context) -> Iterator[Evidence]:
+    """应用既未按包名、也未按（规范化后的）应用名称加开发者名称出现在所提供的登记名单（中国互联网金融协会式的应用登记/备案名单）中。网络借贷、网络支付、投资理财类为高风险，其他类型为中风险；证据说明查找了什么，以及开发者是否出现在机构许可名单中。未配置名单时本规则不执行，报告和命令行会注明“未执行”。
+
+    The app appears in the supplied registry (a NIFA-style app registration list) neither by package name nor by its normalised app name together with its normalised developer. High severity for lending, payment and investment apps, medium for the other types; the evidence says what was looked up and whether the developer holds a listed institution licence. Without a configured registry the rule is not applied, and the report and the CLI say so.
+    """
+    registry = ctx.registry
+    if registry is None or registry.lookup(ctx.app) is not None:
+        return
+    app = ctx.app
+    licence = registry.licence(app.developer)
+    if licence is not None:
+        held = f"developer licensed: {licence.licence_type or 'licence'} {licence.licence_no} (line {licence.line})"
+    else:
+        held = "developer not in the licence list"
+    source = f" in {registry.source}" if registry.source else ""
+    detail = (f"looked up{source} ({registry.app_count} apps, {registry.licence_count} licensed institutions): "
+              f"package {app.package!r}; name {app.name!r} + developer {app.developer!r}; {held}")
+    url = next((lst.source_url for lst in app.listings if lst.source_url), None)
+    yield Evidence(kind="absence", key="registry", text=f"未在登记名单中找到：{app.name}（{app.developer}，{app.package}）",
+                   url=url, detail=detail)
+
+
+@rule("R602", severity="high", confidence="medium",
+      title="应用商店页面含非法集资宣传用语",
+      title_en="Store listing uses illegal fund-raising language",
+      regulation=("fundraising_2021_2", "fundraising_2021_19", "asset_management_2018_2", "asset_management_2018_19",
+                  "advertising_law_25", "pyramid_selling_2005"),
+      regulation_by_key={c["id"]: tuple(c["regulation"]) for c in fundraising_data()["categories"]})
+def fundraising_language(ctx: Context) -> Iterator[Evidence]:
+    """应用商店页面（应用名称或简介）含非法集资宣传用语：承诺保本保息或无风险（“保本保息”“稳赚不赔”“零风险”）、宣传不切实际的高收益（年化、月息、日息折算为年化后达到阈值，默认 10%）、推荐返利或拉人头（“邀请好友返现”“返佣”）。每类一条，证据为含该用语的原句及其在该字段中的位置；否定或警示语境（“不承诺保本保息”“谨防保本保息骗局”）不计。
+
+    The store listing (app name or description) uses illegal fund-raising language: promises of principal and interest or of no risk ("guaranteed returns", "risk-free"), unrealistic yields (annual, monthly or daily rates annualised and at or above a threshold, 10% by default), or referral rebates and recruiting rewards. One finding per category; the evidence is the sentence with the phrase and its offsets in that field. Negated or warning contexts ("we do not promise principal and interest", "beware of guaranteed-return scams") do not count.
+    """
+    app = ctx.app
+    fields = (("name", app.name), ("description", app.description))
+    titles = {c["id"]: c for c in fundraising_data()["categories"]}
+    seen: set[str] = set()
+    for field_name, text in fields:
+        for hit in scan_listing_text(text):
+            if hit.category in seen:
+                continue
+            seen.add(hit.category)
+            url = next((lst.source_url for lst in app.listings if getattr(lst, field_name) == text and lst.source_url),
+                       next((lst.source_url for lst in app.listings if lst.source_url), None))
+            annual = f" (annualised {hit.annual_percent:g}%)" if hit.annual_percent is not None else ""
+            yield Evidence(kind="quote", key=hit.category, text=text[hit.sent_start:hit.sent_end],
+                           start=hit.sent_start, end=hit.sent_end, url=url,
+                           detail=f"{field_name}: {hit.phrase}{annual} [{titles[hit.category]['title_en']}]")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -34,6 +35,19 @@ def _open_store(db_path: Path, must_exist: bool = True):
     if must_exist and not os.environ.get("FINMON_ES_URL") and not db_path.exists():
         raise click.ClickException(f"no index at {db_path}: run `finmon demo` or `finmon analyze` first, or pass --db")
     return jobs.open_store(db_path)
+
+
+def _registry(announce: bool = True):
+    """The registry named by FINMON_REGISTRY (None when unset), or a clear error; says which rules it leaves out."""
+    import analyzers
+
+    try:
+        registry = jobs.load_registry()
+    except analyzers.RegistryError as exc:
+        raise click.ClickException(f"FINMON_REGISTRY: {exc}") from exc
+    for rule_id, (_, reason) in analyzers.not_applied(registry).items() if announce else ():
+        err.print(f"[yellow]{rule_id} not applied[/]: {reason}")
+    return registry
 
 
 class _ProgressBar:
@@ -104,6 +118,7 @@ def demo(apps: int, seed: int, out_dir: Path, lang: str) -> None:
     from reports.weekly import render_report
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    registry = _registry()
     store = _open_store(out_dir / "finmon.db", must_exist=False)
     with MarketServer(apps=apps, seed=seed) as market:
         err.print(f"market simulator: {apps} apps (seed {seed}) at {market.base_url}")
@@ -113,7 +128,7 @@ def demo(apps: int, seed: int, out_dir: Path, lang: str) -> None:
         store.save_run(run)
     _print_runs(runs)
     with _ProgressBar() as bar:
-        run = jobs.analyze(out_dir / "crawl", store, progress=bar)
+        run = jobs.analyze(out_dir / "crawl", store, progress=bar, registry=registry)
     _print_runs([run])
     report = render_report(store, out_dir / "report", lang=lang)
     click.echo(str(report))
@@ -148,12 +163,17 @@ def crawl(out_dir: Path, stores: tuple[str, ...], allow_hosts: tuple[str, ...], 
 @click.argument("crawl_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @_db_option
 def analyze(crawl_dir: Path, db_path: Path) -> None:
-    """Analyse a crawl snapshot directory and index apps, policies and findings into the DB."""
+    """Analyse a crawl snapshot directory and index apps, policies and findings into the DB.
+
+    R601 looks apps up in the registry named by FINMON_REGISTRY; when it is unset, R601 is not
+    applied and this says so.
+    """
+    registry = _registry()
     store = _open_store(db_path, must_exist=False)
     for run_file in sorted(crawl_dir.rglob("run.json")):
         store.save_run(Run.from_dict(json.loads(run_file.read_text(encoding="utf-8"))))
     with _ProgressBar() as bar:
-        run = jobs.analyze(crawl_dir, store, progress=bar)
+        run = jobs.analyze(crawl_dir, store, progress=bar, registry=registry)
     _print_runs([run])
 
 
@@ -172,16 +192,18 @@ def report(db_path: Path, out_dir: Path, lang: str) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def rules(as_json: bool) -> None:
-    """List the rule table: id, family, severity, title."""
-    import analyzers
+    """List the rule table: id, family, severity, title, and whether the configuration applies it.
 
-    table = analyzers.rules_table()
+    R601 needs a registry (FINMON_REGISTRY); without one it is listed as not applied.
+    """
+    table = jobs.rules_with_status(_registry(announce=not as_json))
     if as_json:
         click.echo(json.dumps(table, ensure_ascii=False, indent=2))
         return
-    out = Table("id", "family", "severity", "confidence", "title")
+    out = Table("id", "family", "severity", "confidence", "title", "applied")
     for rule in table:
-        out.add_row(rule["id"], rule["family"], rule["severity"], rule["confidence"], rule["title"])
+        out.add_row(rule["id"], rule["family"], rule["severity"], rule["confidence"], rule["title"],
+                    "yes" if rule["applied"] else "no")
     Console().print(out)
 
 
@@ -230,6 +252,95 @@ def search(query: str, rule: str | None, severity: str | None, status: tuple[str
         out.add_row(hit.get("kind", ""), hit.get("app_name") or hit.get("app_key", ""), hit.get("rule_id") or "",
                     hit.get("severity") or "", hit.get("snippet", ""))
     Console().print(out)
+
+
+_EXPLAIN_APP_FIELDS = ("key", "platform", "package", "name", "developer", "category", "finance_type",
+                       "finance_confidence", "policy_status", "policy_url", "stores", "counts", "risk_score",
+                       "first_seen", "last_seen", "analysed_at")
+
+
+def _find_app(store, ref: str) -> dict:
+    """The indexed app ``ref`` names: an app key (android:com.x.y) or an exact app name."""
+    import difflib
+
+    if ":" in ref:
+        app = store.app(ref)
+        if app is not None:
+            return app
+    apps = store.apps()
+    named = [a for a in apps if a.get("name") == ref]
+    if len(named) == 1:
+        return store.app(named[0]["key"])
+    if named:
+        keys = ", ".join(a["key"] for a in named)
+        raise click.ClickException(f"{len(named)} apps are named {ref!r}: {keys}; pass one of these keys")
+    names = sorted({a.get("name") or "" for a in apps} - {""})
+    close = difflib.get_close_matches(ref, names, n=5, cutoff=0.5)
+    close += [a["key"] for a in apps if ref.lower() in a["key"].lower()][: 5 - len(close)]
+    close += [n for n in names if ref in n and n not in close][: 5 - len(close)]
+    hint = f"; did you mean: {', '.join(close)}" if close else ""
+    raise click.ClickException(f"no app {ref!r} in the index (give an app key like android:com.example.app "
+                               f"or an exact app name){hint}")
+
+
+def _evidence_lines(ev: dict) -> list[str]:
+    span = f"[{ev['start']}:{ev['end']}]" if ev.get("start") is not None else ""
+    lines = [f"  evidence ({ev['kind']} {ev['key']}{', offsets ' + span if span else ''}): {ev.get('text') or ev['key']}"]
+    if ev.get("detail"):
+        lines.append(f"    detail: {ev['detail']}")
+    if ev.get("url"):
+        lines.append(f"    url: {ev['url']}")
+    return lines
+
+
+@main.command()
+@click.argument("app_ref", metavar="APP")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@_db_option
+def explain(app_ref: str, as_json: bool, db_path: Path) -> None:
+    """Every finding of one app, with its evidence, rule, severity, status and regulation.
+
+    APP is an app key (android:com.example.app) or an exact app name; an unknown app is an
+    error that suggests close matches.
+    """
+    store = _open_store(db_path)
+    app = _find_app(store, app_ref)
+    rules = {r["id"]: r for r in store.rules()}
+    findings = store.findings(app_key=app["key"])
+    not_applied = {rid: r.get("not_applied_en") or r.get("not_applied") or ""
+                   for rid, r in rules.items() if r.get("applied") is False}
+    if as_json:
+        rows = []
+        for f in findings:
+            row = f.to_dict()
+            rule = rules.get(f.rule_id, {})
+            row["rule"] = {k: rule.get(k, "") for k in ("title", "title_en", "description", "description_en",
+                                                        "regulation", "regulation_en", "family")}
+            rows.append(row)
+        click.echo(json.dumps({"app": {k: app.get(k) for k in _EXPLAIN_APP_FIELDS}, "findings": rows,
+                               "not_applied": not_applied}, ensure_ascii=False, indent=2))
+        return
+    counts = app.get("counts") or {}
+    click.echo(f"{app.get('name') or app['key']} ({app['key']}), {app.get('developer') or '?'}")
+    click.echo(f"finance type {app.get('finance_type') or '?'} ({app.get('finance_confidence')}); "
+               f"stores: {', '.join(app.get('stores') or []) or '-'}; policy: {app.get('policy_status') or '-'}"
+               f"{' ' + app['policy_url'] if app.get('policy_url') else ''}")
+    click.echo(f"{len(findings)} findings; unresolved: high {counts.get('high', 0)}, medium {counts.get('medium', 0)}, "
+               f"low {counts.get('low', 0)}; risk score {app.get('risk_score', 0)}")
+    for f in findings:
+        rule = rules.get(f.rule_id, {})
+        click.echo("")
+        click.echo(f"{f.rule_id} {rule.get('title') or f.title}")
+        if rule.get("title_en"):
+            click.echo(f"  {rule['title_en']}")
+        click.echo(f"  severity {f.severity}, confidence {f.confidence}, status {f.status}; "
+                   f"first seen {f.first_seen or '-'}, last seen {f.last_seen or '-'}")
+        for line in _evidence_lines(dataclasses.asdict(f.evidence)):
+            click.echo(line)
+        click.echo(f"  regulation: {f.regulation or rule.get('regulation') or '-'}")
+    for rule_id, reason in sorted(not_applied.items()):
+        click.echo("")
+        click.echo(f"{rule_id} not applied in the last analysis: {reason}")
 
 
 @main.command()
@@ -331,6 +442,38 @@ def es_stop(port: int | None) -> None:
 def es_status(port: int | None) -> None:
     """Installed? running? cluster health, as JSON."""
     click.echo(json.dumps(_local_es(port).status(), indent=2))
+
+
+@main.group("eval")
+def eval_group() -> None:
+    """Analyzer accuracy on the labelled corpora (CA4P data mentions, APPCH permission groups)."""
+
+
+def _eval_command(corpus: str, help_text: str):
+    @eval_group.command(corpus, help=help_text)
+    @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+    @click.option("--predictions", "predictions_out", type=click.Path(dir_okay=False, path_type=Path),
+                  help="Write the analyzer's output, one JSON line per policy.")
+    def command(file: Path, as_json: bool, predictions_out: Path | None) -> None:
+        from analyzers import evaluation
+
+        try:
+            report = evaluation.evaluate(corpus, file, predictions_out)
+        except evaluation.EvaluationError as exc:
+            raise click.ClickException(str(exc)) from exc
+        if report.bad_lines:
+            err.print(f"[yellow]{report.bad_lines} bad line(s) in {file} skipped[/]")
+        if as_json:
+            click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        else:
+            evaluation.render(report)
+
+    return command
+
+
+eval_ca4p = _eval_command("ca4p", "Score data-mention detection on a CA4P JSONL file (inside data-access sentences).")
+eval_appch = _eval_command("appch", "Score declared permission groups per policy on an APPCH JSONL file.")
 
 
 @main.group()

@@ -6,6 +6,7 @@ processes let a crawl of several stores use more than one core.
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import analyzers
+from finmon import settings
 from finmon.model import (
     POLICY_NOT_FOUND,
     POLICY_UNAVAILABLE,
@@ -153,18 +155,70 @@ def load_snapshot(crawl_dir: Path) -> Snapshot:
     return snap
 
 
-def analyze(crawl_dir: Path, store, progress: Progress | None = None) -> Run:
-    """Merge the crawled listings into apps, run every rule, and index the results."""
+_FROM_SETTINGS = object()
+
+
+def registry_path() -> str:
+    """The registry file named by FINMON_REGISTRY (environment, else settings); "" when none."""
+    return os.environ.get("FINMON_REGISTRY", settings.FINMON_REGISTRY).strip()
+
+
+def load_registry(path: str | Path | None = None) -> analyzers.Registry | None:
+    """The registry CSV at ``path`` (default: FINMON_REGISTRY); None when no path is configured.
+
+    Raises :class:`analyzers.RegistryError` for a missing or malformed file: a configured
+    registry that cannot be read must not turn into "rule not applied" silently.
+    """
+    path = registry_path() if path is None else str(path)
+    if not path:
+        return None
+    file = Path(path)
+    try:
+        with open(file, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames:
+                raise analyzers.RegistryError(f"{file.name}: empty registry file (expected a header row)")
+            return analyzers.Registry.from_rows(reader, source=file.name)
+    except OSError as exc:
+        raise analyzers.RegistryError(f"registry {path}: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise analyzers.RegistryError(f"registry {path}: unreadable CSV ({exc})") from exc
+
+
+def rules_with_status(registry: analyzers.Registry | None) -> list[dict]:
+    """The rule table, each row marked ``applied`` (and ``not_applied``: the reason, zh and en)."""
+    skipped = analyzers.not_applied(registry)
+    table = analyzers.rules_table()
+    for row in table:
+        row["applied"] = row["id"] not in skipped
+        if row["id"] in skipped:
+            row["not_applied"], row["not_applied_en"] = skipped[row["id"]]
+    return table
+
+
+def analyze(crawl_dir: Path, store, progress: Progress | None = None, registry=_FROM_SETTINGS) -> Run:
+    """Merge the crawled listings into apps, run every rule, and index the results.
+
+    ``registry``: an :class:`analyzers.Registry`, None for none, or by default the file named
+    by FINMON_REGISTRY. Rules that could not be applied are marked in the stored rule table
+    (``applied``/``not_applied``) and counted in the run (``rules_not_applied``).
+    """
+    if registry is _FROM_SETTINGS:
+        registry = load_registry()
     run = new_run("analyze")
     store.save_run(run)
     snap = load_snapshot(crawl_dir)
     apps = merge_listings(snap.listings, snap.policies, snap.policy_failures)
     results = []
     for done, app in enumerate(apps, 1):
-        results.append(analyzers.analyze(app))
+        results.append(analyzers.analyze(app, registry=registry))
         if progress and (done % 50 == 0 or done == len(apps)):
             progress("analyse", done, len(apps))
-    store.save_rules(analyzers.rules_table())
+    table = rules_with_status(registry)
+    for row in table:
+        if not row["applied"]:
+            log.warning("%s not applied: %s", row["id"], row["not_applied_en"])
+    store.save_rules(table)
     counts = store.save_analysis(apps, results, utcnow())
     run.ended = utcnow()
     run.outcome = "ok"
@@ -174,6 +228,8 @@ def analyze(crawl_dir: Path, store, progress: Progress | None = None) -> Run:
         "policies": len(snap.policies),
         "findings": sum(len(r.findings) for r in results),
         "errors/bad_snapshot_line": snap.bad_lines,
+        "rules_not_applied": sum(1 for row in table if not row["applied"]),
+        "registry_entries": len(registry) if registry is not None else 0,
         **{f"findings_{k}": v for k, v in counts.items()},
     }
     store.save_run(run)

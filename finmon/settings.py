@@ -10,6 +10,9 @@ from __future__ import annotations
 FINMON_DB = "finmon.db"  # SQLite index (env FINMON_DB)
 FINMON_OUT = "finmon-out"  # demo output directory
 FINMON_LANG = "zh"  # report language: zh | en
+# Registry of finance apps and licensed institutions for rule R601 (CSV, see docs/registry.md;
+# env FINMON_REGISTRY). Empty: R601 is not applied, and the CLI and the report say so.
+FINMON_REGISTRY = ""
 
 # Store base URLs. Real deployments point these at the stores; the demo and the tests
 # point them at the local market simulator. A store whose URL is empty is not crawled.

@@ -248,6 +248,7 @@ def build_context(store: Any, lang: str, week: str | date | None, _: Callable[[s
                 "confidence": (rule or {}).get("confidence") or (first.confidence if first else ""),
                 "description": _rule_text(rule, "description", lang),
                 "regulation": _rule_text(rule, "regulation", lang, first.regulation if first else ""),
+                "not_applied": _rule_text(rule, "not_applied", lang) if (rule or {}).get("applied") is False else "",
                 "count": len(found), "apps": len({f.app_key for f in found}),
                 "examples": found[: settings.FINMON_REPORT_EXAMPLES_PER_RULE],
             })

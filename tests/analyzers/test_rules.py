@@ -1,6 +1,6 @@
 import pytest
 
-from analyzers import RULES, analyze, rules_table
+from analyzers import RULES, Registry, analyze, not_applied, rules_table
 from finmon.model import POLICY_NOT_FOUND, POLICY_UNAVAILABLE, SEVERITIES, CONFIDENCES
 
 P = "android.permission."
@@ -167,7 +167,7 @@ def test_doubtful_finance_type_lowers_confidence_of_type_dependent_rules(make_ap
 def test_rule_table_is_complete():
     table = rules_table()
     ids = [r["id"] for r in table]
-    assert ids == ["P101", "P102", "C201", "C202", "D301"] and len(set(ids)) == len(ids)
+    assert ids == ["P101", "P102", "C201", "C202", "D301", "R601", "R602"] and len(set(ids)) == len(ids)
     fields = {"id", "family", "severity", "confidence", "title", "title_en", "description", "regulation"}
     for row in table:
         assert fields <= set(row)
@@ -178,7 +178,7 @@ def test_rule_table_is_complete():
         assert r.description != r.description_en
 
 
-@pytest.mark.parametrize("rule_id", ["P101", "P102", "C201", "C202", "D301"])
+@pytest.mark.parametrize("rule_id", [r.id for r in RULES])
 def test_every_rule_has_a_flagged_and_a_clean_example(make_app, rule_id):
     flagged = {
         "P101": make_app("闪电借款", permissions=["READ_CALL_LOG"]),
@@ -186,8 +186,18 @@ def test_every_rule_has_a_flagged_and_a_clean_example(make_app, rule_id):
         "C201": make_app("星河支付"),
         "C202": make_app("星河支付", text="我们会收集您的已安装应用列表。"),
         "D301": make_app("星河支付", text=SCOPE_ONLY_ZH, permissions=["CAMERA"]),
+        "R601": make_app("星河支付", text=SCOPE_ONLY_ZH, package="com.unregistered.pay"),
+        "R602": make_app("星河支付", text=SCOPE_ONLY_ZH, description="保本保息，稳赚不赔。"),
     }[rule_id]
     clean = make_app("星河支付", text=FULL_ZH.replace("通讯录、通话记录、短信内容、位置信息和已安装应用列表", "交易记录"),
-                     permissions=["CAMERA", "INTERNET"])
-    assert rule_id in {f.rule_id for f in analyze(flagged).findings}
+                     permissions=["CAMERA", "INTERNET"], description="理财有风险，投资需谨慎。我们不承诺保本保息。")
+    registry = Registry.from_rows([{"app_name": "", "package": clean.package, "developer": clean.developer,
+                                    "licence_no": "", "licence_type": "", "registered_on": ""}])
+    assert rule_id in {f.rule_id for f in analyze(flagged, registry=registry).findings}
+    assert analyze(clean, registry=registry).findings == ()
     assert analyze(clean).findings == ()
+
+
+def test_rules_needing_an_input_say_they_were_not_applied():
+    assert set(not_applied(None)) == {"R601"}
+    assert not_applied(Registry([])) == {}

@@ -177,7 +177,122 @@ def test_demo_with_finmon_es_url_indexes_everything_into_elasticsearch(tmp_path,
             from_lite = run("export", kind, "--db", str(tmp_path / "lite" / "finmon.db"), es=False).splitlines()
             key = "id" if kind == "findings" else "key"
             assert from_es and sorted(json.loads(x)[key] for x in from_es) == sorted(json.loads(x)[key] for x in from_lite)
+        lite_db = ["--db", str(tmp_path / "lite" / "finmon.db")]
+        app_key = next(a["key"] for a in map(json.loads, run("export", "apps", *lite_db, es=False).splitlines())
+                       if a["counts"]["high"])
+        explained = [json.loads(run("explain", app_key, "--json", *db, es=es)) for db, es in (([], True), (lite_db, False))]
+        # two demo runs: same findings, apart from capture times and the simulator's port in URLs
+        same = [[(f["id"], f["rule_id"], f["severity"], f["status"], f["evidence"]["text"], f["rule"]["title"])
+                 for f in doc["findings"]] for doc in explained]
+        assert same[0] and same[0] == same[1]
+        assert set(explained[0]["not_applied"]) == set(explained[1]["not_applied"]) == {"R601"}
     finally:
         store = ElasticStore(es_url, prefix=prefix)
         drop_es_prefix(store.es, prefix)
         store.close()
+
+
+# -- R6xx, the registry and `finmon explain` ---------------------------------------------------
+
+EXPLAIN_DESC = "本平台保本保息，年化收益高达18%。理财有风险，投资需谨慎。"
+
+
+def _indexed_apps(db, registry=None):
+    """Two hand-made apps analysed (the R602 one with a listing URL) and indexed into ``db``."""
+    import analyzers
+    from finmon import jobs
+    from finmon.model import Listing, merge_listings
+    from index.sqlite import SQLiteStore
+
+    def listing(package, name, description="", permissions=()):
+        return Listing(store="xiaomi", store_id=package, platform="android", package=package, name=name,
+                       developer="鑫鑫科技有限公司", category="金融理财", source_url=f"http://store.test/{package}",
+                       fetched_at="2026-01-05T00:00:00+00:00", description=description, permissions=permissions)
+
+    apps = merge_listings([listing("com.xinxin.licai", "鑫鑫理财", EXPLAIN_DESC),
+                           listing("com.xinxin.loan", "鑫鑫借款", permissions=("android.permission.READ_CONTACTS",))],
+                          {}, {})
+    with SQLiteStore(db) as store:
+        store.save_rules(jobs.rules_with_status(registry))
+        store.save_analysis(apps, [analyzers.analyze(a, registry=registry) for a in apps], "2026-01-05T01:00:00+00:00")
+
+
+def test_explain_prints_every_finding_with_its_evidence(tmp_path):
+    db = tmp_path / "finmon.db"
+    _indexed_apps(db)
+    runner = CliRunner(env={"FINMON_ES_URL": ""})
+    by_key = runner.invoke(main, ["explain", "android:com.xinxin.licai", "--db", str(db)])
+    assert by_key.exit_code == 0, by_key.output
+    out = by_key.output
+    assert "鑫鑫理财 (android:com.xinxin.licai)" in out
+    start = EXPLAIN_DESC.index("本平台")
+    assert f"evidence (quote guaranteed_return, offsets [{start}:{EXPLAIN_DESC.index('。') + 1}]): 本平台保本保息，年化收益高达18%。" in out
+    assert "R602 应用商店页面含非法集资宣传用语" in out and "severity high, confidence medium, status new" in out
+    assert "detail: description: 保本保息" in out and "url: http://store.test/com.xinxin.licai" in out
+    assert "first seen 2026-01-05" in out and "《防范和处置非法集资条例》" in out
+    assert "C201" in out  # no policy
+    assert "R601 not applied in the last analysis: no registry configured" in out
+
+    by_name = runner.invoke(main, ["explain", "鑫鑫借款", "--db", str(db), "--json"])
+    assert by_name.exit_code == 0, by_name.output
+    doc = json.loads(by_name.output)
+    assert doc["app"]["key"] == "android:com.xinxin.loan" and doc["app"]["name"] == "鑫鑫借款"
+    perm = [f for f in doc["findings"] if f["rule_id"] == "P101"]
+    assert perm and perm[0]["evidence"]["text"] == "android.permission.READ_CONTACTS"
+    assert perm[0]["rule"]["title"] and perm[0]["regulation"] and perm[0]["status"] == "new"
+    assert set(doc["not_applied"]) == {"R601"}
+
+
+def test_explain_unknown_app_is_a_clear_error_with_suggestions(tmp_path):
+    db = tmp_path / "finmon.db"
+    _indexed_apps(db)
+    runner = CliRunner(env={"FINMON_ES_URL": ""})
+    result = runner.invoke(main, ["explain", "鑫鑫理才", "--db", str(db)])
+    assert result.exit_code == 1
+    assert "no app '鑫鑫理才' in the index" in result.output and "did you mean: 鑫鑫理财" in result.output
+    result = runner.invoke(main, ["explain", "android:com.nope", "--db", str(db)])
+    assert result.exit_code == 1 and "no app 'android:com.nope'" in result.output
+    assert runner.invoke(main, ["explain", "x", "--db", str(tmp_path / "none.db")]).exit_code == 1
+
+
+def test_explain_with_a_registry_shows_r601(tmp_path):
+    from analyzers import Registry
+
+    registry = Registry.from_rows([{"app_name": "鑫鑫理财", "package": "", "developer": "鑫鑫科技",
+                                    "licence_no": "", "licence_type": "", "registered_on": ""}], source="reg.csv")
+    db = tmp_path / "finmon.db"
+    _indexed_apps(db, registry)
+    runner = CliRunner(env={"FINMON_ES_URL": ""})
+    registered = runner.invoke(main, ["explain", "鑫鑫理财", "--db", str(db)]).output
+    assert "R601" not in registered
+    missing = runner.invoke(main, ["explain", "鑫鑫借款", "--db", str(db)]).output
+    assert "R601 应用或开发者不在登记名单中" in missing and "evidence (absence registry): 未在登记名单中找到" in missing
+    assert "looked up in reg.csv" in missing
+
+
+def test_rules_lists_r6xx_and_whether_they_apply(tmp_path):
+    runner = CliRunner(env={"FINMON_REGISTRY": ""})
+    table = {r["id"]: r for r in json.loads(runner.invoke(main, ["rules", "--json"]).output)}
+    assert (table["R601"]["family"], table["R602"]["family"]) == ("R", "R")
+    assert table["R601"]["family_name"] == "registration and marketing"
+    assert table["R601"]["applied"] is False and table["R602"]["applied"] is True
+    text = runner.invoke(main, ["rules"])
+    assert "R601 not applied" in text.output and "R602" in text.output
+
+    reg = tmp_path / "registry.csv"
+    reg.write_text("\ufeffapp_name,package,developer,licence_no,licence_type,registered_on\n"
+                   "星河支付,com.xinghe.pay,星河支付科技有限公司,Z1,支付业务许可证,2020-06-01\n", encoding="utf-8")
+    applied = json.loads(CliRunner(env={"FINMON_REGISTRY": str(reg)}).invoke(main, ["rules", "--json"]).output)
+    assert all(r["applied"] for r in applied)
+
+
+def test_a_bad_registry_is_a_clear_error(tmp_path):
+    crawl = tmp_path / "crawl"
+    crawl.mkdir()
+    missing = CliRunner(env={"FINMON_REGISTRY": str(tmp_path / "nope.csv"), "FINMON_ES_URL": ""}).invoke(
+        main, ["analyze", str(crawl), "--db", str(tmp_path / "f.db")])
+    assert missing.exit_code == 1 and "FINMON_REGISTRY: registry" in missing.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,package\na,b\n", encoding="utf-8")
+    result = CliRunner(env={"FINMON_REGISTRY": str(bad)}).invoke(main, ["rules"])
+    assert result.exit_code == 1 and "columns missing" in result.output

@@ -205,6 +205,18 @@ def test_an_empty_index_renders(tmp_path):
             assert 'id="kpi-apps"><div class="value">0<' in html
 
 
+def test_a_rule_not_applied_says_so(tmp_path):
+    from finmon import jobs
+
+    with SQLiteStore(tmp_path / "rules.db") as store:
+        store.save_rules(jobs.rules_with_status(None))  # no registry: R601 not applied
+        zh = render_report(store, tmp_path / "zh", lang="zh").read_text(encoding="utf-8")
+        en = render_report(store, tmp_path / "en", lang="en").read_text(encoding="utf-8")
+    assert "最近一次分析未执行本规则</strong>: 未配置登记名单（FINMON_REGISTRY 为空）" in zh
+    assert "Not applied in the last analysis</strong>: no registry configured (FINMON_REGISTRY is empty)" in en
+    assert zh.count("最近一次分析未执行本规则") == 1
+
+
 def test_unknown_language_is_refused(report_store, tmp_path):
     with pytest.raises(ValueError):
         render_report(report_store[0], tmp_path, lang="fr")
