@@ -6,6 +6,7 @@ processes let a crawl of several stores use more than one core.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -218,8 +219,14 @@ def analyze(crawl_dir: Path, store, progress: Progress | None = None, registry=_
     for row in table:
         if not row["applied"]:
             log.warning("%s not applied: %s", row["id"], row["not_applied_en"])
-    store.save_rules(table)
-    counts = store.save_analysis(apps, results, utcnow())
+    try:
+        store.save_rules(table)
+        counts = store.save_analysis(apps, results, utcnow())
+    except Exception:
+        run.ended, run.outcome = utcnow(), "failed"
+        with contextlib.suppress(Exception):  # the store may be what failed; the first error is the one to raise
+            store.save_run(run)
+        raise
     run.ended = utcnow()
     run.outcome = "ok"
     run.counters = {

@@ -137,3 +137,17 @@ def test_search_returns_the_same_hits_from_both_backends(market_run, es_twin, qu
     assert lite == hits(es_twin)
     if query != "没有这个词组":
         assert lite, "a parity query that finds nothing proves nothing"
+
+
+def test_an_index_failure_is_raised_and_the_run_recorded_as_failed(market_run, tmp_path):
+    from index.base import StoreUnavailable
+
+    class Failing(SQLiteStore):
+        def save_analysis(self, *args, **kwargs):
+            raise StoreUnavailable("index down (test)")
+
+    store = Failing(tmp_path / "failing.db")
+    with pytest.raises(StoreUnavailable):
+        jobs.analyze(market_run["out"] / "crawl", store)
+    (run,) = [r for r in store.runs() if r["kind"] == "analyze"]
+    assert run["outcome"] == "failed" and run["ended"]
