@@ -221,7 +221,8 @@ def analyze(crawl_dir: Path, store, progress: Progress | None = None, registry=_
             log.warning("%s not applied: %s", row["id"], row["not_applied_en"])
     try:
         store.save_rules(table)
-        counts = store.save_analysis(apps, results, utcnow())
+        counts = store.save_analysis(apps, results, utcnow(),
+                                     skipped_rules=[row["id"] for row in table if not row["applied"]])
     except Exception:
         run.ended, run.outcome = utcnow(), "failed"
         with contextlib.suppress(Exception):  # the store may be what failed; the first error is the one to raise

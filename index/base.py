@@ -77,9 +77,14 @@ class Store(Protocol):
         """Add policy versions by sha256 (existing versions are kept unchanged); returns how many were new."""
 
     def save_analysis(
-        self, apps: Iterable[AppSnapshot], analyses: Iterable[Analysis], seen_at: str | None = None
+        self, apps: Iterable[AppSnapshot], analyses: Iterable[Analysis], seen_at: str | None = None,
+        skipped_rules: Iterable[str] = (),
     ) -> dict[str, int]:
-        """Upsert apps, their policy links and findings; returns ``{"new", "open", "resolved"}`` counts."""
+        """Upsert apps, their policy links and findings; returns ``{"new", "open", "resolved"}`` counts.
+
+        Findings of ``skipped_rules`` (rules the analysis could not apply, e.g. R601 without a
+        registry) are left as they are: their absence proves nothing, so they are not resolved.
+        """
 
     def findings(
         self,

@@ -461,21 +461,25 @@ class ElasticStore:
 
     @_guarded
     def save_analysis(
-        self, apps: Iterable[AppSnapshot], analyses: Iterable[Analysis], seen_at: str | None = None
+        self, apps: Iterable[AppSnapshot], analyses: Iterable[Analysis], seen_at: str | None = None,
+        skipped_rules: Iterable[str] = (),
     ) -> dict[str, int]:
         """Apps, their listings, policy and policy link, and findings, in batches of apps (see Store)."""
+        skipped = frozenset(skipped_rules)
         seen = timestamp(seen_at or utcnow())
         apps_by_key = {app.key: app for app in apps}
         by_key = {a.app_key: a for a in analyses}
         counts = Counter({"new": 0, "open": 0, "resolved": 0})
         for keys in _chunks(sorted(apps_by_key.keys() | by_key.keys()), settings.FINMON_ES_BATCH):
             counts.update(self._save(apps=[apps_by_key[k] for k in keys if k in apps_by_key],
-                                     analyses=[by_key[k] for k in keys if k in by_key], seen=seen)[0])
+                                     analyses=[by_key[k] for k in keys if k in by_key], seen=seen,
+                                     skipped_rules=skipped)[0])
         return dict(counts)
 
     def _save(
         self, *, listings: Iterable[Listing] = (), versions: Iterable[PolicyVersion] = (),
         apps: Iterable[AppSnapshot] = (), analyses: Iterable[Analysis] = (), seen: str = "",
+        skipped_rules: frozenset[str] = frozenset(),
     ) -> tuple[dict[str, int], int]:
         """One batch: read, update as SQLite's upserts do, write in one bulk. Returns the finding
         counts and how many policy versions were new."""
@@ -504,7 +508,8 @@ class ElasticStore:
         changed = {key for key, app in adocs.src.items() if _app_filters(app) != _app_filters(adocs.read.get(key))}
         docs["findings"].load(self._terms("findings", "app_key", changed | analyses.keys()
                                           | {f.app_key for f in findings.values()}))
-        counts = self._put_findings(docs, findings, analyses.keys(), {app.key: app for app in apps}, seen)
+        counts = self._put_findings(docs, findings, analyses.keys(), {app.key: app for app in apps}, seen,
+                                     skipped_rules)
         self._put_policy_filters(docs, changed)
         self._bulk(chain.from_iterable(d.actions() for d in docs.values()))
         return counts, len(new_policies)
@@ -570,7 +575,7 @@ class ElasticStore:
 
     @staticmethod
     def _put_findings(docs: dict[str, _Docs], findings: dict[str, Finding], analysed: Iterable[str],
-                      apps: dict[str, AppSnapshot], seen: str) -> dict[str, int]:
+                      apps: dict[str, AppSnapshot], seen: str, skipped_rules: frozenset[str]) -> dict[str, int]:
         """The finding life cycle (new → open → resolved → open), exactly as SQLite's upsert and resolve."""
         fdocs, adocs, analysed = docs["findings"], docs["apps"], set(analysed)
         for fid, f in findings.items():
@@ -595,7 +600,7 @@ class ElasticStore:
         resolved = 0
         for fid, doc in fdocs.src.items():
             if (doc["app_key"] in analysed and fid not in findings and doc["status"] != "resolved"
-                    and doc["last_seen"] <= seen):
+                    and doc["last_seen"] <= seen and doc["rule_id"] not in skipped_rules):
                 doc.update(status="resolved", resolved_at=seen)
                 resolved += 1
             doc.update(_app_filters(adocs.src.get(doc["app_key"])))

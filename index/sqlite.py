@@ -179,6 +179,7 @@ UPDATE findings SET status = 'resolved', resolved_at = :seen
 WHERE status != 'resolved' AND last_seen <= :seen
   AND app_key IN (SELECT key FROM temp.batch_apps)
   AND id NOT IN (SELECT id FROM temp.batch_ids)
+  AND rule_id NOT IN (SELECT value FROM json_each(:skipped))
 """
 
 
@@ -312,7 +313,8 @@ class SQLiteStore:
 
     # -- analysis ---------------------------------------------------------------
     def save_analysis(
-        self, apps: Iterable[AppSnapshot], analyses: Iterable[Analysis], seen_at: str | None = None
+        self, apps: Iterable[AppSnapshot], analyses: Iterable[Analysis], seen_at: str | None = None,
+        skipped_rules: Iterable[str] = (),
     ) -> dict[str, int]:
         """Apps, their listings, policy and policy link, and findings, in one transaction (see Store)."""
         seen = timestamp(seen_at or utcnow())
@@ -357,7 +359,7 @@ class SQLiteStore:
                            [(rowid,) for fid, rowid in changed if fid in before])
             db.executemany("INSERT INTO findings_fts (rowid, body) VALUES (?, ?)",
                            [(rowid, index_text(bodies[fid])) for fid, rowid in changed])
-            resolved = db.execute(_RESOLVE, {"seen": seen}).rowcount
+            resolved = db.execute(_RESOLVE, {"seen": seen, "skipped": dumps(sorted(set(skipped_rules)))}).rowcount
             counts = dict(db.execute(
                 "SELECT f.status, count(*) FROM findings f JOIN temp.batch_ids USING (id) GROUP BY f.status"
             ).fetchall())

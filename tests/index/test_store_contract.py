@@ -165,6 +165,16 @@ def test_only_analysed_apps_get_findings_resolved(store, build, loan, wallet):
     assert {f.status for f in store.findings(app_key=wallet[0].key)} == {"new"}
 
 
+def test_findings_of_skipped_rules_are_not_resolved(store, build, loan):
+    """A rule the analysis could not apply (e.g. R601 without a registry) proves nothing by its silence."""
+    snap, (perm, quote) = loan
+    save(store, build, loan, at=T1)
+    counts = store.save_analysis([snap], [build.analysis(snap, perm)], T2, skipped_rules=[quote.rule_id])
+    assert counts["resolved"] == 0
+    assert {f.id: f.status for f in store.findings()} == {perm.id: "open", quote.id: "new"}
+    assert store.save_analysis([snap], [build.analysis(snap, perm)], T3)["resolved"] == 1  # applied again: resolved
+
+
 def test_an_older_analysis_replayed_late_changes_nothing(store, build, loan):
     snap, (perm, quote) = loan
     save(store, build, loan, at=T2)
