@@ -24,6 +24,7 @@ from finmon.model import (
     Finding,
 )
 
+from .clauses import has_clause, has_contact_channel, names_recipient, sharing_sentences
 from .finance import FinanceType, finance_data, finance_types
 from .fundraising import fundraising_data, scan_listing_text
 from .policy_text import Lexicon, Mention, declared_types, lexicon, load_json, scan
@@ -283,6 +284,49 @@ def beyond_necessary_scope(ctx: Context) -> Iterator[Evidence]:
                            detail=text[first.start:first.end])
 
 
+@rule("C203", severity="medium", confidence="medium",
+      title="隐私政策未提供撤回同意的方式",
+      title_en="Policy gives no way to withdraw consent",
+      regulation=("pipl_15",))
+def no_consent_withdrawal(ctx: Context) -> Iterator[Evidence]:
+    """成功获取的隐私政策中没有任何撤回同意的方式（如“撤回同意”“撤回授权”“取消授权”“关闭权限”）。仅依据文本判断：政策未写明不等于应用内确无此功能。
+
+    The fetched privacy policy states no way to withdraw consent (such as "withdraw your consent", "revoke the authorisation", "turn off the permission"). Judged from the text only: a policy that does not say so does not prove the app lacks the function.
+    """
+    yield from _absent_clause(ctx, "consent_withdrawal", "隐私政策未说明撤回同意的方式")
+
+
+@rule("C204", severity="medium", confidence="medium",
+      title="隐私政策未提供注销账号、删除或更正个人信息的方式",
+      title_en="Policy gives no way to delete the account or personal information, or to correct it",
+      regulation=("identification_2019_6", "pipl_46", "pipl_47"))
+def no_deletion_or_correction(ctx: Context) -> Iterator[Evidence]:
+    """成功获取的隐私政策既未说明如何注销账号或删除个人信息，也未说明如何更正个人信息（如“注销账号”“删除个人信息”“更正”“更改”）。仅依据文本判断。
+
+    The fetched privacy policy says neither how to delete the account or personal information nor how to correct it (such as "delete your account", "delete your personal information", "correct"). Judged from the text only.
+    """
+    yield from _absent_clause(ctx, "deletion_correction", "隐私政策未说明注销账号、删除或更正个人信息的方式")
+
+
+@rule("C205", severity="medium", confidence="medium",
+      title="隐私政策未公布投诉、举报或联系渠道",
+      title_en="Policy publishes no complaint or contact channel",
+      regulation=("identification_2019_6", "pipl_50"))
+def no_complaint_channel(ctx: Context) -> Iterator[Evidence]:
+    """成功获取的隐私政策没有公布投诉、举报或联系渠道：没有“投诉”“举报”“联系我们”等说明，或没有电子邮箱、电话、地址等可用的联系方式。
+
+    The fetched privacy policy publishes no complaint, reporting or contact channel: it has no "complaints" or "contact us" passage, or no usable contact detail (an e-mail address, a phone number or a postal address).
+    """
+    if ctx.policy_ok and not has_contact_channel(ctx.app.policy.text):
+        yield Evidence(kind="absence", key="complaint_channel", text="隐私政策未公布投诉、举报或联系方式",
+                       url=ctx.app.policy.url)
+
+
+def _absent_clause(ctx: Context, clause_id: str, text: str) -> Iterator[Evidence]:
+    if ctx.policy_ok and not has_clause(ctx.app.policy.text, clause_id):
+        yield Evidence(kind="absence", key=clause_id, text=text, url=ctx.app.policy.url)
+
+
 # --- D3xx disclosure ----------------------------------------------------------------
 
 
@@ -306,6 +350,25 @@ def undeclared_permission(ctx: Context) -> Iterator[Evidence]:
         if type_id not in ctx.declared:
             yield Evidence(kind="permission", key=type_id, text=", ".join(by_type[type_id]),
                            url=ctx.app.policy.url, detail=type_id)
+
+
+@rule("D302", severity="medium", confidence="medium",
+      title="隐私政策声明向第三方共享个人信息但未列明接收方",
+      title_en="Policy says personal information is shared with third parties without naming any recipient",
+      regulation=("identification_2019_5", "pipl_23"))
+def unnamed_sharing_recipients(ctx: Context) -> Iterator[Evidence]:
+    """隐私政策肯定性地声明向第三方共享、提供或委托处理个人信息（否定句如“我们不会与第三方共享”不算），但全文未列明任何接收方：共享语句中没有公司名称，全文也没有 SDK 名称或第三方共享清单、SDK 清单。证据为第一处共享声明的原句。
+
+    The privacy policy affirmatively says personal information is shared with, provided to or entrusted to third parties (a negated sentence such as "we do not share with third parties" does not count), yet names no recipient: no company name in the sharing sentences and no SDK name or list of third parties (third-party sharing list, SDK list) anywhere. The evidence is the first sharing sentence.
+    """
+    if not ctx.policy_ok:
+        return
+    text = ctx.app.policy.text
+    sentences = sharing_sentences(text)
+    if sentences and not names_recipient(text, sentences):
+        start, end = sentences[0]
+        yield Evidence(kind="quote", key="third_party_sharing", text=text[start:end], start=start, end=end,
+                       url=ctx.app.policy.url)
 
 
 # --- R6xx registration and marketing -------------------------------------------------

@@ -8,6 +8,9 @@ FULL_ZH = ("我们会收集您的手机号码、姓名、身份证号码和银�
            "我们会收集您的通讯录、通话记录、短信内容、位置信息和已安装应用列表，用于风险控制。"
            "我们会使用您的摄像头、麦克风、日历和存储空间。我们会收集设备标识符。")
 SCOPE_ONLY_ZH = "我们会收集您的手机号码、姓名、身份证号码和银行卡号，用于实名认证。"
+# the clauses C203-C205 look for (withdrawal, deletion/correction, a complaint channel)
+RIGHTS_ZH = ("您可以在设置中撤回同意。您可以申请注销账号，或更正您的个人信息。"
+             "如需投诉或举报，请联系我们：privacy@example.com。")
 
 
 def findings(app, rule_id=None):
@@ -58,7 +61,8 @@ def test_p102_clean(make_app):
 
 
 def test_ios_apps_have_no_permission_findings(make_app):
-    app = make_app("闪电借款", platform="ios", permissions=["READ_CONTACTS", "READ_SMS"], text=SCOPE_ONLY_ZH)
+    app = make_app("闪电借款", platform="ios", permissions=["READ_CONTACTS", "READ_SMS"],
+                   text=SCOPE_ONLY_ZH + RIGHTS_ZH)
     assert [f.rule_id for f in findings(app)] == []
 
 
@@ -142,7 +146,7 @@ def test_d301_clean(make_app):
 # --- the whole analysis -------------------------------------------------------------
 
 def test_analyze_sorts_findings_and_is_deterministic(make_app):
-    app = make_app("闪电借款", text="我们会收集您的通讯录和位置信息。",
+    app = make_app("闪电借款", text="我们会收集您的通讯录和位置信息。" + RIGHTS_ZH,
                    permissions=["READ_CONTACTS", "RECORD_AUDIO", "READ_SMS", "CAMERA"])
     result = analyze(app)
     assert result.app_key == app.key and result.finance_type == "lending" and result.finance_confidence > 0.6
@@ -167,7 +171,8 @@ def test_doubtful_finance_type_lowers_confidence_of_type_dependent_rules(make_ap
 def test_rule_table_is_complete():
     table = rules_table()
     ids = [r["id"] for r in table]
-    assert ids == ["P101", "P102", "C201", "C202", "D301", "R601", "R602"] and len(set(ids)) == len(ids)
+    assert ids == ["P101", "P102", "C201", "C202", "C203", "C204", "C205", "D301", "D302", "R601", "R602"]
+    assert len(set(ids)) == len(ids)
     fields = {"id", "family", "severity", "confidence", "title", "title_en", "description", "regulation"}
     for row in table:
         assert fields <= set(row)
@@ -185,11 +190,15 @@ def test_every_rule_has_a_flagged_and_a_clean_example(make_app, rule_id):
         "P102": make_app("星河支付", permissions=["READ_CALENDAR"]),
         "C201": make_app("星河支付"),
         "C202": make_app("星河支付", text="我们会收集您的已安装应用列表。"),
+        "C203": make_app("星河支付", text=SCOPE_ONLY_ZH),
+        "C204": make_app("星河支付", text=SCOPE_ONLY_ZH),
+        "C205": make_app("星河支付", text=SCOPE_ONLY_ZH),
         "D301": make_app("星河支付", text=SCOPE_ONLY_ZH, permissions=["CAMERA"]),
+        "D302": make_app("星河支付", text="我们会与第三方合作伙伴共享您的个人信息。"),
         "R601": make_app("星河支付", text=SCOPE_ONLY_ZH, package="com.unregistered.pay"),
         "R602": make_app("星河支付", text=SCOPE_ONLY_ZH, description="保本保息，稳赚不赔。"),
     }[rule_id]
-    clean = make_app("星河支付", text=FULL_ZH.replace("通讯录、通话记录、短信内容、位置信息和已安装应用列表", "交易记录"),
+    clean = make_app("星河支付", text=FULL_ZH.replace("通讯录、通话记录、短信内容、位置信息和已安装应用列表", "交易记录") + RIGHTS_ZH,
                      permissions=["CAMERA", "INTERNET"], description="理财有风险，投资需谨慎。我们不承诺保本保息。")
     registry = Registry.from_rows([{"app_name": "", "package": clean.package, "developer": clean.developer,
                                     "licence_no": "", "licence_type": "", "registered_on": ""}])
