@@ -198,9 +198,10 @@ def query_words(query: str, max_terms: int | None = None) -> list[str]:
 
 
 def search_scope(
-    kind: str | None, sort: str, since: str | None, until: str | None, findings_only: bool
-) -> tuple[tuple[str, ...], str | None, str | None]:
-    """Checks ``search`` options: the hit kinds to search, and [since, until) as UTC timestamps."""
+    kind: str | None, sort: str, since: str | None, until: str | None, findings_only: bool, limit: int, offset: int
+) -> tuple[tuple[str, ...], str | None, str | None, int, int]:
+    """Checks ``search`` options: the hit kinds to search, [since, until) as UTC timestamps, and the
+    page (``limit`` capped at FINMON_SEARCH_MAX_HITS, neither negative)."""
     if kind is not None and kind not in HIT_KINDS:
         raise ValueError(f"kind must be one of {HIT_KINDS} or None, not {kind!r}")
     if sort not in SORTS:
@@ -211,7 +212,8 @@ def search_scope(
             raise ValueError(f"{name} must be an ISO-8601 date or time, not {value!r}")
         bounds.append(None if value is None else timestamp(value))
     kinds = tuple(k for k in HIT_KINDS if kind in (None, k) and not (findings_only and k == "policy"))
-    return kinds, bounds[0], bounds[1]
+    page = max(0, min(int(limit), settings.FINMON_SEARCH_MAX_HITS)), max(0, int(offset))
+    return kinds, bounds[0], bounds[1], *page
 
 
 def statuses(status: str | Iterable[str] | None) -> list[str]:

@@ -774,9 +774,9 @@ class ElasticStore:
         limit: int = 50,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        kinds, since, until = search_scope(kind, sort, since, until, findings_only=bool(rule or severity or status))
+        kinds, since, until, limit, offset = search_scope(kind, sort, since, until, bool(rule or severity or status),
+                                                          limit, offset)
         words = query_words(query)
-        limit, offset = max(0, min(int(limit), settings.FINMON_SEARCH_MAX_HITS)), max(0, int(offset))
         if not words or limit == 0 or not kinds:
             return []
         options = {"rule": rule, "severity": severity, "status": status, "store": store, "finance_type": finance_type,

@@ -543,10 +543,10 @@ class SQLiteStore:
         limit: int = 50,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        kinds, since, until = search_scope(kind, sort, since, until, findings_only=bool(rule or severity or status))
+        kinds, since, until, limit, offset = search_scope(kind, sort, since, until, bool(rule or severity or status),
+                                                          limit, offset)
         words = query_words(query)
         match = fts_match(words)
-        limit, offset = max(0, min(int(limit), settings.FINMON_SEARCH_MAX_HITS)), max(0, int(offset))
         if match is None or limit == 0 or not kinds:
             return []
         common = {"store": store, "finance_type": finance_type, "developer": developer, "since": since, "until": until}
