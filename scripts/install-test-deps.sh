@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs: Debian's chromium (the browser
-# tests drive it through Playwright) and a CJK font so Chinese renders in screenshots.
+# tests drive it through Playwright), a CJK font so Chinese renders in screenshots, and the
+# Android platform tools the APK tests check against (aapt with the framework resources, dexdump).
 set -euo pipefail
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fc-list 2>/dev/null | grep -qiE 'wqy|noto sans cjk' || need+=(fonts-wqy-zenhei)
+command -v aapt >/dev/null 2>&1 || need+=(aapt)
+[ -f /usr/share/android-framework-res/framework-res.apk ] || need+=(android-framework-res)
+command -v dexdump >/dev/null 2>&1 || need+=(dexdump)
 
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
