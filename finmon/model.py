@@ -101,6 +101,7 @@ class Listing(_Record):
     privacy_url: str | None = None
     permissions: tuple[str, ...] = ()  # Android permission names
     privacy_labels: tuple[str, ...] = ()  # iOS privacy-label data categories
+    apk_url: str | None = None  # the store's APK download link (Android)
     content_hash: str = ""
 
     @property
@@ -124,6 +125,28 @@ class PolicyVersion(_Record):
 
 
 @dataclass(frozen=True)
+class ApkInfo(_Record):
+    """One APK file: its identity, its manifest as Android applies it, and the SDKs its classes reveal."""
+
+    sha256: str
+    size: int
+    package: str
+    label: str = ""  # the application label when the manifest gives it literally
+    version: str = ""
+    version_code: int | None = None
+    min_sdk: int = 1
+    target_sdk: int = 1
+    permissions: tuple[str, ...] = ()  # requested (uses-permission, uses-permission-sdk-23), sorted
+    implied_permissions: tuple[str, ...] = ()  # added by the platform for this targetSdk, sorted
+    debuggable: bool = False
+    allow_backup: bool = True
+    uses_cleartext_traffic: bool | None = None  # None: a network security config decides
+    exported_unprotected: tuple[dict, ...] = ()  # {"kind", "name"} of exported components no permission guards
+    sdks: tuple[dict, ...] = ()  # {"id", "name", "category", "evidence"}
+    url: str = ""  # where it was downloaded from, if it was
+
+
+@dataclass(frozen=True)
 class AppSnapshot:
     """Everything known about one app at one capture: the analyzers' whole input."""
 
@@ -140,13 +163,14 @@ class AppSnapshot:
     policy: PolicyVersion | None = None
     policy_status: str = POLICY_NONE
     policy_url: str | None = None
+    apk: ApkInfo | None = None
 
 
 @dataclass(frozen=True)
 class Evidence(_Record):
     """What a finding rests on. ``key`` makes the finding id stable across runs."""
 
-    kind: str  # "quote" | "permission" | "sdk" | "url" | "absence"
+    kind: str  # "quote" | "permission" | "sdk" | "manifest" | "url" | "absence"
     key: str
     text: str = ""  # the quoted sentence, the permission name, ...
     start: int | None = None  # offsets of ``text`` in the policy text, for quotes
@@ -231,13 +255,16 @@ def merge_listings(
     listings: Iterable[Listing],
     policies: dict[str, PolicyVersion],
     policy_failures: dict[str, str],
+    apks: dict[str, ApkInfo] | None = None,
 ) -> list[AppSnapshot]:
-    """Merge listings by app key into snapshots, attaching each app's policy.
+    """Merge listings by app key into snapshots, attaching each app's policy and APK.
 
     ``policies`` maps a policy URL to its fetched version; ``policy_failures`` maps a URL
-    that could not be fetched to :data:`POLICY_NOT_FOUND` or :data:`POLICY_UNAVAILABLE`.
+    that could not be fetched to :data:`POLICY_NOT_FOUND` or :data:`POLICY_UNAVAILABLE`;
+    ``apks`` maps an APK download URL to its inspection (an APK of another package is not attached).
     Listings are applied in store order, so the first store with a value wins.
     """
+    apks = apks or {}
     grouped: dict[str, list[Listing]] = {}
     for listing in listings:
         grouped.setdefault(listing.app_key, []).append(listing)
@@ -270,6 +297,8 @@ def merge_listings(
                 policy=policy,
                 policy_status=status,
                 policy_url=url,
+                apk=next((apks[lst.apk_url] for lst in group if lst.apk_url in apks
+                          and apks[lst.apk_url].package == first.package), None),
             )
         )
     return apps

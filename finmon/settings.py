@@ -31,6 +31,8 @@ FINMON_ITUNES_PAGE_SIZE = 200  # iTunes Search returns at most 200 results per c
 # addresses (the simulator). Everything else private is refused.
 FINMON_ALLOWED_PRIVATE_HOSTS: list[str] = []
 FINMON_POLICY_MAX_BYTES = 5 * 1024 * 1024
+FINMON_APK_MAX_BYTES = 200 * 1024 * 1024  # APKs above this are refused, in `finmon apk` and in crawls
+FINMON_MIN_TARGET_SDK = 30  # V505 flags a targetSdkVersion below this
 FINMON_POLICY_CACHE_SIZE = 4096  # extracted policy bodies kept per crawl (same body → extracted once)
 FINMON_RESOLVE_TIMEOUT = 5.0  # seconds to resolve a policy host for the private-address check
 FINMON_APPGALLERY_PAGE_SIZE = 25  # maxResults of an AppGallery search page
@@ -110,7 +112,8 @@ REMOTE_CONTROL_ENABLED = False  # Scrapy 2.19's code-execution HTTP endpoint: ne
 LOG_LEVEL = "INFO"
 FEED_EXPORT_ENCODING = "utf-8"
 DOWNLOADER_MIDDLEWARES = {"crawler.middlewares.PrivateAddressMiddleware": 50}  # before robots.txt
-ITEM_PIPELINES = {"crawler.pipelines.ListingPipeline": 300, "crawler.pipelines.PolicyPipeline": 400}
+ITEM_PIPELINES = {"crawler.pipelines.ListingPipeline": 300, "crawler.pipelines.PolicyPipeline": 400,
+                  "crawler.pipelines.ApkPipeline": 500}
 EXTENSIONS = {"crawler.extensions.RunRecorder": 0}
 
 # --- scheduling -----------------------------------------------------------

@@ -3,6 +3,7 @@ from finmon.model import (
     POLICY_NOT_FOUND,
     POLICY_OK,
     POLICY_UNAVAILABLE,
+    ApkInfo,
     Evidence,
     Finding,
     Listing,
@@ -54,6 +55,17 @@ def test_merge_policy_status_distinguishes_missing_from_unavailable():
     down = listing("xiaomi", package="c", privacy_url="http://p/500")
     apps = merge_listings([none, missing, down], {}, {"http://p/404": POLICY_NOT_FOUND, "http://p/500": POLICY_UNAVAILABLE})
     assert [a.policy_status for a in apps] == [POLICY_NONE, POLICY_NOT_FOUND, POLICY_UNAVAILABLE]
+
+
+def test_merge_attaches_the_apk_of_the_same_package_only():
+    ours = ApkInfo(sha256="a" * 64, size=10, package="com.example.loan", sdks=({"id": "jpush"},))
+    other = ApkInfo(sha256="b" * 64, size=10, package="com.other.app")
+    a = listing("appgallery", apk_url="http://s/1.apk")
+    b = listing("xiaomi", package="com.example.two", apk_url="http://s/2.apk")
+    c = listing("xiaomi", package="com.example.three", apk_url="http://s/missing.apk")
+    apps = merge_listings([a, b, c], {}, {}, {"http://s/1.apk": ours, "http://s/2.apk": other})
+    assert [app.apk for app in apps] == [ours, None, None]
+    assert ApkInfo.from_dict(ours.to_dict()) == ours
 
 
 def test_normalise_text_collapses_whitespace_and_width():

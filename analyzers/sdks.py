@@ -1,0 +1,128 @@
+"""Third-party SDKs and trackers found in an app's class names.
+
+Two tables, both data: ``data/sdks.json`` (Chinese SDKs: push, analytics, ads, maps and location, payment,
+social login, risk control, with the data each collects) and ``data/trackers_exodus.json`` (the εxodus
+tracker signatures, ODbL: see ``data/TRACKERS-LICENSE.md``). A Chinese-table SDK matches when a class lies in
+one of its packages; an εxodus tracker matches as εxodus matches it: its code signature (a regular
+expression) is searched in each class name, dotted (``com.umeng.analytics.MobclickAgent``); signatures of
+three characters or fewer are skipped, as εxodus skips them. An εxodus tracker that is the same SDK as a
+matched table entry is reported once, under the entry.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable
+
+from .policy_text import load_json
+
+__all__ = ["Sdk", "SdkCatalog", "detect_sdks", "sdk_catalog"]
+
+# εxodus categories → our category names (the first one a tracker has decides)
+EXODUS_CATEGORIES = {"Advertisement": "ads", "Analytics": "analytics", "Crash reporting": "crash_reporting",
+                     "Location": "location", "Profiling": "profiling", "Identification": "identification"}
+MIN_SIGNATURE = 4
+
+
+@dataclass(frozen=True)
+class Sdk:
+    """One SDK or tracker the catalog knows."""
+
+    id: str  # "jpush" for table entries, "exodus:343" for εxodus trackers
+    name: str
+    name_en: str
+    category: str
+    vendor: str
+    names_in_policy: tuple[str, ...]  # any of these in the policy text names the SDK
+    collects: tuple[str, ...]  # data type ids (table entries only)
+    advertising: bool  # an advertising or profiling SDK
+
+
+@dataclass(frozen=True)
+class SdkCatalog:
+    sdks: dict[str, Sdk]
+    prefixes: dict[str, str]  # package prefix -> table SDK id
+    signatures: tuple[tuple[str, re.Pattern], ...]  # (εxodus SDK id, compiled code signature)
+    merged: dict[str, str]  # εxodus SDK id -> table SDK id it is reported under
+    categories: dict[str, list[str]]  # category -> [zh, en]
+
+    def named_in(self, sdk_id: str, text: str) -> str | None:
+        """The first of the SDK's names that ``text`` contains (Latin names case-insensitively), or None."""
+        lowered = None
+        for name in self.sdks[sdk_id].names_in_policy:
+            if name.isascii():
+                lowered = text.lower() if lowered is None else lowered
+                if name.lower() in lowered:
+                    return name
+            elif name in text:
+                return name
+        return None
+
+
+@lru_cache(maxsize=1)
+def sdk_catalog() -> SdkCatalog:
+    """Both tables, loaded and compiled once."""
+    table = load_json("sdks.json")
+    ad_categories = set(table["exodus_ad_categories"])
+    sdks: dict[str, Sdk] = {}
+    prefixes: dict[str, str] = {}
+    merged: dict[str, str] = {}
+    for row in table["sdks"]:
+        sdks[row["id"]] = Sdk(row["id"], row["name_zh"], row["name_en"], row["category"], row["vendor"],
+                              tuple(row["names_in_policy"]), tuple(row["collects"]), row["category"] == "ads")
+        for prefix in row["packages"]:
+            prefixes[prefix] = row["id"]
+        for exodus_id in row["exodus_ids"]:
+            merged[f"exodus:{exodus_id}"] = row["id"]
+    signatures = []
+    for row in load_json("trackers_exodus.json"):
+        sdk_id = f"exodus:{row['id']}"
+        cats = row.get("categories") or []
+        category = next((EXODUS_CATEGORIES[c] for c in cats if c in EXODUS_CATEGORIES), "tracker")
+        sdks[sdk_id] = Sdk(sdk_id, row["name"], row["name"], category, "", _exodus_names(row["name"]), (),
+                           bool(ad_categories & set(cats)))
+        signature = row.get("code_signature") or ""
+        if len(signature) >= MIN_SIGNATURE:
+            signatures.append((sdk_id, re.compile(signature, re.MULTILINE)))
+    return SdkCatalog(sdks, prefixes, tuple(signatures), merged, table["categories"])
+
+
+def _exodus_names(name: str) -> tuple[str, ...]:
+    """Names a policy may use for an εxodus tracker: the full name and its parts ("AutoNavi / Amap", "X (Y)")."""
+    parts = [name] + [p.strip(" )") for p in re.split(r" / | \(", name)]
+    if name.startswith("Google "):
+        parts.append(name.removeprefix("Google "))
+    return tuple(dict.fromkeys(p for p in parts if len(p) >= 3))
+
+
+def detect_sdks(class_names: Iterable[str]) -> list[dict]:
+    """The SDKs and trackers these dotted class names reveal, sorted by id.
+
+    Each is ``{"id", "name", "category", "evidence"}``: ``evidence`` is the first class (in sorted order)
+    that matched.
+    """
+    catalog = sdk_catalog()
+    classes = sorted(set(class_names))
+    found: dict[str, str] = {}
+    for cls in classes:
+        parts = cls.split(".")
+        for k in range(1, len(parts)):
+            sdk_id = catalog.prefixes.get(".".join(parts[:k]))
+            if sdk_id is not None:
+                found.setdefault(sdk_id, cls)
+                break
+    blob = "\n".join(classes)
+    for sdk_id, signature in catalog.signatures:
+        if catalog.merged.get(sdk_id) in found:
+            continue
+        m = signature.search(blob)
+        if m is not None:
+            line_start = blob.rfind("\n", 0, m.start()) + 1
+            line_end = blob.find("\n", m.end())
+            found[sdk_id] = blob[line_start:line_end if line_end >= 0 else len(blob)]
+    out = []
+    for sdk_id in sorted(found):
+        sdk = catalog.sdks[sdk_id]
+        out.append({"id": sdk_id, "name": sdk.name, "category": sdk.category, "evidence": found[sdk_id]})
+    return out
