@@ -19,16 +19,19 @@ from finmon.model import (
     POLICY_NOT_FOUND,
     POLICY_OK,
     SEVERITIES,
+    ApkInfo,
     AppSnapshot,
     Evidence,
     Finding,
 )
+from finmon.settings import FINMON_MIN_TARGET_SDK
 
 from .clauses import has_clause, has_contact_channel, names_recipient, sharing_sentences
 from .finance import FinanceType, finance_data, finance_types
 from .fundraising import fundraising_data, scan_listing_text
 from .policy_text import Lexicon, Mention, declared_types, lexicon, load_json, scan
 from .registry import Registry
+from .sdks import sdk_catalog
 
 __all__ = ["Context", "RULES", "Rule", "not_applied", "rule", "rules_table"]
 
@@ -181,10 +184,16 @@ class Context:
 
     @cached_property
     def permissions(self) -> tuple[str, ...]:
-        """The app's Android permissions, full names, sorted (none for iOS)."""
+        """The app's Android permissions (store listings and APK manifest), full names, sorted (none for iOS)."""
         if self.app.platform != "android":
             return ()
-        return tuple(sorted({p if "." in p else ANDROID_PERMISSION + p for p in self.app.permissions}))
+        listed = {p if "." in p else ANDROID_PERMISSION + p for p in self.app.permissions}
+        return tuple(sorted(listed | set(self.apk.permissions if self.apk else ())))
+
+    @property
+    def apk(self) -> ApkInfo | None:
+        """The app's inspected APK, if one was fetched."""
+        return self.app.apk if self.app.platform == "android" else None
 
     @property
     def policy_ok(self) -> bool:
@@ -369,6 +378,141 @@ def unnamed_sharing_recipients(ctx: Context) -> Iterator[Evidence]:
         start, end = sentences[0]
         yield Evidence(kind="quote", key="third_party_sharing", text=text[start:end], start=start, end=end,
                        url=ctx.app.policy.url)
+
+
+@rule("D303", severity="medium", confidence="medium",
+      title="嵌入的 SDK 收集的个人信息类型在隐私政策中未声明",
+      title_en="An embedded SDK collects a data type the policy never declares",
+      regulation=("identification_2019_2", "pipl_17", "sdk_guide_2020"))
+def undeclared_sdk_data(ctx: Context) -> Iterator[Evidence]:
+    """应用安装包中嵌入的第三方 SDK（依据 SDK 表所记载的各 SDK 提供方公布的收集范围）会收集某类个人信息（如设备标识符、位置信息、已安装应用列表），但隐私政策从未肯定性地提及该类信息。每类信息一条，证据列出收集该类信息的 SDK。仅在成功获取隐私政策和安装包时检查。
+
+    A third-party SDK embedded in the app's APK collects a type of personal information (such as device identifiers, location or the installed-app list, as the SDK table records from each vendor's published scope), but the privacy policy never affirmatively mentions that type. One finding per data type; the evidence lists the SDKs that collect it. Checked only when both the policy and the APK were fetched.
+    """
+    if ctx.apk is None or not ctx.policy_ok:
+        return
+    catalog = sdk_catalog()
+    by_type: dict[str, list[str]] = {}
+    for hit in ctx.apk.sdks:
+        for type_id in catalog.sdks[hit["id"]].collects:
+            by_type.setdefault(type_id, []).append(hit["name"])
+    for type_id in sorted(by_type):
+        if type_id not in ctx.declared:
+            yield Evidence(kind="sdk", key=type_id, text="、".join(by_type[type_id]), url=ctx.apk.url or None,
+                           detail=type_id)
+
+
+# --- S4xx third-party SDKs ----------------------------------------------------------
+
+
+@rule("S401", severity="medium", confidence="medium",
+      title="嵌入的第三方 SDK 未在隐私政策中列明",
+      title_en="Embedded third-party SDK not named in the privacy policy",
+      regulation=("identification_2019_5", "pipl_23", "sdk_guide_2020"))
+def unnamed_sdk(ctx: Context) -> Iterator[Evidence]:
+    """应用安装包中检测到第三方 SDK 或追踪器（依据中国常见 SDK 表的包名，或 εxodus 追踪器特征），但隐私政策全文没有出现该 SDK 的名称或提供方名称。通过嵌入的 SDK 向第三方提供个人信息而不告知，属于未经同意向他人提供个人信息。每个 SDK 一条，证据为匹配到的类名。
+
+    A third-party SDK or tracker is detected in the app's APK (by the package names of the Chinese SDK table or by an εxodus tracker signature), but the privacy policy names neither the SDK nor its vendor anywhere. Providing personal information to third parties through embedded SDKs without telling users is providing it without consent. One finding per SDK; the evidence is the class that matched.
+    """
+    if ctx.apk is None or not ctx.policy_ok:
+        return
+    catalog = sdk_catalog()
+    text = ctx.app.policy.text
+    for hit in ctx.apk.sdks:
+        if catalog.named_in(hit["id"], text) is None:
+            yield Evidence(kind="sdk", key=hit["id"], text=hit["name"], url=ctx.apk.url or None,
+                           detail=f"{hit['category']}: {hit['evidence']}")
+
+
+@rule("S402", severity="medium", confidence="high",
+      title="金融应用嵌入广告或用户画像类追踪器",
+      title_en="Finance app embeds an advertising or profiling tracker",
+      regulation=("identification_2019_5", "miit_164_2020", "pipl_6"))
+def advertising_tracker(ctx: Context) -> Iterator[Evidence]:
+    """金融应用的安装包中嵌入了广告或用户画像类 SDK（中国常见 SDK 表中的广告 SDK，或 εxodus 分类为 Advertisement/Profiling 的追踪器）。这类 SDK 通常收集设备标识符、已安装应用列表等信息用于广告投放，与金融服务无关。每个 SDK 一条，证据为匹配到的类名。
+
+    The finance app's APK embeds an advertising or profiling SDK (an ads SDK of the Chinese SDK table, or an εxodus tracker in the Advertisement or Profiling category). Such SDKs usually collect device identifiers and the installed-app list for ad targeting, which the financial service does not need. One finding per SDK; the evidence is the class that matched.
+    """
+    if ctx.apk is None:
+        return
+    catalog = sdk_catalog()
+    for hit in ctx.apk.sdks:
+        if catalog.sdks[hit["id"]].advertising:
+            yield Evidence(kind="sdk", key=hit["id"], text=hit["name"], url=ctx.apk.url or None,
+                           detail=f"{hit['category']}: {hit['evidence']}")
+
+
+# --- V5xx vulnerabilities from the manifest ------------------------------------------
+
+_MANIFEST_RULES = dict(regulation=("jrt_0092_2019", "cybersecurity_law_21"))
+
+
+@rule("V501", severity="high", confidence="high", **_MANIFEST_RULES,
+      title="发布的安装包可调试（android:debuggable）",
+      title_en="Released APK is debuggable (android:debuggable)")
+def debuggable(ctx: Context) -> Iterator[Evidence]:
+    """发布的安装包在清单中设置了 android:debuggable="true"：任何连接 USB 的人都可以附加调试器、读取应用私有数据和内存中的密钥。
+
+    The released APK sets android:debuggable="true" in its manifest: anyone with USB access can attach a debugger and read the app's private data and the keys in its memory.
+    """
+    if ctx.apk is not None and ctx.apk.debuggable:
+        yield Evidence(kind="manifest", key="debuggable", text='android:debuggable="true"', url=ctx.apk.url or None)
+
+
+@rule("V502", severity="medium", confidence="high", **_MANIFEST_RULES,
+      title="允许备份应用数据（android:allowBackup）",
+      title_en="App data may be backed up (android:allowBackup)")
+def allow_backup(ctx: Context) -> Iterator[Evidence]:
+    """清单未关闭 android:allowBackup（未设置时 Android 默认为 true）：应用私有数据（登录凭证、交易记录）可经 adb 备份或云备份被导出到设备之外。
+
+    The manifest does not turn android:allowBackup off (Android defaults it to true when absent): the app's private data (login tokens, transaction records) can leave the device through adb or cloud backup.
+    """
+    if ctx.apk is not None and ctx.apk.allow_backup:
+        yield Evidence(kind="manifest", key="allowBackup", text="android:allowBackup = true (explicit or default)",
+                       url=ctx.apk.url or None)
+
+
+@rule("V503", severity="medium", confidence="high", **_MANIFEST_RULES,
+      title="允许明文 HTTP 通信（usesCleartextTraffic）",
+      title_en="Cleartext HTTP traffic allowed (usesCleartextTraffic)")
+def cleartext_traffic(ctx: Context) -> Iterator[Evidence]:
+    """应用允许明文 HTTP 通信：清单设置了 android:usesCleartextTraffic="true"，或未设置且 targetSdkVersion 低于 28（此时 Android 默认允许）。指定了网络安全配置文件时由该文件决定，本规则不判断。
+
+    The app allows cleartext HTTP: its manifest sets android:usesCleartextTraffic="true", or leaves it unset with a targetSdkVersion below 28, where Android allows it by default. When a network security config file is named, that file decides and this rule does not judge.
+    """
+    apk = ctx.apk
+    if apk is not None and apk.uses_cleartext_traffic:
+        yield Evidence(kind="manifest", key="usesCleartextTraffic",
+                       text=f"usesCleartextTraffic = true (targetSdkVersion {apk.target_sdk})", url=apk.url or None)
+
+
+@rule("V504", severity="medium", confidence="medium", **_MANIFEST_RULES,
+      title="组件导出且无权限保护",
+      title_en="Exported component without permission protection")
+def exported_unprotected(ctx: Context) -> Iterator[Evidence]:
+    """活动、服务、广播接收器或内容提供器被导出（显式 android:exported="true"，或有 intent-filter 而未设置），且没有任何权限保护，其他应用可直接调用。启动器入口活动按设计导出，不计。每个组件一条。
+
+    An activity, service, broadcast receiver or content provider is exported (android:exported="true", or unset with an intent filter) and no permission guards it, so any other app can invoke it. The launcher activity is exported by design and does not count. One finding per component.
+    """
+    if ctx.apk is None:
+        return
+    for comp in ctx.apk.exported_unprotected:
+        yield Evidence(kind="manifest", key=f"{comp['kind']}:{comp['name']}", text=comp["name"],
+                       url=ctx.apk.url or None, detail=comp["kind"])
+
+
+@rule("V505", severity="low", confidence="high", **_MANIFEST_RULES,
+      title="targetSdkVersion 过旧",
+      title_en="Outdated targetSdkVersion")
+def outdated_target_sdk(ctx: Context) -> Iterator[Evidence]:
+    """安装包的 targetSdkVersion 低于设定的下限（默认 30，FINMON_MIN_TARGET_SDK）：Android 对其保留旧行为，如低于 23 时安装即授予全部危险权限、低于 28 时默认允许明文流量、低于 29 时自动获得后台位置权限。
+
+    The APK's targetSdkVersion is below the configured floor (30 by default, FINMON_MIN_TARGET_SDK), so Android keeps old behaviours for it: below 23 every dangerous permission is granted at install, below 28 cleartext traffic is allowed by default, below 29 background location comes with foreground location.
+    """
+    apk = ctx.apk
+    if apk is not None and apk.target_sdk < FINMON_MIN_TARGET_SDK:
+        yield Evidence(kind="manifest", key="targetSdkVersion", text=f"targetSdkVersion {apk.target_sdk}",
+                       url=apk.url or None, detail=f"below {FINMON_MIN_TARGET_SDK}")
 
 
 # --- R6xx registration and marketing -------------------------------------------------

@@ -1,7 +1,10 @@
+import dataclasses
+
 import pytest
 
 from analyzers import RULES, Registry, analyze, not_applied, rules_table
-from finmon.model import POLICY_NOT_FOUND, POLICY_UNAVAILABLE, SEVERITIES, CONFIDENCES
+from analyzers.sdks import detect_sdks
+from finmon.model import POLICY_NOT_FOUND, POLICY_UNAVAILABLE, SEVERITIES, CONFIDENCES, ApkInfo
 
 P = "android.permission."
 FULL_ZH = ("我们会收集您的手机号码、姓名、身份证号码和银行卡号，用于实名认证。"
@@ -11,6 +14,18 @@ SCOPE_ONLY_ZH = "我们会收集您的手机号码、姓名、身份证号码和
 # the clauses C203-C205 look for (withdrawal, deletion/correction, a complaint channel)
 RIGHTS_ZH = ("您可以在设置中撤回同意。您可以申请注销账号，或更正您的个人信息。"
              "如需投诉或举报，请联系我们：privacy@example.com。")
+
+
+# an APK with nothing to flag: Android's defaults overridden where they are unsafe, one SDK the clean policy names
+SAFE_APK = dict(debuggable=False, allow_backup=False, uses_cleartext_traffic=False, target_sdk=34, min_sdk=23)
+SDK_DATA_ZH = "我们会收集设备型号和网络类型，用于保障交易安全。我们接入了支付宝SDK，用于完成支付。"
+
+
+def with_apk(app, classes=("com.alipay.sdk.app.PayTask",), **flags):
+    """``app`` with an inspected APK: safe flags unless overridden, SDKs detected from ``classes``."""
+    info = ApkInfo(sha256="0" * 64, size=1, package=app.package, url="http://127.0.0.1/apk/x.apk",
+                   sdks=tuple(detect_sdks(classes)), **{**SAFE_APK, **flags})
+    return dataclasses.replace(app, apk=info)
 
 
 def findings(app, rule_id=None):
@@ -171,7 +186,8 @@ def test_doubtful_finance_type_lowers_confidence_of_type_dependent_rules(make_ap
 def test_rule_table_is_complete():
     table = rules_table()
     ids = [r["id"] for r in table]
-    assert ids == ["P101", "P102", "C201", "C202", "C203", "C204", "C205", "D301", "D302", "R601", "R602"]
+    assert ids == ["P101", "P102", "C201", "C202", "C203", "C204", "C205", "D301", "D302", "D303", "S401", "S402",
+                   "V501", "V502", "V503", "V504", "V505", "R601", "R602"]
     assert len(set(ids)) == len(ids)
     fields = {"id", "family", "severity", "confidence", "title", "title_en", "description", "regulation"}
     for row in table:
@@ -195,11 +211,21 @@ def test_every_rule_has_a_flagged_and_a_clean_example(make_app, rule_id):
         "C205": make_app("星河支付", text=SCOPE_ONLY_ZH),
         "D301": make_app("星河支付", text=SCOPE_ONLY_ZH, permissions=["CAMERA"]),
         "D302": make_app("星河支付", text="我们会与第三方合作伙伴共享您的个人信息。"),
+        "D303": with_apk(make_app("星河支付", text=SCOPE_ONLY_ZH + "我们接入了极光推送。"),
+                         classes=("cn.jpush.android.api.JPushInterface",)),
+        "S401": with_apk(make_app("星河支付", text=SCOPE_ONLY_ZH)),
+        "S402": with_apk(make_app("星河支付"), classes=("com.bytedance.sdk.openadsdk.TTAdSdk",)),
+        "V501": with_apk(make_app("星河支付"), debuggable=True),
+        "V502": with_apk(make_app("星河支付"), allow_backup=True),
+        "V503": with_apk(make_app("星河支付"), uses_cleartext_traffic=True),
+        "V504": with_apk(make_app("星河支付"), exported_unprotected=({"kind": "receiver", "name": "a.b.R"},)),
+        "V505": with_apk(make_app("星河支付"), target_sdk=28),
         "R601": make_app("星河支付", text=SCOPE_ONLY_ZH, package="com.unregistered.pay"),
         "R602": make_app("星河支付", text=SCOPE_ONLY_ZH, description="保本保息，稳赚不赔。"),
     }[rule_id]
-    clean = make_app("星河支付", text=FULL_ZH.replace("通讯录、通话记录、短信内容、位置信息和已安装应用列表", "交易记录") + RIGHTS_ZH,
-                     permissions=["CAMERA", "INTERNET"], description="理财有风险，投资需谨慎。我们不承诺保本保息。")
+    clean = with_apk(make_app(
+        "星河支付", text=FULL_ZH.replace("通讯录、通话记录、短信内容、位置信息和已安装应用列表", "交易记录") + SDK_DATA_ZH
+        + RIGHTS_ZH, permissions=["CAMERA", "INTERNET"], description="理财有风险，投资需谨慎。我们不承诺保本保息。"))
     registry = Registry.from_rows([{"app_name": "", "package": clean.package, "developer": clean.developer,
                                     "licence_no": "", "licence_type": "", "registered_on": ""}])
     assert rule_id in {f.rule_id for f in analyze(flagged, registry=registry).findings}
