@@ -30,6 +30,7 @@ PRIVATE_ADDRESS = "private_address"
 REDIRECT_LOOP = "redirect_loop"
 UNSUPPORTED_URL = "unsupported_url"
 EXTRACTION_FAILED = "extraction_failed"
+APK_INVALID = "apk_invalid"
 OTHER = "other"
 
 _TIMEOUTS = (DownloadTimeoutError, tx_error.TimeoutError, tx_error.TCPTimedOutError, TimeoutError)

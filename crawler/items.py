@@ -18,3 +18,15 @@ class PolicyFetch:
     body: bytes = b""
     content_type: str = ""
     error: str | None = None  # "<kind>: <reason>" when status is not ok
+
+
+@dataclass
+class ApkFetch:
+    """The outcome of downloading one APK: a body to inspect, or why there is none."""
+
+    url: str
+    store: str
+    status: str  # ok | unavailable
+    fetched_at: str
+    body: bytes = b""
+    error: str | None = None

@@ -247,6 +247,7 @@ def parse_appgallery_detail(body: bytes | str, url: str, *, fetched_at: str | No
             downloads=_int(head.get("downloads")),
             privacy_url=urljoin(url, privacy_url) if privacy_url else None,
             permissions=tuple(dict.fromkeys(names + list(permissions_from_labels(labels)))),
+            apk_url=urljoin(url, head["downurl"]) if head.get("downurl") else None,
         )
     )
 
@@ -303,6 +304,7 @@ def parse_xiaomi_detail(html: str, url: str, *, fetched_at: str | None = None) -
         line.strip() for line in sel.css("p.pslide")[:1].xpath(".//text()").getall() if line.strip()
     )
     labels = [" ".join(li.xpath("string()").get("").split()) for li in sel.css("ul.second-ul li")]
+    apk_href = sel.css("a.download::attr(href)").get()
     return with_hash(
         Listing(
             store="xiaomi",
@@ -319,6 +321,7 @@ def parse_xiaomi_detail(html: str, url: str, *, fetched_at: str | None = None) -
             description=description,
             privacy_url=privacy_url,
             permissions=permissions_from_labels(labels),
+            apk_url=urljoin(url, apk_href.strip()) if apk_href else None,
         )
     )
 

@@ -1,10 +1,11 @@
-"""Item pipelines: validate and write listings; extract and write policies."""
+"""Item pipelines: validate and write listings; extract and write policies; inspect and write APKs."""
 from __future__ import annotations
 
 from scrapy.exceptions import DropItem
 
-from crawler.errors import EXTRACTION_FAILED, LAYOUT_CHANGED
-from crawler.items import PolicyFetch
+from analyzers.apk import ApkError, inspect_apk
+from crawler.errors import APK_INVALID, EXTRACTION_FAILED, LAYOUT_CHANGED
+from crawler.items import ApkFetch, PolicyFetch
 from crawler.policy import ExtractionFailed, PolicyExtractor
 from crawler.snapshot import Snapshot
 from finmon.model import Listing
@@ -74,4 +75,36 @@ class PolicyPipeline:
         stats.inc_value("finmon/policies")
         stats.inc_value(f"finmon/policies/{item.status}")
         item.body = b""  # the text is written; do not keep the body alive
+        return item
+
+
+class ApkPipeline:
+    """Hashes and inspects each downloaded APK and writes one apks.jsonl line per URL (the body is not kept)."""
+
+    def __init__(self, crawler) -> None:
+        self.crawler = crawler
+        self.snapshot = Snapshot.of(crawler.settings)
+        self.max_bytes = crawler.settings.getint("FINMON_APK_MAX_BYTES")
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def process_item(self, item):
+        if not isinstance(item, ApkFetch):
+            return item
+        stats = self.crawler.stats
+        info = None
+        if item.status == "ok":
+            try:
+                info = inspect_apk(item.body, url=item.url, max_bytes=self.max_bytes)
+            except ApkError as exc:
+                item.status, item.error = "invalid", f"{APK_INVALID}: {exc}"
+                self.snapshot.error(stats, item.store, APK_INVALID, item.url, str(exc))
+        record = {"url": item.url, "status": item.status, "fetched_at": item.fetched_at,
+                  "apk": info.to_dict() if info else None, "error": item.error}
+        self.snapshot.write("apks", record)
+        stats.inc_value("finmon/apks")
+        stats.inc_value(f"finmon/apks/{item.status}")
+        item.body = b""
         return item

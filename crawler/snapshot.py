@@ -1,4 +1,4 @@
-"""The snapshot directory a crawl writes: listings.jsonl, policies.jsonl, errors.jsonl, run.json.
+"""The snapshot directory a crawl writes: listings.jsonl, policies.jsonl, apks.jsonl, errors.jsonl, run.json.
 
 One :class:`Snapshot` per directory and process, shared by every crawler writing into it
 (pipelines, spiders and the run recorder all reach it through the crawler's settings).
@@ -19,7 +19,7 @@ from scrapy.settings import BaseSettings
 
 from finmon.model import Run, dumps, utcnow
 
-FILES = ("listings", "policies", "errors")
+FILES = ("listings", "policies", "apks", "errors")
 
 
 def new_run_id() -> str:
@@ -39,7 +39,7 @@ class Snapshot:
         self.counters: Counter[str] = Counter()
         self.close_reasons: list[str] = []
         self.users = 0
-        self._policy_urls: set[str] = set()
+        self._claimed: set[str] = set()
         self._files: dict[str, Any] = {}
         self._mode = "w"  # truncate on first open, append if reopened by a later crawler
 
@@ -71,11 +71,11 @@ class Snapshot:
         stats.inc_value("finmon/errors")
         stats.inc_value(f"finmon/errors/{kind}")
 
-    def claim_policy(self, url: str) -> bool:
-        """True the first time a policy URL is seen in this snapshot (fetch it), then False."""
-        if url in self._policy_urls:
+    def claim(self, url: str) -> bool:
+        """True the first time a policy or APK URL is seen in this snapshot (fetch it), then False."""
+        if url in self._claimed:
             return False
-        self._policy_urls.add(url)
+        self._claimed.add(url)
         return True
 
     # --- lifecycle ------------------------------------------------------------

@@ -24,6 +24,7 @@ from finmon import settings
 from finmon.model import (
     POLICY_NOT_FOUND,
     POLICY_UNAVAILABLE,
+    ApkInfo,
     Listing,
     PolicyVersion,
     Run,
@@ -116,6 +117,7 @@ class Snapshot:
     listings: list[Listing] = field(default_factory=list)
     policies: dict[str, PolicyVersion] = field(default_factory=dict)
     policy_failures: dict[str, str] = field(default_factory=dict)
+    apks: dict[str, ApkInfo] = field(default_factory=dict)  # download URL -> inspected APK
     bad_lines: int = 0
 
 
@@ -134,7 +136,7 @@ def _jsonl(path: Path) -> Iterator[dict | None]:
 
 
 def load_snapshot(crawl_dir: Path) -> Snapshot:
-    """Read every listings.jsonl/policies.jsonl under ``crawl_dir``."""
+    """Read every listings.jsonl/policies.jsonl/apks.jsonl under ``crawl_dir``."""
     snap = Snapshot()
     roots = sorted({p.parent for p in crawl_dir.rglob("listings.jsonl")} | {p.parent for p in crawl_dir.rglob("policies.jsonl")})
     for root in roots:
@@ -152,6 +154,12 @@ def load_snapshot(crawl_dir: Path) -> Snapshot:
                 elif url not in snap.policies:
                     snap.policy_failures[url] = POLICY_NOT_FOUND if status == "not_found" else POLICY_UNAVAILABLE
             except (TypeError, KeyError):
+                snap.bad_lines += 1
+        for row in _jsonl(root / "apks.jsonl"):
+            try:
+                if row["status"] == "ok":
+                    snap.apks[row["url"]] = ApkInfo.from_dict(row["apk"])
+            except (TypeError, KeyError, AttributeError):
                 snap.bad_lines += 1
     return snap
 
@@ -209,7 +217,7 @@ def analyze(crawl_dir: Path, store, progress: Progress | None = None, registry=_
     run = new_run("analyze")
     store.save_run(run)
     snap = load_snapshot(crawl_dir)
-    apps = merge_listings(snap.listings, snap.policies, snap.policy_failures)
+    apps = merge_listings(snap.listings, snap.policies, snap.policy_failures, snap.apks)
     results = []
     for done, app in enumerate(apps, 1):
         results.append(analyzers.analyze(app, registry=registry))

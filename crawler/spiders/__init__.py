@@ -1,5 +1,5 @@
 """Store spiders. :class:`StoreSpider` holds what they share: the store URL, keywords,
-error recording and the policy fetch (deduplicated by URL)."""
+error recording and the policy and APK downloads (each deduplicated by URL)."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ import scrapy
 from scrapy.exceptions import NotConfigured
 
 from crawler.errors import NOT_FOUND, UNSUPPORTED_URL, classify
-from crawler.items import PolicyFetch
+from crawler.items import ApkFetch, PolicyFetch
 from crawler.parsers import ParseError
 from crawler.snapshot import Snapshot
 from finmon.model import utcnow
@@ -38,6 +38,7 @@ class StoreSpider(scrapy.Spider):
         spider.keywords = settings.getlist("FINMON_KEYWORDS")
         spider.max_pages = settings.getint("FINMON_MAX_PAGES")
         spider.policy_max_bytes = settings.getint("FINMON_POLICY_MAX_BYTES")
+        spider.apk_max_bytes = settings.getint("FINMON_APK_MAX_BYTES")
         spider.snapshot = Snapshot.of(settings)
         spider.seen = set()
         spider.setup(settings)
@@ -64,7 +65,7 @@ class StoreSpider(scrapy.Spider):
 
         A URL that is not http(s) yields its failure straight away.
         """
-        if not url or not self.snapshot.claim_policy(url):
+        if not url or not self.snapshot.claim(url):
             return
         if not url.startswith(("http://", "https://")):
             self.record_error(UNSUPPORTED_URL, url, "not an http(s) URL")
@@ -77,6 +78,19 @@ class StoreSpider(scrapy.Spider):
             cb_kwargs={"url": url},
             meta={"finmon_policy": True, "download_maxsize": self.policy_max_bytes},
         )
+
+    def apk(self, url: str | None):
+        """Download a listing's APK the first time this snapshot sees its URL (size-capped by FINMON_APK_MAX_BYTES)."""
+        if not url or not url.startswith(("http://", "https://")) or not self.snapshot.claim(url):
+            return
+        yield scrapy.Request(url, callback=self.parse_apk, errback=self.apk_failed, cb_kwargs={"url": url},
+                             meta={"download_maxsize": self.apk_max_bytes, "download_warnsize": 0})
+
+    def listing_and_links(self, listing):
+        """The listing, then the downloads it links to: its policy and its APK."""
+        yield listing
+        yield from self.policy(listing.privacy_url)
+        yield from self.apk(listing.apk_url)
 
     # --- outcomes -----------------------------------------------------------------
 
@@ -106,6 +120,15 @@ class StoreSpider(scrapy.Spider):
             body=response.body,
             content_type=response.headers.get("Content-Type", b"").decode("latin-1"),
         )
+
+    def parse_apk(self, response, url: str):
+        yield ApkFetch(url=url, store=self.store, status="ok", fetched_at=utcnow(), body=response.body)
+
+    def apk_failed(self, failure):
+        url = failure.request.cb_kwargs.get("url", failure.request.url)
+        kind, reason = classify(failure)
+        self.record_error(kind, url, reason)
+        yield ApkFetch(url=url, store=self.store, status="unavailable", fetched_at=utcnow(), error=f"{kind}: {reason}")
 
     def policy_failed(self, failure):
         url = failure.request.cb_kwargs.get("url", failure.request.url)

@@ -41,5 +41,4 @@ class AppGallerySpider(StoreSpider):
         listing = self.parsed(response, parse_appgallery_detail, response.body, response.url)
         if listing is None:
             return
-        yield listing
-        yield from self.policy(listing.privacy_url)
+        yield from self.listing_and_links(listing)

@@ -41,5 +41,5 @@ class ItunesSpider(StoreSpider):
         if found is None:
             return
         privacy_url, labels = found
-        yield with_hash(dataclasses.replace(listing, privacy_url=privacy_url, privacy_labels=labels))
-        yield from self.policy(privacy_url)
+        yield from self.listing_and_links(
+            with_hash(dataclasses.replace(listing, privacy_url=privacy_url, privacy_labels=labels)))

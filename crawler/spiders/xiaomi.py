@@ -31,5 +31,4 @@ class XiaomiSpider(StoreSpider):
         listing = self.parsed(response, parse_xiaomi_detail, response.text, response.url)
         if listing is None:
             return
-        yield listing
-        yield from self.policy(listing.privacy_url)
+        yield from self.listing_and_links(listing)

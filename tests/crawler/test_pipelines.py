@@ -4,9 +4,11 @@ import json
 import pytest
 from scrapy.exceptions import DropItem
 
-from crawler.items import PolicyFetch
+from crawler.items import ApkFetch, PolicyFetch
 from crawler.parsers import parse_xiaomi_detail
-from crawler.pipelines import ListingPipeline, PolicyPipeline
+from crawler.pipelines import ApkPipeline, ListingPipeline, PolicyPipeline
+from finmon.model import ApkInfo
+from market.apk import ApkSpec, build_apk
 from crawler.snapshot import Snapshot
 
 NOW = "2024-06-01T00:00:00+00:00"
@@ -44,6 +46,7 @@ def test_other_items_pass_through(make_crawler):
     crawler = make_crawler()
     assert ListingPipeline.from_crawler(crawler).process_item({"x": 1}) == {"x": 1}
     assert PolicyPipeline.from_crawler(crawler).process_item({"x": 1}) == {"x": 1}
+    assert ApkPipeline.from_crawler(crawler).process_item({"x": 1}) == {"x": 1}
 
 
 def test_policy_lines_per_status(make_crawler, fx):
@@ -68,3 +71,32 @@ def test_policy_lines_per_status(make_crawler, fx):
     assert (stats["finmon/policies/ok"], stats["finmon/policies/not_found"], stats["finmon/policies/unavailable"]) == (1, 1, 2)
     assert stats["finmon/warnings/charset_guessed"] == 1
     assert ok.body == b""
+
+
+def test_apk_lines_per_status(make_crawler):
+    crawler = make_crawler()
+    pipeline = ApkPipeline.from_crawler(crawler)
+    body = build_apk(ApkSpec(package="com.anxin.loan", classes=("cn.jpush.android.api.JPushInterface",)))
+    ok = ApkFetch("http://127.0.0.1/apk/a.apk", "xiaomi", "ok", NOW, body)
+    broken = ApkFetch("http://127.0.0.1/apk/b.apk", "xiaomi", "ok", NOW, body[: len(body) // 3])
+    down = ApkFetch("http://127.0.0.1/apk/c.apk", "xiaomi", "unavailable", NOW, error="too_large: over the limit")
+    for item in (ok, broken, down):
+        assert pipeline.process_item(item) is item
+    rows = {row["url"]: row for row in lines(crawler, "apks")}
+    info = ApkInfo.from_dict(rows[ok.url]["apk"])
+    assert info.package == "com.anxin.loan" and info.url == ok.url and [s["id"] for s in info.sdks] == ["jpush"]
+    assert rows[broken.url]["status"] == "invalid" and rows[broken.url]["error"].startswith("apk_invalid: ")
+    assert rows[down.url] == {"url": down.url, "status": "unavailable", "fetched_at": NOW, "apk": None,
+                              "error": "too_large: over the limit"}
+    assert [e["kind"] for e in lines(crawler, "errors")] == ["apk_invalid"]
+    stats = crawler.stats.get_stats()
+    assert (stats["finmon/apks"], stats["finmon/apks/ok"], stats["finmon/apks/invalid"]) == (3, 1, 1)
+    assert ok.body == b"" and broken.body == b""
+
+
+def test_apks_over_the_size_cap_are_refused(make_crawler):
+    crawler = make_crawler(FINMON_APK_MAX_BYTES=100)
+    ApkPipeline.from_crawler(crawler).process_item(
+        ApkFetch("http://127.0.0.1/apk/a.apk", "xiaomi", "ok", NOW, build_apk(ApkSpec(package="a.b"))))
+    (row,) = lines(crawler, "apks")
+    assert row["status"] == "invalid" and "limit" in row["error"]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from finmon.model import Analysis, AppSnapshot, Evidence, Finding, Listing, Run
 from index.base import StoreError, StoreUnavailable
-from index.elastic import KINDS, MAPPINGS, ElasticStore, IndexingError, _Docs
+from index.elastic import KINDS, MAPPING_VERSION, MAPPINGS, ElasticStore, IndexingError, _Docs
 from index.sqlite import SQLiteStore
 from reports import weekly
 from tests.reports.conftest import populate
@@ -45,9 +45,9 @@ def test_templates_aliases_and_strict_mappings(es_store):
     for kind in KINDS:
         alias = es_store.alias(kind)
         template = es.indices.get_index_template(name=alias)["index_templates"][0]["index_template"]
-        assert template["index_patterns"] == [f"{alias}-v*"] and template["version"] == 1
-        assert list(es.indices.get_alias(name=alias)) == [f"{alias}-v1"]
-        index = es.indices.get(index=alias)[f"{alias}-v1"]
+        assert template["index_patterns"] == [f"{alias}-v*"] and template["version"] == MAPPING_VERSION
+        assert list(es.indices.get_alias(name=alias)) == [f"{alias}-v{MAPPING_VERSION}"]
+        index = es.indices.get(index=alias)[f"{alias}-v{MAPPING_VERSION}"]
         assert index["mappings"]["dynamic"] == "strict"
         shape = index["settings"]["index"]
         assert (shape["number_of_shards"], shape["number_of_replicas"]) == ("1", "0")
@@ -208,7 +208,7 @@ def test_from_env_takes_the_server_and_secrets_from_the_environment(es_url, drop
 class StoreV2(ElasticStore):
     """The code after a mapping change: findings gain a field."""
 
-    mapping_version = 2
+    mapping_version = MAPPING_VERSION + 1
     mappings = {**MAPPINGS, "findings": {**MAPPINGS["findings"], "properties": {
         **MAPPINGS["findings"]["properties"], "reviewed_by": {"type": "keyword"}}}}
 
@@ -223,9 +223,10 @@ def test_migration_copies_everything_and_swaps_the_aliases(es_store, es_url, bui
     try:
         es = v2.es
         for kind in KINDS:
-            assert list(es.indices.get_alias(name=v2.alias(kind))) == [f"{v2.alias(kind)}-v2"]
-            assert not es.indices.exists(index=f"{v2.alias(kind)}-v1")  # dropped once the alias moved
-        mapping = es.indices.get_mapping(index=v2.alias("findings"))[f"{v2.alias('findings')}-v2"]["mappings"]
+            assert list(es.indices.get_alias(name=v2.alias(kind))) == [f"{v2.alias(kind)}-v{v2.mapping_version}"]
+            assert not es.indices.exists(index=f"{v2.alias(kind)}-v{MAPPING_VERSION}")  # dropped once the alias moved
+        mapping = es.indices.get_mapping(index=v2.alias("findings"))[f"{v2.alias('findings')}-v{v2.mapping_version}"]
+        mapping = mapping["mappings"]
         props = mapping["properties"]
         assert props["reviewed_by"] == {"type": "keyword"}
         after = {"counts": counts(v2), "export": list(v2.export("findings")), "app": v2.app(snap.key),

@@ -33,9 +33,13 @@ def test_search_follows_details_and_next(make_spider, fx, respond):
 
 def test_detail(make_spider, fx, respond):
     spider = make_spider(XiaomiSpider)
-    listing, policy = list(spider.parse_detail(respond(BASE + "/details?id=com.anxin.loan", fx.bytes("xiaomi_detail.html"))))
+    listing, policy, apk = list(spider.parse_detail(respond(BASE + "/details?id=com.anxin.loan", fx.bytes("xiaomi_detail.html"))))
     assert isinstance(listing, Listing) and "android.permission.READ_CONTACTS" in listing.permissions
     assert policy.url == "https://www.anxin.example/policies/anxin/privacy.html"
+    assert apk.url == listing.apk_url == BASE.rsplit("/", 1)[0] + (
+        "/download/123456?id=com.anxin.loan&ref=appstore.mobile_download&nonce=1&appClientId=2882303761517485445"
+        "&appSignature=x")
+    assert apk.callback == spider.parse_apk and apk.meta["download_maxsize"] == spider.apk_max_bytes
 
 
 def test_layout_change_and_5xx_are_recorded(make_spider, fx, respond):
