@@ -32,6 +32,7 @@ TERMS = load_data("terms")
 LABELS = load_data("labels")
 GEN = load_data("population")
 TEMPLATES = load_data("policy_templates")
+SDKS = load_data("sdks")
 
 PREFIX = RULES["permission_prefix"]
 PERMISSION_TYPES: dict[str, str | None] = {**RULES["dangerous_permissions"], **RULES["normal_permissions"]}
@@ -101,6 +102,10 @@ _C202_TYPES = frozenset(RULES["C202"]["checked_types"])
 _SCOPES = {t: frozenset(scope) for t, scope in RULES["necessary_scope"].items()}
 _DANGEROUS: dict[str, str] = RULES["dangerous_permissions"]
 _DEVICE_TYPES = frozenset(TEMPLATES["device_types"])
+_SDKS: dict[str, dict[str, Any]] = {s["id"]: s for s in SDKS["sdks"]}
+_MANIFEST = SDKS["manifest"]
+_TARGET_SDK = _Weights(_MANIFEST["target_sdk"])
+CLEARTEXT_DEFAULT_OFF = 28  # Android allows cleartext by default below this targetSdk
 
 
 def _permission_table(dangerous: dict[str, float]) -> list[tuple[str, float]]:
@@ -137,10 +142,28 @@ class Policy:
     effective: str  # ISO date stated in the text
     fault: bool  # the URL answers 500 always
     shared: bool
+    sdks: tuple[str, ...] = ()  # ids of the SDKs its third-party SDK list names
 
     @property
     def has_text(self) -> bool:
         return self.variant in TEXT_VARIANTS
+
+
+@dataclass(frozen=True, slots=True)
+class Apk:
+    """What an Android app's APK holds, as drawn: the simulator builds the file from it (see :func:`apk_spec`)."""
+
+    sdks: tuple[str, ...]  # ids of data/sdks.json
+    target_sdk: int
+    debuggable: bool | None  # None: attribute absent
+    allow_backup: bool | None
+    cleartext: bool | None
+    exported_unprotected: tuple[str, ...]  # receiver class names exported with no permission
+    invalid: bool  # served truncated: the crawler must record it and lose nothing else
+
+    @property
+    def cleartext_allowed(self) -> bool:
+        return self.cleartext if self.cleartext is not None else self.target_sdk < CLEARTEXT_DEFAULT_OFF
 
 
 @dataclass(slots=True, eq=False)
@@ -183,6 +206,7 @@ class App:
     rating_count: int
     size_bytes: int
     artist_id: int
+    apk: Apk | None  # Android apps only
 
     index = _from_card("index")
     platform = _from_card("platform")
@@ -231,6 +255,17 @@ def expected(app: App) -> dict[str, list[str]]:
             out["C202"] = sorted((declared & _C202_TYPES) - scope)
         if app.platform == "android":
             out["D301"] = sorted({_DANGEROUS[p] for p in short if p in _DANGEROUS} - declared)
+    apk = app.apk
+    if apk is not None and not apk.invalid:  # evidence keys as the analyzers' S4xx, D303 and V5xx rules give them
+        out["S402"] = sorted(s for s in apk.sdks if _SDKS[s]["advertising"])
+        out["V501"] = ["debuggable"] if apk.debuggable else []
+        out["V502"] = ["allowBackup"] if apk.allow_backup is not False else []
+        out["V503"] = ["usesCleartextTraffic"] if apk.cleartext_allowed else []
+        out["V504"] = sorted(f"receiver:{name}" for name in apk.exported_unprotected)
+        out["V505"] = ["targetSdkVersion"] if apk.target_sdk < SDKS["min_target_sdk"] else []
+        if policy.has_text:
+            out["S401"] = sorted(set(apk.sdks) - set(policy.sdks))
+            out["D303"] = sorted({t for s in apk.sdks for t in _SDKS[s]["collects"]} - set(policy.declared))
     return {rule: keys for rule, keys in out.items() if keys}
 
 
@@ -252,6 +287,8 @@ class _Needs:
     needs: set[str]
     negated: set[str]
     faults: tuple[str, ...]
+    apk: Apk | None = None
+    named_sdks: frozenset[str] = frozenset()  # the SDKs its policy names
 
 
 class Market:
@@ -370,6 +407,9 @@ class Market:
                 "effective_date": policy.effective if policy.has_text else None,
             },
             "faults": list(app.faults),
+            "apk": None if app.apk is None else {
+                "path": apk_path(app), "sdks": list(app.apk.sdks), "target_sdk": app.apk.target_sdk,
+                "invalid": app.apk.invalid},
             "expected": expected(app),
         }
 
@@ -443,9 +483,11 @@ class Market:
         for card, app_rng in zip(dev.cards, rngs):
             if card.twin_of is None:
                 needs[card.index] = self._needs(app_rng, card)
+                if card.platform == "android":  # own generator: the rest of the app is drawn as before APKs
+                    self._add_apk(random.Random(f"{self.seed}:apk:{card.index}"), card, needs[card.index])
             else:
                 source = needs[card.twin_of]
-                needs[card.index] = _Needs((), source.needs, source.negated, ())
+                needs[card.index] = _Needs((), source.needs, source.negated, (), named_sdks=source.named_sdks)
         types = {c.finance_type for c in dev.cards}
         industries = GEN["developer_industry"]
         industry = _choice(rng, industries[next(iter(types))] if len(types) == 1 else industries["_mixed"])
@@ -491,6 +533,31 @@ class Market:
         full = tuple(_FULL_NAMES[p] for p in perms) if card.platform == "android" else ()
         return _Needs(full, needs, negated, faults)
 
+    @staticmethod
+    def _add_apk(rng: random.Random, card: Card, needs: _Needs) -> None:
+        """Draw the app's APK; its policy names most of its SDKs and declares most of what they collect."""
+        r = rng.random
+        sdks = tuple(s["id"] for s in SDKS["sdks"] if r() < s["share"])
+        named = set()
+        for sdk_id in sdks:
+            if r() < SDKS["policy_names_share"]:
+                named.add(sdk_id)
+            if r() < SDKS["policy_declares_data_share"]:
+                needs.needs.update(_SDKS[sdk_id]["collects"])
+        x = r()
+        allow_backup = False if x < _MANIFEST["allow_backup_false"] else (True if x < 0.75 else None)
+        x = r()
+        cleartext = True if x < _MANIFEST["cleartext_explicit_true"] else (False if x < 0.4 else None)
+        needs.apk = Apk(
+            sdks=sdks, target_sdk=int(_TARGET_SDK.pick(rng)),
+            debuggable=True if r() < _MANIFEST["debuggable"] else None,
+            allow_backup=allow_backup, cleartext=cleartext,
+            exported_unprotected=((f"{card.package}.push.MessageReceiver",)
+                                  if r() < _MANIFEST["exported_unprotected"] else ()),
+            invalid=r() < _MANIFEST["apk_invalid"],
+        )
+        needs.named_sdks = frozenset(named)
+
     def _policies(self, rng: random.Random, dev: _Developer, needs: dict[int, _Needs],
                   developer: str) -> dict[int, Policy]:
         owners = [c for c in dev.cards if c.twin_of is None]
@@ -518,10 +585,12 @@ class Market:
         has_text = variant in TEXT_VARIANTS
         declared: set[str] = set()
         negated: set[str] = set()
-        if has_text:  # a shared policy declares what any of its apps needs
+        sdks: set[str] = set()
+        if has_text:  # a shared policy declares what any of its apps needs, and names their SDKs
             for c in group:
                 declared |= needs[c.index].needs
                 negated |= needs[c.index].negated
+                sdks |= needs[c.index].named_sdks
         return Policy(
             path=None if variant == "none" else f"/policies/{slug}/{stem}.{EXTENSIONS[variant]}",
             variant=variant,
@@ -536,6 +605,7 @@ class Market:
             effective=_DAYS[_OFFSET_2022 + int(rng.random() * 1000)],
             fault=has_text and rng.random() < GEN["faults"][POLICY_FAULT],
             shared=shared,
+            sdks=tuple(sorted(sdks)),
         )
 
     @staticmethod
@@ -555,6 +625,7 @@ class Market:
             int(10 ** (1 + r() * 5)),
             20_000_000 + int(r() * 280_000_000),
             artist_id,
+            needs.apk,
         )
 
 
@@ -630,7 +701,11 @@ def policy_document(seed: int, policy: Policy) -> dict[str, Any]:
                 {"heading": t["headings"]["collect"], "paragraphs": paragraphs}]
     for name, lines in t["boilerplate"].items():
         kept = [line for line in lines if rng.random() < 0.85] or lines[:1]
-        sections.append({"heading": t["headings"][name], "paragraphs": [_fill_all(kept, fill, lang)]})
+        paragraphs = [_fill_all(kept, fill, lang)]
+        if name == "share" and policy.sdks:
+            names = [_SDKS[s]["policy_name"][lang] for s in policy.sdks]
+            paragraphs.append(t["sdk_list"].format(sdks=_join_terms(names, lang)))
+        sections.append({"heading": t["headings"][name], "paragraphs": paragraphs})
     icp = t["icp"].format(province=rng.choice(t["provinces"]), number=rng.randint(10_000_000, 99_999_999))
     return {
         "title": t["title"].format(**fill),
@@ -646,3 +721,32 @@ def policy_document(seed: int, policy: Policy) -> dict[str, Any]:
 
 def _fill_all(lines: list[str], fill: dict[str, str], lang: str) -> str:
     return ("" if lang == "zh" else " ").join(line.format(**fill) for line in lines)
+
+
+def apk_path(app: App) -> str:
+    """Where the simulator serves an Android app's APK."""
+    return f"/apk/{app.package}.apk"
+
+
+def apk_spec(app: App):
+    """The :class:`market.apk.ApkSpec` of an Android app's APK: its permissions, flags, components and SDK classes."""
+    from .apk import ApkSpec, Component
+
+    apk = app.apk
+    if apk is None:
+        raise ValueError(f"{app.key} has no APK")
+    main = Component("activity", ".MainActivity", exported=True, actions=("android.intent.action.MAIN",),
+                     categories=("android.intent.category.LAUNCHER",))
+    components = [main, Component("activity", ".LoanActivity"),
+                  Component("service", ".SyncService", exported=True, permission=f"{app.package}.permission.SYNC")]
+    components += [Component("receiver", name, exported=True, actions=(f"{app.package}.MESSAGE",))
+                   for name in apk.exported_unprotected]
+    own = (f"{app.package}.MainActivity", f"{app.package}.LoanActivity", f"{app.package}.SyncService")
+    major, minor, patch = (int(x) for x in app.version.split("."))
+    return ApkSpec(
+        package=app.package, version_name=app.version, version_code=major * 10_000 + minor * 100 + patch,
+        min_sdk=21, target_sdk=apk.target_sdk, label=app.name, permissions=app.permissions,
+        debuggable=apk.debuggable, allow_backup=apk.allow_backup, uses_cleartext_traffic=apk.cleartext,
+        components=tuple(components),
+        classes=own + tuple(c for s in apk.sdks for c in _SDKS[s]["classes"]),
+    )

@@ -25,7 +25,9 @@ import jinja2
 from aiohttp import web
 
 from finmon import settings
-from market.population import LABELS, PREFIX, TERMS, App, Card, Market, Policy, policy_document
+from market.apk import build_apk
+from market.population import (LABELS, PREFIX, TERMS, App, Card, Market, Policy, apk_path, apk_spec,
+                               policy_document)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class MarketApp:
         self.hits: collections.Counter[str] = collections.Counter()  # requests per route name
         self._served: set[str] = set()  # detail pages already hit once (transient faults)
         self._xiaomi_ids = {c.package: c.index for c in self.cards if "xiaomi" in c.stores}
+        self._android_ids = {c.package: c.index for c in self.cards if c.platform == "android"}
         self._search: dict[str, dict[str, list[int]]] = {}
         self._fixed = set(settings.FINMON_KEYWORDS if keywords is None else keywords)
         for keyword in self._fixed:
@@ -72,6 +75,7 @@ class MarketApp:
             ("/xiaomi/search", self.xiaomi_search),
             ("/xiaomi/details", self.xiaomi_details),
             ("/policies/{slug}/{file}", self.policy),
+            ("/apk/{package}.apk", self.apk),
             ("/private/{tail:.*}", self.private),
         ]
         for path, handler in routes:
@@ -119,6 +123,10 @@ class MarketApp:
 
     def policy_url(self, request: web.Request, app: App) -> str | None:
         return _origin(request) + app.policy.path if app.policy.path else None
+
+    @staticmethod
+    def apk_url(request: web.Request, app: App) -> str | None:
+        return _origin(request) + apk_path(app) if app.apk is not None else None
 
     # --- handlers -------------------------------------------------------------
     async def robots(self, request: web.Request) -> web.Response:
@@ -199,6 +207,7 @@ class MarketApp:
                 "appid": appid, "name": app.name, "package": app.package, "developer": app.developer,
                 "tagName": app.category("appgallery"), "versionName": app.version, "releaseDate": app.updated,
                 "intro": app.description, "downloads": str(app.downloads), "size": str(app.size_bytes),
+                "downurl": self.apk_url(request, app),
                 "icon": f"{_origin(request)}/static/icon/{appid}.png"}]},
             {"layoutName": "appdetailpermissioncard", "dataList": [{"permissions": [
                 {"name": p, "desc": labels[p.removeprefix(PREFIX)]} for p in app.permissions]}]},
@@ -232,8 +241,20 @@ class MarketApp:
         labels = LABELS["permissions"]
         html = _templates.get_template("xiaomi_details.html").render(
             app=app, category=app.category("xiaomi"), policy_url=self.policy_url(request, app),
+            apk_url=self.apk_url(request, app),
             permission_labels=[labels[p.removeprefix(PREFIX)] for p in app.permissions])
         return web.Response(text=html, content_type="text/html")
+
+    async def apk(self, request: web.Request) -> web.Response:
+        """The app's APK, built from its spec; a seeded fault serves it truncated."""
+        index = self._android_ids.get(request.match_info["package"])
+        app = self.market[index] if index is not None else None
+        if app is None or app.apk is None:
+            raise web.HTTPNotFound()
+        body = build_apk(apk_spec(app))
+        if app.apk.invalid:
+            body = body[: len(body) // 3]
+        return web.Response(body=body, content_type="application/vnd.android.package-archive")
 
     async def policy(self, request: web.Request) -> web.Response:
         policy = self.market.find_policy(request.path)

@@ -15,7 +15,8 @@ APPS, SEED = 300, 11
 # Other rules are scored by their own flagged/clean examples in tests/analyzers. R601 and R602
 # must stay silent on the simulated market (see test_unsimulated_rules_stay_silent); the policy-clause
 # rules (C203-C205, D302) may fire or not, as the simulator's policies do not model those clauses.
-SIMULATED_RULES = {"P101", "P102", "C201", "C202", "D301"}
+SIMULATED_RULES = {"P101", "P102", "C201", "C202", "D301",
+                   "S401", "S402", "D303", "V501", "V502", "V503", "V504", "V505"}  # the last eight from APKs
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +79,10 @@ def test_faults_cost_one_item_each_and_are_counted(market_run):
         for key, value in run.counters.items():
             if isinstance(value, int):
                 counters[key] += value
-    for kind in ("not_found", "malformed_json", "http_5xx"):
+    for kind in ("not_found", "malformed_json", "http_5xx", "apk_invalid"):
         assert counters[f"errors/{kind}"] >= 1, (kind, dict(counters))
     logged = [json.loads(line) for path in (market_run["out"] / "crawl").rglob("errors.jsonl") for line in path.read_text(encoding="utf-8").splitlines()]
-    assert {e["kind"] for e in logged} >= {"not_found", "malformed_json", "http_5xx"}
+    assert {e["kind"] for e in logged} >= {"not_found", "malformed_json", "http_5xx", "apk_invalid"}
     stored = {run["id"] for run in market_run["store"].runs()}
     assert {run.id for run in market_run["runs"]} <= stored
 

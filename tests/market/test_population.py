@@ -10,6 +10,7 @@ from finmon import settings
 from market.population import GEN, RULES, TEMPLATES, TERMS, Market, expected, policy_document
 
 RULE_IDS = ("P101", "P102", "C201", "C202", "D301")
+APK_RULE_IDS = ("S401", "S402", "D303", "V501", "V502", "V503", "V504", "V505")  # from the APK: rarer
 ALL_TERMS = {t for lang in ("zh", "en") for terms in TERMS[lang].values() for t in terms}
 
 
@@ -70,7 +71,8 @@ def test_truth_shape(truth: dict) -> None:
         assert policy["variant"] in ("html", "gbk", "pdf", "missing", "none")
         assert (policy["url"] is None) == (policy["variant"] == "none")
         assert not set(policy["declared"]) & set(policy["negated"])
-        assert set(a["expected"]) <= set(RULE_IDS)
+        assert set(a["expected"]) <= set(RULE_IDS + APK_RULE_IDS)
+        assert (a["apk"] is not None) == (a["platform"] == "android")
 
 
 def test_population_mix(truth: dict) -> None:
@@ -99,6 +101,9 @@ def test_every_rule_fires_for_some_apps_and_not_for_others(truth: dict) -> None:
     for rule in RULE_IDS:
         firing = sum(rule in a["expected"] for a in truth["app_list"])
         assert 0.05 * truth["apps"] < firing < 0.8 * truth["apps"], rule
+    for rule in APK_RULE_IDS:
+        firing = sum(rule in a["expected"] for a in truth["app_list"])
+        assert 0 < firing < 0.8 * truth["apps"], rule
     lending = [a for a in truth["app_list"] if a["finance_type"] == "lending" and a["platform"] == "android"]
     assert any("P101" not in a["expected"] for a in lending)
     only_camera_or_phone = [a for a in truth["app_list"] if a["platform"] == "android" and {
@@ -203,3 +208,44 @@ def test_100k_population_builds() -> None:
     assert len(cards) == len(apps) == 100_000
     assert len({a.key for a in apps}) == 100_000
     assert expected(apps[-1]) == market.app_truth(apps[-1])["expected"]
+
+
+def test_simulated_sdks_are_what_the_analyzers_detect_and_name():
+    """The simulator's SDK table (classes, policy names, data collected, advertising) matches the analyzers'."""
+    from analyzers.sdks import detect_sdks, sdk_catalog
+    from finmon.settings import FINMON_MIN_TARGET_SDK
+    from market.population import SDKS
+
+    catalog = sdk_catalog()
+    for sdk in SDKS["sdks"]:
+        assert [s["id"] for s in detect_sdks(sdk["classes"])] == [sdk["id"]]
+        known = catalog.sdks[sdk["id"]]
+        assert sorted(known.collects) == sorted(sdk["collects"]) and known.advertising == sdk["advertising"]
+        for lang in ("zh", "en"):
+            assert catalog.named_in(sdk["id"], sdk["policy_name"][lang]), (sdk["id"], lang)
+            others = [o["id"] for o in SDKS["sdks"] if o["id"] != sdk["id"]]
+            assert not [o for o in others if catalog.named_in(o, sdk["policy_name"][lang])]
+    assert SDKS["min_target_sdk"] == FINMON_MIN_TARGET_SDK
+
+
+def test_apk_specs_build_for_every_android_app():
+    from analyzers.apk import inspect_apk
+    from market.apk import build_apk
+    from market.population import apk_spec, expected
+
+    market = Market(apps=120, seed=5)
+    for app in market.apps():
+        if app.platform != "android":
+            assert app.apk is None
+            continue
+        info = inspect_apk(build_apk(apk_spec(app)))
+        assert info.package == app.package and info.version == app.version and info.label == app.name
+        assert set(info.permissions) == set(app.permissions)
+        assert sorted(s["id"] for s in info.sdks) == sorted(app.apk.sdks)
+        exp = expected(app)
+        if app.apk.invalid:  # served truncated: no APK findings are expected
+            assert not set(exp) & set(APK_RULE_IDS)
+            continue
+        assert [f"receiver:{c['name']}" for c in info.exported_unprotected] == exp.get("V504", [])
+        assert info.debuggable == ("V501" in exp) and info.allow_backup == ("V502" in exp)
+        assert bool(info.uses_cleartext_traffic) == ("V503" in exp)
