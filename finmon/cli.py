@@ -364,6 +364,66 @@ def export(kind: str, fmt: str, db_path: Path) -> None:
 
 
 @main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def apk(file: Path, as_json: bool) -> None:
+    """Inspect one APK file without a crawl: permissions, manifest flags, SDKs and findings.
+
+    Manifest flags are given as Android applies them (an absent attribute takes the platform default
+    for the app's targetSdk). Files over FINMON_APK_MAX_BYTES are refused.
+    """
+    import analyzers
+    from analyzers.apk import ApkError, read_apk
+
+    try:
+        info = read_apk(file)
+    except ApkError as exc:
+        raise click.ClickException(f"{file}: {exc}") from exc
+    analysis = analyzers.analyze_apk(info)
+    doc = apk_document(info, analysis)
+    if as_json:
+        click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        return
+    manifest = doc["manifest"]
+    click.echo(f"{info.package} {info.version or '?'} (versionCode {info.version_code}, minSdk {info.min_sdk}, "
+               f"targetSdk {info.target_sdk}); {info.size:,} bytes, sha256 {info.sha256}")
+    click.echo(f"debuggable {manifest['debuggable']}, allowBackup {manifest['allowBackup']}, "
+               f"usesCleartextTraffic {_flag(manifest['usesCleartextTraffic'])}")
+    click.echo(f"permissions ({len(info.permissions)}): {', '.join(info.permissions) or '-'}")
+    if info.implied_permissions:
+        click.echo(f"implied by the platform: {', '.join(info.implied_permissions)}")
+    for comp in info.exported_unprotected:
+        click.echo(f"exported without permission: {comp['kind']} {comp['name']}")
+    click.echo(f"SDKs ({len(info.sdks)}):")
+    for sdk in info.sdks:
+        click.echo(f"  {sdk['name']} [{sdk['category']}] {sdk['evidence']}")
+    click.echo(f"findings ({len(analysis.findings)}):")
+    for f in analysis.findings:
+        click.echo(f"  {f.rule_id} {f.severity}: {f.title}: {f.evidence.text or f.evidence.key}")
+
+
+def _flag(value) -> str:
+    return "decided by the network security config" if value is None else str(value)
+
+
+def apk_document(info, analysis) -> dict:
+    """The JSON of ``finmon apk``."""
+    return {
+        "package": info.package, "version": info.version, "version_code": info.version_code,
+        "label": info.label, "min_sdk": info.min_sdk, "target_sdk": info.target_sdk,
+        "sha256": info.sha256, "size": info.size,
+        "permissions": list(info.permissions), "implied_permissions": list(info.implied_permissions),
+        "sdks": [{"name": s["name"], "category": s["category"], "evidence": s["evidence"], "id": s["id"]}
+                 for s in info.sdks],
+        "manifest": {"debuggable": info.debuggable, "allowBackup": info.allow_backup,
+                     "usesCleartextTraffic": info.uses_cleartext_traffic,
+                     "exported_unprotected": [dict(c) for c in info.exported_unprotected]},
+        "finance_type": analysis.finance_type,
+        "findings": [f.to_dict() for f in analysis.findings],
+    }
+
+
+@main.command()
 @click.argument("store_name", metavar="STORE")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Compact JSON (default: indented).")

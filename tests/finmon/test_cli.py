@@ -296,3 +296,32 @@ def test_a_bad_registry_is_a_clear_error(tmp_path):
     bad.write_text("name,package\na,b\n", encoding="utf-8")
     result = CliRunner(env={"FINMON_REGISTRY": str(bad)}).invoke(main, ["rules"])
     assert result.exit_code == 1 and "columns missing" in result.output
+
+
+def test_apk_prints_the_design_json_and_refuses_a_broken_file(tmp_path):
+    from market.apk import ApkSpec, Component, build_apk
+
+    spec = ApkSpec(package="com.example.loan", version_name="2.0.1", target_sdk=27, label="闪电借款",
+                   permissions=("android.permission.READ_CALL_LOG",), debuggable=True,
+                   components=(Component("receiver", ".Push", exported=True),),
+                   classes=("cn.jpush.android.api.JPushInterface", "com.example.loan.Main"))
+    path = tmp_path / "loan.apk"
+    path.write_bytes(build_apk(spec))
+    result = CliRunner().invoke(main, ["apk", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert {"package", "version", "permissions", "sdks", "manifest", "findings"} <= set(doc)
+    assert (doc["package"], doc["version"], doc["permissions"]) == ("com.example.loan", "2.0.1",
+                                                                   ["android.permission.READ_CALL_LOG"])
+    assert doc["sdks"] == [{"name": "极光推送", "category": "push", "evidence": "cn.jpush.android.api.JPushInterface",
+                            "id": "jpush"}]
+    assert doc["manifest"] == {"debuggable": True, "allowBackup": True, "usesCleartextTraffic": True,
+                               "exported_unprotected": [{"kind": "receiver", "name": "com.example.loan.Push"}]}
+    rules = sorted({f["rule_id"] for f in doc["findings"]})
+    assert rules == ["P101", "V501", "V502", "V503", "V504", "V505"]
+    text = CliRunner().invoke(main, ["apk", str(path)])
+    assert text.exit_code == 0 and "极光推送 [push]" in text.output and "V501 high" in text.output
+    broken = tmp_path / "broken.apk"
+    broken.write_bytes(b"PK not really")
+    bad = CliRunner().invoke(main, ["apk", str(broken)])
+    assert bad.exit_code == 1 and bad.output.count("\n") == 1 and "not a readable APK" in bad.output
