@@ -548,7 +548,7 @@ def not_in_registry(ctx: Context) -> Iterator[Evidence]:
 @rule("R602", severity="high", confidence="medium",
       title="应用商店页面含非法集资宣传用语",
       title_en="Store listing uses illegal fund-raising language",
-      regulation=("fundraising_2021_2", "fundraising_2021_19", "asset_management_2018_2", "asset_management_2018_19",
+      regulation=("fundraising_2021_2", "fundraising_2021_11", "asset_management_2018_2", "asset_management_2018_19",
                   "advertising_law_25", "pyramid_selling_2005"),
       regulation_by_key={c["id"]: tuple(c["regulation"]) for c in fundraising_data()["categories"]})
 def fundraising_language(ctx: Context) -> Iterator[Evidence]:
