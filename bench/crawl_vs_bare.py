@@ -1,7 +1,7 @@
 """The crawler against a bare Scrapy spider on the same simulator URLs, side by side in one run.
 
 A bare spider (no pipelines, no parsing, default settings but robots.txt off) fetches the
-pages our crawl fetched (store detail pages and policies, read back from its snapshot), so
+pages our crawl fetched (store detail pages, policies and APKs, read back from its snapshot), so
 the ratio shows what the crawler costs on top of Scrapy's own per-request cost. Each crawl
 runs in its own process (a Twisted reactor starts once per process), one process each.
 
@@ -68,7 +68,8 @@ def main() -> None:
         run = json.loads(stdout)
         ours_pages = run["counters"]["responses"]
         snap = jobs.load_snapshot(out)
-        urls = sorted({lst.source_url for lst in snap.listings} | set(snap.policies) | set(snap.policy_failures))
+        urls = sorted({lst.source_url for lst in snap.listings} | set(snap.policies) | set(snap.policy_failures)
+                      | {lst.apk_url for lst in snap.listings if lst.apk_url})
         url_file = Path(tmp) / "urls.json"
         url_file.write_text(json.dumps(urls))
         script = Path(tmp) / "bare.py"
@@ -78,9 +79,9 @@ def main() -> None:
     ours_rate, bare_rate = ours_pages / ours_seconds, bare_pages / bare_seconds
     print(f"apps={args.apps} seed={args.seed}")
     print(f"finmon crawl : {ours_pages:6d} responses in {ours_seconds:6.2f}s = {ours_rate:7.1f} pages/s "
-          f"(search, detail, app and policy pages; parsing, extraction, snapshot writing)")
+          f"(search, detail, app and policy pages, APKs; parsing, extraction, APK inspection, snapshot writing)")
     print(f"bare Scrapy  : {bare_pages:6d} responses in {bare_seconds:6.2f}s = {bare_rate:7.1f} pages/s "
-          f"(the detail and policy URLs of that crawl, no parsing)")
+          f"(the detail, policy and APK URLs of that crawl, no parsing)")
     print(f"ratio finmon/bare pages per second: {ours_rate / bare_rate:.2f}")
 
 
