@@ -84,11 +84,12 @@ def test_demo_twice_into_one_directory_gives_the_same_findings(tmp_path):
 
     runner = CliRunner()
     db = ["--db", str(tmp_path / "finmon.db")]
-    families = {_json.loads(line)["rule_id"][0] for line in runner.invoke(main, ["export", "findings", *db]).output.splitlines()}
-    assert {"P", "C", "D"} <= families
+    exported = [_json.loads(line) for line in runner.invoke(main, ["export", "findings", *db]).output.splitlines()]
+    assert {"P", "C", "D", "S", "V"} <= {f["rule_id"][0] for f in exported}
     csv_out = runner.invoke(main, ["export", "apps", "--format", "csv", *db]).output.splitlines()
     assert csv_out[0].startswith("key,") and len(csv_out) > 30
-    hits = runner.invoke(main, ["search", "通讯录", "--json", "--rule", "C202", *db]).output.splitlines()
+    term = next(f["evidence"]["detail"] for f in exported if f["rule_id"] == "C202")  # the quoted data term
+    hits = runner.invoke(main, ["search", term, "--json", "--rule", "C202", *db]).output.splitlines()
     assert hits and all(_json.loads(h)["rule_id"] == "C202" for h in hits)
     for hostile in ['"', "通讯录 OR (", "NEAR(a b)", "*"]:
         assert runner.invoke(main, ["search", hostile, *db]).exit_code == 0
