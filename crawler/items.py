@@ -18,6 +18,9 @@ class PolicyFetch:
     body: bytes = b""
     content_type: str = ""
     error: str | None = None  # "<kind>: <reason>" when status is not ok
+    etag: str = ""  # validators the server sent, for the next crawl's conditional request
+    last_modified: str = ""
+    unchanged: bool = False  # the server answered 304: reuse the previous capture's record
 
 
 @dataclass
@@ -30,3 +33,6 @@ class ApkFetch:
     fetched_at: str
     body: bytes = b""
     error: str | None = None
+    etag: str = ""
+    last_modified: str = ""
+    unchanged: bool = False

@@ -4,9 +4,10 @@ from __future__ import annotations
 from scrapy.exceptions import DropItem
 
 from analyzers.apk import ApkError, inspect_apk
-from crawler.errors import APK_INVALID, EXTRACTION_FAILED, LAYOUT_CHANGED
+from crawler.errors import APK_INVALID, EXTRACTION_FAILED, LAYOUT_CHANGED, OTHER
 from crawler.items import ApkFetch, PolicyFetch
 from crawler.policy import ExtractionFailed, PolicyExtractor
+from crawler.previous import PreviousCapture
 from crawler.snapshot import Snapshot
 from finmon.model import Listing
 
@@ -41,24 +42,64 @@ class ListingPipeline:
         return item
 
 
-class PolicyPipeline:
-    """Extracts each fetched policy (once per distinct body) and writes one policies.jsonl line per URL."""
+class _DownloadPipeline:
+    """What the policy and APK pipelines share: one record line per URL, reuse on 304, counters.
+
+    A ``304 Not Modified`` (the item is ``unchanged``) copies the previous capture's record, so the
+    body is neither downloaded nor extracted or inspected again; the body of a fetched item is dropped
+    once its record is written.
+    """
+
+    kind = ""  # the snapshot file: "policies" | "apks"
+    item_class: type = object
 
     def __init__(self, crawler) -> None:
         self.crawler = crawler
         self.snapshot = Snapshot.of(crawler.settings)
-        self.extractor = PolicyExtractor(crawler.settings.getint("FINMON_POLICY_CACHE_SIZE"))
+        self.previous = PreviousCapture.of(crawler.settings)
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler)
 
     def process_item(self, item):
-        if not isinstance(item, PolicyFetch):
+        if not isinstance(item, self.item_class):
             return item
         stats = self.crawler.stats
+        record = self.previous.record(self.kind, item.url) if item.unchanged else None
+        if record is not None:
+            record.update(unchanged=True, checked_at=item.fetched_at)
+            status = "unchanged"
+        else:
+            if item.unchanged:  # cannot happen unless the previous snapshot lost the line
+                item.status, item.error = "unavailable", f"{OTHER}: 304 Not Modified without an earlier capture"
+                self.snapshot.error(stats, item.store, OTHER, item.url, "304 Not Modified without an earlier capture")
+            record = self.record(item)
+            status = record["status"]
+        self.snapshot.write(self.kind, record)
+        stats.inc_value(f"finmon/{self.kind}")
+        stats.inc_value(f"finmon/{self.kind}/{status}")
+        item.body = b""  # the record is written; do not keep the body alive
+        return item
+
+    def record(self, item) -> dict:
+        """The record of a fetched item (``status`` ok or not)."""
+        raise NotImplementedError
+
+
+class PolicyPipeline(_DownloadPipeline):
+    """Extracts each fetched policy (once per distinct body) and writes one policies.jsonl line per URL."""
+
+    kind, item_class = "policies", PolicyFetch
+
+    def __init__(self, crawler) -> None:
+        super().__init__(crawler)
+        self.extractor = PolicyExtractor(crawler.settings.getint("FINMON_POLICY_CACHE_SIZE"))
+
+    def record(self, item: PolicyFetch) -> dict:
         version = None
         if item.status == "ok":
+            stats = self.crawler.stats
             try:
                 version, warnings = self.extractor.extract(
                     item.url, item.final_url, item.body, item.content_type, item.fetched_at
@@ -70,41 +111,27 @@ class PolicyPipeline:
                 for warning in warnings:
                     stats.inc_value("finmon/warnings")
                     stats.inc_value(f"finmon/warnings/{warning}")
-        record = {"url": item.url, "status": item.status, "version": version.to_dict() if version else None, "error": item.error}
-        self.snapshot.write("policies", record)
-        stats.inc_value("finmon/policies")
-        stats.inc_value(f"finmon/policies/{item.status}")
-        item.body = b""  # the text is written; do not keep the body alive
-        return item
+        return {"url": item.url, "status": item.status, "version": version.to_dict() if version else None,
+                "error": item.error, "etag": item.etag, "last_modified": item.last_modified}
 
 
-class ApkPipeline:
-    """Hashes and inspects each downloaded APK and writes one apks.jsonl line per URL (the body is not kept)."""
+class ApkPipeline(_DownloadPipeline):
+    """Hashes and inspects each downloaded APK and writes one apks.jsonl line per URL (the file is not kept)."""
+
+    kind, item_class = "apks", ApkFetch
 
     def __init__(self, crawler) -> None:
-        self.crawler = crawler
-        self.snapshot = Snapshot.of(crawler.settings)
+        super().__init__(crawler)
         self.max_bytes = crawler.settings.getint("FINMON_APK_MAX_BYTES")
 
-    @classmethod
-    def from_crawler(cls, crawler):
-        return cls(crawler)
-
-    def process_item(self, item):
-        if not isinstance(item, ApkFetch):
-            return item
-        stats = self.crawler.stats
+    def record(self, item: ApkFetch) -> dict:
         info = None
         if item.status == "ok":
             try:
                 info = inspect_apk(item.body, url=item.url, max_bytes=self.max_bytes)
             except ApkError as exc:
                 item.status, item.error = "invalid", f"{APK_INVALID}: {exc}"
-                self.snapshot.error(stats, item.store, APK_INVALID, item.url, str(exc))
-        record = {"url": item.url, "status": item.status, "fetched_at": item.fetched_at,
-                  "apk": info.to_dict() if info else None, "error": item.error}
-        self.snapshot.write("apks", record)
-        stats.inc_value("finmon/apks")
-        stats.inc_value(f"finmon/apks/{item.status}")
-        item.body = b""
-        return item
+                self.snapshot.error(self.crawler.stats, item.store, APK_INVALID, item.url, str(exc))
+        return {"url": item.url, "status": item.status, "fetched_at": item.fetched_at,
+                "apk": info.to_dict() if info else None, "error": item.error, "etag": item.etag,
+                "last_modified": item.last_modified}

@@ -31,7 +31,7 @@ class Snapshot:
 
     _open: ClassVar[dict[Path, "Snapshot"]] = {}
 
-    def __init__(self, path: Path, run_id: str = "") -> None:
+    def __init__(self, path: Path, run_id: str = "", resume: bool = False) -> None:
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
         (path / "run.json").unlink(missing_ok=True)  # a run record always belongs to the files beside it
@@ -41,7 +41,8 @@ class Snapshot:
         self.users = 0
         self._claimed: set[str] = set()
         self._files: dict[str, Any] = {}
-        self._mode = "w"  # truncate on first open, append if reopened by a later crawler
+        # truncate on first open, append if reopened by a later crawler or resuming an interrupted crawl
+        self._mode = "a" if resume else "w"
 
     @classmethod
     def of(cls, settings: BaseSettings) -> "Snapshot":
@@ -51,7 +52,7 @@ class Snapshot:
             raise NotConfigured("FINMON_SNAPSHOT_DIR is not set: give the crawl's output directory")
         path = Path(out).resolve()
         if path not in cls._open:
-            cls._open[path] = cls(path, settings.get("FINMON_RUN_ID") or "")
+            cls._open[path] = cls(path, settings.get("FINMON_RUN_ID") or "", settings.getbool("FINMON_RESUME"))
         return cls._open[path]
 
     # --- writing ------------------------------------------------------------

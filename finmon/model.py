@@ -242,13 +242,16 @@ class Run:
     ended: str | None = None
     counters: dict[str, int] = field(default_factory=dict)
     outcome: str = "running"  # "running" | "ok" | "failed" | "interrupted"
+    job: str = ""  # the scheduler job that ran it ("crawl:appgallery", "report:weekly", …), "" when run by hand
+    attempt: int = 1  # 2, 3, … for retries and resumptions of the same job run
+    error: str = ""  # why it failed or was interrupted
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Run":
-        return cls(**{k: data[k] for k in ("id", "kind", "started", "ended", "counters", "outcome") if k in data})
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
 
 
 def merge_listings(

@@ -41,6 +41,8 @@ FINMON_MAX_PAGES = 400  # search result pages followed per keyword at most
 # of its run.json (generated when empty).
 FINMON_SNAPSHOT_DIR = ""
 FINMON_RUN_ID = ""
+FINMON_PREVIOUS_SNAPSHOT = ""  # the store's last complete snapshot: conditional requests and 304 reuse
+FINMON_RESUME = False  # append to the snapshot files (a crawl resumed from its JOBDIR)
 
 # Index (index/) and weekly report (reports/).
 FINMON_SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another one's lock

@@ -11,6 +11,7 @@ from scrapy.exceptions import NotConfigured
 from crawler.errors import NOT_FOUND, UNSUPPORTED_URL, classify
 from crawler.items import ApkFetch, PolicyFetch
 from crawler.parsers import ParseError
+from crawler.previous import PreviousCapture
 from crawler.snapshot import Snapshot
 from finmon.model import utcnow
 
@@ -40,6 +41,7 @@ class StoreSpider(scrapy.Spider):
         spider.policy_max_bytes = settings.getint("FINMON_POLICY_MAX_BYTES")
         spider.apk_max_bytes = settings.getint("FINMON_APK_MAX_BYTES")
         spider.snapshot = Snapshot.of(settings)
+        spider.previous = PreviousCapture.of(settings)
         spider.seen = set()
         spider.setup(settings)
         return spider
@@ -71,20 +73,23 @@ class StoreSpider(scrapy.Spider):
             self.record_error(UNSUPPORTED_URL, url, "not an http(s) URL")
             yield PolicyFetch(url, self.store, "unavailable", utcnow(), error=f"{UNSUPPORTED_URL}: not an http(s) URL")
             return
-        yield scrapy.Request(
-            url,
-            callback=self.parse_policy,
-            errback=self.policy_failed,
-            cb_kwargs={"url": url},
-            meta={"finmon_policy": True, "download_maxsize": self.policy_max_bytes},
-        )
+        yield self._download(url, "policies", self.parse_policy, self.policy_failed,
+                             {"finmon_policy": True, "download_maxsize": self.policy_max_bytes})
 
     def apk(self, url: str | None):
         """Download a listing's APK the first time this snapshot sees its URL (size-capped by FINMON_APK_MAX_BYTES)."""
         if not url or not url.startswith(("http://", "https://")) or not self.snapshot.claim(url):
             return
-        yield scrapy.Request(url, callback=self.parse_apk, errback=self.apk_failed, cb_kwargs={"url": url},
-                             meta={"download_maxsize": self.apk_max_bytes, "download_warnsize": 0})
+        yield self._download(url, "apks", self.parse_apk, self.apk_failed,
+                             {"download_maxsize": self.apk_max_bytes, "download_warnsize": 0})
+
+    def _download(self, url: str, kind: str, callback: Callable, errback: Callable, meta: dict) -> scrapy.Request:
+        """A policy or APK request, conditional when the previous capture has validators for it."""
+        headers = self.previous.validators(kind, url)
+        if headers:
+            meta = {**meta, "handle_httpstatus_list": [304]}
+        return scrapy.Request(url, callback=callback, errback=errback, cb_kwargs={"url": url}, headers=headers,
+                              meta=meta)
 
     def listing_and_links(self, listing):
         """The listing, then the downloads it links to: its policy and its APK."""
@@ -119,10 +124,12 @@ class StoreSpider(scrapy.Spider):
             final_url=response.url,
             body=response.body,
             content_type=response.headers.get("Content-Type", b"").decode("latin-1"),
+            **_validators(response),
         )
 
     def parse_apk(self, response, url: str):
-        yield ApkFetch(url=url, store=self.store, status="ok", fetched_at=utcnow(), body=response.body)
+        yield ApkFetch(url=url, store=self.store, status="ok", fetched_at=utcnow(), body=response.body,
+                       **_validators(response))
 
     def apk_failed(self, failure):
         url = failure.request.cb_kwargs.get("url", failure.request.url)
@@ -136,3 +143,11 @@ class StoreSpider(scrapy.Spider):
         self.record_error(kind, url, reason)
         status = "not_found" if kind == NOT_FOUND else "unavailable"
         yield PolicyFetch(url=url, store=self.store, status=status, fetched_at=utcnow(), error=f"{kind}: {reason}")
+
+
+def _validators(response) -> dict:
+    """ETag and Last-Modified of a response, and whether it is a 304 (the previous capture still holds)."""
+    headers = response.headers
+    return {"etag": headers.get("ETag", b"").decode("latin-1"),
+            "last_modified": headers.get("Last-Modified", b"").decode("latin-1"),
+            "unchanged": response.status == 304}

@@ -45,11 +45,13 @@ def crawler_settings(tmp_path):
 
 @pytest.fixture(autouse=True)
 def _close_snapshots():
-    """Snapshots are process-wide: close the ones a test opened."""
+    """Snapshots and previous captures are process-wide: close the ones a test opened."""
+    from crawler.previous import PreviousCapture
     from crawler.snapshot import Snapshot
 
     yield
     Snapshot.close_all()
+    PreviousCapture.forget_all()
 
 
 @pytest.fixture

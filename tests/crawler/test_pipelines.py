@@ -62,7 +62,8 @@ def test_policy_lines_per_status(make_crawler, fx):
     assert rows[ok.url]["status"] == "ok" and rows[ok.url]["error"] is None
     assert rows[ok.url]["version"]["effective_date"] == "2024-03-01"
     assert "手机号码" in rows[ok.url]["version"]["text"]
-    assert rows[missing.url] == {"url": missing.url, "status": "not_found", "version": None, "error": "not_found: HTTP 404"}
+    assert rows[missing.url] == {"url": missing.url, "status": "not_found", "version": None, "error": "not_found: HTTP 404",
+                                 "etag": "", "last_modified": ""}
     assert rows[down.url]["status"] == "unavailable"
     assert rows[broken.url]["status"] == "unavailable" and rows[broken.url]["error"].startswith("extraction_failed")
     assert [e["kind"] for e in lines(crawler, "errors")] == ["extraction_failed"]
@@ -87,7 +88,7 @@ def test_apk_lines_per_status(make_crawler):
     assert info.package == "com.anxin.loan" and info.url == ok.url and [s["id"] for s in info.sdks] == ["jpush"]
     assert rows[broken.url]["status"] == "invalid" and rows[broken.url]["error"].startswith("apk_invalid: ")
     assert rows[down.url] == {"url": down.url, "status": "unavailable", "fetched_at": NOW, "apk": None,
-                              "error": "too_large: over the limit"}
+                              "error": "too_large: over the limit", "etag": "", "last_modified": ""}
     assert [e["kind"] for e in lines(crawler, "errors")] == ["apk_invalid"]
     stats = crawler.stats.get_stats()
     assert (stats["finmon/apks"], stats["finmon/apks/ok"], stats["finmon/apks/invalid"]) == (3, 1, 1)
@@ -100,3 +101,12 @@ def test_apks_over_the_size_cap_are_refused(make_crawler):
         ApkFetch("http://127.0.0.1/apk/a.apk", "xiaomi", "ok", NOW, build_apk(ApkSpec(package="a.b"))))
     (row,) = lines(crawler, "apks")
     assert row["status"] == "invalid" and "limit" in row["error"]
+
+
+def test_a_resumed_crawl_appends_to_its_snapshot(make_crawler, listing):
+    first = make_crawler()
+    ListingPipeline.from_crawler(first).process_item(listing)
+    Snapshot.close_all()
+    resumed = make_crawler(FINMON_RESUME=True)
+    ListingPipeline.from_crawler(resumed).process_item(listing)
+    assert len(lines(resumed, "listings")) == 2

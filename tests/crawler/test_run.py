@@ -78,7 +78,8 @@ def test_crawl_completes(crawl300):
     assert counters["listings"] == len(crawl300.jsonl("listings"))
     assert counters["policies"] == len(crawl300.jsonl("policies"))
     assert counters["errors"] == len(crawl300.jsonl("errors"))
-    assert counters["items"] == counters["listings"] + counters["policies"]
+    assert counters["apks"] == len(crawl300.jsonl("apks")) > 0
+    assert counters["items"] == counters["listings"] + counters["policies"] + counters["apks"]
 
 
 def test_finds_at_least_99_percent_of_the_apps(crawl300):
