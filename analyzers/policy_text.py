@@ -9,6 +9,10 @@ in 注册账号); they count only next to an enumeration comma or slash. The gen
 ``personal_info`` (个人信息, personal data) is a term like any other but carries no permission
 group and no JR/T level (see the notes of data/data_types.json). Offsets are Python ``str``
 offsets into the text as given.
+
+The automaton also holds *markers*: named sets of literal phrases whose every occurrence is
+reported, for other analyzers that search a text where such a phrase starts (the clause cues of
+analyzers.clauses), so that one pass over a policy serves them all.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from itertools import accumulate, product
+from operator import itemgetter
 from typing import Iterable, NamedTuple
 
 import ahocorasick
@@ -29,9 +34,11 @@ __all__ = [
     "DataType",
     "Lexicon",
     "Mention",
+    "Reading",
     "declared_types",
     "lexicon",
     "load_json",
+    "reading",
     "scan",
     "sentence_spans",
 ]
@@ -40,6 +47,9 @@ _TERM, _TRAP, _CUE, _RESET, _NEUTRAL = range(5)
 _CUE_LAYER = (_CUE, _RESET, _NEUTRAL)
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _WORD = frozenset(string.ascii_letters + string.digits)
+# str.lower does not fold these as case-insensitive regular expressions do (to i, i and s); a text that holds
+# one gets no marker offsets
+_UNFOLDED = ("\u0130", "\u0131", "\u017f")
 
 
 def load_json(name: str) -> dict:
@@ -72,6 +82,19 @@ class Mention(NamedTuple):
     sent_start: int
     sent_end: int
     negated: bool
+
+
+_new_mention = tuple.__new__  # Mention(...) without the keyword handling of NamedTuple.__new__
+
+
+class Reading(NamedTuple):
+    """What one pass over a text finds."""
+
+    mentions: tuple[Mention, ...]
+    sentence_ends: list[int]  # as :meth:`Lexicon.sentence_ends` has them
+    # marker set -> sorted start offsets of its phrases in the lower-cased text (overlaps included, no word
+    # boundaries); None when the text holds a character of _UNFOLDED
+    markers: dict[str, list[int]] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +132,13 @@ def _apostrophe_variants(phrase: str) -> set[str]:
 
 
 class Lexicon:
-    """The data-type lexicon, negation cues and sentence rules, compiled into one automaton."""
+    """The data-type lexicon, negation cues and sentence rules, compiled into one automaton.
 
-    def __init__(self, data_types: dict, negation: dict, sentences: dict):
+    ``markers``: marker set name -> lower-case literal phrases, reported by :meth:`read`.
+    """
+
+    def __init__(self, data_types: dict, negation: dict, sentences: dict,
+                 markers: dict[str, Iterable[str]] | None = None):
         self.types: dict[str, DataType] = {}
         self.by_permission: dict[str, str] = {}
         for raw in data_types["types"]:
@@ -142,9 +169,19 @@ class Lexicon:
         for kind, section in ((_RESET, "resets"), (_NEUTRAL, "neutral")):
             for phrase in negation[section].get("zh", []) + negation[section].get("en", []):
                 self._add(phrase, kind, None)
+        self._markers = tuple(markers or ())
+        marked: dict[str, list[str]] = {}
+        for name, phrases in (markers or {}).items():
+            for phrase in phrases:
+                if not phrase or phrase != phrase.lower():
+                    raise ValueError(f"marker {name}: {phrase!r} is not a lower-case phrase")
+                marked.setdefault(phrase, []).append(name)
         self._automaton = ahocorasick.Automaton()
         for key, entry in self._entries.items():  # a flat tuple: cheaper to unpack than attribute reads
-            self._automaton.add_word(key, (entry.length, entry.left, entry.right, entry.kind in _CUE_LAYER, entry))
+            self._automaton.add_word(key, (entry.length, entry.left, entry.right, entry.kind in _CUE_LAYER, entry,
+                                           tuple(marked.pop(key, ()))))
+        for key, names in marked.items():
+            self._automaton.add_word(key, (len(key), False, False, False, None, tuple(names)))
         self._automaton.make_automaton()
         self._delimiters = tuple(c for c in sentences["delimiters"] if c not in "\n.")
         self._full_stop = re.compile(r"\.(?=\s)")
@@ -184,32 +221,45 @@ class Lexicon:
         return bool(word) and (len(word) == 1 and word.isalpha() or word in self._abbreviations)
 
     # -- matching ----------------------------------------------------------------
-    def _matches(self, text: str) -> tuple[list, list]:
-        """Longest non-overlapping matches of the term layer and of the cue layer."""
+    def _matches(self, text: str) -> tuple[list, list, dict[str, list[int]] | None]:
+        """Longest non-overlapping matches of the term layer and of the cue layer, and the marker offsets."""
         low = text.lower()  # keys are lower-case; fall back when lowering changes the length (İ)
         if len(low) != len(text):
             low = text.translate(_ASCII_LOWER)
         n = len(low)
         terms, cues = [], []
         add_term, add_cue, word = terms.append, cues.append, _WORD
-        for last, (length, left, right, cue, entry) in self._automaton.iter(low):
+        found: dict[str, list[int]] = {name: [] for name in self._markers}
+        for last, (length, left, right, cue, entry, marks) in self._automaton.iter(low):
             end = last + 1
             start = end - length
+            if marks:
+                for name in marks:
+                    found[name].append(start)
+                if entry is None:
+                    continue
             if left and start and low[start - 1] in word:
                 continue
             if right and end < n and low[end] in word:
                 continue
             (add_cue if cue else add_term)((start, end, entry))
-        return _longest_first(terms, n), _longest_first(cues, n)
+        for starts in found.values():
+            starts.sort()
+        markers = None if any(c in text for c in _UNFOLDED) else found
+        return _longest_first(terms, n), _longest_first(cues, n), markers
 
     def scan(self, text: str) -> tuple[Mention, ...]:
         """Every data-type mention in ``text``, in text order."""
-        terms, cues = self._matches(text)
+        return self.read(text).mentions
+
+    def read(self, text: str) -> Reading:
+        """The mentions, sentence ends and marker offsets of ``text``."""
+        terms, cues, markers = self._matches(text)
+        ends = self.sentence_ends(text)
         if not terms:
-            return ()
+            return Reading((), ends, markers)
         cue_starts = [c[0] for c in cues if c[2].kind != _NEUTRAL]
         cue_neg = [c[2].kind == _CUE for c in cues if c[2].kind != _NEUTRAL]
-        ends = self.sentence_ends(text)
         sentences: dict[int, tuple[int, int]] = {}
         out = []
         for start, end, entry in terms:
@@ -222,8 +272,8 @@ class Lexicon:
                 sentence = sentences[i] = _strip(text, raw_start, ends[i] if i < len(ends) else len(text))
             j = bisect_left(cue_starts, start) - 1
             negated = j >= 0 and cue_starts[j] >= raw_start and cue_neg[j]
-            out.append(Mention(entry.type, start, end, sentence[0], sentence[1], negated))
-        return tuple(out)
+            out.append(_new_mention(Mention, (entry.type, start, end, sentence[0], sentence[1], negated)))
+        return Reading(tuple(out), ends, markers)
 
     def groups(self, type_ids: Iterable[str]) -> frozenset[str]:
         """Permission-group labels (CAL, CAM, …) of some data types."""
@@ -265,11 +315,13 @@ def _longest_first(matches: list, n: int) -> list:
     return out
 
 
-def _start(m) -> int:
-    return m[0]
+_start = itemgetter(0)
 
 
 def _greedy(run: list) -> list:
+    if len(run) == 2:  # most runs: the longer match, or the first when both are as long
+        first, second = run
+        return [second if second[1] - second[0] > first[1] - first[0] else first]
     run.sort(key=lambda m: (m[0] - m[1], m[0]))
     chosen: list = []
     for m in run:
@@ -297,14 +349,23 @@ def _strip(text: str, start: int, end: int) -> tuple[int, int]:
 
 @lru_cache(maxsize=1)
 def lexicon() -> Lexicon:
-    """The package lexicon, built once."""
-    return Lexicon(load_json("data_types.json"), load_json("negation.json"), load_json("sentences.json"))
+    """The package lexicon, built once; its markers are the literal prefixes of the clause cues."""
+    from .clauses import cue_prefixes  # imported here: analyzers.clauses imports this module
+
+    return Lexicon(load_json("data_types.json"), load_json("negation.json"), load_json("sentences.json"),
+                   markers=cue_prefixes())
 
 
 @lru_cache(maxsize=512)
+def reading(text: str) -> Reading:
+    """The package lexicon's reading of ``text`` (cached: one policy is often shared by several apps, and read
+    by several rules)."""
+    return lexicon().read(text)
+
+
 def scan(text: str) -> tuple[Mention, ...]:
-    """Mentions in ``text`` (cached: one policy is often shared by several apps)."""
-    return lexicon().scan(text)
+    """Mentions in ``text`` (cached)."""
+    return reading(text).mentions
 
 
 def declared_types(mentions: Iterable[Mention]) -> frozenset[str]:

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzers.policy_text import declared_types, lexicon, scan, sentence_spans
+from analyzers.policy_text import Lexicon, declared_types, lexicon, load_json, reading, scan, sentence_spans
 
 # The shared vocabulary (simulator ground truth): every phrase must map to its type.
 VOCABULARY = {
@@ -205,3 +205,39 @@ def test_sentence_ends_match_the_reference_split(text):
     if not ref or ref[-1] != len(text):
         ref.append(len(text))
     assert lx.sentence_ends(text) == ref
+
+
+# --- markers: more phrases found in the same pass ----------------------------------------------------------------
+
+def marked_lexicon(markers):
+    return Lexicon(load_json("data_types.json"), load_json("negation.json"), load_json("sentences.json"),
+                   markers=markers)
+
+
+def test_markers_report_every_start_overlaps_included():
+    lx = marked_lexicon({"a": ["第三方", "方sdk"], "b": ["联系我们", "sdk"]})
+    text = "我们接入的第三方SDK；请联系我们。第三方"
+    read = lx.read(text)
+    assert read.markers == {"a": [5, 7, 18], "b": [8, 13]}
+    # markers change no mention (联系我们 is also a trap of the lexicon) and no sentence
+    plain = marked_lexicon(None)
+    assert read.mentions == plain.scan(text) and read.sentence_ends == plain.sentence_ends(text)
+
+
+def test_markers_are_lower_case_and_match_any_case():
+    assert marked_lexicon({"m": ["share"]}).read("We SHARE and Share.").markers == {"m": [3, 13]}
+    with pytest.raises(ValueError, match="lower-case"):
+        marked_lexicon({"m": ["Share"]})
+
+
+def test_no_marker_offsets_when_lowercasing_does_not_fold_as_regular_expressions_do():
+    lx = marked_lexicon({"m": ["share"]})
+    for odd in ("\u0130", "\u0131", "\u017f"):  # İ ı ſ
+        assert lx.read(f"We share{odd}.").markers is None
+
+
+def test_reading_is_cached_and_agrees_with_scan():
+    text = "我们会收集您的通讯录。"
+    assert reading(text) is reading(text)
+    assert reading(text).mentions == scan(text) == lexicon().scan(text)
+    assert reading(text).sentence_ends == lexicon().sentence_ends(text)
