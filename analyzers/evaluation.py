@@ -7,11 +7,18 @@ spans there overlapped by one of our mentions / all gold ``data`` spans there. E
 not: a mention names data whatever the sentence does with it. Per data type: precision per detected type; a gold
 span is attributed to the type of the first mention overlapping it, and unmatched gold spans go under "missed".
 
+CA4P purpose statements (section ``purpose``), at sentence level in the same data-access sentences: our sentences
+that state a purpose (:func:`analyzers.clauses.purpose_sentences`) are scored when they start inside a data-access
+sentence, and so are the gold ``purpose`` spans. Precision = our purpose sentences there that overlap a gold
+purpose span / all our purpose sentences there; recall = gold purpose spans there that overlap one of our purpose
+sentences / all gold purpose spans there.
+
 APPCH: per policy, the Android permission groups the policy declares (affirmative mentions mapped to groups) vs
 the groups of its gold spans; precision/recall/F1 per group and micro over (policy, group) pairs.
 
 Predictions (``--predictions``) hold one line per policy, ``{"id", "detections": [{"start", "end", "type",
-"negated"}], "groups": [...]}``; :func:`score_ca4p` and :func:`score_appch` recompute the figures from them.
+"negated"}], "groups": [...], "purpose": [[start, end], ...]}``; :func:`score_ca4p` and :func:`score_appch`
+recompute the figures from them.
 Input lines that are not JSON objects with a text and a list of annotations are counted in ``bad_lines`` and
 skipped.
 """
@@ -23,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .clauses import purpose_sentences
 from .policy_text import declared_types, lexicon, scan
 
 __all__ = [
@@ -41,6 +49,7 @@ __all__ = [
 
 GROUPS = ("CAL", "CAM", "CON", "LOC", "MIC", "PHO", "SEN", "SMS", "STO")
 ACCESS_LABELS = frozenset({"collect", "share"})
+PURPOSE_LABEL = "purpose"
 MISSED = "missed"
 _SENTENCE_END = re.compile(r"[。；;！!？?\n]")
 
@@ -118,6 +127,7 @@ def predict(row: dict) -> dict:
         "id": row.get("id"),
         "detections": [{"start": m.start, "end": m.end, "type": m.type, "negated": m.negated} for m in mentions],
         "groups": groups,
+        "purpose": [list(span) for span in purpose_sentences(row["text"])],
     }
 
 
@@ -206,7 +216,35 @@ def score_ca4p(rows: list[dict], predictions: Iterable[dict], bad_lines: int = 0
         dp = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
         per_label[t] = {"precision": round(dp, 4), "tp": c["tp"], "fp": c["fp"], "gold": c["gold"]}
     return Report("ca4p", micro, per_label, len(rows), bad_lines,
-                  {"gold_spans": gold_tp + gold_fn, "detections": det_tp + det_fp})
+                  {"gold_spans": gold_tp + gold_fn, "detections": det_tp + det_fp,
+                   "purpose": _score_purpose(rows, by_id)})
+
+
+def _score_purpose(rows: list[dict], by_id: dict[str, dict]) -> dict:
+    """Purpose statements at sentence level, in the data-access sentences (see the module docstring)."""
+    sent_tp = sent_fp = gold_tp = gold_fn = 0
+    for row in rows:
+        sents = access_sentences(row["text"], row["annotations"])
+        if not sents:
+            continue
+        gold = [(a["start"], a["end"]) for a in row["annotations"]
+                if a.get("label") == PURPOSE_LABEL and _inside(a["start"], sents)]
+        predicted = [tuple(p) for p in by_id.get(row.get("id"), {}).get("purpose", ())]
+        for span in predicted:
+            if not _inside(span[0], sents):
+                continue
+            if any(_overlaps(span, g) for g in gold):
+                sent_tp += 1
+            else:
+                sent_fp += 1
+        for g in gold:
+            if any(_overlaps(span, g) for span in predicted):
+                gold_tp += 1
+            else:
+                gold_fn += 1
+    return _prf(sent_tp, sent_fp, gold_tp, gold_fn) | {
+        "tp": gold_tp, "fp": sent_fp, "fn": gold_fn, "tp_sentences": sent_tp, "sentences": sent_tp + sent_fp,
+        "gold_spans": gold_tp + gold_fn}
 
 
 # -- APPCH -------------------------------------------------------------------------------------------------------
@@ -285,5 +323,10 @@ def render(report: Report, console=None) -> None:
     if report.corpus == "ca4p":
         console.print(f"{report.extra['detections']} detections and {report.extra['gold_spans']} gold data spans "
                       "in the data-access sentences; recall per type is the gold spans a detection of that type hit")
+        pur = report.extra["purpose"]
+        console.print(f"purpose statements (sentences, in the data-access sentences): precision "
+                      f"{pur['precision']:.3f}, recall {pur['recall']:.3f}, F1 {pur['f1']:.3f} — {pur['sentences']} "
+                      f"sentences, {pur['gold_spans']} gold purpose spans (tp {pur['tp']} fp {pur['fp']} "
+                      f"fn {pur['fn']})")
     if report.bad_lines:
         console.print(f"[yellow]{report.bad_lines} bad input line(s) skipped[/]")

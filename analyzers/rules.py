@@ -26,7 +26,7 @@ from finmon.model import (
 )
 from finmon.settings import FINMON_MIN_TARGET_SDK
 
-from .clauses import has_clause, has_contact_channel, names_recipient, sharing_sentences
+from .clauses import has_clause, has_contact_channel, names_recipient, sharing_sentences, without_purpose
 from .finance import FinanceType, finance_data, finance_types
 from .fundraising import fundraising_data, scan_listing_text
 from .policy_text import Lexicon, Mention, declared_types, lexicon, load_json, scan
@@ -329,6 +329,23 @@ def no_complaint_channel(ctx: Context) -> Iterator[Evidence]:
     if ctx.policy_ok and not has_contact_channel(ctx.app.policy.text):
         yield Evidence(kind="absence", key="complaint_channel", text="隐私政策未公布投诉、举报或联系方式",
                        url=ctx.app.policy.url)
+
+
+@rule("C206", severity="medium", confidence="medium",
+      title="隐私政策声明收集敏感个人信息但未说明目的",
+      title_en="Policy declares collecting sensitive personal information without stating a purpose",
+      regulation=("identification_2019_2", "pipl_17_purpose"))
+def sensitive_without_purpose(ctx: Context) -> Iterator[Evidence]:
+    """隐私政策声明收集敏感个人信息（身份证件、人脸等生物识别信息、银行卡、征信、交易和财产信息、健康信息、位置信息、通讯录、通话记录、短信、已安装应用列表），却没有说明目的：该信息出现在含“收集”“获取”“提供”等的肯定句中（“……是指”等定义句不算），而提及该信息的任何一句及其前后相邻的句子都没有“为了”“用于”“以便”“出于……目的”等目的说明。相邻句也算，因为政策常在引导句或下一句说明目的。每类信息一条，证据为第一处声明收集的原句。仅依据文本判断。
+
+    The privacy policy declares collecting sensitive personal information (identity documents, face and other biometrics, bank cards, credit, transaction and asset records, health, location, contacts, call logs, SMS, the list of installed apps) without stating why: the data is named in an affirmative sentence with a collection cue ("collect", "obtain", "provide"; a definition such as "... means ..." does not count), yet no sentence that names it, nor the sentence right before or after one, states a purpose ("in order to", "used for", "for the purpose of"). Neighbouring sentences count because policies often state the purpose in a lead-in line or in the next sentence. One finding per data type; the evidence is the first sentence that declares collecting it. Judged from the text only.
+    """
+    if not ctx.policy_ok:
+        return
+    text = ctx.app.policy.text
+    for m in without_purpose(text, ctx.mentions):
+        yield Evidence(kind="quote", key=m.type, text=text[m.sent_start:m.sent_end], start=m.sent_start,
+                       end=m.sent_end, url=ctx.app.policy.url, detail=text[m.start:m.end])
 
 
 def _absent_clause(ctx: Context, clause_id: str, text: str) -> Iterator[Evidence]:

@@ -83,6 +83,42 @@ def test_ca4p_policy_without_access_annotations_is_not_scored():
     assert report.micro["tp"] == report.micro["fp"] == report.micro["fn"] == 0
 
 
+def purpose_rows():
+    t = ("为了实名认证，我们会收集您的身份证号。"  # purpose sentence, gold purpose: tp
+         "我们会收集您的设备信息以便排查故障。"  # purpose sentence, no gold purpose span: fp
+         "我们会收集您的通讯录，风险控制需要。"  # gold purpose (风险控制) that no purpose sentence holds: fn
+         "为了您的安全，请妥善保管密码。")  # a purpose sentence outside the access sentences: not scored
+    return [ca4p_row(
+        "q", t,
+        span(t, "收集", "collect"), span(t, "收集", "collect", nth=1), span(t, "收集", "collect", nth=2),
+        span(t, "实名认证", "purpose"), span(t, "风险控制", "purpose"),
+        span(t, "妥善保管", "purpose"),  # outside the access sentences: not scored
+    )]
+
+
+def test_purpose_statements_at_sentence_level():
+    rows = purpose_rows()
+    pred = ev.predict(rows[0])
+    t = rows[0]["text"]
+    assert [t[s:e] for s, e in pred["purpose"]] == ["为了实名认证，我们会收集您的身份证号。", "我们会收集您的设备信息以便排查故障。",
+                                                    "为了您的安全，请妥善保管密码。"]
+    purpose = ev.score_ca4p(rows, [pred]).extra["purpose"]
+    assert purpose == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "tp": 1, "fp": 1, "fn": 1, "tp_sentences": 1,
+                       "sentences": 2, "gold_spans": 2}
+
+
+def test_purpose_figures_are_a_section_of_the_ca4p_output(tmp_path):
+    corpus = write(tmp_path, "c.jsonl", purpose_rows())
+    out = tmp_path / "pred.jsonl"
+    result = CliRunner().invoke(main, ["eval", "ca4p", str(corpus), "--json", "--predictions", str(out)])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["purpose"]["precision"] == 0.5 and {"micro", "per_label", "gold_spans", "detections"} <= set(printed)
+    assert ev.read_predictions(out)[0]["purpose"]
+    result = CliRunner().invoke(main, ["eval", "ca4p", str(corpus)])
+    assert result.exit_code == 0 and "purpose statements" in result.output
+
+
 # -- APPCH -----------------------------------------------------------------------------------------------------
 def test_appch_negation_trap_is_not_a_declaration():
     text = "我们不会收集您的通讯录。我们会收集您的位置信息。"
@@ -169,6 +205,8 @@ FLOORS = {
     "ca4p": {"precision": 0.85, "recall": 0.82},
     "appch": {"precision": 0.965, "recall": 0.965, "f1": 0.965},
 }
+# purpose statements on CA4P dev, sentence level in the data-access sentences (reached: P 0.861, R 0.842)
+PURPOSE_FLOORS = {"precision": 0.86, "recall": 0.84}
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +224,10 @@ def test_accuracy_floors_on_the_dev_split(shared_data, corpus, file):
     assert report.bad_lines == 0 and report.policies > 20
     for key, floor in FLOORS[corpus].items():
         assert report.micro[key] >= floor, (corpus, key, report.micro)
+
+
+def test_purpose_floors_on_the_dev_split(shared_data):
+    purpose = ev.evaluate("ca4p", shared_data / "ca4p_dev.jsonl").extra["purpose"]
+    assert purpose["gold_spans"] > 1000
+    for key, floor in PURPOSE_FLOORS.items():
+        assert purpose[key] >= floor, (key, purpose)

@@ -166,7 +166,7 @@ def test_analyze_sorts_findings_and_is_deterministic(make_app):
     result = analyze(app)
     assert result.app_key == app.key and result.finance_type == "lending" and result.finance_confidence > 0.6
     assert [(f.rule_id, f.evidence.key) for f in result.findings] == [
-        ("C202", "contacts"), ("C202", "location"),
+        ("C202", "contacts"), ("C202", "location"), ("C206", "contacts"), ("C206", "location"),
         ("D301", "camera"), ("D301", "microphone"), ("D301", "sms"),
         ("P101", P + "READ_CONTACTS"), ("P101", P + "READ_SMS"),
         ("P102", P + "RECORD_AUDIO"),
@@ -186,7 +186,7 @@ def test_doubtful_finance_type_lowers_confidence_of_type_dependent_rules(make_ap
 def test_rule_table_is_complete():
     table = rules_table()
     ids = [r["id"] for r in table]
-    assert ids == ["P101", "P102", "C201", "C202", "C203", "C204", "C205", "D301", "D302", "D303", "S401", "S402",
+    assert ids == ["P101", "P102", "C201", "C202", "C203", "C204", "C205", "C206", "D301", "D302", "D303", "S401", "S402",
                    "V501", "V502", "V503", "V504", "V505", "R601", "R602"]
     assert len(set(ids)) == len(ids)
     fields = {"id", "family", "severity", "confidence", "title", "title_en", "description", "regulation"}
@@ -210,6 +210,7 @@ def test_every_rule_has_a_flagged_and_a_clean_example(make_app, rule_id):
         "C204": make_app("星河支付", text=SCOPE_ONLY_ZH),
         "C205": make_app("星河支付", text=SCOPE_ONLY_ZH),
         "D301": make_app("星河支付", text=SCOPE_ONLY_ZH, permissions=["CAMERA"]),
+        "C206": make_app("星河支付", text="我们会收集您的身份证号码。"),
         "D302": make_app("星河支付", text="我们会与第三方合作伙伴共享您的个人信息。"),
         "D303": with_apk(make_app("星河支付", text=SCOPE_ONLY_ZH + "我们接入了极光推送。"),
                          classes=("cn.jpush.android.api.JPushInterface",)),
