@@ -5,6 +5,11 @@ a block is split into developers, and each app is drawn from ``random.Random`` s
 (seed, index), so any app is cheap to generate and app *i* is the same whatever the size of
 the population. The truth (:meth:`Market.truth`) is computed from the generative parameters by
 :func:`expected`, the simulator's own reading of the rule semantics in ``data/rules.json``.
+
+``Market(apps, seed, week=w)`` is the market ``w`` weeks later (``data/weeks.json``): each week
+some apps are removed, new ones (the next indices) appear, some policies change their text and
+some Android apps request one more permission, each drawn from a generator seeded with
+(seed, week, app index or policy path), so week ``w`` is the cumulative result of weeks 1..w.
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import gc
 import json
 import random
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from contextlib import contextmanager
 from functools import lru_cache
@@ -33,6 +38,7 @@ LABELS = load_data("labels")
 GEN = load_data("population")
 TEMPLATES = load_data("policy_templates")
 SDKS = load_data("sdks")
+WEEKS = load_data("weeks")
 
 PREFIX = RULES["permission_prefix"]
 PERMISSION_TYPES: dict[str, str | None] = {**RULES["dangerous_permissions"], **RULES["normal_permissions"]}
@@ -106,6 +112,13 @@ _SDKS: dict[str, dict[str, Any]] = {s["id"]: s for s in SDKS["sdks"]}
 _MANIFEST = SDKS["manifest"]
 _TARGET_SDK = _Weights(_MANIFEST["target_sdk"])
 CLEARTEXT_DEFAULT_OFF = 28  # Android allows cleartext by default below this targetSdk
+_WEEK0 = date.fromisoformat(WEEKS["start"])
+_NEW_TYPES = list(dict.fromkeys([*GEN["declared"]["extras"], *GEN["declared"]["excess_types"]]))  # a policy may add
+
+
+def week_date(week: int) -> str:
+    """The ISO date of week ``week`` (week 0: the population as first drawn)."""
+    return (_WEEK0 + timedelta(weeks=week)).isoformat()
 
 
 def _permission_table(dangerous: dict[str, float]) -> list[tuple[str, float]]:
@@ -143,6 +156,7 @@ class Policy:
     fault: bool  # the URL answers 500 always
     shared: bool
     sdks: tuple[str, ...] = ()  # ids of the SDKs its third-party SDK list names
+    revisions: tuple[int, ...] = ()  # weeks in which its text changed
 
     @property
     def has_text(self) -> bool:
@@ -207,6 +221,7 @@ class App:
     size_bytes: int
     artist_id: int
     apk: Apk | None  # Android apps only
+    changes: tuple[int, ...] = ()  # weeks in which it requested one more permission (new version)
 
     index = _from_card("index")
     platform = _from_card("platform")
@@ -298,21 +313,48 @@ class Market:
     (name, stores, description: what search needs) draws from the block's generator, seeded
     with (seed, block); ``market[i]`` (the whole :class:`App`) replays the card stage, then draws
     app *i*'s permissions, policy and listing details from a generator seeded with (seed, i).
+
+    In week ``week`` the market lists the indices below :attr:`size` that :meth:`present` accepts
+    (week 0: all ``apps`` of them); ``market[i]`` and :meth:`card` also give removed apps.
     """
 
-    def __init__(self, apps: int, seed: int, base_url: str = "") -> None:
-        if apps < 0:
-            raise ValueError("apps must be >= 0")
-        self.size = apps
+    def __init__(self, apps: int, seed: int, week: int = 0, base_url: str = "") -> None:
+        if apps < 0 or week < 0:
+            raise ValueError("apps and week must be >= 0")
+        self.initial_apps = apps  # listed in week 0
         self.seed = seed
+        self.week = week
         self.base_url = base_url.rstrip("/")  # prefix of policy URLs in truth(); the server sets it
         self._block_size = int(GEN["block_size"])
-        self._cards: list[Card | None] = [None] * apps
-        self._apps: list[App | None] = [None] * apps
+        self._sizes, self._removed, self._permission_changes = _evolve(apps, seed, week)
+        self.size = self._sizes[-1]  # indices drawn so far: the week-0 apps and every new one since
+        self._cards: list[Card | None] = [None] * self.size
+        self._apps: list[App | None] = [None] * self.size
 
     # --- access -------------------------------------------------------------
     def __len__(self) -> int:
-        return self.size
+        return self.size - len(self._removed)
+
+    def present(self, i: int) -> bool:
+        """Whether app ``i`` is listed this week."""
+        return 0 <= i < self.size and i not in self._removed
+
+    def introduced(self, i: int) -> int:
+        """The week app ``i`` first appeared in (0 for the initial apps)."""
+        return bisect_right(self._sizes, i)
+
+    def removed(self) -> list[str]:
+        """Keys of the apps listed last week but not this week."""
+        return [self.card(i).key for i, week in sorted(self._removed.items()) if week == self.week]
+
+    def changed(self, app: App) -> list[str]:
+        """What changed for ``app`` since last week, among "new", "policy" and "permissions"."""
+        if not self.week:
+            return []
+        if self.introduced(app.index) == self.week:
+            return ["new"]
+        return [what for what, weeks in (("policy", app.policy.revisions), ("permissions", app.changes))
+                if weeks[-1:] == (self.week,)]
 
     def card(self, i: int) -> Card:
         """The search-list view of app ``i``."""
@@ -330,15 +372,15 @@ class Market:
         return app  # type: ignore[return-value]
 
     def __iter__(self) -> Iterator[App]:
-        return (self[i] for i in range(self.size))
+        return (self[i] for i in range(self.size) if i not in self._removed)
 
     def cards(self) -> list[Card]:
-        """Every app's card (the cheap stage; the cyclic GC is paused, it only slows this down)."""
+        """Every listed app's card (the cheap stage; the cyclic GC is paused, it only slows this down)."""
         with _gc_paused():
-            return [self.card(i) for i in range(self.size)]
+            return [self.card(i) for i in range(self.size) if i not in self._removed]
 
     def apps(self) -> list[App]:
-        """Every app, generated in full."""
+        """Every listed app, generated in full."""
         with _gc_paused():
             return list(self)
 
@@ -347,7 +389,7 @@ class Market:
         return {app.policy.path: app.policy for app in self.apps() if app.policy.path}
 
     def developer_apps(self, slug: str) -> list[App]:
-        """The apps of the developer whose policy-URL slug is ``slug`` (empty when there is none)."""
+        """The listed apps of the developer whose policy-URL slug is ``slug`` (empty when there is none)."""
         try:
             first = int(slug.rsplit("-", 1)[1], 36)
         except (IndexError, ValueError):
@@ -357,7 +399,8 @@ class Market:
             app = self[i]
             if app.developer_slug != slug:
                 break
-            out.append(app)
+            if self.present(i):
+                out.append(app)
         return out
 
     def find_policy(self, path: str) -> Policy | None:
@@ -376,17 +419,24 @@ class Market:
 
     # --- truth --------------------------------------------------------------
     def truth(self) -> dict[str, Any]:
-        """The ground truth: every app, its generative parameters and the rule ids that must fire.
+        """The ground truth: every listed app, its generative parameters and the rule ids that must fire.
 
-        Policy URLs are ``base_url`` + path (just the path while ``base_url`` is empty).
+        Policy URLs are ``base_url`` + path (just the path while ``base_url`` is empty). From week 1
+        on it also gives the ``week``, the keys of the apps ``removed`` since last week and, per app,
+        what ``changed`` (see :meth:`changed`); week 0's truth is the population as first drawn.
         """
         apps = self.apps()
         with _gc_paused():
-            return {"apps": self.size, "seed": self.seed, "app_list": [self.app_truth(app) for app in apps]}
+            app_list = [self.app_truth(app) for app in apps]
+        if not self.week:
+            return {"apps": len(apps), "seed": self.seed, "app_list": app_list}
+        return {"apps": len(apps), "seed": self.seed, "week": self.week, "removed": self.removed(),
+                "app_list": app_list}
 
     def app_truth(self, app: App) -> dict[str, Any]:
         policy = app.policy
         ids = {"itunes": app.track_id, "appgallery": app.appgallery_id, "xiaomi": app.package}
+        changed = {"changed": self.changed(app)} if self.week else {}
         return {
             "key": app.key,
             "package": app.package,
@@ -411,6 +461,7 @@ class Market:
                 "path": apk_path(app), "sdks": list(app.apk.sdks), "target_sdk": app.apk.target_sdk,
                 "invalid": app.apk.invalid},
             "expected": expected(app),
+            **changed,
         }
 
     # --- generation: helpers ------------------------------------------------
@@ -494,9 +545,46 @@ class Market:
         suffix = GEN["developer_suffix"].get(industry, GEN["developer_suffix"]["_default"])
         developer = f"{_choice(rng, GEN['cities'])}{dev.brand}{industry}{suffix}"
         policies = self._policies(rng, dev, needs, developer)
+        if self.week:
+            evolved = {id(p): self._evolve_policy(p) for p in policies.values()}
+            policies = {i: evolved[id(p)] for i, p in policies.items()}
         artist_id = 1_300_000_000 + dev.cards[0].index
-        return [self._app(card, app_rng, developer, dev.slug, needs[card.index], policies[card.index], artist_id)
+        return [self._evolve_app(self._app(card, app_rng, developer, dev.slug, needs[card.index],
+                                           policies[card.index], artist_id))
                 for card, app_rng in zip(dev.cards, rngs)]
+
+    def _evolve_policy(self, policy: Policy) -> Policy:
+        """The policy after weeks 1..week: now and then its text declares one more data type, or one fewer."""
+        for week in range(1, self.week + 1) if policy.has_text else ():
+            rng = random.Random(f"{self.seed}:week:{week}:{policy.path}")
+            if rng.random() >= WEEKS["policy_changed"]:
+                continue
+            declared = set(policy.declared)
+            more = [t for t in _NEW_TYPES if t not in declared]
+            if more and (not declared or rng.random() < WEEKS["policy_adds"]):
+                declared.add(_choice(rng, more))
+            elif declared:
+                declared.discard(_choice(rng, policy.declared))
+            policy = replace(policy, declared=tuple(sorted(declared)),
+                             negated=tuple(t for t in policy.negated if t not in declared),
+                             sms_trap=policy.sms_trap and "phone_number" in declared,
+                             effective=week_date(week), revisions=policy.revisions + (week,))
+        return policy
+
+    def _evolve_app(self, app: App) -> App:
+        """The app after weeks 1..week: an Android app may request one more dangerous permission (new version)."""
+        if app.platform != "android" or app.index not in self._permission_changes:
+            return app
+        table = GEN["permissions"]["dangerous"]
+        candidates = sorted(table.get(app.finance_type, table["_default"]))
+        for week, x in self._permission_changes.get(app.index, ()):
+            more = [PREFIX + p for p in candidates if PREFIX + p not in app.permissions]
+            if more:
+                major, minor, _ = app.version.split(".")
+                app = replace(app, permissions=tuple(sorted(app.permissions + (more[int(x * len(more))],))),
+                              version=f"{major}.{int(minor) + 1}.0", updated=week_date(week),
+                              changes=app.changes + (week,))
+        return app
 
     @staticmethod
     def _needs(rng: random.Random, card: Card) -> _Needs:
@@ -627,6 +715,24 @@ class Market:
             artist_id,
             needs.apk,
         )
+
+
+def _evolve(apps: int, seed: int, weeks: int) -> tuple[list[int], dict[int, int], dict[int, list[tuple[int, float]]]]:
+    """The indices drawn by the end of each week 0..weeks, index → week it was removed, and index →
+    (week, draw picking the permission) of its permission changes, each drawn per (seed, week, index)."""
+    sizes, removed, changes = [apps], {}, {}
+    new = max(1, round(apps * WEEKS["new"]))
+    for week in range(1, weeks + 1):
+        for i in range(sizes[-1]):
+            if i in removed:
+                continue
+            r = random.Random(f"{seed}:week:{week}:{i}").random
+            if r() < WEEKS["removed"]:
+                removed[i] = week
+            elif r() < WEEKS["permissions_changed"]:
+                changes.setdefault(i, []).append((week, r()))
+        sizes.append(sizes[-1] + new)
+    return sizes, removed, changes
 
 
 @contextmanager

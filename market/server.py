@@ -5,17 +5,25 @@ One aiohttp application serves every store under its own path prefix (see the sh
 (AppGallery-like JSON API), ``/xiaomi`` (Xiaomi-like HTML) and ``/policies``. Search indexes
 for the configured keywords are built at startup from the population's cards; full apps and
 policy texts are generated on first request.
+
+Detail pages, the Apple app page, policies and APKs carry a strong ``ETag`` (a hash of what
+determines their bytes: seed, resource, host and the weeks it changed in, never of the body),
+``Last-Modified`` and ``Cache-Control: no-cache``, and answer a matching ``If-None-Match`` (or,
+without one, a recent enough ``If-Modified-Since``) with an empty 304. :meth:`MarketServer.advance`
+moves a running server to the next week.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import io
 import json
 import logging
 import re
 import threading
-from datetime import date
+from datetime import date, datetime, time, timezone
+from email.utils import format_datetime, parsedate_to_datetime
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable
@@ -39,6 +47,8 @@ APPGALLERY_MAX_RESULTS = 100
 XIAOMI_PAGE_SIZE = 30
 SEARCH_CACHE_SIZE = 256  # keywords outside settings.FINMON_KEYWORDS kept indexed
 ROBOTS_TXT = "User-agent: *\nDisallow: /private/\n"
+CONTENT_VERSION = 1  # part of every ETag: bump it when a template or a page format changes
+NOT_MODIFIED = "not_modified"  # the hits key counting 304 answers
 
 _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
@@ -53,15 +63,20 @@ class MarketApp:
 
     def __init__(self, market: Market, keywords: list[str] | None = None) -> None:
         self.market = market
-        self.cards = market.cards()
-        self.hits: collections.Counter[str] = collections.Counter()  # requests per route name
+        self.cards = {c.index: c for c in market.cards()}  # the listed apps, by index
+        self.hits: collections.Counter[str] = collections.Counter()  # requests per route name, and 304s
         self._served: set[str] = set()  # detail pages already hit once (transient faults)
-        self._xiaomi_ids = {c.package: c.index for c in self.cards if "xiaomi" in c.stores}
-        self._android_ids = {c.package: c.index for c in self.cards if c.platform == "android"}
+        self._xiaomi_ids = {c.package: c.index for c in self.cards.values() if "xiaomi" in c.stores}
+        self._android_ids = {c.package: c.index for c in self.cards.values() if c.platform == "android"}
         self._search: dict[str, dict[str, list[int]]] = {}
         self._fixed = set(settings.FINMON_KEYWORDS if keywords is None else keywords)
         for keyword in self._fixed:
             self._search[keyword] = self._scan(keyword)
+
+    def switch(self, fresh: "MarketApp") -> None:
+        """Serve ``fresh``'s market and indexes from now on (call it on the server's loop); hits carry over."""
+        self.market, self.cards, self._search = fresh.market, fresh.cards, fresh._search
+        self._xiaomi_ids, self._android_ids = fresh._xiaomi_ids, fresh._android_ids
 
     # --- application ----------------------------------------------------------
     def build(self) -> web.Application:
@@ -92,7 +107,7 @@ class MarketApp:
     def _scan(self, keyword: str) -> dict[str, list[int]]:
         found: dict[str, list[int]] = {store: [] for store in STORES}
         if keyword:
-            for card in self.cards:
+            for card in self.cards.values():
                 if keyword in card.name or keyword in card.description:
                     for store in card.stores:
                         found[store].append(card.index)
@@ -117,9 +132,29 @@ class MarketApp:
         return True
 
     def _card(self, index: int, store: str) -> Card | None:
-        if 0 <= index < len(self.cards) and store in self.cards[index].stores:
-            return self.cards[index]
-        return None
+        card = self.cards.get(index)
+        return card if card is not None and store in card.stores else None
+
+    def _validators(self, request: web.Request, resource: str, modified: str, *revisions: object) -> dict[str, str]:
+        """ETag, Last-Modified (``modified``, an ISO date) and Cache-Control of a resource: the ETag hashes
+        what determines its bytes (the resource, the host its links use, the weeks it changed in), not them."""
+        key = f"{CONTENT_VERSION}|{self.market.seed}|{resource}|{request.host}|{revisions}"
+        etag = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+        when = datetime.combine(date.fromisoformat(modified), time(), timezone.utc)
+        return {"ETag": f'"{etag}"', "Last-Modified": format_datetime(when, usegmt=True), "Cache-Control": "no-cache"}
+
+    def _not_modified(self, request: web.Request, headers: dict[str, str]) -> web.Response | None:
+        """An empty 304 when the client's copy is current (If-None-Match, else If-Modified-Since)."""
+        tags = request.if_none_match
+        if tags is not None:
+            fresh = any(tag.value in ("*", headers["ETag"][1:-1]) for tag in tags)
+        else:
+            since = request.if_modified_since
+            fresh = since is not None and since >= parsedate_to_datetime(headers["Last-Modified"])
+        if not fresh:
+            return None
+        self.hits[NOT_MODIFIED] += 1
+        return web.Response(status=304, headers=headers)
 
     def policy_url(self, request: web.Request, app: App) -> str | None:
         return _origin(request) + app.policy.path if app.policy.path else None
@@ -150,7 +185,7 @@ class MarketApp:
                 apps.append(self.market[card.index])
         bundles = set(filter(None, request.query.get("bundleId", "").split(",")))
         if bundles:
-            apps += [self.market[c.index] for c in self.cards if c.package in bundles and "itunes" in c.stores]
+            apps += [self.market[c.index] for c in self.cards.values() if c.package in bundles and "itunes" in c.stores]
         return self._itunes_json(request, apps)
 
     def _itunes_json(self, request: web.Request, apps: list[App]) -> web.Response:
@@ -162,12 +197,16 @@ class MarketApp:
         if card is None:
             raise web.HTTPNotFound()
         app = self.market[card.index]
+        headers = self._validators(request, f"apple:{app.index}", max(app.updated, app.policy.effective),
+                                   app.changes, app.policy.revisions)  # privacy labels follow the policy
+        if (unchanged := self._not_modified(request, headers)) is not None:
+            return unchanged
         updated = date.fromisoformat(app.updated)
         html = _templates.get_template("itunes_app.html").render(
             app=app, base=_origin(request), category=app.category("itunes"),
             updated_text=f"{updated.year}年{updated.month}月{updated.day}日",
             policy_url=self.policy_url(request, app), labels=app.privacy_labels())
-        return web.Response(text=html, content_type="text/html")
+        return web.Response(text=html, content_type="text/html", headers=headers)
 
     async def appgallery(self, request: web.Request) -> web.Response:
         uri = request.query.get("uri", "")
@@ -201,6 +240,9 @@ class MarketApp:
         app = self.market[card.index]
         if self._transient("appgallery", appid, app):
             raise web.HTTPServiceUnavailable()
+        headers = self._validators(request, f"appgallery:{app.index}", app.updated, app.changes)
+        if (unchanged := self._not_modified(request, headers)) is not None:
+            return unchanged
         labels = LABELS["permissions"]
         layout: list[dict[str, Any]] = [
             {"layoutName": "appdetailheadercard", "dataList": [{
@@ -218,7 +260,7 @@ class MarketApp:
         text = json.dumps({"rtnCode": 0, "layoutData": layout}, ensure_ascii=False)
         if "appgallery_malformed_json" in app.faults:
             text = text[: len(text) // 2]
-        return web.Response(text=text, content_type="application/json")
+        return web.Response(text=text, content_type="application/json", headers=headers)
 
     async def xiaomi_search(self, request: web.Request) -> web.Response:
         keyword = request.query.get("keywords", "")
@@ -238,12 +280,15 @@ class MarketApp:
         app = self.market[index]
         if "xiaomi_503" in app.faults or self._transient("xiaomi", package, app):
             raise web.HTTPServiceUnavailable()
+        headers = self._validators(request, f"xiaomi:{app.index}", app.updated, app.changes)
+        if (unchanged := self._not_modified(request, headers)) is not None:
+            return unchanged
         labels = LABELS["permissions"]
         html = _templates.get_template("xiaomi_details.html").render(
             app=app, category=app.category("xiaomi"), policy_url=self.policy_url(request, app),
             apk_url=self.apk_url(request, app),
             permission_labels=[labels[p.removeprefix(PREFIX)] for p in app.permissions])
-        return web.Response(text=html, content_type="text/html")
+        return web.Response(text=html, content_type="text/html", headers=headers)
 
     async def apk(self, request: web.Request) -> web.Response:
         """The app's APK, built from its spec; a seeded fault serves it truncated."""
@@ -251,10 +296,13 @@ class MarketApp:
         app = self.market[index] if index is not None else None
         if app is None or app.apk is None:
             raise web.HTTPNotFound()
+        headers = self._validators(request, f"apk:{app.index}", app.updated, app.changes)
+        if (unchanged := self._not_modified(request, headers)) is not None:
+            return unchanged
         body = build_apk(apk_spec(app))
         if app.apk.invalid:
             body = body[: len(body) // 3]
-        return web.Response(body=body, content_type="application/vnd.android.package-archive")
+        return web.Response(body=body, content_type="application/vnd.android.package-archive", headers=headers)
 
     async def policy(self, request: web.Request) -> web.Response:
         policy = self.market.find_policy(request.path)
@@ -262,12 +310,16 @@ class MarketApp:
             raise web.HTTPNotFound()
         if policy.fault:
             raise web.HTTPInternalServerError()
+        headers = self._validators(request, f"policy:{policy.path}", policy.effective, policy.revisions)
+        if (unchanged := self._not_modified(request, headers)) is not None:
+            return unchanged
         if policy.variant == "pdf":
-            return web.Response(body=render_pdf(self.market.seed, policy), content_type="application/pdf")
+            return web.Response(body=render_pdf(self.market.seed, policy), content_type="application/pdf",
+                                headers=headers)
         html = render_policy_html(self.market, policy, utf8=policy.variant == "html")
         if policy.variant == "gbk":  # no charset in the header nor in the page
-            return web.Response(body=html.encode("gbk"), headers={"Content-Type": "text/html"})
-        return web.Response(text=html, content_type="text/html", charset="utf-8")
+            return web.Response(body=html.encode("gbk"), headers={**headers, "Content-Type": "text/html"})
+        return web.Response(text=html, content_type="text/html", charset="utf-8", headers=headers)
 
 
 def render_policy_html(market: Market, policy: Policy, utf8: bool = True) -> str:
@@ -428,12 +480,12 @@ class MarketServer:
     """The simulator on a background thread with its own event loop; use as a context manager.
 
     ``with MarketServer(apps=300, seed=7) as m:`` → ``m.base_url``, ``m.store_urls``,
-    ``m.truth()``, ``m.hits`` (requests per route).
+    ``m.truth()``, ``m.hits`` (requests per route, 304s under ``NOT_MODIFIED``), ``m.advance()``.
     """
 
-    def __init__(self, apps: int = settings.MARKET_APPS, seed: int = settings.MARKET_SEED,
+    def __init__(self, apps: int = settings.MARKET_APPS, seed: int = settings.MARKET_SEED, week: int = 0,
                  host: str = settings.MARKET_HOST, port: int = 0, start_timeout: float = 60.0) -> None:
-        self.market = Market(apps, seed)
+        self.market = Market(apps, seed, week)
         self.host = host
         self.port = port
         self.base_url = ""
@@ -450,8 +502,22 @@ class MarketServer:
         return self._handlers.hits if self._handlers else collections.Counter()
 
     def truth(self) -> dict[str, Any]:
-        """The market's ground truth, with policy URLs on this server."""
+        """The current week's ground truth, with policy URLs on this server."""
         return self.market.truth()
+
+    def advance(self, weeks: int = 1) -> Market:
+        """Move the market ``weeks`` weeks on (a running server switches between two requests); the new market."""
+        market = Market(self.market.initial_apps, self.market.seed, self.market.week + weeks, self.market.base_url)
+        if self._handlers is not None and self._loop is not None and self._thread is not None:
+            fresh = MarketApp(market)  # cards and search indexes built here, not on the server's loop
+
+            async def switch() -> None:
+                self._handlers.switch(fresh)  # type: ignore[union-attr]
+
+            asyncio.run_coroutine_threadsafe(switch(), self._loop).result(self._start_timeout)
+        self.market = market
+        log.info("market simulator: week %d, %d apps", market.week, len(market))
+        return market
 
     def start(self) -> "MarketServer":
         app, self._handlers = build_app(self.market)
@@ -467,7 +533,8 @@ class MarketServer:
         self.market.base_url = self.base_url
         self.store_urls = {"itunes": f"{self.base_url}/itunes", "appgallery": f"{self.base_url}/appgallery",
                            "xiaomi": f"{self.base_url}/xiaomi"}
-        log.info("market simulator: %d apps (seed %d) at %s", len(self.market), self.market.seed, self.base_url)
+        log.info("market simulator: %d apps (seed %d, week %d) at %s", len(self.market), self.market.seed,
+                 self.market.week, self.base_url)
         return self
 
     def _run(self, app: web.Application) -> None:
@@ -510,9 +577,9 @@ class MarketServer:
 
 
 def serve(apps: int = settings.MARKET_APPS, seed: int = settings.MARKET_SEED,
-          host: str = settings.MARKET_HOST, port: int = 8800) -> None:
-    """Serve the simulator on host:port until interrupted (blocking; for ``finmon market serve``)."""
-    market = Market(apps, seed)
+          host: str = settings.MARKET_HOST, port: int = 8800, week: int = 0) -> None:
+    """Serve the simulator's week ``week`` on host:port until interrupted (blocking; for ``finmon market serve``)."""
+    market = Market(apps, seed, week)
     app, _ = build_app(market)
 
     async def main() -> None:
@@ -522,8 +589,8 @@ def serve(apps: int = settings.MARKET_APPS, seed: int = settings.MARKET_SEED,
             await web.TCPSite(runner, host, port).start()
             bound = runner.addresses[0][1]
             market.base_url = f"http://{host}:{bound}"
-            log.info("market simulator: %d apps (seed %d) at %s; stores: %s", apps, seed, market.base_url,
-                     ", ".join(f"{market.base_url}/{s}" for s in STORES))
+            log.info("market simulator: %d apps (seed %d, week %d) at %s; stores: %s", len(market), seed, week,
+                     market.base_url, ", ".join(f"{market.base_url}/{s}" for s in STORES))
             await asyncio.Event().wait()
         finally:
             await runner.cleanup()

@@ -164,8 +164,19 @@ def test_names_and_descriptions_carry_the_keywords_and_no_data_type_terms(market
 def test_policy_text_declares_exactly_what_the_truth_says(market: Market) -> None:
     policies = {a.policy.path: a.policy for a in market if a.policy.has_text}
     assert len(policies) > 100
+    _check_policy_texts(market, policies.values())
+
+
+def test_changed_policy_texts_declare_exactly_what_the_truth_says() -> None:
+    later = Market(apps=600, seed=7, week=3)
+    changed = {a.policy.path: a.policy for a in later if a.policy.revisions}
+    assert len(changed) > 20
+    _check_policy_texts(later, changed.values())
+
+
+def _check_policy_texts(market: Market, policies) -> None:
     traps = {lang: TERMS["traps"][lang] for lang in ("zh", "en")}
-    for policy in policies.values():
+    for policy in policies:
         doc = policy_document(market.seed, policy)
         pattern, owner = _term_finder(policy.language)
         keep = set(doc["keep_together"])
