@@ -10,7 +10,8 @@ Contract (tests/index/test_store_contract.py runs it against each backend):
 - ``save_analysis`` upserts apps and findings. A finding keeps its first ``first_seen``;
   one seen again at a later time becomes ``open``; an unresolved finding of an analysed
   app that the analysis no longer produces becomes ``resolved`` (``resolved_at`` = the
-  analysis time); a resolved finding produced again is ``open`` again.
+  analysis time); a resolved finding produced again is ``open`` again. Only the apps of the batch
+  are touched: an app left out of a later ``save_analysis`` keeps its findings and its input hash.
 - ``search`` never raises on user input: any string is taken as plain words/phrases, each
   word a phrase that must occur (CJK characters adjacent and in order, other tokens whole).
 - A backend that cannot be reached raises :class:`StoreUnavailable`.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import unicodedata
-from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
+from typing import Any, Iterable, Iterator, Mapping, Protocol, runtime_checkable
 
 from finmon import settings
 from finmon.model import (
@@ -61,8 +62,12 @@ class Store(Protocol):
     def save_run(self, run: Run) -> None:
         """Insert or replace a run record (by id)."""
 
-    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        """Run records (``Run.to_dict()``), newest first."""
+    def runs(self, limit: int = 20, job: str | None = None) -> list[dict[str, Any]]:
+        """Run records (``Run.to_dict()``: with ``job``, ``attempt`` and ``error``), newest first.
+
+        ``job``: only the runs of that scheduler job (e.g. "crawl:appgallery"; "" for runs started by
+        hand); None: every run.
+        """
 
     def save_rules(self, rules: Iterable[dict[str, Any]]) -> None:
         """Upsert the rule table (id, family, severity, confidence, title, title_en, description, regulation)."""
@@ -78,13 +83,21 @@ class Store(Protocol):
 
     def save_analysis(
         self, apps: Iterable[AppSnapshot], analyses: Iterable[Analysis], seen_at: str | None = None,
-        skipped_rules: Iterable[str] = (),
+        skipped_rules: Iterable[str] = (), inputs: Mapping[str, str] | None = None,
     ) -> dict[str, int]:
         """Upsert apps, their policy links and findings; returns ``{"new", "open", "resolved"}`` counts.
 
         Findings of ``skipped_rules`` (rules the analysis could not apply, e.g. R601 without a
         registry) are left as they are: their absence proves nothing, so they are not resolved.
+
+        ``inputs``: app key → input hash, an opaque string naming what the app's analysis was computed
+        from (for incremental analysis, see :meth:`analysis_inputs`). It is stored with the app, as the
+        rest of the app is (not when a later analysis is stored already); an app of ``apps`` without
+        an entry gets "" (unknown). Entries for apps not in ``apps`` are ignored.
         """
+
+    def analysis_inputs(self) -> dict[str, str]:
+        """App key → the input hash stored by the app's latest ``save_analysis``, for every app that has one."""
 
     def findings(
         self,

@@ -69,7 +69,7 @@ from index.base import (
 
 log = logging.getLogger(__name__)
 
-MAPPING_VERSION = 2  # 2: listings gained apk_url
+MAPPING_VERSION = 2  # 2: listings gained apk_url, runs job/attempt/error, apps input_hash
 KINDS = ("apps", "listings", "policies", "findings", "runs", "rules")
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}  # anything else ranks 3, as in SQLite's ORDER BY
 TEMPLATE_PRIORITY = 200
@@ -89,7 +89,7 @@ def _strict(*keywords: str, **fields: Any) -> dict[str, Any]:
 MAPPINGS: dict[str, dict[str, Any]] = {
     "apps": _strict(
         "key", "platform", "package", "category", "finance_type", "policy_status", "policy_url", "policy_sha256",
-        "permissions", "privacy_labels", "stores",
+        "permissions", "privacy_labels", "stores", "input_hash",
         name=_NAME, developer=_NAME, finance_confidence={"type": "float"},
         first_seen=_DATE, last_seen=_DATE, analysed_at=_DATE,
         policies={"properties": {"sha256": _KEYWORD, "url": _KEYWORD, "first_seen": _DATE, "last_seen": _DATE}},
@@ -117,7 +117,8 @@ MAPPINGS: dict[str, dict[str, Any]] = {
         first_seen=_DATE, last_seen=_DATE, resolved_at=_DATE, body=_BODY,
         date={"type": "alias", "path": "last_seen"},
     ),
-    "runs": _strict("id", "kind", "outcome", started=_DATE, ended=_DATE, counters=_OPAQUE),
+    "runs": _strict("id", "kind", "outcome", "job", started=_DATE, ended=_DATE, counters=_OPAQUE,
+                    attempt={"type": "integer"}, error=_SHOWN),
     "rules": _strict(
         "id", "family", "severity", "confidence",
         title=_NAME, title_en=_NAME, description={"type": "text"}, regulation=_NAME, data=_OPAQUE,
@@ -421,13 +422,22 @@ class ElasticStore:
         self._bulk([{"_index": self.alias("runs"), "_id": run.id, "_source": {
             "id": run.id, "kind": run.kind, "started": timestamp(run.started),
             "ended": run.ended and timestamp(run.ended), "counters": run.counters, "outcome": run.outcome,
+            "job": run.job, "attempt": run.attempt, "error": run.error,
         }}])
 
     @_guarded
-    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        hits = self._sorted(self.alias("runs"), {"match_all": {}}, [{"started": "desc"}, {"id": "desc"}],
-                            limit=max(0, int(limit)))
-        return [{k: hit["_source"][k] for k in ("id", "kind", "started", "ended", "counters", "outcome")}
+    def runs(self, limit: int = 20, job: str | None = None) -> list[dict[str, Any]]:
+        # Runs copied from a mapping v1 index have no job, attempt or error: Run's defaults.
+        query: dict[str, Any] = {"match_all": {}}
+        if job == "":
+            query = {"bool": {"should": [{"term": {"job": ""}}, {"bool": {"must_not": {"exists": {"field": "job"}}}}],
+                              "minimum_should_match": 1}}
+        elif job is not None:
+            query = {"term": {"job": job}}
+        hits = self._sorted(self.alias("runs"), query, [{"started": "desc"}, {"id": "desc"}], limit=max(0, int(limit)))
+        return [{**{k: hit["_source"][k] for k in ("id", "kind", "started", "ended", "counters", "outcome")},
+                 "job": hit["_source"].get("job") or "", "attempt": hit["_source"].get("attempt") or 1,
+                 "error": hit["_source"].get("error") or ""}
                 for hit in hits]
 
     @_guarded
@@ -462,7 +472,7 @@ class ElasticStore:
     @_guarded
     def save_analysis(
         self, apps: Iterable[AppSnapshot], analyses: Iterable[Analysis], seen_at: str | None = None,
-        skipped_rules: Iterable[str] = (),
+        skipped_rules: Iterable[str] = (), inputs: Mapping[str, str] | None = None,
     ) -> dict[str, int]:
         """Apps, their listings, policy and policy link, and findings, in batches of apps (see Store)."""
         skipped = frozenset(skipped_rules)
@@ -473,13 +483,21 @@ class ElasticStore:
         for keys in _chunks(sorted(apps_by_key.keys() | by_key.keys()), settings.FINMON_ES_BATCH):
             counts.update(self._save(apps=[apps_by_key[k] for k in keys if k in apps_by_key],
                                      analyses=[by_key[k] for k in keys if k in by_key], seen=seen,
-                                     skipped_rules=skipped)[0])
+                                     skipped_rules=skipped, inputs=inputs)[0])
         return dict(counts)
+
+    @_guarded
+    def analysis_inputs(self) -> dict[str, str]:
+        # Filtered here too: a hash longer than ignore_above is kept in _source but not indexed.
+        hits = self._scan(self.alias("apps"), {"bool": {"must_not": [{"term": {"input_hash": ""}}]}},
+                          _source=["input_hash"])
+        return dict(sorted((hit["_id"], hit["_source"]["input_hash"]) for hit in hits
+                           if hit["_source"].get("input_hash")))
 
     def _save(
         self, *, listings: Iterable[Listing] = (), versions: Iterable[PolicyVersion] = (),
         apps: Iterable[AppSnapshot] = (), analyses: Iterable[Analysis] = (), seen: str = "",
-        skipped_rules: frozenset[str] = frozenset(),
+        skipped_rules: frozenset[str] = frozenset(), inputs: Mapping[str, str] | None = None,
     ) -> tuple[dict[str, int], int]:
         """One batch: read, update as SQLite's upserts do, write in one bulk. Returns the finding
         counts and how many policy versions were new."""
@@ -503,7 +521,7 @@ class ElasticStore:
             }
         self._put_listings(docs, listings)
         for app in apps:
-            self._put_app(docs["apps"], app, analyses.get(app.key), seen)
+            self._put_app(docs["apps"], app, analyses.get(app.key), seen, (inputs or {}).get(app.key) or "")
         adocs = docs["apps"]
         changed = {key for key, app in adocs.src.items() if _app_filters(app) != _app_filters(adocs.read.get(key))}
         docs["findings"].load(self._terms("findings", "app_key", changed | analyses.keys()
@@ -548,8 +566,9 @@ class ElasticStore:
             app["stores"] = sorted(set(app["stores"]) | stores)
 
     @staticmethod
-    def _put_app(adocs: _Docs, app: AppSnapshot, analysis: Analysis | None, seen: str) -> None:
-        """An analysed app (unless a later analysis is stored already) and its link to its policy."""
+    def _put_app(adocs: _Docs, app: AppSnapshot, analysis: Analysis | None, seen: str, input_hash: str) -> None:
+        """An analysed app and its input hash (unless a later analysis is stored already), and its link to
+        its policy."""
         first = min([seen, *(timestamp(lst.fetched_at) for lst in app.listings)])
         doc = adocs.src.get(app.key) or {**dict.fromkeys(APP_FIELDS), "stores": [], "policies": []}
         if seen >= (doc["analysed_at"] or ""):
@@ -558,7 +577,7 @@ class ElasticStore:
                 category=app.category, policy_status=app.policy_status, policy_url=app.policy_url,
                 policy_sha256=app.policy.sha256 if app.policy else None, permissions=sorted(app.permissions),
                 privacy_labels=sorted(app.privacy_labels), first_seen=min(doc["first_seen"] or first, first),
-                last_seen=max(doc["last_seen"] or "", seen), analysed_at=seen,
+                last_seen=max(doc["last_seen"] or "", seen), analysed_at=seen, input_hash=input_hash,
             )
             if analysis and analysis.finance_type is not None:
                 doc["finance_type"] = analysis.finance_type

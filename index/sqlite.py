@@ -16,7 +16,7 @@ import json
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from finmon import settings
 from finmon.model import (
@@ -49,6 +49,8 @@ from index.base import (
     timestamp,
 )
 
+# Raised for changes older code cannot work with (it refuses a newer file). Added columns are not
+# such a change: opening a file adds the columns of _ADDED_COLUMNS it lacks.
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -56,7 +58,7 @@ CREATE TABLE IF NOT EXISTS apps (
     key TEXT PRIMARY KEY, platform TEXT, package TEXT, name TEXT, developer TEXT, category TEXT,
     finance_type TEXT, finance_confidence REAL, policy_status TEXT, policy_url TEXT, policy_sha256 TEXT,
     permissions TEXT NOT NULL DEFAULT '[]', privacy_labels TEXT NOT NULL DEFAULT '[]',
-    first_seen TEXT, last_seen TEXT, analysed_at TEXT
+    first_seen TEXT, last_seen TEXT, analysed_at TEXT, input_hash TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS listings (
     store TEXT NOT NULL, store_id TEXT NOT NULL, app_key TEXT NOT NULL, platform TEXT, package TEXT,
@@ -91,7 +93,8 @@ CREATE INDEX IF NOT EXISTS findings_status ON findings (status, severity);
 CREATE INDEX IF NOT EXISTS findings_first_seen ON findings (first_seen);
 CREATE INDEX IF NOT EXISTS findings_resolved_at ON findings (resolved_at);
 CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY, kind TEXT, started TEXT, ended TEXT, counters TEXT, outcome TEXT
+    id TEXT PRIMARY KEY, kind TEXT, started TEXT, ended TEXT, counters TEXT, outcome TEXT,
+    job TEXT NOT NULL DEFAULT '', attempt INTEGER NOT NULL DEFAULT 1, error TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs (started);
 CREATE TABLE IF NOT EXISTS rules (
@@ -105,6 +108,15 @@ CREATE VIRTUAL TABLE IF NOT EXISTS policies_fts USING fts5(
     body, content = '', tokenize = 'unicode61 remove_diacritics 2'
 );
 """
+
+# Columns added since tables were first created (also in _SCHEMA): added to an older file when
+# missing, with their defaults for the rows it holds. Then _INDEXES, which may need them.
+_ADDED_COLUMNS = {
+    "apps": {"input_hash": "TEXT NOT NULL DEFAULT ''"},
+    "runs": {"job": "TEXT NOT NULL DEFAULT ''", "attempt": "INTEGER NOT NULL DEFAULT 1",
+             "error": "TEXT NOT NULL DEFAULT ''"},
+}
+_INDEXES = ("CREATE INDEX IF NOT EXISTS runs_job ON runs (job, started)",)
 
 _TEMP = """
 CREATE TEMP TABLE IF NOT EXISTS batch_ids (id TEXT PRIMARY KEY);
@@ -137,9 +149,10 @@ ON CONFLICT (key) DO UPDATE SET
 _UPSERT_APP = """
 INSERT INTO apps (key, platform, package, name, developer, category, finance_type, finance_confidence,
                   policy_status, policy_url, policy_sha256, permissions, privacy_labels, first_seen, last_seen,
-                  analysed_at)
+                  analysed_at, input_hash)
 VALUES (:key, :platform, :package, :name, :developer, :category, :finance_type, :finance_confidence,
-        :policy_status, :policy_url, :policy_sha256, :permissions, :privacy_labels, :first_seen, :seen, :seen)
+        :policy_status, :policy_url, :policy_sha256, :permissions, :privacy_labels, :first_seen, :seen, :seen,
+        :input_hash)
 ON CONFLICT (key) DO UPDATE SET
     platform = excluded.platform, package = excluded.package, name = excluded.name,
     developer = excluded.developer, category = excluded.category,
@@ -150,7 +163,7 @@ ON CONFLICT (key) DO UPDATE SET
     privacy_labels = excluded.privacy_labels,
     first_seen = min(coalesce(apps.first_seen, excluded.first_seen), excluded.first_seen),
     last_seen = max(coalesce(apps.last_seen, ''), excluded.last_seen),
-    analysed_at = excluded.analysed_at
+    analysed_at = excluded.analysed_at, input_hash = excluded.input_hash
 WHERE excluded.analysed_at >= coalesce(apps.analysed_at, '')
 """
 _UPSERT_LINK = """
@@ -202,7 +215,25 @@ class SQLiteStore:
         self.db.execute("PRAGMA synchronous = NORMAL")
         if self.db.execute("PRAGMA user_version").fetchone()[0] > SCHEMA_VERSION:
             raise RuntimeError(f"{self.path}: index schema is newer than this finmon understands")
-        self.db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT; {_TEMP}")
+        # One transaction. executescript() leaves it open, but would commit it before a second script.
+        try:
+            self.db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA}")
+            self._add_columns()
+            for statement in (*_INDEXES, f"PRAGMA user_version = {SCHEMA_VERSION}", "COMMIT"):
+                self.db.execute(statement)
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        self.db.executescript(_TEMP)
+
+    def _add_columns(self) -> None:
+        """Adds the columns of _ADDED_COLUMNS a file made by an older finmon lacks."""
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {row["name"] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, definition in columns.items():
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
 
     # -- plumbing -------------------------------------------------------------
     @contextmanager
@@ -232,16 +263,19 @@ class SQLiteStore:
     def save_run(self, run: Run) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO runs (id, kind, started, ended, counters, outcome) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO runs (id, kind, started, ended, counters, outcome, job, attempt, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run.id, run.kind, timestamp(run.started), run.ended and timestamp(run.ended), dumps(run.counters),
-                 run.outcome),
+                 run.outcome, run.job, run.attempt, run.error),
             )
 
-    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT * FROM runs ORDER BY started DESC, id DESC LIMIT ?", (limit,))
+    def runs(self, limit: int = 20, job: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE job = ?", [job]) if job is not None else ("", [])
+        rows = self.db.execute(f"SELECT * FROM runs {where} ORDER BY started DESC, id DESC LIMIT ?", (*params, limit))
         return [
             {"id": r["id"], "kind": r["kind"], "started": r["started"], "ended": r["ended"],
-             "counters": json.loads(r["counters"] or "{}"), "outcome": r["outcome"]}
+             "counters": json.loads(r["counters"] or "{}"), "outcome": r["outcome"], "job": r["job"],
+             "attempt": r["attempt"], "error": r["error"]}
             for r in rows
         ]
 
@@ -314,17 +348,19 @@ class SQLiteStore:
     # -- analysis ---------------------------------------------------------------
     def save_analysis(
         self, apps: Iterable[AppSnapshot], analyses: Iterable[Analysis], seen_at: str | None = None,
-        skipped_rules: Iterable[str] = (),
+        skipped_rules: Iterable[str] = (), inputs: Mapping[str, str] | None = None,
     ) -> dict[str, int]:
         """Apps, their listings, policy and policy link, and findings, in one transaction (see Store)."""
         seen = timestamp(seen_at or utcnow())
         apps = list(apps)
         by_key = {a.app_key: a for a in analyses}
+        inputs = inputs or {}
         findings = {f.id: f for a in by_key.values() for f in a.findings}
         with self._tx() as db:
             self._save_policies(db, (app.policy for app in apps if app.policy))
             self._save_listings(db, (lst for app in apps for lst in app.listings))
-            db.executemany(_UPSERT_APP, [self._app_row(app, by_key.get(app.key), seen) for app in apps])
+            db.executemany(_UPSERT_APP, [self._app_row(app, by_key.get(app.key), seen, inputs.get(app.key) or "")
+                                         for app in apps])
             db.executemany(
                 _UPSERT_LINK,
                 [(app.key, app.policy.sha256, app.policy_url or app.policy.url, seen, seen)
@@ -366,7 +402,7 @@ class SQLiteStore:
         return {"new": counts.get("new", 0), "open": counts.get("open", 0), "resolved": resolved}
 
     @staticmethod
-    def _app_row(app: AppSnapshot, analysis: Analysis | None, seen: str) -> dict[str, Any]:
+    def _app_row(app: AppSnapshot, analysis: Analysis | None, seen: str, input_hash: str) -> dict[str, Any]:
         fetched = [timestamp(lst.fetched_at) for lst in app.listings]
         return {
             "key": app.key, "platform": app.platform, "package": app.package, "name": app.name,
@@ -376,8 +412,11 @@ class SQLiteStore:
             "policy_status": app.policy_status, "policy_url": app.policy_url,
             "policy_sha256": app.policy.sha256 if app.policy else None,
             "permissions": dumps(sorted(app.permissions)), "privacy_labels": dumps(sorted(app.privacy_labels)),
-            "first_seen": min([seen, *fetched]), "seen": seen,
+            "first_seen": min([seen, *fetched]), "seen": seen, "input_hash": input_hash,
         }
+
+    def analysis_inputs(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT key, input_hash FROM apps WHERE input_hash != '' ORDER BY key").fetchall())
 
     # -- queries ----------------------------------------------------------------
     @staticmethod
@@ -477,6 +516,7 @@ class SQLiteStore:
 
     def _app_dict(self, row: sqlite3.Row, stores: list[str], counts: dict[str, int]) -> dict[str, Any]:
         app = dict(row)
+        del app["input_hash"]  # the store's bookkeeping (analysis_inputs), not a property of the app
         app["permissions"] = json.loads(app["permissions"] or "[]")
         app["privacy_labels"] = json.loads(app["privacy_labels"] or "[]")
         app["stores"] = stores

@@ -59,6 +59,27 @@ def test_templates_aliases_and_strict_mappings(es_store):
     assert props["body"]["analyzer"] == "standard"
 
 
+def test_runs_and_apps_mappings_of_the_new_fields(es_store):
+    runs = es_store.es.indices.get_mapping(index=es_store.alias("runs"))
+    props = next(iter(runs.values()))["mappings"]["properties"]
+    assert props["job"]["type"] == "keyword" and props["attempt"]["type"] == "integer"
+    assert props["error"] == {"type": "text", "index": False}
+    apps = es_store.es.indices.get_mapping(index=es_store.alias("apps"))
+    assert next(iter(apps.values()))["mappings"]["properties"]["input_hash"]["type"] == "keyword"
+
+
+def test_runs_copied_from_a_v1_index_get_the_defaults(es_store):
+    """A v1 run document (migrated as it was) has no job, attempt or error: it reads as a run by hand."""
+    es_store._bulk([{"_index": es_store.alias("runs"), "_id": "crawl-v1", "_source": {
+        "id": "crawl-v1", "kind": "crawl", "started": T1, "ended": None, "counters": {}, "outcome": "ok"}}])
+    es_store.save_run(Run(id="crawl-v2", kind="crawl", started=T2, job="crawl:xiaomi", attempt=3, error="boom"))
+    es_store.save_run(Run(id="demo", kind="demo", started=T2))
+    assert [(r["id"], r["job"], r["attempt"], r["error"]) for r in es_store.runs()] == [
+        ("demo", "", 1, ""), ("crawl-v2", "crawl:xiaomi", 3, "boom"), ("crawl-v1", "", 1, "")]
+    assert [r["id"] for r in es_store.runs(job="")] == ["demo", "crawl-v1"]
+    assert [r["id"] for r in es_store.runs(job="crawl:xiaomi")] == ["crawl-v2"]
+
+
 def test_reopening_migrates_nothing_and_keeps_the_data(es_store, es_url, build):
     save_loan(es_store, build)
     again = ElasticStore(es_url, prefix=es_store.prefix)

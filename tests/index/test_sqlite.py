@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from finmon.model import Run
 from index.base import index_text, query_words, snippet
 from index.sqlite import SCHEMA_VERSION, SQLiteStore, fts_match
 
@@ -37,6 +38,74 @@ def test_a_newer_schema_is_refused(tmp_path):
     db.close()
     with pytest.raises(RuntimeError, match="newer"):
         SQLiteStore(path)
+
+
+# The runs and apps tables as finmon made them before runs had job, attempt and error, and apps input_hash.
+OLD_TABLES = """
+CREATE TABLE apps (
+    key TEXT PRIMARY KEY, platform TEXT, package TEXT, name TEXT, developer TEXT, category TEXT,
+    finance_type TEXT, finance_confidence REAL, policy_status TEXT, policy_url TEXT, policy_sha256 TEXT,
+    permissions TEXT NOT NULL DEFAULT '[]', privacy_labels TEXT NOT NULL DEFAULT '[]',
+    first_seen TEXT, last_seen TEXT, analysed_at TEXT
+);
+CREATE TABLE runs (id TEXT PRIMARY KEY, kind TEXT, started TEXT, ended TEXT, counters TEXT, outcome TEXT);
+CREATE INDEX runs_started ON runs (started);
+INSERT INTO apps (key, platform, package, name, developer, category, finance_type, policy_status, first_seen,
+                  last_seen, analysed_at)
+VALUES ('android:com.old.loan', 'android', 'com.old.loan', '旧借款', '旧科技', '金融', 'lending', 'none',
+        '2024-01-01T00:00:00+00:00', '2024-01-08T00:00:00+00:00', '2024-01-08T00:00:00+00:00');
+INSERT INTO runs VALUES ('crawl-old', 'crawl', '2024-01-08T00:00:00+00:00', '2024-01-08T00:30:00+00:00',
+                         '{"requests": 9}', 'ok');
+PRAGMA user_version = 1;
+"""
+
+
+def columns(db, table):
+    return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+
+
+def test_an_old_file_gains_the_new_columns_and_keeps_its_rows(tmp_path, build):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(OLD_TABLES)
+    db.close()
+    with SQLiteStore(path) as store:
+        assert store.runs() == [{"id": "crawl-old", "kind": "crawl", "started": "2024-01-08T00:00:00+00:00",
+                                 "ended": "2024-01-08T00:30:00+00:00", "counters": {"requests": 9}, "outcome": "ok",
+                                 "job": "", "attempt": 1, "error": ""}]
+        assert store.runs(job="") == store.runs() and store.runs(job="crawl:xiaomi") == []
+        (app,) = store.apps()
+        assert (app["key"], app["name"], app["finance_type"]) == ("android:com.old.loan", "旧借款", "lending")
+        assert "input_hash" not in app and store.analysis_inputs() == {}
+        store.save_run(Run(id="crawl-new", kind="crawl", started="2024-01-15T00:00:00+00:00", job="crawl:xiaomi",
+                           attempt=2, error="timeout"))
+        snap = build.app(build.listing())
+        store.save_analysis([snap], [build.analysis(snap)], "2024-01-15T01:00:00+00:00", inputs={snap.key: "h"})
+        assert store.analysis_inputs() == {snap.key: "h"}
+    with SQLiteStore(path) as again, SQLiteStore(tmp_path / "fresh.db") as fresh:  # reopening adds nothing
+        for table in ("apps", "runs"):
+            assert columns(again.db, table) == columns(fresh.db, table)
+        assert [(r["id"], r["job"], r["attempt"], r["error"]) for r in again.runs()] == [
+            ("crawl-new", "crawl:xiaomi", 2, "timeout"), ("crawl-old", "", 1, "")]
+        assert [r["id"] for r in again.runs(job="crawl:xiaomi")] == ["crawl-new"]
+        assert again.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        indexes = {r[0] for r in again.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"runs_started", "runs_job"} <= indexes
+
+
+def test_opening_an_old_file_is_one_transaction(tmp_path, monkeypatch):
+    """A failure while the columns are added leaves the file as it was."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(OLD_TABLES)
+    db.close()
+    monkeypatch.setattr("index.sqlite._INDEXES", ("CREATE INDEX broken ON runs (no_such_column)",))
+    with pytest.raises(sqlite3.OperationalError, match="no_such_column"):
+        SQLiteStore(path)
+    db = sqlite3.connect(path)
+    assert "job" not in columns(db, "runs") and "input_hash" not in columns(db, "apps")
+    assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'findings'").fetchone()[0] == 0
+    db.close()
 
 
 def test_the_index_gets_the_tokens_cjk_spaced():

@@ -57,6 +57,41 @@ def test_runs_round_trip_newest_first_and_upsert_by_id(store):
     assert len(store.runs(limit=1)) == 1
 
 
+def test_runs_keep_job_attempt_and_error(store):
+    interrupted = Run(id="crawl-appgallery-1", kind="crawl", started="2024-03-04T09:00:00+00:00",
+                      ended="2024-03-04T09:10:00+00:00", outcome="interrupted", job="crawl:appgallery",
+                      error="stopped by SIGTERM\nTraceback (most recent call last):\n  …\n超时")
+    resumed = Run(id="crawl-appgallery-2", kind="crawl", started="2024-03-04T09:20:00+00:00",
+                  ended="2024-03-04T09:40:00+00:00", counters={"listings": 3}, outcome="ok", job="crawl:appgallery",
+                  attempt=2)
+    analyzed = Run(id="analyze-1", kind="analyze", started="2024-03-04T10:00:00+00:00", job="analyze")
+    by_hand = Run(id="demo-1", kind="demo", started="2024-03-04T11:00:00+00:00", outcome="ok")
+    for run in (interrupted, resumed, analyzed, by_hand):
+        store.save_run(run)
+    runs = store.runs()
+    assert all(set(r) == set(by_hand.to_dict()) for r in runs)
+    assert [Run.from_dict(r) for r in runs] == [by_hand, analyzed, resumed, interrupted]
+    assert (runs[2]["job"], runs[2]["attempt"], runs[2]["error"]) == ("crawl:appgallery", 2, "")
+    assert (runs[3]["attempt"], runs[3]["error"]) == (1, interrupted.error)
+
+
+def test_runs_of_one_job(store):
+    for i, (job, day) in enumerate([("crawl:appgallery", 4), ("crawl:xiaomi", 5), ("crawl:appgallery", 6),
+                                    ("", 7), ("analyze", 8), ("crawl:appgallery", 9)]):
+        store.save_run(Run(id=f"run-{i}", kind=job.split(":")[0] or "demo", started=f"2024-03-0{day}T09:00:00Z",
+                           job=job, attempt=1 + i % 2))
+    assert [r["id"] for r in store.runs(job="crawl:appgallery")] == ["run-5", "run-2", "run-0"]  # newest first
+    assert [r["id"] for r in store.runs(job="crawl:appgallery", limit=2)] == ["run-5", "run-2"]
+    assert [r["id"] for r in store.runs(limit=2, job="crawl:xiaomi")] == ["run-1"]
+    assert [r["id"] for r in store.runs(job="")] == ["run-3"]  # runs started by hand
+    assert store.runs(job="crawl") == [] and store.runs(job="CRAWL:APPGALLERY") == []  # the exact job
+    assert store.runs(job="nope") == []
+    assert len(store.runs(job=None)) == len(store.runs()) == 6
+    store.save_run(Run(id="run-0", kind="crawl", started="2024-03-04T09:00:00Z", job="crawl:xiaomi"))  # by id
+    assert [r["id"] for r in store.runs(job="crawl:xiaomi")] == ["run-1", "run-0"]
+    assert [r["id"] for r in store.runs(job="crawl:appgallery")] == ["run-5", "run-2"]
+
+
 def test_rules_round_trip_keeps_extra_keys(store):
     table = [
         {"id": "P101", "family": "P", "severity": "high", "confidence": "high", "title": "借贷类App申请禁止权限",
@@ -163,6 +198,47 @@ def test_only_analysed_apps_get_findings_resolved(store, build, loan, wallet):
     counts = store.save_analysis([snap], [build.analysis(snap)], T2)  # only the loan app, now clean
     assert counts["resolved"] == 2
     assert {f.status for f in store.findings(app_key=wallet[0].key)} == {"new"}
+
+
+def test_analysis_inputs_keep_the_latest_hash_per_app(store, build, loan, wallet):
+    (snap, findings), other = loan, wallet[0]
+    assert store.analysis_inputs() == {}
+    store.save_listings([build.listing("com.example.listed")])  # an app never analysed has no input
+
+    def save_inputs(at, inputs, *apps):
+        store.save_analysis([a for a, _ in apps], [build.analysis(a, *fs) for a, fs in apps], at, inputs=inputs)
+
+    save_inputs(T1, {snap.key: "loan-1", other.key: "wallet-1"}, loan, wallet)
+    assert store.analysis_inputs() == {snap.key: "loan-1", other.key: "wallet-1"}
+    save_inputs(T2, {snap.key: "loan-2", "android:not.in.batch": "x"}, loan)  # entries of other apps are ignored
+    assert store.analysis_inputs() == {snap.key: "loan-2", other.key: "wallet-1"}
+    save_inputs(T1, {snap.key: "loan-replayed"}, loan)  # an older analysis replayed late changes nothing
+    assert store.analysis_inputs()[snap.key] == "loan-2"
+    save_inputs(T2, {snap.key: "loan-2b"}, loan)  # the same analysis time: the last save wins, as for the app
+    assert store.analysis_inputs()[snap.key] == "loan-2b"
+    save_inputs(T3, None, loan)  # saved without an input: unknown, not the previous one
+    assert store.analysis_inputs() == {other.key: "wallet-1"}
+    save_inputs("2024-03-25T10:00:00+00:00", {other.key: "wallet-2"}, loan, wallet)
+    assert store.analysis_inputs() == {other.key: "wallet-2"}
+    assert "input_hash" not in store.app(other.key) and all("input_hash" not in a for a in store.apps())
+    assert ids(store.findings(app_key=snap.key, status="open")) == ids(findings)  # findings as without inputs
+
+
+def test_an_app_left_out_of_a_later_analysis_keeps_its_findings_and_input(store, build, loan, wallet):
+    (snap, findings), (other, other_findings) = loan, wallet
+    store.save_analysis([snap, other], [build.analysis(snap, *findings), build.analysis(other, *other_findings,
+                                                                                        finance_type="payment")],
+                        T1, inputs={snap.key: "loan-1", other.key: "wallet-1"})
+    before = store.app(other.key)
+    counts = store.save_analysis([snap], [build.analysis(snap)], T2, inputs={snap.key: "loan-2"})  # now clean
+    assert counts == {"new": 0, "open": 0, "resolved": 2}
+    assert store.analysis_inputs() == {snap.key: "loan-2", other.key: "wallet-1"}
+    kept = store.findings(app_key=other.key)
+    assert ids(kept) == ids(other_findings)
+    assert [(f.status, f.first_seen, f.last_seen) for f in kept] == [("new", T1, T1)]
+    assert store.app(other.key) == before  # analysed_at, counts, everything
+    assert store.findings(status="resolved", app_key=other.key) == []
+    assert {f.status for f in store.findings(app_key=snap.key)} == {"resolved"}
 
 
 def test_findings_of_skipped_rules_are_not_resolved(store, build, loan):

@@ -107,11 +107,12 @@ def populate(store):
     analyses = [Analysis(key, ft, 0.8, tuple(fs)) for key, (ft, fs) in week1.items()]
     store.save_analysis(apps.values(), analyses, WEEK2)
     store.save_run(Run(id="crawl-20240311-xiaomi", kind="crawl", started="2024-03-11T08:00:00Z", ended="2024-03-11T08:20:00Z",
-                       counters={"requests": 120, "listings": 4, "errors/http_5xx": 2}, outcome="ok"))
+                       counters={"requests": 120, "listings": 4, "errors/http_5xx": 2}, outcome="ok", job="crawl:xiaomi"))
     store.save_run(Run(id="crawl-20240311-itunes", kind="crawl", started="2024-03-11T08:00:01Z", ended="2024-03-11T08:01:00Z",
-                       counters={"exit_code": 1}, outcome="failed"))
+                       counters={"exit_code": 1}, outcome="failed", job="crawl:itunes", attempt=2,
+                       error="RuntimeError: the store answered <img src=x onerror=alert(1)> " + "退出 " * 80))
     store.save_run(Run(id="analyze-20240311", kind="analyze", started=WEEK2, ended=WEEK2, counters={"apps": 5, "findings": 7},
-                       outcome="ok"))
+                       outcome="ok", job="analyze"))
     return apps
 
 
