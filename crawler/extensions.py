@@ -9,6 +9,8 @@ from crawler.snapshot import Snapshot
 SCRAPY_COUNTERS = {
     "downloader/request_count": "requests",
     "downloader/response_count": "responses",
+    "downloader/response_bytes": "response_bytes",
+    "downloader/response_status_count/304": "not_modified",
     "item_scraped_count": "items",
     "item_dropped_count": "items_dropped",
     "retry/count": "retries",

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 from parsel import Selector
 
-from finmon.model import Listing, dumps, sha256_hex, utcnow
+from finmon.model import LISTING_CAPTURE_FIELDS, Listing, dumps, sha256_hex, utcnow
 
 DATA_DIR = Path(__file__).parent / "data"
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
@@ -104,7 +104,7 @@ def _text(sel, query: str) -> str:
     return " ".join(" ".join(sel.css(query).xpath("string()").getall()).split())
 
 
-_HASHED_FIELDS = tuple(f.name for f in dataclasses.fields(Listing) if f.name not in ("fetched_at", "content_hash"))
+_HASHED_FIELDS = tuple(f.name for f in dataclasses.fields(Listing) if f.name not in LISTING_CAPTURE_FIELDS)
 
 
 def with_hash(listing: Listing) -> Listing:

@@ -1,9 +1,10 @@
 """The previous capture of a store: validators for conditional requests, and records to reuse on 304.
 
 A scheduled crawl names the last complete snapshot of its store (``FINMON_PREVIOUS_SNAPSHOT``). Its
-policies.jsonl and apks.jsonl are indexed once (URL → line offset, ETag, Last-Modified), so a
-request can carry ``If-None-Match``/``If-Modified-Since`` and a ``304 Not Modified`` reuses the
-earlier record (already extracted or inspected) instead of downloading and parsing again.
+listings.jsonl (by page URL), policies.jsonl and apks.jsonl (by URL) are indexed once (URL → line
+offset, ETag, Last-Modified), so a request can carry ``If-None-Match``/``If-Modified-Since`` and a
+``304 Not Modified`` reuses the earlier record (already parsed, extracted or inspected) instead of
+downloading and parsing again.
 Only the small index stays in memory; a record is read from its line when it is reused.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 
 log = logging.getLogger(__name__)
 
-KINDS = ("policies", "apks")
+KINDS = {"listings": "source_url", "policies": "url", "apks": "url"}  # snapshot file -> its URL field
 
 
 class PreviousCapture:
@@ -55,8 +56,8 @@ class PreviousCapture:
             for line in fh:
                 try:
                     row = json.loads(line)
-                    if row.get("status") == "ok" and (row.get("etag") or row.get("last_modified")):
-                        index[row["url"]] = (offset, row.get("etag") or "", row.get("last_modified") or "")
+                    if row.get("status", "ok") == "ok" and (row.get("etag") or row.get("last_modified")):
+                        index[row[KINDS[kind]]] = (offset, row.get("etag") or "", row.get("last_modified") or "")
                 except (ValueError, KeyError, AttributeError):
                     log.warning("%s: unreadable line at byte %d skipped", file, offset)
                 offset += len(line)

@@ -80,6 +80,10 @@ class _Record:
         return cls(**kwargs)
 
 
+# Fields of a Listing that say how and when it was captured, not what the store shows: left out of its content hash.
+LISTING_CAPTURE_FIELDS = ("fetched_at", "content_hash", "etag", "last_modified")
+
+
 @dataclass(frozen=True)
 class Listing(_Record):
     """One store's page for one app, as captured."""
@@ -103,6 +107,8 @@ class Listing(_Record):
     privacy_labels: tuple[str, ...] = ()  # iOS privacy-label data categories
     apk_url: str | None = None  # the store's APK download link (Android)
     content_hash: str = ""
+    etag: str = ""  # HTTP validators of the page it was read from, for the next crawl's conditional request
+    last_modified: str = ""
 
     @property
     def app_key(self) -> str:

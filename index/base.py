@@ -28,6 +28,7 @@ from finmon.model import (
     Analysis,
     AppSnapshot,
     Evidence,
+    LISTING_CAPTURE_FIELDS,
     Finding,
     Listing,
     PolicyVersion,
@@ -273,8 +274,7 @@ def listing_hash(listing: Listing) -> str:
     """The listing's content hash (given, or the sha256 of everything but the capture time)."""
     if listing.content_hash:
         return listing.content_hash
-    data = shallow(listing, LISTING_FIELDS)
-    del data["fetched_at"], data["content_hash"]
+    data = {k: v for k, v in shallow(listing, LISTING_FIELDS).items() if k not in LISTING_CAPTURE_FIELDS}
     return sha256_hex(dumps(data))
 
 

@@ -69,7 +69,7 @@ from index.base import (
 
 log = logging.getLogger(__name__)
 
-MAPPING_VERSION = 2  # 2: listings gained apk_url, runs job/attempt/error, apps input_hash
+MAPPING_VERSION = 2  # 2: listings gained apk_url and HTTP validators, runs job/attempt/error, apps input_hash, runs job/attempt/error, apps input_hash
 KINDS = ("apps", "listings", "policies", "findings", "runs", "rules")
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}  # anything else ranks 3, as in SQLite's ORDER BY
 TEMPLATE_PRIORITY = 200
@@ -96,7 +96,7 @@ MAPPINGS: dict[str, dict[str, Any]] = {
     ),
     "listings": _strict(  # one document per distinct content of a store's listing
         "store", "store_id", "app_key", "platform", "package", "category", "source_url", "version", "updated",
-        "privacy_url", "apk_url", "permissions", "privacy_labels", "content_hash",
+        "privacy_url", "apk_url", "permissions", "privacy_labels", "content_hash", "etag", "last_modified",
         name=_NAME, developer=_NAME, description={"type": "text"}, downloads={"type": "long"},
         rating_count={"type": "long"}, fetched_at=_DATE, first_fetched_at=_DATE,
     ),

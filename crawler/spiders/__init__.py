@@ -2,18 +2,19 @@
 error recording and the policy and APK downloads (each deduplicated by URL)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Callable
 
 import scrapy
 from scrapy.exceptions import NotConfigured
 
-from crawler.errors import NOT_FOUND, UNSUPPORTED_URL, classify
+from crawler.errors import NOT_FOUND, OTHER, UNSUPPORTED_URL, classify
 from crawler.items import ApkFetch, PolicyFetch
 from crawler.parsers import ParseError
 from crawler.previous import PreviousCapture
 from crawler.snapshot import Snapshot
-from finmon.model import utcnow
+from finmon.model import Listing, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,27 @@ class StoreSpider(scrapy.Spider):
     def store_request(self, url: str, callback: Callable, **cb_kwargs: Any) -> scrapy.Request:
         """A request for a store page; a failure costs that page only."""
         return scrapy.Request(url, callback=callback, errback=self.store_failed, cb_kwargs=cb_kwargs)
+
+    def detail_request(self, url: str, callback: Callable, **cb_kwargs: Any) -> scrapy.Request:
+        """A request for an app's detail page, conditional when the previous capture has validators for it."""
+        headers = self.previous.validators("listings", url)
+        return scrapy.Request(url, callback=callback, errback=self.store_failed, cb_kwargs=cb_kwargs, headers=headers,
+                              meta={"handle_httpstatus_list": [304]} if headers else {})
+
+    def page_listing(self, response, parser: Callable, *args: Any) -> Listing | None:
+        """The listing a detail page shows: parsed (with the page's validators), or on a 304 the previous
+        capture's listing of that page, captured again now. None after recording why there is none."""
+        if response.status == 304:
+            record = self.previous.record("listings", response.url)
+            if record is None:
+                self.record_error(OTHER, response.url, "304 Not Modified without an earlier capture")
+                return None
+            return dataclasses.replace(Listing.from_dict(record), fetched_at=utcnow())
+        listing = self.parsed(response, parser, *args)
+        if listing is None:
+            return None
+        return dataclasses.replace(listing, etag=_validators(response)["etag"],
+                                   last_modified=_validators(response)["last_modified"])
 
     def first_time(self, key: str) -> bool:
         """True the first time ``key`` (an app id, a detail URL) is seen by this spider."""

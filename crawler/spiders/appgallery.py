@@ -32,13 +32,13 @@ class AppGallerySpider(StoreSpider):
         detail_ids, total_pages = found
         for detail_id in detail_ids:
             if self.first_time(detail_id):
-                yield self.store_request(self.api(uri=detail_id), self.parse_detail)
+                yield self.detail_request(self.api(uri=detail_id), self.parse_detail)
         if page == 1:
             for next_page in range(2, min(total_pages, self.max_pages) + 1):
                 yield self.search(keyword, next_page)
 
     def parse_detail(self, response):
-        listing = self.parsed(response, parse_appgallery_detail, response.body, response.url)
+        listing = self.page_listing(response, parse_appgallery_detail, response.body, response.url)
         if listing is None:
             return
         yield from self.listing_and_links(listing)

@@ -31,15 +31,22 @@ class ItunesSpider(StoreSpider):
             return
         for listing in listings:
             if self.first_time(listing.store_id):
-                yield self.store_request(listing.source_url, self.parse_app_page, listing=listing)
+                yield self.detail_request(listing.source_url, self.parse_app_page, listing=listing)
         next_offset = offset + self.page_size
         if len(listings) >= self.page_size and next_offset < self.page_size * self.max_pages:
             yield self.search(term, next_offset)
 
     def parse_app_page(self, response, listing: Listing):
-        found = self.parsed(response, parse_apple_page, response.text, response.url)
-        if found is None:
+        """The app page adds the policy link and privacy labels to the search result's listing."""
+        page = self.page_listing(response, _page_listing, listing, response)
+        if page is None:
             return
-        privacy_url, labels = found
-        yield from self.listing_and_links(
-            with_hash(dataclasses.replace(listing, privacy_url=privacy_url, privacy_labels=labels)))
+        yield from self.listing_and_links(with_hash(dataclasses.replace(
+            listing, privacy_url=page.privacy_url, privacy_labels=page.privacy_labels, etag=page.etag,
+            last_modified=page.last_modified)))
+
+
+def _page_listing(listing: Listing, response) -> Listing:
+    """The search result's listing with what the app page says (parse_apple_page)."""
+    privacy_url, labels = parse_apple_page(response.text, response.url)
+    return dataclasses.replace(listing, privacy_url=privacy_url, privacy_labels=labels)

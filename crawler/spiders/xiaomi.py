@@ -23,12 +23,12 @@ class XiaomiSpider(StoreSpider):
         detail_urls, next_url = found
         for url in detail_urls:
             if self.first_time(url):
-                yield self.store_request(url, self.parse_detail)
+                yield self.detail_request(url, self.parse_detail)
         if next_url and page < self.max_pages:
             yield self.store_request(next_url, self.parse_search, page=page + 1)
 
     def parse_detail(self, response):
-        listing = self.parsed(response, parse_xiaomi_detail, response.text, response.url)
+        listing = self.page_listing(response, parse_xiaomi_detail, response.text, response.url)
         if listing is None:
             return
         yield from self.listing_and_links(listing)

@@ -74,3 +74,29 @@ def test_no_previous_capture_means_no_validators(tmp_path):
     assert empty.validators("policies", POLICY) == {} and empty.record("apks", APK) is None and len(empty) == 0
     loaded = PreviousCapture(previous_snapshot(tmp_path / "prev"))
     assert len(loaded) == 2  # lines without a validator or unreadable are not indexed
+
+
+def test_a_detail_page_304_reuses_the_previous_listing(make_spider, respond, fx, tmp_path):
+    from crawler.spiders.appgallery import AppGallerySpider
+    from finmon.model import Listing
+
+    url = "http://127.0.0.1:9/appgallery/uowap/index?method=internal.getTabDetail&serviceType=20&uri=C1"
+    first = make_spider(AppGallerySpider)
+    page = respond(url, fx.bytes("appgallery_detail.json"), "application/json")
+    page.headers["ETag"] = '"d1"'
+    listing = next(x for x in first.parse_detail(page) if isinstance(x, Listing))
+    assert listing.etag == '"d1"' and listing.source_url == url
+    prev = tmp_path / "prev"
+    prev.mkdir()
+    (prev / "listings.jsonl").write_text(json.dumps(listing.to_dict(), ensure_ascii=False) + "\n", encoding="utf-8")
+    Snapshot.close_all()
+    PreviousCapture.forget_all()
+    again = make_spider(AppGallerySpider, FINMON_PREVIOUS_SNAPSHOT=str(prev),
+                        FINMON_SNAPSHOT_DIR=str(tmp_path / "again"))
+    request = again.detail_request(url, again.parse_detail)
+    assert request.headers["If-None-Match"] == b'"d1"' and request.meta["handle_httpstatus_list"] == [304]
+    reused, policy = list(again.parse_detail(respond(url, b"", "application/json", status=304)))
+    assert reused.content_hash == listing.content_hash and reused.permissions == listing.permissions
+    assert reused.fetched_at >= listing.fetched_at and policy.url == listing.privacy_url
+    missing = again.parse_detail(respond(url.replace("C1", "C2"), b"", "application/json", status=304))
+    assert list(missing) == [] and again.crawler.stats.get_value("finmon/errors/other") == 1
