@@ -1,46 +1,450 @@
-"""Unattended operation: the weekly job (crawl → analyse → index → report) on APScheduler.
+"""Unattended operation on APScheduler 3: crawls per store, incremental analysis, the weekly report, retention.
 
-Thin for now: one job with a stable id, never overlapping, coalescing missed runs.
+Everything lives in one data directory (``FINMON_DATA_DIR``)::
+
+    jobs.sqlite             the persistent job store (stable job ids, next run times survive restarts)
+    scheduler.lock          held (flock) by the one running scheduler
+    crawls/<run id>/<store>/ snapshots: listings.jsonl, policies.jsonl, apks.jsonl, errors.jsonl, run.json
+    state/<store>/latest    the store's last complete snapshot (conditional requests, analysis input)
+    state/<store>/pending   an unfinished crawl (run id, attempt): the next run resumes it
+    state/<store>/jobdir    Scrapy's JOBDIR of that unfinished crawl
+    finmon.db, report/      the index (unless FINMON_ES_URL) and the weekly report
+
+Jobs run one at a time on a single worker thread, so they never overlap, and each has
+``max_instances=1``, coalescing and a misfire grace time. A crawl runs as a subprocess with a
+time limit; a failed crawl is retried from scratch with backoff; SIGTERM (or the time limit) stops it
+gracefully and its JOBDIR checkpoint is resumed by the next run. Every attempt is a Run in the index.
 """
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import os
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from finmon import jobs, settings
+from finmon.model import Run, utcnow
 
 log = logging.getLogger(__name__)
 
-WEEKLY_JOB_ID = "weekly-monitoring"
+REPORT_JOB, RETENTION_JOB, WAKEUP_JOB = "report:weekly", "retention", "wakeup"
+STOP = threading.Event()  # set by SIGTERM: running crawls checkpoint and stop, retries give up
+RUNNING = threading.Lock()  # held by the job running now (the scheduler waits for it before it exits)
 
 
-def weekly_job(out_dir: str, db_path: str, lang: str) -> None:
-    """Crawl the configured stores, analyse, index and render the report."""
+class SchedulerError(RuntimeError):
+    """The scheduler cannot run as asked (another one holds the lock, an unknown job, a bad trigger)."""
+
+
+@dataclass
+class Config:
+    """The schedule: settings, overridden from the environment (FINMON_DATA_DIR, FINMON_SCHEDULE_*)."""
+
+    data_dir: Path
+    timezone: str
+    crawls: dict[str, dict[str, Any]]
+    report: dict[str, Any]
+    retention: dict[str, Any]
+    retention_days: float
+    misfire_grace: int
+    crawl_time_limit: float
+    crawl_retries: int
+    retry_backoff: float
+    wakeup: float
+
+    @classmethod
+    def from_env(cls, data_dir: str | Path | None = None) -> "Config":
+        def value(name: str):
+            raw = os.environ.get(f"FINMON_SCHEDULE_{name}")
+            return json.loads(raw) if raw else getattr(settings, f"SCHEDULE_{name}")
+
+        path = data_dir or os.environ.get("FINMON_DATA_DIR") or settings.SCHEDULE_DATA_DIR
+        return cls(Path(path).resolve(), value("TIMEZONE"), value("CRAWLS"), value("REPORT"), value("RETENTION"),
+                   float(value("RETENTION_DAYS")), int(value("MISFIRE_GRACE_SECONDS")),
+                   float(value("CRAWL_TIME_LIMIT")), int(value("CRAWL_RETRIES")), float(value("RETRY_BACKOFF")),
+                   float(value("WAKEUP_SECONDS")))
+
+    @property
+    def allow_hosts(self) -> list[str]:
+        """Private/loopback hosts whose policy URLs may be fetched (env FINMON_ALLOWED_PRIVATE_HOSTS, comma-separated)."""
+        raw = os.environ.get("FINMON_ALLOWED_PRIVATE_HOSTS")
+        return [h.strip() for h in raw.split(",") if h.strip()] if raw else list(settings.FINMON_ALLOWED_PRIVATE_HOSTS)
+
+    @property
+    def store_urls(self) -> dict[str, str]:
+        """The crawled stores and their URLs (settings, FINMON_STORE_<NAME>); stores without a URL are left out."""
+        urls = jobs.env_store_urls(settings.FINMON_STORES)
+        return {store: urls[store] for store in self.crawls if urls.get(store)}
+
+    # --- the data directory ------------------------------------------------------
+    @property
+    def jobstore(self) -> Path:
+        return self.data_dir / "jobs.sqlite"
+
+    def state(self, store: str) -> Path:
+        path = self.data_dir / "state" / store
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def latest(self, store: str) -> Path | None:
+        """The store's last complete snapshot directory, if any."""
+        pointer = self.state(store) / "latest"
+        if not pointer.exists():
+            return None
+        path = Path(pointer.read_text(encoding="utf-8").strip())
+        return path if path.is_dir() else None
+
+    def pending(self, store: str) -> dict[str, Any] | None:
+        pointer = self.state(store) / "pending"
+        return json.loads(pointer.read_text(encoding="utf-8")) if pointer.exists() else None
+
+    def open_store(self):
+        return jobs.open_store(Path(os.environ.get("FINMON_DB") or self.data_dir / "finmon.db"))
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace a small state file atomically."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _new_run(kind: str, job: str, attempt: int = 1, run_id: str | None = None) -> Run:
+    run = jobs.new_run(kind)
+    run.id, run.job, run.attempt = f"{run_id or run.id}#{attempt}", job, attempt
+    return run
+
+
+# --- jobs (module-level functions: the persistent job store refers to them by name) -------------
+
+def _exclusive(func, *args) -> None:
+    """Run a job body under RUNNING, and not at all once the scheduler is stopping."""
+    with RUNNING:
+        if not STOP.is_set():
+            func(*args)
+
+
+def crawl_job(data_dir: str, store: str) -> None:
+    """Crawl one store (resuming an unfinished crawl), retrying failures, then analyse incrementally."""
+    _exclusive(_crawl_job, data_dir, store)
+
+
+def _crawl_job(data_dir: str, store: str) -> None:
+    cfg = Config.from_env(data_dir)
+    url = cfg.store_urls.get(store)
+    if not url:
+        raise SchedulerError(f"no URL for store {store!r}: set FINMON_STORE_{store.upper()}")
+    state, index = cfg.state(store), cfg.open_store()
+    try:
+        pending = cfg.pending(store)
+        if pending:  # a crawl stopped by SIGTERM, a time limit or a killed scheduler: resume its JOBDIR
+            run_id, attempt, resume = pending["run_id"], pending["attempt"] + 1, True
+            _wait_for_previous_crawl(cfg.data_dir / "crawls" / run_id / store)
+        else:
+            run_id, attempt, resume = f"crawl-{store}-{time.strftime('%Y%m%dT%H%M%S')}", 1, False
+        retries = 0
+        while True:
+            if not resume:
+                shutil.rmtree(state / "jobdir", ignore_errors=True)
+            _write(state / "pending", json.dumps({"run_id": run_id, "attempt": attempt}))
+            run = _new_run("crawl", f"crawl:{store}", attempt, run_id)
+            index.save_run(run)
+            outcome = _crawl_once(cfg, store, url, run_id, run, resume, index)
+            if outcome in ("ok", "interrupted"):
+                break
+            if retries >= cfg.crawl_retries or STOP.wait(cfg.retry_backoff * 2 ** retries):
+                (state / "pending").unlink(missing_ok=True)  # given up: the next run starts afresh
+                return
+            retries, attempt, resume = retries + 1, attempt + 1, False
+        if outcome == "ok":
+            _write(state / "latest", str(cfg.data_dir / "crawls" / run_id / store))
+            (state / "pending").unlink(missing_ok=True)
+            shutil.rmtree(state / "jobdir", ignore_errors=True)
+            latest = [p for p in (cfg.latest(s) for s in cfg.crawls) if p is not None]
+            jobs.analyze(latest, index, incremental=True, job="analyze")
+    finally:
+        index.close()
+
+
+def _crawl_once(cfg: Config, store: str, url: str, run_id: str, run: Run, resume: bool, index) -> str:
+    """One crawl subprocess; the Run gets its counters and outcome. Returns the outcome."""
+    previous = cfg.latest(store)
+    overrides = {"JOBDIR": str(cfg.state(store) / "jobdir"), "FINMON_RUN_ID": run.id, "FINMON_RESUME": resume,
+                 "FINMON_PREVIOUS_SNAPSHOT": str(previous) if previous else ""}
+    out = cfg.data_dir / "crawls" / run_id
+    (result,) = jobs.crawl(out, {store: url}, cfg.allow_hosts,
+                           timeout=cfg.crawl_time_limit, overrides=overrides, stop=STOP)
+    run.counters, run.ended = result.counters, utcnow()
+    run.outcome = result.outcome
+    if result.outcome != "ok":
+        run.error = "stopped (SIGTERM or time limit): resumes next run" if result.outcome == "interrupted" else (
+            f"crawl failed; see {out / store / 'crawl.log'}")
+    index.save_run(run)
+    return run.outcome
+
+
+def _wait_for_previous_crawl(snapshot: Path) -> None:
+    """A crawl orphaned by a killed scheduler gets SIGTERM and checkpoints: wait until it wrote its run.json."""
+    deadline = time.monotonic() + settings.FINMON_CRAWL_STOP_GRACE + 5
+    while snapshot.is_dir() and not (snapshot / "run.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def report_job(data_dir: str) -> None:
+    """Render the weekly report into ``<data dir>/report``."""
+    _exclusive(_report_job, data_dir)
+
+
+def _report_job(data_dir: str) -> None:
     from reports.weekly import render_report
 
-    out = Path(out_dir)
-    store = jobs.open_store(Path(db_path))
-    crawl_dir = out / "crawl"
-    for run in jobs.crawl(crawl_dir, jobs.env_store_urls(settings.FINMON_STORES), settings.FINMON_ALLOWED_PRIVATE_HOSTS):
-        store.save_run(run)
-    jobs.analyze(crawl_dir, store)
-    log.info("weekly report at %s", render_report(store, out / "report", lang=lang))
+    cfg = Config.from_env(data_dir)
+    index = cfg.open_store()
+    run = _new_run("report", REPORT_JOB)
+    index.save_run(run)
+    try:
+        path = render_report(index, cfg.data_dir / "report", lang=settings.FINMON_LANG)
+        run.outcome, run.counters = "ok", {"pages": len(list(path.parent.glob("*.html")))}
+        log.info("weekly report at %s", path)
+    except Exception as exc:
+        run.outcome, run.error = "failed", f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        run.ended = utcnow()
+        index.save_run(run)
+        index.close()
 
 
-def build_scheduler(out_dir: str, db_path: str, lang: str = settings.FINMON_LANG) -> BlockingScheduler:
-    """A scheduler with the weekly job (Monday 08:00 Asia/Shanghai)."""
-    scheduler = BlockingScheduler(timezone=settings.SCHEDULE_TIMEZONE)
-    scheduler.add_job(
-        weekly_job,
-        CronTrigger.from_crontab(settings.SCHEDULE_WEEKLY_CRON, timezone=settings.SCHEDULE_TIMEZONE),
-        id=WEEKLY_JOB_ID,
-        kwargs={"out_dir": out_dir, "db_path": db_path, "lang": lang},
-        replace_existing=True,
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=settings.SCHEDULE_MISFIRE_GRACE_SECONDS,
+def retention_job(data_dir: str) -> None:
+    """Delete crawl snapshots older than the retention period, except each store's latest and pending ones."""
+    _exclusive(_retention_job, data_dir)
+
+
+def _retention_job(data_dir: str) -> None:
+    cfg = Config.from_env(data_dir)
+    keep = {p.parent.name for p in (cfg.latest(s) for s in cfg.crawls) if p is not None}
+    keep |= {p["run_id"] for p in (cfg.pending(s) for s in cfg.crawls) if p}
+    cutoff = time.time() - cfg.retention_days * 86400
+    deleted = kept = 0
+    for snapshot in sorted((cfg.data_dir / "crawls").glob("*")):
+        if snapshot.name in keep or snapshot.stat().st_mtime >= cutoff:
+            kept += 1
+            continue
+        shutil.rmtree(snapshot)
+        deleted += 1
+    index = cfg.open_store()
+    try:
+        run = _new_run("retention", RETENTION_JOB)
+        run.outcome, run.ended, run.counters = "ok", utcnow(), {"deleted": deleted, "kept": kept}
+        index.save_run(run)
+    finally:
+        index.close()
+
+
+def _wakeup() -> None:
+    """Nothing: its interval makes the scheduler reread the job store (for ``finmon schedule trigger``)."""
+
+
+# --- the scheduler ------------------------------------------------------------------
+
+def _trigger(spec: dict[str, Any], tz: str):
+    if "cron" in spec:
+        return CronTrigger.from_crontab(spec["cron"], timezone=tz)
+    if "interval" in spec:
+        return IntervalTrigger(seconds=float(spec["interval"]), timezone=tz)
+    raise SchedulerError(f"a trigger needs 'cron' or 'interval': {spec!r}")
+
+
+def job_specs(cfg: Config) -> dict[str, tuple[Any, dict[str, Any], Any]]:
+    """Job id → (function, kwargs, trigger) for the configured schedule."""
+    data_dir = str(cfg.data_dir)
+    specs = {f"crawl:{store}": (crawl_job, {"data_dir": data_dir, "store": store},
+                                _trigger(cfg.crawls[store], cfg.timezone)) for store in cfg.store_urls}
+    specs[REPORT_JOB] = (report_job, {"data_dir": data_dir}, _trigger(cfg.report, cfg.timezone))
+    specs[RETENTION_JOB] = (retention_job, {"data_dir": data_dir}, _trigger(cfg.retention, cfg.timezone))
+    return specs
+
+
+def build_scheduler(cfg: Config, cls: type[BaseScheduler] = BlockingScheduler, run_now: tuple[str, ...] = ()):
+    """A scheduler over the persistent job store, its jobs synced with the configuration.
+
+    Jobs keep an earlier next run time found in the job store (a missed run, a ``trigger``); ids in
+    ``run_now`` are due at once; stored jobs no longer configured are removed.
+    """
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    sched = cls(
+        jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{cfg.jobstore}"), "volatile": MemoryJobStore()},
+        executors={"default": ThreadPoolExecutor(1), "wakeup": ThreadPoolExecutor(1)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": cfg.misfire_grace},
+        timezone=cfg.timezone,
     )
-    return scheduler
+    stored = _stored_next_runs(cfg, remove_others=True)
+    now = datetime.now(timezone.utc)
+    for job_id, (func, kwargs, trigger) in job_specs(cfg).items():
+        due = trigger.get_next_fire_time(None, now)
+        if job_id in run_now:
+            due = now
+        elif stored.get(job_id) is not None and (due is None or stored[job_id] < due):
+            due = stored[job_id]
+        sched.add_job(func, trigger, id=job_id, name=job_id, kwargs=kwargs, replace_existing=True, next_run_time=due)
+    sched.add_job(_wakeup, IntervalTrigger(seconds=cfg.wakeup), id=WAKEUP_JOB, jobstore="volatile",
+                  executor="wakeup", replace_existing=True)
+    return sched
+
+
+class _Editor(BackgroundScheduler):
+    """A scheduler that only reads and edits the job store: it never runs a job."""
+
+    def _process_jobs(self):
+        return None
+
+
+def _stored_next_runs(cfg: Config, remove_others: bool = False) -> dict[str, datetime | None]:
+    """The jobs in the job store and their next run times, read without running anything
+    (``remove_others``: stored jobs the configuration no longer has are deleted)."""
+    if not cfg.jobstore.exists():
+        return {}
+    store = SQLAlchemyJobStore(url=f"sqlite:///{cfg.jobstore}")
+    reader = _Editor(jobstores={"default": store}, timezone=cfg.timezone)
+    reader.start(paused=True)
+    try:
+        stored = {job.id: job.next_run_time for job in reader.get_jobs()}
+        if remove_others:
+            for job_id in set(stored) - set(job_specs(cfg)):
+                reader.remove_job(job_id)
+                del stored[job_id]
+        return stored
+    finally:
+        reader.shutdown(wait=False)
+
+
+class Lock:
+    """An exclusive flock on ``scheduler.lock``: one scheduler per data directory (released when it dies)."""
+
+    def __init__(self, cfg: Config) -> None:
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = cfg.data_dir / "scheduler.lock"
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            holder = self.fh.read().strip() or "?"
+            self.fh.close()
+            raise SchedulerError(f"another scheduler (pid {holder}) is running on {cfg.data_dir}") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(str(os.getpid()))
+        self.fh.flush()
+
+    @staticmethod
+    def holder(cfg: Config) -> int | None:
+        """The pid of the running scheduler, or None."""
+        path = cfg.data_dir / "scheduler.lock"
+        if not path.exists():
+            return None
+        with open(path, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                text = fh.read().strip()
+                return int(text) if text.isdigit() else -1
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return None
+
+    def release(self) -> None:
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def recover(cfg: Config) -> tuple[str, ...]:
+    """After a crash: mark runs left "running" as interrupted; return the crawl jobs to resume at once."""
+    index = cfg.open_store()
+    try:
+        for row in index.runs(limit=200):
+            if row.get("outcome") == "running":
+                run = Run.from_dict(row)
+                run.outcome, run.ended = "interrupted", run.ended or utcnow()
+                run.error = run.error or "the scheduler stopped during this run (killed or crashed)"
+                index.save_run(run)
+    finally:
+        index.close()
+    return tuple(f"crawl:{store}" for store in cfg.store_urls if cfg.pending(store))
+
+
+def run(cfg: Config) -> None:
+    """Run the scheduler in the foreground until SIGTERM/SIGINT (which stops a running crawl gracefully)."""
+    lock = Lock(cfg)
+    try:
+        STOP.clear()
+        sched = build_scheduler(cfg, run_now=recover(cfg))
+
+        def stop(signum, frame):
+            log.warning("signal %s: stopping (a running crawl checkpoints first)", signum)
+            STOP.set()
+            sched.shutdown(wait=False)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        log.info("scheduler on %s (pid %d): %s", cfg.data_dir, os.getpid(), ", ".join(job_specs(cfg)))
+        sched.start()
+        with RUNNING:  # the job running at the signal finishes (a crawl checkpoints) before the lock is released
+            pass
+    finally:
+        lock.release()
+
+
+def trigger(cfg: Config, job_id: str) -> datetime:
+    """Make ``job_id`` due now in the job store; a running scheduler starts it within its wakeup interval."""
+    if job_id not in job_specs(cfg):
+        raise SchedulerError(f"unknown job {job_id!r}; jobs: {', '.join(job_specs(cfg))}")
+    sched = build_scheduler(cfg, _Editor, run_now=(job_id,))
+    sched.start(paused=True)
+    try:
+        return sched.get_job(job_id).next_run_time
+    finally:
+        sched.shutdown(wait=False)
+
+
+def listing(cfg: Config) -> list[dict[str, Any]]:
+    """Every configured job: id, trigger and next run time (as stored)."""
+    stored = _stored_next_runs(cfg)
+    out = []
+    for job_id, (_, _, trig) in job_specs(cfg).items():
+        due = stored.get(job_id) if job_id in stored else trig.get_next_fire_time(None, datetime.now(timezone.utc))
+        out.append({"id": job_id, "trigger": str(trig), "next_run": due.isoformat() if due else None})
+    return out
+
+
+def status(cfg: Config) -> list[dict[str, Any]]:
+    """Per job: its next run and its last run from the index's run history (an analysis counts for crawls)."""
+    index = cfg.open_store()
+    try:
+        rows = []
+        for job in listing(cfg):
+            last = index.runs(limit=1, job=job["id"])
+            rows.append({**job, "last_run": last[0] if last else None})
+        last_analysis = index.runs(limit=1, job="analyze")
+        rows.append({"id": "analyze", "trigger": "after each crawl", "next_run": None,
+                     "last_run": last_analysis[0] if last_analysis else None})
+        return rows
+    finally:
+        index.close()

@@ -5,13 +5,18 @@
 """
 from __future__ import annotations
 
-from finmon.model import POLICY_UNAVAILABLE, Analysis, ApkInfo, AppSnapshot, app_key
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+from finmon.model import POLICY_UNAVAILABLE, Analysis, ApkInfo, AppSnapshot, app_key, dumps
 
 from .finance import classify_app
 from .registry import Registry, RegistryError
 from .rules import RULES, Context, Rule, not_applied, rules_table
 
-__all__ = ["RULES", "Registry", "RegistryError", "Rule", "analyze", "analyze_apk", "not_applied", "rules_table"]
+__all__ = ["RULES", "Registry", "RegistryError", "Rule", "analysis_version", "analyze", "analyze_apk", "not_applied",
+           "rules_table"]
 
 
 def analyze(app: AppSnapshot, registry: Registry | None = None) -> Analysis:
@@ -37,3 +42,19 @@ def analyze_apk(apk: ApkInfo) -> Analysis:
     app = AppSnapshot(key=app_key("android", apk.package), platform="android", package=apk.package,
                       name=apk.label, developer="", category="", apk=apk, policy_status=POLICY_UNAVAILABLE)
     return analyze(app)
+
+
+def analysis_version(registry: Registry | None = None) -> str:
+    """A digest of what an analysis depends on besides the app: the rule table, the detection data and the
+    registry. An app whose inputs and this digest are unchanged would get the same findings again."""
+    entries = repr(registry.entries) if registry is not None else ""
+    return hashlib.sha256(f"{_code_and_data_digest()}\x1f{entries}".encode()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _code_and_data_digest() -> str:
+    digest = hashlib.sha256(dumps(rules_table()).encode())
+    root = Path(__file__).parent
+    for path in sorted(root.glob("*.py")) + sorted((root / "data").glob("*.json")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()

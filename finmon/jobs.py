@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import ctypes
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import analyzers
 from finmon import settings
@@ -28,11 +31,15 @@ from finmon.model import (
     Listing,
     PolicyVersion,
     Run,
+    AppSnapshot,
+    dumps,
     merge_listings,
+    sha256_hex,
     utcnow,
 )
 
 log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1
 
 Progress = Callable[[str, int, int | None], None]  # (label, done, total or None)
 
@@ -47,11 +54,17 @@ def crawl(
     allow_hosts: Iterable[str] = (),
     progress: Progress | None = None,
     timeout: float | None = None,
+    overrides: dict[str, Any] | None = None,
+    stop: threading.Event | None = None,
 ) -> list[Run]:
     """Crawl each configured store in its own subprocess, side by side, into ``out_dir/<store>``.
 
-    Returns one Run per store (read from the run.json each crawl writes). A crawl
-    that dies without writing one is reported as a failed Run, never raised.
+    ``overrides`` are settings for the crawl (JOBDIR, FINMON_PREVIOUS_SNAPSHOT, …). A crawl past
+    ``timeout`` seconds, or when ``stop`` is set, gets SIGTERM: Scrapy finishes its requests in
+    flight and checkpoints its JOBDIR; after ``FINMON_CRAWL_STOP_GRACE`` seconds it is killed. A crawl
+    also gets SIGTERM when this process dies, even by SIGKILL (Linux). Returns one Run per store (read
+    from the run.json each crawl writes); a crawl that dies without writing one is reported as a
+    failed Run, never raised.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     procs = {}
@@ -63,20 +76,26 @@ def crawl(
         cmd = [sys.executable, "-m", "crawler.run", "--out", str(store_dir), "--store", f"{store}={url}"]
         for host in allow_hosts:
             cmd += ["--allow-host", host]
-        log_file = open(store_dir / "crawl.log", "wb")
-        procs[store] = (subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT), log_file, time.monotonic())
+        for key, value in (overrides or {}).items():
+            cmd += ["--set", f"{key}={json.dumps(value)}"]
+        log_file = open(store_dir / "crawl.log", "ab")
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        procs[store] = (proc, log_file, time.monotonic())
     runs = []
+    stopping: dict[str, float] = {}  # store -> when SIGTERM was sent
     try:
         while procs:
             for store, (proc, log_file, started) in list(procs.items()):
-                timed_out = timeout is not None and time.monotonic() - started > timeout
-                if timed_out:
+                over = timeout is not None and time.monotonic() - started > timeout
+                if (over or (stop is not None and stop.is_set())) and store not in stopping:
                     proc.terminate()
-                if timed_out or proc.poll() is not None:
-                    proc.wait()
+                    stopping[store] = time.monotonic()
+                if store in stopping and time.monotonic() - stopping[store] > settings.FINMON_CRAWL_STOP_GRACE:
+                    proc.kill()
+                if proc.poll() is not None:
                     log_file.close()
                     del procs[store]
-                    runs.append(_crawl_result(store, out_dir / store, proc.returncode, timed_out))
+                    runs.append(_crawl_result(store, out_dir / store, proc.returncode, store in stopping))
             if progress:
                 progress("crawl", count_lines(out_dir.glob("*/listings.jsonl")), None)
             time.sleep(0.2)
@@ -85,6 +104,13 @@ def crawl(
             proc.kill()
             log_file.close()
     return runs
+
+
+def _die_with_parent() -> None:
+    """In the crawl's child process: get SIGTERM when the parent dies (Linux prctl; elsewhere nothing)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _crawl_result(store: str, store_dir: Path, returncode: int, timed_out: bool) -> Run:
@@ -135,10 +161,11 @@ def _jsonl(path: Path) -> Iterator[dict | None]:
                 yield None
 
 
-def load_snapshot(crawl_dir: Path) -> Snapshot:
-    """Read every listings.jsonl/policies.jsonl/apks.jsonl under ``crawl_dir``."""
+def load_snapshot(*crawl_dirs: Path) -> Snapshot:
+    """Read every listings.jsonl/policies.jsonl/apks.jsonl under the ``crawl_dirs``."""
     snap = Snapshot()
-    roots = sorted({p.parent for p in crawl_dir.rglob("listings.jsonl")} | {p.parent for p in crawl_dir.rglob("policies.jsonl")})
+    roots = sorted({p.parent for d in crawl_dirs for p in d.rglob("listings.jsonl")}
+                   | {p.parent for d in crawl_dirs for p in d.rglob("policies.jsonl")})
     for root in roots:
         for row in _jsonl(root / "listings.jsonl"):
             try:
@@ -205,19 +232,40 @@ def rules_with_status(registry: analyzers.Registry | None) -> list[dict]:
     return table
 
 
-def analyze(crawl_dir: Path, store, progress: Progress | None = None, registry=_FROM_SETTINGS) -> Run:
+# What an analysis reads of a listing (not downloads, ratings or capture times, which change every week).
+ANALYSED_LISTING_FIELDS = ("store", "store_id", "name", "developer", "category", "description", "privacy_url",
+                           "permissions", "privacy_labels", "apk_url")
+
+
+def input_hash(app: AppSnapshot, version: str) -> str:
+    """A digest of everything the analysis of ``app`` reads, under analysis ``version``."""
+    listings = sorted(dumps([getattr(lst, f) for f in ANALYSED_LISTING_FIELDS]) for lst in app.listings)
+    policy = app.policy.sha256 if app.policy is not None else f"{app.policy_status}:{app.policy_url}"
+    return sha256_hex(dumps([version, app.key, listings, policy, app.apk.sha256 if app.apk else None]))
+
+
+def analyze(crawl_dir: Path | Iterable[Path], store, progress: Progress | None = None, registry=_FROM_SETTINGS,
+            incremental: bool = False, job: str = "") -> Run:
     """Merge the crawled listings into apps, run every rule, and index the results.
 
-    ``registry``: an :class:`analyzers.Registry`, None for none, or by default the file named
-    by FINMON_REGISTRY. Rules that could not be applied are marked in the stored rule table
-    (``applied``/``not_applied``) and counted in the run (``rules_not_applied``).
+    ``crawl_dir``: one snapshot directory or several (the latest of each store). ``registry``: an
+    :class:`analyzers.Registry`, None for none, or by default the file named by FINMON_REGISTRY.
+    Rules that could not be applied are marked in the stored rule table (``applied``/``not_applied``)
+    and counted in the run (``rules_not_applied``). ``incremental``: apps whose inputs (listings as
+    analysed, policy version, APK, and the analysis version) are those of their last analysis are
+    skipped, and keep their findings.
     """
     if registry is _FROM_SETTINGS:
         registry = load_registry()
     run = new_run("analyze")
+    run.job = job
     store.save_run(run)
-    snap = load_snapshot(crawl_dir)
-    apps = merge_listings(snap.listings, snap.policies, snap.policy_failures, snap.apks)
+    snap = load_snapshot(*([crawl_dir] if isinstance(crawl_dir, Path) else crawl_dir))
+    every_app = merge_listings(snap.listings, snap.policies, snap.policy_failures, snap.apks)
+    version = analyzers.analysis_version(registry)
+    inputs = {app.key: input_hash(app, version) for app in every_app}
+    known = store.analysis_inputs() if incremental else {}
+    apps = [app for app in every_app if known.get(app.key) != inputs[app.key]]
     results = []
     for done, app in enumerate(apps, 1):
         results.append(analyzers.analyze(app, registry=registry))
@@ -230,7 +278,8 @@ def analyze(crawl_dir: Path, store, progress: Progress | None = None, registry=_
     try:
         store.save_rules(table)
         counts = store.save_analysis(apps, results, utcnow(),
-                                     skipped_rules=[row["id"] for row in table if not row["applied"]])
+                                     skipped_rules=[row["id"] for row in table if not row["applied"]],
+                                     inputs={app.key: inputs[app.key] for app in apps})
     except Exception:
         run.ended, run.outcome = utcnow(), "failed"
         with contextlib.suppress(Exception):  # the store may be what failed; the first error is the one to raise
@@ -239,7 +288,9 @@ def analyze(crawl_dir: Path, store, progress: Progress | None = None, registry=_
     run.ended = utcnow()
     run.outcome = "ok"
     run.counters = {
-        "apps": len(apps),
+        "apps": len(every_app),
+        "apps_analysed": len(apps),
+        "apps_unchanged": len(every_app) - len(apps),
         "listings": len(snap.listings),
         "policies": len(snap.policies),
         "findings": sum(len(r.findings) for r in results),

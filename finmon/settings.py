@@ -118,7 +118,23 @@ ITEM_PIPELINES = {"crawler.pipelines.ListingPipeline": 300, "crawler.pipelines.P
                   "crawler.pipelines.ApkPipeline": 500}
 EXTENSIONS = {"crawler.extensions.RunRecorder": 0}
 
-# --- scheduling -----------------------------------------------------------
+# --- scheduling (finmon schedule …) ----------------------------------------
+# Each SCHEDULE_ value can be overridden from the environment as JSON: FINMON_SCHEDULE_CRAWLS='{…}'.
+SCHEDULE_DATA_DIR = "finmon-data"  # env FINMON_DATA_DIR: job store, lock, crawls, crawl state, report, index
 SCHEDULE_TIMEZONE = "Asia/Shanghai"
-SCHEDULE_WEEKLY_CRON = "0 8 * * mon"  # the weekly report: Monday 08:00
-SCHEDULE_MISFIRE_GRACE_SECONDS = 6 * 3600
+# Triggers: {"cron": "<crontab line>"} or {"interval": seconds}. One crawl job per store with a URL;
+# each crawl is followed by an incremental analysis of the latest snapshot of every store.
+SCHEDULE_CRAWLS = {
+    "itunes": {"cron": "0 1 * * *"},
+    "appgallery": {"cron": "0 2 * * *"},
+    "xiaomi": {"cron": "0 3 * * *"},
+}
+SCHEDULE_REPORT = {"cron": "0 8 * * mon"}  # the weekly report: Monday 08:00
+SCHEDULE_RETENTION = {"cron": "0 5 * * sun"}
+SCHEDULE_RETENTION_DAYS = 56  # crawl snapshots older than this are deleted (each store's latest is kept)
+SCHEDULE_MISFIRE_GRACE_SECONDS = 6 * 3600  # a job that missed its time by less than this still runs (once)
+SCHEDULE_CRAWL_TIME_LIMIT = 4 * 3600  # seconds; then the crawl is stopped (and resumes next time)
+SCHEDULE_CRAWL_RETRIES = 2  # a failed crawl is retried this often, from scratch …
+SCHEDULE_RETRY_BACKOFF = 300.0  # … after this many seconds, doubled for each next retry
+SCHEDULE_WAKEUP_SECONDS = 10  # the scheduler rereads its job store at least this often (schedule trigger)
+FINMON_CRAWL_STOP_GRACE = 60  # seconds a stopped crawl has to checkpoint before it is killed

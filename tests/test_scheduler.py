@@ -1,12 +1,271 @@
+"""The scheduler: configuration, the lock, the persistent job store, and whole runs against the simulator."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
 
 import scheduler
+from index.sqlite import SQLiteStore
+from market.server import MarketServer
+
+STORES = ("appgallery", "xiaomi")
 
 
-def test_weekly_job_is_stable_single_instance_and_due_monday_morning_in_shanghai():
-    sched = scheduler.build_scheduler(out_dir="out", db_path="out/finmon.db")
-    (job,) = sched.get_jobs()
-    assert job.id == scheduler.WEEKLY_JOB_ID
-    assert job.max_instances == 1 and job.coalesce
-    due = job.trigger.get_next_fire_time(None, datetime(2026, 11, 24, tzinfo=timezone.utc))  # a Tuesday
-    assert due.isoformat() == "2026-11-30T08:00:00+08:00"
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """A data directory and a schedule (two stores, a report and retention far away) in the environment."""
+    values = {
+        "FINMON_DATA_DIR": str(tmp_path / "data"),
+        "FINMON_STORE_ITUNES": "", "FINMON_STORE_APPGALLERY": "http://127.0.0.1:9/appgallery",
+        "FINMON_STORE_XIAOMI": "http://127.0.0.1:9/xiaomi",
+        "FINMON_SCHEDULE_CRAWLS": json.dumps({s: {"interval": 3600} for s in STORES}),
+        "FINMON_ES_URL": "", "FINMON_DB": "",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+def test_default_schedule_is_daily_crawls_and_a_monday_morning_report_in_shanghai(monkeypatch, tmp_path):
+    monkeypatch.setenv("FINMON_DATA_DIR", str(tmp_path))
+    for name in ("ITUNES", "APPGALLERY", "XIAOMI"):
+        monkeypatch.setenv(f"FINMON_STORE_{name}", f"http://127.0.0.1:9/{name.lower()}")
+    cfg = scheduler.Config.from_env()
+    specs = scheduler.job_specs(cfg)
+    assert set(specs) == {"crawl:itunes", "crawl:appgallery", "crawl:xiaomi", "report:weekly", "retention"}
+    tuesday = datetime(2026, 11, 24, tzinfo=timezone.utc)
+    assert specs["report:weekly"][2].get_next_fire_time(None, tuesday).isoformat() == "2026-11-30T08:00:00+08:00"
+    assert specs["crawl:xiaomi"][2].get_next_fire_time(None, tuesday).isoformat() == "2026-11-25T03:00:00+08:00"
+
+
+def test_environment_overrides_and_stores_without_url(env, monkeypatch):
+    monkeypatch.setenv("FINMON_STORE_XIAOMI", "")
+    cfg = scheduler.Config.from_env()
+    assert cfg.data_dir == Path(env["FINMON_DATA_DIR"]).resolve()
+    assert set(scheduler.job_specs(cfg)) == {"crawl:appgallery", "report:weekly", "retention"}
+    monkeypatch.setenv("FINMON_SCHEDULE_REPORT", json.dumps({"every": 3}))
+    with pytest.raises(scheduler.SchedulerError, match="'cron' or 'interval'"):
+        scheduler.job_specs(scheduler.Config.from_env())
+
+
+def test_one_scheduler_per_data_directory(env):
+    cfg = scheduler.Config.from_env()
+    assert scheduler.Lock.holder(cfg) is None
+    lock = scheduler.Lock(cfg)
+    try:
+        assert scheduler.Lock.holder(cfg) == os.getpid()
+        with pytest.raises(scheduler.SchedulerError, match=f"another scheduler \\(pid {os.getpid()}\\)"):
+            scheduler.Lock(cfg)
+    finally:
+        lock.release()
+    assert scheduler.Lock.holder(cfg) is None
+
+
+def test_trigger_persists_and_unconfigured_jobs_are_dropped(env, monkeypatch):
+    cfg = scheduler.Config.from_env()
+    with pytest.raises(scheduler.SchedulerError, match="unknown job 'crawl:nosuch'"):
+        scheduler.trigger(cfg, "crawl:nosuch")
+    due = scheduler.trigger(cfg, "crawl:xiaomi")
+    assert abs((datetime.now(timezone.utc) - due).total_seconds()) < 60
+    jobs = {j["id"]: j for j in scheduler.listing(cfg)}
+    assert datetime.fromisoformat(jobs["crawl:xiaomi"]["next_run"]) == due  # kept in the job store
+    assert datetime.fromisoformat(jobs["crawl:appgallery"]["next_run"]) > due
+    monkeypatch.setenv("FINMON_SCHEDULE_CRAWLS", json.dumps({"appgallery": {"interval": 3600}}))
+    cfg = scheduler.Config.from_env()
+    scheduler.trigger(cfg, "crawl:appgallery")
+    assert {j for j in scheduler._stored_next_runs(cfg)} == {"crawl:appgallery", "report:weekly", "retention"}
+
+
+# --- whole runs: a scheduler process against the simulator --------------------------------------
+
+
+def start_scheduler(env: dict[str, str]) -> subprocess.Popen:
+    """``finmon schedule run`` in a subprocess, its output appended to scheduler.log in the data directory."""
+    log = Path(env["FINMON_DATA_DIR"]).parent / "scheduler.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "finmon.cli", "schedule", "run"], env={**os.environ, **env},
+                                stdout=out, stderr=subprocess.STDOUT)
+    proc.log = log
+    return proc
+
+
+def output(proc: subprocess.Popen) -> str:
+    return proc.log.read_text(encoding="utf-8", errors="replace")[-3000:]
+
+
+def wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"the scheduler exited ({proc.returncode}) while waiting for {what}:\n{output(proc)}")
+        time.sleep(0.3)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def runs(data_dir: Path) -> list[dict]:
+    db = data_dir / "finmon.db"
+    if not db.exists():
+        return []
+    store = SQLiteStore(db)
+    try:
+        return sorted(store.runs(limit=1000), key=lambda r: (r["started"], r["id"]))
+    finally:
+        store.close()
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    assert proc.returncode == 0, output(proc)
+
+
+def market_env(tmp_path, market, **schedule) -> dict[str, str]:
+    return {
+        "FINMON_DATA_DIR": str(tmp_path / "data"), "FINMON_ES_URL": "", "FINMON_DB": "",
+        "FINMON_STORE_ITUNES": "", "FINMON_STORE_APPGALLERY": market.store_urls["appgallery"],
+        "FINMON_STORE_XIAOMI": market.store_urls["xiaomi"], "FINMON_ALLOWED_PRIVATE_HOSTS": "127.0.0.1",
+        "FINMON_SCHEDULE_WAKEUP_SECONDS": "1",
+        "FINMON_SCHEDULE_REPORT": json.dumps({"interval": 3600}),
+        "FINMON_SCHEDULE_RETENTION": json.dumps({"interval": 3600}),
+        **{f"FINMON_SCHEDULE_{k.upper()}": json.dumps(v) for k, v in schedule.items()},
+    }
+
+
+def test_short_intervals_run_jobs_in_order_never_overlapping_and_recrawls_are_incremental(tmp_path):
+    with MarketServer(apps=120, seed=4) as market:
+        env = market_env(tmp_path, market, crawls={s: {"interval": 2} for s in STORES})
+        data = Path(env["FINMON_DATA_DIR"])
+        proc = start_scheduler(env)
+        try:
+            wait_for(lambda: sum(r["kind"] == "analyze" and r["outcome"] == "ok" for r in runs(data)) >= 4, 240,
+                     proc, "four analyses")
+        finally:
+            stop(proc)
+        history = runs(data)
+    assert history and all(r["outcome"] in ("ok", "interrupted") for r in history), history
+    for earlier, later in zip(history, history[1:]):
+        assert later["started"] >= earlier["ended"], (earlier, later)  # one job at a time
+    kinds = [(r["kind"], r["job"]) for r in history if r["outcome"] == "ok"]
+    for i, (kind, job) in enumerate(kinds):
+        if kind == "crawl":
+            assert kinds[i + 1] == ("analyze", "analyze") if i + 1 < len(kinds) else True
+    crawls = {s: [r for r in history if r["job"] == f"crawl:{s}" and r["outcome"] == "ok"] for s in STORES}
+    assert all(len(c) >= 2 for c in crawls.values()), crawls
+    for store in STORES:  # the second crawl of an unchanged market reuses every policy and APK (304)
+        again = crawls[store][1]["counters"]
+        assert again.get("policies/unchanged", 0) > 0 and not again.get("policies/ok", 0), again
+    analyses = [r for r in history if r["kind"] == "analyze" and r["outcome"] == "ok"]
+    assert analyses[0]["counters"]["apps_analysed"] > 0
+    assert analyses[-1]["counters"]["apps_analysed"] == 0 and analyses[-1]["counters"]["apps_unchanged"] > 0
+
+
+def findings_of(db: Path) -> list[str]:
+    store = SQLiteStore(db)
+    try:
+        return [f["id"] for f in store.export("findings")]
+    finally:
+        store.close()
+
+
+def test_kill_9_mid_crawl_then_restart_resumes_once_without_duplicates_or_losses(tmp_path):
+    with MarketServer(apps=1500, seed=8) as market:
+        env = market_env(tmp_path, market, crawls={"appgallery": {"interval": 86400}, "xiaomi": {"interval": 86400}})
+        data = Path(env["FINMON_DATA_DIR"])
+        subprocess.run([sys.executable, "-m", "finmon.cli", "schedule", "trigger", "crawl:appgallery"],
+                       env={**os.environ, **env}, check=True, capture_output=True)
+        proc = start_scheduler(env)
+        listings = lambda: sum(len(p.read_text(encoding="utf-8").splitlines())  # noqa: E731
+                               for p in (data / "crawls").glob("*/appgallery/listings.jsonl"))
+        wait_for(lambda: (data / "crawls").is_dir() and listings() >= 150, 180, proc, "a crawl under way")
+        proc.kill()  # SIGKILL: no cleanup; the crawl child gets SIGTERM from the kernel and checkpoints
+        proc.wait()
+        assert json.loads((data / "state" / "appgallery" / "pending").read_text())["attempt"] == 1
+        proc = start_scheduler(env)
+        try:
+            wait_for(lambda: any(r["kind"] == "analyze" and r["outcome"] == "ok" for r in runs(data)), 300, proc,
+                     "the resumed crawl and its analysis")
+        finally:
+            stop(proc)
+        history = [r for r in runs(data) if r["job"] == "crawl:appgallery"]
+        assert [(r["attempt"], r["outcome"]) for r in history] == [(1, "interrupted"), (2, "ok")], history
+        assert history[0]["id"].split("#")[0] == history[1]["id"].split("#")[0]  # the same crawl, resumed
+        snapshot = Path((data / "state" / "appgallery" / "latest").read_text())
+        lines = [json.loads(x) for x in (snapshot / "listings.jsonl").read_text(encoding="utf-8").splitlines()]
+        resumed_ids = findings_of(data / "finmon.db")
+        # the reference: one uninterrupted crawl of the same store, analysed the same way
+        from finmon import jobs
+
+        ref_dir = tmp_path / "reference"
+        jobs.crawl(ref_dir, {"appgallery": market.store_urls["appgallery"]}, ["127.0.0.1"])
+        ref_store = SQLiteStore(tmp_path / "reference.db")
+        jobs.analyze(ref_dir, ref_store, registry=None)
+        ref_store.close()
+    assert len(resumed_ids) == len(set(resumed_ids))
+    assert sorted(resumed_ids) == sorted(findings_of(tmp_path / "reference.db"))
+    assert {x["store_id"] for x in lines} >= {x["store_id"] for x in lines}  # read back whole
+    assert not (data / "state" / "appgallery" / "pending").exists()
+
+
+# --- incremental weeks: the crawl jobs themselves, in this process ---------------------------------
+
+
+def index_state(data: Path) -> tuple[dict[str, str], int, dict[str, str]]:
+    """(app key → analysis input hash, policy versions kept, finding id → app key)."""
+    store = SQLiteStore(data / "finmon.db")
+    try:
+        versions = store.db.execute("SELECT count(*) FROM policies").fetchone()[0]
+        return store.analysis_inputs(), versions, {f["id"]: f["app_key"] for f in store.export("findings")}
+    finally:
+        store.close()
+
+
+def crawl_all(data: Path) -> list[dict]:
+    before = {r["id"] for r in runs(data)}
+    for store in STORES:
+        scheduler.crawl_job(str(data), store)
+    return [r for r in runs(data) if r["id"] not in before]
+
+
+def test_unchanged_week_reanalyses_nothing_and_next_week_touches_only_changed_apps(tmp_path, monkeypatch):
+    with MarketServer(apps=200, seed=9) as market:
+        for key, value in market_env(tmp_path, market).items():
+            monkeypatch.setenv(key, value)
+        data = Path(os.environ["FINMON_DATA_DIR"])
+        first = crawl_all(data)
+        inputs1, versions1, findings1 = index_state(data)
+        assert [r["outcome"] for r in first] == ["ok"] * 4 and versions1 > 0
+
+        again = crawl_all(data)
+        inputs2, versions2, findings2 = index_state(data)
+        crawled = [r["counters"] for r in again if r["kind"] == "crawl"]
+        assert all(c.get("policies/unchanged", 0) > 0 and not c.get("policies/ok") for c in crawled), crawled
+        assert all(c.get("apks/unchanged", 0) > 0 and not c.get("apks/ok") for c in crawled), crawled
+        assert [r["counters"]["apps_analysed"] for r in again if r["kind"] == "analyze"] == [0, 0]
+        assert (inputs2, versions2, findings2) == (inputs1, versions1, findings1)
+
+        market.advance()
+        truth = market.truth()
+        after = crawl_all(data)
+        inputs3, versions3, findings3 = index_state(data)
+    assert [r["outcome"] for r in after] == ["ok"] * 4
+    changed = {a["key"] for a in truth["app_list"] if a.get("changed")}
+    policy_changed = {a["key"] for a in truth["app_list"] if "policy" in a.get("changed", ())}
+    assert changed and policy_changed
+    reanalysed = {key for key, value in inputs3.items() if inputs1.get(key) != value}
+    assert reanalysed <= changed and len(reanalysed) >= 0.9 * len(changed), (reanalysed ^ changed)
+    new_texts = {a["policy"]["url"] for a in truth["app_list"] if {"policy", "new"} & set(a.get("changed", ()))
+                 and a["policy"]["variant"] in ("html", "gbk", "pdf")}
+    assert 0 < versions3 - versions1 <= len(new_texts)  # old versions are kept; new ones only for changed or new apps
+    new_findings = set(findings3) - set(findings1)
+    assert new_findings and {findings3[f] for f in new_findings} <= changed
