@@ -25,7 +25,8 @@ from typing import Iterable, Iterator, NamedTuple
 
 from .policy_text import Mention, _strip, load_json, reading, sentence_spans
 
-__all__ = ["ClauseCues", "Cue", "cache_clear", "clause_cues", "cue_prefixes", "has_clause", "has_contact_channel",
+__all__ = ["ClauseCues", "Cue", "cache_clear", "clause_cues", "clause_sentences", "cue_prefixes", "has_clause",
+           "has_contact_channel",
            "names_recipient", "purpose_sentences", "sharing_sentences", "without_purpose"]
 
 _FLAGS = re.IGNORECASE
@@ -105,12 +106,17 @@ def has_contact_channel(text: str) -> bool:
             and _search(text, cues.contact, 0, len(text)) is not None)
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=1024)
+def clause_sentences(text: str, clause_id: str) -> tuple[tuple[int, int], ...]:
+    """(start, end) of each sentence where the clause's cue occurs with no negation cue before it."""
+    cues = clause_cues()
+    return tuple((start, end) for (start, end), m in _sentence_matches(text, cues.clauses[clause_id])
+                 if _search(text, cues.negation, start, m.start()) is None)
+
+
 def sharing_sentences(text: str) -> tuple[tuple[int, int], ...]:
     """(start, end) of each sentence that affirmatively says personal information is shared or provided."""
-    cues = clause_cues()
-    return tuple((start, end) for (start, end), m in _sentence_matches(text, cues.clauses["third_party_sharing"])
-                 if _search(text, cues.negation, start, m.start()) is None)
+    return clause_sentences(text, "third_party_sharing")
 
 
 def names_recipient(text: str, sentences: tuple[tuple[int, int], ...]) -> bool:
@@ -178,7 +184,7 @@ def _neighbour(text: str, ends: list[int], i: int, step: int) -> int:
 
 def cache_clear() -> None:
     """Forget the per-text answers (for timing)."""
-    for cached in (sharing_sentences, purpose_sentences):
+    for cached in (clause_sentences, purpose_sentences):
         cached.cache_clear()
 
 

@@ -26,7 +26,8 @@ from finmon.model import (
 )
 from finmon.settings import FINMON_MIN_TARGET_SDK
 
-from .clauses import has_clause, has_contact_channel, names_recipient, sharing_sentences, without_purpose
+from .clauses import (clause_sentences, has_clause, has_contact_channel, names_recipient, sharing_sentences,
+                      without_purpose)
 from .finance import FinanceType, finance_data, finance_types
 from .fundraising import fundraising_data, scan_listing_text
 from .policy_text import Lexicon, Mention, declared_types, lexicon, load_json, scan
@@ -296,7 +297,7 @@ def beyond_necessary_scope(ctx: Context) -> Iterator[Evidence]:
 @rule("C203", severity="medium", confidence="medium",
       title="隐私政策未提供撤回同意的方式",
       title_en="Policy gives no way to withdraw consent",
-      regulation=("pipl_15",))
+      regulation=("identification_2019_3", "pipl_15"))
 def no_consent_withdrawal(ctx: Context) -> Iterator[Evidence]:
     """成功获取的隐私政策中没有任何撤回同意的方式（如“撤回同意”“撤回授权”“取消授权”“关闭权限”）。仅依据文本判断：政策未写明不等于应用内确无此功能。
 
@@ -346,6 +347,25 @@ def sensitive_without_purpose(ctx: Context) -> Iterator[Evidence]:
     for m in without_purpose(text, ctx.mentions):
         yield Evidence(kind="quote", key=m.type, text=text[m.sent_start:m.sent_end], start=m.sent_start,
                        end=m.sent_end, url=ctx.app.policy.url, detail=text[m.start:m.end])
+
+
+@rule("C207", severity="medium", confidence="medium",
+      title="隐私政策以继续使用、默认勾选等非明示方式视为用户同意",
+      title_en="Policy treats continued use or a default choice as consent",
+      regulation=("identification_2019_3", "pipl_14"))
+def implied_consent(ctx: Context) -> Iterator[Evidence]:
+    """隐私政策把使用或继续使用应用、默认勾选等非明示的方式当作用户同意（如“继续使用即视为您同意本政策”“默认勾选同意隐私政策”），包括对政策更新的同意。同意应当由用户在充分知情的前提下自愿、明确作出，政策变更涉及处理目的、方式和种类的应当重新取得同意。否定句（“我们不会以默认勾选的方式……”）不算。证据为第一处这样的原句。
+
+    The privacy policy treats using or continuing to use the app, or a default choice, as the user's consent ("by continuing to use the app you agree to this policy", "the consent box is ticked by default"), including consent to policy updates. Consent must be informed, voluntary and explicit, and a change of purpose, method or kind of data needs new consent. A negated sentence ("we will not tick the box for you") does not count. The evidence is the first such sentence.
+    """
+    if not ctx.policy_ok:
+        return
+    text = ctx.app.policy.text
+    sentences = clause_sentences(text, "implied_consent")
+    if sentences:
+        start, end = sentences[0]
+        yield Evidence(kind="quote", key="implied_consent", text=text[start:end], start=start, end=end,
+                       url=ctx.app.policy.url)
 
 
 def _absent_clause(ctx: Context, clause_id: str, text: str) -> Iterator[Evidence]:

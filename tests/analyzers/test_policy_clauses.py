@@ -125,7 +125,7 @@ def test_sharing_sentences_are_negation_aware():
 def test_cues_are_compiled_once():
     assert clause_cues() is clause_cues()
     assert set(clause_cues().clauses) == {"consent_withdrawal", "deletion_correction", "complaint_channel",
-                                          "third_party_sharing"}
+                                          "third_party_sharing", "implied_consent"}
 
 
 # --- purpose statements and C206 -------------------------------------------------------------------------------
@@ -295,3 +295,22 @@ def test_unfolded_characters_are_all_that_lowercasing_misses():
 def test_cue_data_is_loaded_from_the_data_file():
     data = load_json("policy_clauses.json")
     assert set(data["purpose"]) == {"zh", "en"} and data["purpose"]["zh"] and data["purpose"]["en"]
+
+
+@pytest.mark.parametrize("text, flagged", [
+    ("若您在本政策更新后继续使用我们的服务，即表示您已充分阅读、理解并接受更新后的政策。", True),
+    ("一旦您开始使用本应用，即视为您同意本隐私政策。", True),
+    ("注册页面默认勾选同意隐私政策。", True),
+    ("By continuing to use the app, you agree to this Privacy Policy.", True),
+    ("Your continued use of the service constitutes acceptance of the updated policy.", True),
+    ("我们不会以默认勾选的方式让您同意隐私政策。", False),
+    ("政策更新后，我们会以弹窗方式再次征求您的明示同意。", False),
+    ("We will ask for your explicit consent again; we never treat continued use as consent.", False),
+])
+def test_c207_implied_consent(make_app, text, flagged):
+    findings = [f for f in analyze(make_app("星河支付", text=text, language="en" if text.isascii() else "zh")).findings
+                if f.rule_id == "C207"]
+    assert bool(findings) is flagged
+    if flagged:
+        (f,) = findings
+        assert f.evidence.text == text and (f.evidence.start, f.evidence.end) == (0, len(text))

@@ -186,7 +186,7 @@ def test_doubtful_finance_type_lowers_confidence_of_type_dependent_rules(make_ap
 def test_rule_table_is_complete():
     table = rules_table()
     ids = [r["id"] for r in table]
-    assert ids == ["P101", "P102", "C201", "C202", "C203", "C204", "C205", "C206", "D301", "D302", "D303", "S401", "S402",
+    assert ids == ["P101", "P102", "C201", "C202", "C203", "C204", "C205", "C206", "C207", "D301", "D302", "D303", "S401", "S402",
                    "V501", "V502", "V503", "V504", "V505", "R601", "R602"]
     assert len(set(ids)) == len(ids)
     fields = {"id", "family", "severity", "confidence", "title", "title_en", "description", "regulation"}
@@ -211,6 +211,7 @@ def test_every_rule_has_a_flagged_and_a_clean_example(make_app, rule_id):
         "C205": make_app("星河支付", text=SCOPE_ONLY_ZH),
         "D301": make_app("星河支付", text=SCOPE_ONLY_ZH, permissions=["CAMERA"]),
         "C206": make_app("星河支付", text="我们会收集您的身份证号码。"),
+        "C207": make_app("星河支付", text=SCOPE_ONLY_ZH + "您使用本应用即视为您同意本政策。"),
         "D302": make_app("星河支付", text="我们会与第三方合作伙伴共享您的个人信息。"),
         "D303": with_apk(make_app("星河支付", text=SCOPE_ONLY_ZH + "我们接入了极光推送。"),
                          classes=("cn.jpush.android.api.JPushInterface",)),
