@@ -276,14 +276,19 @@ def _head_strings(op, av) -> set[str] | None:
     if op is sre.SUBPATTERN and not av[1] and not av[2]:
         return _prefixes(av[3])
     if op is sre.BRANCH:
-        out: set[str] = set()
-        for alternative in av[1]:
-            prefixes = _prefixes(alternative)
-            if prefixes is None:
-                return None
-            out |= prefixes
-        return out
+        return _union(av[1], _prefixes)
     return None
+
+
+def _union(alternatives, strings_of) -> set[str] | None:
+    """The union of ``strings_of`` each alternative (None when one of them is None)."""
+    out: set[str] = set()
+    for alternative in alternatives:
+        strings = strings_of(alternative)
+        if strings is None:
+            return None
+        out |= strings
+    return out
 
 
 def _strings(op, av) -> set[str] | None:
@@ -305,13 +310,8 @@ def _strings(op, av) -> set[str] | None:
     if op is sre.SUBPATTERN:
         return None if av[1] or av[2] else _sequence_strings(av[3])
     if op is sre.BRANCH:
-        out: set[str] = set()
-        for alternative in av[1]:
-            strings = _sequence_strings(alternative)
-            if strings is None:
-                return None
-            out |= strings
-        return out if len(out) <= _MAX_PREFIXES else None
+        out = _union(av[1], _sequence_strings)
+        return out if out is not None and len(out) <= _MAX_PREFIXES else None
     if op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
         low, high, item = av
         strings = _sequence_strings(item) if high <= 4 else None
