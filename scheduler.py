@@ -116,6 +116,8 @@ class Config:
         return json.loads(pointer.read_text(encoding="utf-8")) if pointer.exists() else None
 
     def open_store(self):
+        """The index: FINMON_ES_URL, else FINMON_DB, else finmon.db in the data directory."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         return jobs.open_store(Path(os.environ.get("FINMON_DB") or self.data_dir / "finmon.db"))
 
 

@@ -119,7 +119,7 @@ def runs(data_dir: Path) -> list[dict]:
         return []
     store = SQLiteStore(db)
     try:
-        return sorted(store.runs(limit=1000), key=lambda r: (r["started"], r["id"]))
+        return sorted(store.runs(limit=1000), key=lambda r: (r["started"], r["ended"] or "", r["id"]))
     finally:
         store.close()
 
@@ -178,7 +178,10 @@ def findings_of(db: Path) -> list[str]:
         store.close()
 
 
-def test_kill_9_mid_crawl_then_restart_resumes_once_without_duplicates_or_losses(tmp_path):
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_a_stopped_scheduler_resumes_its_crawl_once_without_duplicates_or_losses(tmp_path, how):
+    """kill -9 (the crawl gets SIGTERM from the kernel) or SIGTERM (the scheduler stops it): either way the
+    crawl checkpoints, and the next start resumes it as attempt 2."""
     with MarketServer(apps=1500, seed=8) as market:
         env = market_env(tmp_path, market, crawls={"appgallery": {"interval": 86400}, "xiaomi": {"interval": 86400}})
         data = Path(env["FINMON_DATA_DIR"])
@@ -188,9 +191,15 @@ def test_kill_9_mid_crawl_then_restart_resumes_once_without_duplicates_or_losses
         listings = lambda: sum(len(p.read_text(encoding="utf-8").splitlines())  # noqa: E731
                                for p in (data / "crawls").glob("*/appgallery/listings.jsonl"))
         wait_for(lambda: (data / "crawls").is_dir() and listings() >= 150, 180, proc, "a crawl under way")
-        proc.kill()  # SIGKILL: no cleanup; the crawl child gets SIGTERM from the kernel and checkpoints
-        proc.wait()
+        if how == "SIGKILL":
+            proc.kill()  # no cleanup: the crawl child gets SIGTERM from the kernel and checkpoints
+            proc.wait()
+        else:
+            stop(proc)  # the scheduler stops the crawl, records it as interrupted and exits 0
+            (last,) = [r for r in runs(data) if r["job"] == "crawl:appgallery"]
+            assert last["outcome"] == "interrupted" and "resumes next run" in last["error"]
         assert json.loads((data / "state" / "appgallery" / "pending").read_text())["attempt"] == 1
+        assert scheduler.Lock.holder(scheduler.Config.from_env(data)) is None
         proc = start_scheduler(env)
         try:
             wait_for(lambda: any(r["kind"] == "analyze" and r["outcome"] == "ok" for r in runs(data)), 300, proc,
@@ -269,3 +278,93 @@ def test_unchanged_week_reanalyses_nothing_and_next_week_touches_only_changed_ap
     assert 0 < versions3 - versions1 <= len(new_texts)  # old versions are kept; new ones only for changed or new apps
     new_findings = set(findings3) - set(findings1)
     assert new_findings and {findings3[f] for f in new_findings} <= changed
+
+
+def fake_crawls(monkeypatch, outcomes: list[str]):
+    """jobs.crawl replaced: each call writes an empty snapshot and returns the next outcome."""
+    from finmon import jobs
+    from finmon.model import Run
+
+    calls = []
+
+    def crawl(out, store_urls, *args, **kwargs):
+        (store,) = store_urls
+        (out / store).mkdir(parents=True, exist_ok=True)
+        (out / store / "run.json").write_text("{}")  # what a crawl that stopped leaves
+        calls.append(kwargs["overrides"])
+        return [Run(id="x", kind="crawl", started="t", outcome=outcomes[len(calls) - 1], counters={"requests": 1})]
+
+    monkeypatch.setattr(jobs, "crawl", crawl)
+    return calls
+
+
+def test_failed_crawls_are_retried_with_backoff_then_given_up(env, monkeypatch):
+    monkeypatch.setenv("FINMON_SCHEDULE_RETRY_BACKOFF", "0.01")
+    monkeypatch.setenv("FINMON_SCHEDULE_CRAWL_RETRIES", "2")
+    data = Path(env["FINMON_DATA_DIR"])
+    calls = fake_crawls(monkeypatch, ["failed", "failed", "ok"])
+    scheduler.crawl_job(str(data), "appgallery")
+    history = [r for r in runs(data) if r["job"] == "crawl:appgallery"]
+    assert [(r["attempt"], r["outcome"]) for r in history] == [(1, "failed"), (2, "failed"), (3, "ok")]
+    assert "crawl failed; see" in history[0]["error"] and len({r["id"].split("#")[0] for r in history}) == 1
+    assert [c["FINMON_RESUME"] for c in calls] == [False, False, False]  # retries start afresh
+    assert [r["outcome"] for r in runs(data) if r["job"] == "analyze"] == ["ok"]
+    cfg = scheduler.Config.from_env()
+    assert cfg.latest("appgallery") is not None and cfg.pending("appgallery") is None
+
+    monkeypatch.setenv("FINMON_SCHEDULE_CRAWL_RETRIES", "1")
+    fake_crawls(monkeypatch, ["failed", "failed"])
+    scheduler.crawl_job(str(data), "xiaomi")
+    history = [r for r in runs(data) if r["job"] == "crawl:xiaomi"]
+    assert [(r["attempt"], r["outcome"]) for r in history] == [(1, "failed"), (2, "failed")]
+    assert cfg.pending("xiaomi") is None and cfg.latest("xiaomi") is None  # given up: the next run starts afresh
+
+
+def test_an_interrupted_crawl_is_resumed_by_the_next_run(env, monkeypatch):
+    data = Path(env["FINMON_DATA_DIR"])
+    calls = fake_crawls(monkeypatch, ["interrupted", "ok"])
+    scheduler.crawl_job(str(data), "appgallery")
+    cfg = scheduler.Config.from_env()
+    assert cfg.pending("appgallery")["attempt"] == 1 and scheduler.recover(cfg) == ("crawl:appgallery",)
+    scheduler.crawl_job(str(data), "appgallery")
+    assert [(c["FINMON_RESUME"], c["JOBDIR"]) for c in calls] == [(False, calls[0]["JOBDIR"]), (True, calls[0]["JOBDIR"])]
+    history = [r for r in runs(data) if r["job"] == "crawl:appgallery"]
+    assert [(r["attempt"], r["outcome"]) for r in history] == [(1, "interrupted"), (2, "ok")]
+    assert scheduler.recover(cfg) == ()
+
+
+def test_recover_marks_runs_left_running_as_interrupted(env):
+    from finmon.model import Run
+
+    cfg = scheduler.Config.from_env()
+    cfg.data_dir.mkdir(parents=True)
+    store = SQLiteStore(cfg.data_dir / "finmon.db")
+    store.save_run(Run(id="analyze-1#1", kind="analyze", started="2026-11-23T00:00:00+00:00", job="analyze"))
+    store.close()
+    assert scheduler.recover(cfg) == ()
+    (run,) = runs(cfg.data_dir)
+    assert run["outcome"] == "interrupted" and "killed or crashed" in run["error"] and run["ended"]
+
+
+def test_retention_keeps_recent_latest_and_pending_snapshots(env, monkeypatch):
+    cfg = scheduler.Config.from_env()
+    crawls = cfg.data_dir / "crawls"
+    names = ("old", "old-latest", "old-pending", "recent")
+    for name in names:
+        (crawls / name / "appgallery").mkdir(parents=True)
+    for name in names[:3]:
+        os.utime(crawls / name, (time.time() - 100 * 86400,) * 2)
+    (cfg.state("appgallery") / "latest").write_text(str(crawls / "old-latest" / "appgallery"))
+    (cfg.state("xiaomi") / "pending").write_text(json.dumps({"run_id": "old-pending", "attempt": 1}))
+    scheduler.retention_job(str(cfg.data_dir))
+    assert sorted(p.name for p in crawls.iterdir()) == ["old-latest", "old-pending", "recent"]
+    (run,) = runs(cfg.data_dir)
+    assert (run["job"], run["outcome"], run["counters"]) == ("retention", "ok", {"deleted": 1, "kept": 3})
+
+
+def test_report_job_renders_and_records_its_run(env):
+    scheduler.report_job(env["FINMON_DATA_DIR"])
+    data = Path(env["FINMON_DATA_DIR"])
+    assert (data / "report" / "index.html").exists()
+    (run,) = runs(data)
+    assert run["job"] == "report:weekly" and run["outcome"] == "ok"
