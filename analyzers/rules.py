@@ -403,15 +403,15 @@ def undeclared_permission(ctx: Context) -> Iterator[Evidence]:
       title_en="Policy says personal information is shared with third parties without naming any recipient",
       regulation=("identification_2019_5", "pipl_23"))
 def unnamed_sharing_recipients(ctx: Context) -> Iterator[Evidence]:
-    """隐私政策肯定性地声明向第三方共享、提供或委托处理个人信息（否定句如“我们不会与第三方共享”不算），但全文未列明任何接收方：共享语句中没有公司名称，全文也没有 SDK 名称或第三方共享清单、SDK 清单。证据为第一处共享声明的原句。
+    """隐私政策肯定性地声明向第三方共享、提供或委托处理个人信息（否定句如“我们不会与第三方共享”不算），但全文未列明任何接收方：共享语句中没有公司名称，全文也没有 SDK 名称（SDK 表中的名称）或第三方共享清单、SDK 清单。证据为第一处共享声明的原句。
 
-    The privacy policy affirmatively says personal information is shared with, provided to or entrusted to third parties (a negated sentence such as "we do not share with third parties" does not count), yet names no recipient: no company name in the sharing sentences and no SDK name or list of third parties (third-party sharing list, SDK list) anywhere. The evidence is the first sharing sentence.
+    The privacy policy affirmatively says personal information is shared with, provided to or entrusted to third parties (a negated sentence such as "we do not share with third parties" does not count), yet names no recipient: no company name in the sharing sentences and no SDK name (as the SDK table knows them) or list of third parties (third-party sharing list, SDK list) anywhere. The evidence is the first sharing sentence.
     """
     if not ctx.policy_ok:
         return
     text = ctx.app.policy.text
     sentences = sharing_sentences(text)
-    if sentences and not names_recipient(text, sentences):
+    if sentences and not names_recipient(text, sentences) and sdk_catalog().named_any(text) is None:
         start, end = sentences[0]
         yield Evidence(kind="quote", key="third_party_sharing", text=text[start:end], start=start, end=end,
                        url=ctx.app.policy.url)

@@ -47,6 +47,13 @@ class SdkCatalog:
     merged: dict[str, str]  # εxodus SDK id -> table SDK id it is reported under
     categories: dict[str, list[str]]  # category -> [zh, en]
 
+    def named_any(self, text: str) -> str | None:
+        """The first name of a Chinese-table SDK that ``text`` contains (a policy naming its SDKs), or None."""
+        for sdk_id in self.sdks:
+            if not sdk_id.startswith("exodus:") and (name := self.named_in(sdk_id, text)) is not None:
+                return name
+        return None
+
     def named_in(self, sdk_id: str, text: str) -> str | None:
         """The first of the SDK's names that ``text`` contains (Latin names case-insensitively), or None."""
         lowered = None

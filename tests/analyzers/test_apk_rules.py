@@ -69,3 +69,9 @@ def test_analyze_apk_uses_only_what_the_apk_shows(make_app):
     analysis = analyze_apk(apk)
     assert analysis.finance_type == "lending"
     assert {f.rule_id for f in analysis.findings} == {"P101", "V501"}  # no policy: C201, S401 and D303 stay silent
+
+
+def test_d302_counts_an_sdk_the_policy_names_as_a_named_recipient(make_app):
+    text = "我们的产品中接入了以下第三方SDK：同盾科技。"
+    assert not by_rule(make_app("星河支付", text=text), "D302")
+    assert by_rule(make_app("星河支付", text="我们的产品中接入了第三方SDK。"), "D302")
