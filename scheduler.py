@@ -73,7 +73,12 @@ class Config:
     def from_env(cls, data_dir: str | Path | None = None) -> "Config":
         def value(name: str):
             raw = os.environ.get(f"FINMON_SCHEDULE_{name}")
-            return json.loads(raw) if raw else getattr(settings, f"SCHEDULE_{name}")
+            if not raw:
+                return getattr(settings, f"SCHEDULE_{name}")
+            try:
+                return json.loads(raw)
+            except ValueError as exc:
+                raise SchedulerError(f"FINMON_SCHEDULE_{name} is not JSON: {exc}") from None
 
         path = data_dir or os.environ.get("FINMON_DATA_DIR") or settings.SCHEDULE_DATA_DIR
         return cls(Path(path).resolve(), value("TIMEZONE"), value("CRAWLS"), value("REPORT"), value("RETENTION"),
@@ -378,11 +383,11 @@ class Lock:
 
 
 def recover(cfg: Config) -> tuple[str, ...]:
-    """After a crash: mark runs left "running" as interrupted; return the crawl jobs to resume at once."""
+    """After a crash: mark scheduler runs left "running" as interrupted; return the crawl jobs to resume at once."""
     index = cfg.open_store()
     try:
         for row in index.runs(limit=200):
-            if row.get("outcome") == "running":
+            if row.get("outcome") == "running" and row.get("job"):
                 run = Run.from_dict(row)
                 run.outcome, run.ended = "interrupted", run.ended or utcnow()
                 run.error = run.error or "the scheduler stopped during this run (killed or crashed)"

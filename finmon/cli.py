@@ -517,7 +517,10 @@ def schedule() -> None:
 def _schedule_config(data_dir: Path | None):
     import scheduler
 
-    return scheduler, scheduler.Config.from_env(data_dir)
+    try:
+        return scheduler, scheduler.Config.from_env(data_dir)
+    except scheduler.SchedulerError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _data_dir_option(func):

@@ -54,6 +54,9 @@ def test_environment_overrides_and_stores_without_url(env, monkeypatch):
     monkeypatch.setenv("FINMON_SCHEDULE_REPORT", json.dumps({"every": 3}))
     with pytest.raises(scheduler.SchedulerError, match="'cron' or 'interval'"):
         scheduler.job_specs(scheduler.Config.from_env())
+    monkeypatch.setenv("FINMON_SCHEDULE_REPORT", "{cron: 1}")
+    with pytest.raises(scheduler.SchedulerError, match="FINMON_SCHEDULE_REPORT is not JSON"):
+        scheduler.Config.from_env()
 
 
 def test_one_scheduler_per_data_directory(env):
@@ -340,10 +343,12 @@ def test_recover_marks_runs_left_running_as_interrupted(env):
     cfg.data_dir.mkdir(parents=True)
     store = SQLiteStore(cfg.data_dir / "finmon.db")
     store.save_run(Run(id="analyze-1#1", kind="analyze", started="2026-11-23T00:00:00+00:00", job="analyze"))
+    store.save_run(Run(id="analyze-by-hand", kind="analyze", started="2026-11-23T00:00:01+00:00"))
     store.close()
     assert scheduler.recover(cfg) == ()
-    (run,) = runs(cfg.data_dir)
+    by_hand, run = runs(cfg.data_dir)[::-1]
     assert run["outcome"] == "interrupted" and "killed or crashed" in run["error"] and run["ended"]
+    assert by_hand["outcome"] == "running"  # not the scheduler's: left alone
 
 
 def test_retention_keeps_recent_latest_and_pending_snapshots(env, monkeypatch):
