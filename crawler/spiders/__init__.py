@@ -58,9 +58,7 @@ class StoreSpider(scrapy.Spider):
 
     def detail_request(self, url: str, callback: Callable, **cb_kwargs: Any) -> scrapy.Request:
         """A request for an app's detail page, conditional when the previous capture has validators for it."""
-        headers = self.previous.validators("listings", url)
-        return scrapy.Request(url, callback=callback, errback=self.store_failed, cb_kwargs=cb_kwargs, headers=headers,
-                              meta={"handle_httpstatus_list": [304]} if headers else {})
+        return self._conditional("listings", url, callback, self.store_failed, cb_kwargs, {})
 
     def page_listing(self, response, parser: Callable, *args: Any) -> Listing | None:
         """The listing a detail page shows: parsed (with the page's validators), or on a 304 the previous
@@ -74,8 +72,8 @@ class StoreSpider(scrapy.Spider):
         listing = self.parsed(response, parser, *args)
         if listing is None:
             return None
-        return dataclasses.replace(listing, etag=_validators(response)["etag"],
-                                   last_modified=_validators(response)["last_modified"])
+        validators = _validators(response)
+        return dataclasses.replace(listing, etag=validators["etag"], last_modified=validators["last_modified"])
 
     def first_time(self, key: str) -> bool:
         """True the first time ``key`` (an app id, a detail URL) is seen by this spider."""
@@ -95,23 +93,24 @@ class StoreSpider(scrapy.Spider):
             self.record_error(UNSUPPORTED_URL, url, "not an http(s) URL")
             yield PolicyFetch(url, self.store, "unavailable", utcnow(), error=f"{UNSUPPORTED_URL}: not an http(s) URL")
             return
-        yield self._download(url, "policies", self.parse_policy, self.policy_failed,
-                             {"finmon_policy": True, "download_maxsize": self.policy_max_bytes})
+        yield self._conditional("policies", url, self.parse_policy, self.policy_failed, {"url": url},
+                                {"finmon_policy": True, "download_maxsize": self.policy_max_bytes})
 
     def apk(self, url: str | None):
         """Download a listing's APK the first time this snapshot sees its URL (size-capped by FINMON_APK_MAX_BYTES)."""
         if not url or not url.startswith(("http://", "https://")) or not self.snapshot.claim(url):
             return
-        yield self._download(url, "apks", self.parse_apk, self.apk_failed,
-                             {"download_maxsize": self.apk_max_bytes, "download_warnsize": 0})
+        yield self._conditional("apks", url, self.parse_apk, self.apk_failed, {"url": url},
+                                {"download_maxsize": self.apk_max_bytes, "download_warnsize": 0})
 
-    def _download(self, url: str, kind: str, callback: Callable, errback: Callable, meta: dict) -> scrapy.Request:
-        """A policy or APK request, conditional when the previous capture has validators for it."""
+    def _conditional(self, kind: str, url: str, callback: Callable, errback: Callable, cb_kwargs: dict,
+                     meta: dict) -> scrapy.Request:
+        """A request that carries the previous capture's validators for ``url`` (of ``kind``), if it has any,
+        and then lets a 304 through to its callback."""
         headers = self.previous.validators(kind, url)
         if headers:
             meta = {**meta, "handle_httpstatus_list": [304]}
-        return scrapy.Request(url, callback=callback, errback=errback, cb_kwargs={"url": url}, headers=headers,
-                              meta=meta)
+        return scrapy.Request(url, callback=callback, errback=errback, cb_kwargs=cb_kwargs, headers=headers, meta=meta)
 
     def listing_and_links(self, listing):
         """The listing, then the downloads it links to: its policy and its APK."""
