@@ -161,9 +161,10 @@ def _crawl_job(data_dir: str, store: str) -> None:
     state, index = cfg.state(store), cfg.open_store()
     try:
         pending = cfg.pending(store)
-        if pending:  # a crawl stopped by SIGTERM, a time limit or a killed scheduler: resume its JOBDIR
-            run_id, attempt, resume = pending["run_id"], pending["attempt"] + 1, True
-            _wait_for_previous_crawl(cfg.data_dir / "crawls" / run_id / store)
+        if pending:  # a crawl stopped by SIGTERM, a time limit or a killed scheduler: resume its JOBDIR ...
+            run_id, attempt = pending["run_id"], pending["attempt"] + 1
+            # ... if it checkpointed (wrote its run record); else run it again from scratch
+            resume = _wait_for_previous_crawl(cfg.data_dir / "crawls" / run_id / store)
         else:
             run_id, attempt, resume = f"crawl-{store}-{time.strftime('%Y%m%dT%H%M%S')}", 1, False
         retries = 0
@@ -207,11 +208,17 @@ def _crawl_once(cfg: Config, store: str, url: str, run_id: str, run: Run, resume
     return run.outcome
 
 
-def _wait_for_previous_crawl(snapshot: Path) -> None:
-    """A crawl orphaned by a killed scheduler gets SIGTERM and checkpoints: wait until it wrote its run.json."""
-    deadline = time.monotonic() + settings.FINMON_CRAWL_STOP_GRACE + 5
+def _wait_for_previous_crawl(snapshot: Path, timeout: float | None = None) -> bool:
+    """A crawl orphaned by a killed scheduler stops gracefully and checkpoints: wait until it wrote its run.json
+    (at most ``timeout`` seconds, by default its stop grace and a little more). False when it never did (it was
+    killed outright): its checkpoint cannot be trusted."""
+    deadline = time.monotonic() + (settings.FINMON_CRAWL_STOP_GRACE + 5 if timeout is None else timeout)
     while snapshot.is_dir() and not (snapshot / "run.json").exists() and time.monotonic() < deadline:
         time.sleep(0.5)
+    if not (snapshot / "run.json").exists():
+        log.warning("%s: the interrupted crawl left no run record; it runs again from scratch", snapshot)
+        return False
+    return True
 
 
 def report_job(data_dir: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Iterable
@@ -67,11 +68,31 @@ def crawl(
     logging.root.setLevel(settings.get("LOG_LEVEL"))
     for name in names:
         process.crawl(name)
+    _stop_once_on(signal.SIGUSR1, process)
     process.start()
     run_file = Path(out_dir) / "run.json"
     if run_file.exists():
         return Run.from_dict(json.loads(run_file.read_text(encoding="utf-8")))
     return Run(id=settings.get("FINMON_RUN_ID"), kind="crawl", started=utcnow(), ended=utcnow(), outcome="failed")
+
+
+def _stop_once_on(signum: int, process: CrawlerProcess) -> None:
+    """Stop the crawl gracefully on ``signum``, however often it comes.
+
+    The parent's death is signalled this way (see ``finmon.jobs``); Linux sends it once per exiting
+    thread of the parent, and a second SIGTERM would make Scrapy stop uncleanly, losing its checkpoint.
+    """
+    stopping = []
+
+    def handler(signum, frame):
+        if not stopping:
+            stopping.append(signum)
+            logging.getLogger(__name__).warning("the parent process died: stopping gracefully")
+            from twisted.internet import reactor
+
+            reactor.callFromThread(process.stop)
+
+    signal.signal(signum, handler)
 
 
 def _store_arg(value: str) -> tuple[str, str]:

@@ -62,7 +62,7 @@ def crawl(
     ``overrides`` are settings for the crawl (JOBDIR, FINMON_PREVIOUS_SNAPSHOT, …). A crawl past
     ``timeout`` seconds, or when ``stop`` is set, gets SIGTERM: Scrapy finishes its requests in
     flight and checkpoints its JOBDIR; after ``FINMON_CRAWL_STOP_GRACE`` seconds it is killed. A crawl
-    also gets SIGTERM when this process dies, even by SIGKILL (Linux). Returns one Run per store (read
+    also stops gracefully when this process dies, even by SIGKILL (Linux). Returns one Run per store (read
     from the run.json each crawl writes); a crawl that dies without writing one is reported as a
     failed Run, never raised.
     """
@@ -115,10 +115,14 @@ def crawl(
 
 
 def _die_with_parent() -> None:
-    """In the crawl's child process: get SIGTERM when the parent dies (Linux prctl; elsewhere nothing)."""
+    """In the crawl's child process: get SIGUSR1 when the parent dies (Linux prctl; elsewhere nothing).
+
+    ``crawler.run`` stops gracefully on the first SIGUSR1 and ignores repeats: Linux sends one per
+    exiting thread of the parent, and two SIGTERMs would make Scrapy stop uncleanly.
+    """
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGUSR1)
 
 
 def _crawl_result(store: str, store_dir: Path, returncode: int, timed_out: bool) -> Run:

@@ -336,6 +336,22 @@ def test_an_interrupted_crawl_is_resumed_by_the_next_run(env, monkeypatch):
     assert scheduler.recover(cfg) == ()
 
 
+def test_a_crawl_that_left_no_checkpoint_runs_again_from_scratch(env, monkeypatch, tmp_path):
+    snapshot = tmp_path / "snap"
+    snapshot.mkdir()
+    assert scheduler._wait_for_previous_crawl(snapshot, timeout=0) is False
+    (snapshot / "run.json").write_text("{}")
+    assert scheduler._wait_for_previous_crawl(snapshot, timeout=0) is True
+    data = Path(env["FINMON_DATA_DIR"])
+    calls = fake_crawls(monkeypatch, ["interrupted", "ok"])
+    scheduler.crawl_job(str(data), "appgallery")
+    monkeypatch.setattr(scheduler, "_wait_for_previous_crawl", lambda snapshot: False)
+    scheduler.crawl_job(str(data), "appgallery")
+    assert [c["FINMON_RESUME"] for c in calls] == [False, False]
+    history = [r for r in runs(data) if r["job"] == "crawl:appgallery"]
+    assert [(r["attempt"], r["outcome"]) for r in history] == [(1, "interrupted"), (2, "ok")]
+
+
 def test_recover_marks_runs_left_running_as_interrupted(env):
     from finmon.model import Run
 

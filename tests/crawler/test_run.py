@@ -210,3 +210,30 @@ def test_crawl_settings(tmp_path):
 def test_main_without_a_store_url_is_a_clear_error(tmp_path, capsys):
     assert main(["--out", str(tmp_path)]) == 2
     assert "FINMON_STORES" in capsys.readouterr().err
+
+
+def test_sigusr1_stops_the_crawl_gracefully_once_however_often_it_comes(tmp_path):
+    """The parent's death arrives as SIGUSR1, once per exiting thread: the crawl checkpoints, not a forced stop."""
+    import signal
+
+    from market.server import MarketServer
+
+    out = tmp_path / "snap"
+    with MarketServer(apps=1500, seed=8) as market:
+        cmd = [sys.executable, "-m", "crawler.run", "--out", str(out), "--store",
+               f"appgallery={market.store_urls['appgallery']}", "--allow-host", "127.0.0.1",
+               "--set", f"JOBDIR={json.dumps(str(tmp_path / 'jobdir'))}"]
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            listings = out / "listings.jsonl"
+            if listings.exists() and len(listings.read_text(encoding="utf-8").splitlines()) >= 50:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGUSR1)
+        proc.send_signal(signal.SIGUSR1)
+        _, err = proc.communicate(timeout=120)
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert run["outcome"] == "interrupted" and proc.returncode == 1
+    assert "forcing unclean shutdown" not in err and "stopping gracefully" in err
+    assert (tmp_path / "jobdir" / "requests.seen").exists()
