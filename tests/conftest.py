@@ -4,6 +4,7 @@ import os
 import pytest
 
 from index.es_node import LocalElasticsearch, NodeError
+from tests.support import required
 
 
 def pytest_collection_modifyitems(items):
@@ -23,13 +24,6 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line("Elasticsearch tests: " + ", ".join(f"{n} {k}" for k, n in outcomes.items()))
 
 
-def _unavailable(reason: str):
-    """A missing server fails the run in CI and skips locally."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"Elasticsearch is required when CI=true: {reason}", pytrace=False)
-    pytest.skip(f"no Elasticsearch ({reason}); run `finmon es install` or set FINMON_ES_URL")
-
-
 @pytest.fixture(scope="session")
 def es_url():
     """FINMON_ES_URL if set, else the local node (`finmon es install`), started once per session."""
@@ -42,7 +36,7 @@ def es_url():
     try:
         url = node.start()
     except NodeError as exc:
-        _unavailable(str(exc))
+        required("Elasticsearch", f"{exc}; run `finmon es install` or set FINMON_ES_URL")  # CI=true: a failure
     yield url
     if not was_running:
         node.stop()

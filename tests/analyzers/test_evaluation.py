@@ -1,15 +1,14 @@
 """Scoring of the analyzer on CA4P / APPCH (analyzers.evaluation), on tiny hand-made corpora and on ../shared/data."""
 import json
-import os
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from analyzers import evaluation as ev
 from finmon.cli import main
+from tests.support import SHARED_DATA, required
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = SHARED_DATA
 
 
 def span(text, phrase, label, nth=0, **extra):
@@ -212,9 +211,7 @@ PURPOSE_FLOORS = {"precision": 0.86, "recall": 0.84}
 @pytest.fixture(scope="module")
 def shared_data():
     if not (DATA / "ca4p_dev.jsonl").is_file() or not (DATA / "appch_dev.jsonl").is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"shared data folder missing: {DATA}")
-        pytest.skip("../shared/data is absent")
+        required("../shared/data", f"the dev corpora are absent from {DATA}")
     return DATA
 
 

@@ -4,12 +4,12 @@ import threading
 import time
 import uuid
 
-import pytest
 
 from finmon.model import Analysis, AppSnapshot, Evidence, Finding, Listing
 from index.base import StoreError
 from index.elastic import ElasticStore
 from index.es_node import LocalElasticsearch
+from tests.support import required
 
 APPS, PER_APP = 3000, 6
 SEEN = "2026-11-23T08:00:00+00:00"
@@ -39,7 +39,7 @@ def indexing_total(store):
 def test_stopping_elasticsearch_mid_index_then_rerunning_loses_and_duplicates_nothing(es_url, drop_es_prefix):
     node = LocalElasticsearch()
     if node.url != es_url or node.pid() is None:
-        pytest.skip("needs the local node, which this test stops and restarts")  # FINMON_ES_URL points elsewhere
+        required("the local Elasticsearch node", "this test stops and restarts it: unset FINMON_ES_URL")
     prefix = f"finmon-outage-{uuid.uuid4().hex[:8]}"
     store = ElasticStore(es_url, prefix=prefix)
     apps, analyses = market()

@@ -9,18 +9,21 @@ from pathlib import Path
 import pytest
 
 from reports.weekly import app_filename, render_report
+from tests.support import required
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 HOSTILE_NAME = "<script>alert(1)</script>"
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing: run scripts/install-test-deps.sh")
 
 
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        required(CHROMIUM, "install Debian's chromium (scripts/install-test-deps.sh does)")
 
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
