@@ -61,7 +61,7 @@ def inspect_apk(data: bytes, url: str = "", max_bytes: int = FINMON_APK_MAX_BYTE
         cleartext = _bool(_attr(app, "usesCleartextTraffic"), target_sdk < CLEARTEXT_DEFAULT_OFF)
     return ApkInfo(
         sha256=sha256_hex(data), size=len(data), package=manifest.get("package"),
-        label=label if (label := _attr(app, "label") or "") and not label.startswith("@") else "",
+        label=_literal(_attr(app, "label")),
         version=_attr(manifest, "versionName") or "", version_code=_int(_attr(manifest, "versionCode"), None),
         min_sdk=min_sdk, target_sdk=target_sdk,
         permissions=tuple(sorted(requested)),
@@ -98,6 +98,11 @@ def _manifest(data: bytes):
 
 def _attr(element, name: str) -> str | None:
     return None if element is None else element.get(ANDROID + name)
+
+
+def _literal(value: str | None) -> str:
+    """A manifest string given literally; "" when absent or a resource reference (@string/…)."""
+    return "" if not value or value.startswith("@") else value
 
 
 def _bool(value: str | None, default: bool) -> bool:

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 from parsel import Selector
 
-from finmon.model import LISTING_CAPTURE_FIELDS, Listing, dumps, sha256_hex, utcnow
+from finmon.model import Listing, utcnow
 
 DATA_DIR = Path(__file__).parent / "data"
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
@@ -104,13 +104,9 @@ def _text(sel, query: str) -> str:
     return " ".join(" ".join(sel.css(query).xpath("string()").getall()).split())
 
 
-_HASHED_FIELDS = tuple(f.name for f in dataclasses.fields(Listing) if f.name not in LISTING_CAPTURE_FIELDS)
-
-
 def with_hash(listing: Listing) -> Listing:
-    """The listing with ``content_hash`` set: sha256 of its content (capture time excluded)."""
-    content = {name: getattr(listing, name) for name in _HASHED_FIELDS}
-    return dataclasses.replace(listing, content_hash=sha256_hex(dumps(content)))
+    """The listing with ``content_hash`` set (:meth:`Listing.content_digest`)."""
+    return dataclasses.replace(listing, content_hash=listing.content_digest())
 
 
 # --- iTunes / Apple -----------------------------------------------------------

@@ -114,6 +114,13 @@ class Listing(_Record):
     def app_key(self) -> str:
         return app_key(self.platform, self.package)
 
+    def content_digest(self) -> str:
+        """sha256 of what the store shows (the capture fields left out): the listing's content hash."""
+        return sha256_hex(dumps({name: getattr(self, name) for name in _LISTING_CONTENT_FIELDS}))
+
+
+_LISTING_CONTENT_FIELDS = tuple(f.name for f in dataclasses.fields(Listing) if f.name not in LISTING_CAPTURE_FIELDS)
+
 
 @dataclass(frozen=True)
 class PolicyVersion(_Record):

@@ -28,14 +28,11 @@ from finmon.model import (
     Analysis,
     AppSnapshot,
     Evidence,
-    LISTING_CAPTURE_FIELDS,
     Finding,
     Listing,
     PolicyVersion,
     Run,
-    dumps,
     parse_utc,
-    sha256_hex,
 )
 
 EXPORT_KINDS = ("findings", "apps")
@@ -271,11 +268,8 @@ def shallow(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def listing_hash(listing: Listing) -> str:
-    """The listing's content hash (given, or the sha256 of everything but the capture time)."""
-    if listing.content_hash:
-        return listing.content_hash
-    data = {k: v for k, v in shallow(listing, LISTING_FIELDS).items() if k not in LISTING_CAPTURE_FIELDS}
-    return sha256_hex(dumps(data))
+    """The listing's content hash (given, or :meth:`Listing.content_digest`)."""
+    return listing.content_hash or listing.content_digest()
 
 
 def finding_fields(finding: Finding, name: str, developer: str) -> list[str]:
