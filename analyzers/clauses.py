@@ -3,7 +3,8 @@ channel; does it share personal information without naming any recipient; which 
 processing, and which sensitive data it declares collecting without stating any purpose.
 
 The cues are regular expressions in ``data/policy_clauses.json`` (zh and en), compiled once. A sharing
-sentence is negated when a negation cue of that file occurs before its sharing cue.
+sentence is negated when a negation cue of that file occurs before its sharing cue. Every cue is matched
+against the text read as Simplified Chinese (:func:`analyzers.policy_text.simplified`, offsets unchanged).
 
 Speed: each cue list is one alternation, and Python's ``re`` tries every alternative at every position of a
 text (about a millisecond per policy and cue). But almost every alternative starts with one of a few literal
@@ -23,7 +24,7 @@ from re import _constants as sre
 from re import _parser as sre_parse
 from typing import Iterable, Iterator, NamedTuple
 
-from .policy_text import Mention, _strip, load_json, reading, sentence_spans
+from .policy_text import Mention, _strip, load_json, reading, sentence_spans, simplified
 
 __all__ = ["ClauseCues", "Cue", "cache_clear", "clause_cues", "clause_sentences", "cue_prefixes", "has_clause",
            "has_contact_channel",
@@ -125,7 +126,7 @@ def names_recipient(text: str, sentences: tuple[tuple[int, int], ...]) -> bool:
     if _search(text, cues.listed, 0, len(text)) is not None:
         return True
     for start, end in sentences:
-        for m in cues.company.finditer(text, start, end):
+        for m in cues.company.finditer(simplified(text), start, end):
             if not any(m.group(0).endswith(g) for g in cues.generic_company):
                 return True
     return False
@@ -192,6 +193,7 @@ def cache_clear() -> None:
 def _search(text: str, cue: Cue, start: int, end: int) -> re.Match | None:
     """``cue.pattern.search(text, start, end)``, trying only the positions where one of its prefixes starts."""
     markers = reading(text).markers
+    text = simplified(text)
     if cue.prefixes is None or markers is None:
         return cue.pattern.search(text, start, end)
     positions = markers[cue.name]
@@ -210,6 +212,7 @@ def _sentence_matches(text: str, cue: Cue) -> Iterator[tuple[tuple[int, int], re
     """Each sentence of ``text`` (as :func:`~analyzers.policy_text.sentence_spans` has them) where ``cue`` matches,
     with its first match (``cue.pattern.search(text, start, end)``)."""
     read = reading(text)
+    text = simplified(text)
     if cue.prefixes is None or read.markers is None:
         for start, end in sentence_spans(text):
             m = cue.pattern.search(text, start, end)

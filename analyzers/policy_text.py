@@ -10,6 +10,10 @@ in 注册账号); they count only next to an enumeration comma or slash. The gen
 group and no JR/T level (see the notes of data/data_types.json). Offsets are Python ``str``
 offsets into the text as given.
 
+Traditional Chinese (Hong Kong, Macau, Taiwan policies) is read as Simplified: :func:`simplified`
+maps each character through OpenCC's Traditional→Simplified table (character by character, so the
+text keeps its length and every offset still points into the text as given).
+
 The automaton also holds *markers*: named sets of literal phrases whose every occurrence is
 reported, for other analyzers that search a text where such a phrase starts (the clause cues of
 analyzers.clauses), so that one pass over a policy serves them all.
@@ -29,6 +33,7 @@ from operator import itemgetter
 from typing import Iterable, NamedTuple
 
 import ahocorasick
+import opencc
 
 __all__ = [
     "DataType",
@@ -41,6 +46,7 @@ __all__ = [
     "reading",
     "scan",
     "sentence_spans",
+    "simplified",
 ]
 
 _TERM, _TRAP, _CUE, _RESET, _NEUTRAL = range(5)
@@ -356,11 +362,32 @@ def lexicon() -> Lexicon:
                    markers=cue_prefixes())
 
 
+# the CJK blocks whose characters have Traditional forms: Extension A, Unified Ideographs, Compatibility Ideographs
+_CJK_BLOCKS = ((0x3400, 0x4DC0), (0x4E00, 0xA000), (0xF900, 0xFB00))
+
+
+@lru_cache(maxsize=1)
+def _simplified_table() -> dict[int, str]:
+    """Traditional → Simplified, character by character (OpenCC's t2s; a character it would turn into
+    several is left as it is)."""
+    chars = [chr(c) for lo, hi in _CJK_BLOCKS for c in range(lo, hi)]
+    converted = opencc.OpenCC("t2s").convert("\n".join(chars)).split("\n")
+    if len(converted) != len(chars):  # a line break merged or split: the table would be misaligned
+        raise RuntimeError("OpenCC t2s changed the number of lines")
+    return {ord(a): b for a, b in zip(chars, converted) if len(b) == 1 and a != b}
+
+
+@lru_cache(maxsize=64)
+def simplified(text: str) -> str:
+    """``text`` with Traditional Chinese characters in their Simplified forms; same length, same offsets."""
+    return text.translate(_simplified_table())
+
+
 @lru_cache(maxsize=512)
 def reading(text: str) -> Reading:
-    """The package lexicon's reading of ``text`` (cached: one policy is often shared by several apps, and read
-    by several rules)."""
-    return lexicon().read(text)
+    """The package lexicon's reading of ``text``, read as Simplified Chinese (cached: one policy is often shared
+    by several apps, and read by several rules)."""
+    return lexicon().read(simplified(text))
 
 
 def scan(text: str) -> tuple[Mention, ...]:

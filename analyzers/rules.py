@@ -30,7 +30,7 @@ from .clauses import (clause_sentences, has_clause, has_contact_channel, names_r
                       without_purpose)
 from .finance import FinanceType, finance_data, finance_types
 from .fundraising import fundraising_data, scan_listing_text
-from .policy_text import Lexicon, Mention, declared_types, lexicon, load_json, scan
+from .policy_text import Lexicon, Mention, declared_types, lexicon, load_json, scan, simplified
 from .registry import Registry
 from .sdks import sdk_catalog
 
@@ -411,7 +411,7 @@ def unnamed_sharing_recipients(ctx: Context) -> Iterator[Evidence]:
         return
     text = ctx.app.policy.text
     sentences = sharing_sentences(text)
-    if sentences and not names_recipient(text, sentences) and sdk_catalog().named_any(text) is None:
+    if sentences and not names_recipient(text, sentences) and sdk_catalog().named_any(simplified(text)) is None:
         start, end = sentences[0]
         yield Evidence(kind="quote", key="third_party_sharing", text=text[start:end], start=start, end=end,
                        url=ctx.app.policy.url)
@@ -456,7 +456,7 @@ def unnamed_sdk(ctx: Context) -> Iterator[Evidence]:
     catalog = sdk_catalog()
     text = ctx.app.policy.text
     for hit in ctx.apk.sdks:
-        if catalog.named_in(hit["id"], text) is None:
+        if catalog.named_in(hit["id"], simplified(text)) is None:
             yield Evidence(kind="sdk", key=hit["id"], text=hit["name"], url=ctx.apk.url or None,
                            detail=f"{hit['category']}: {hit['evidence']}")
 

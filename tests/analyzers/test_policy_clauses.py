@@ -314,3 +314,11 @@ def test_c207_implied_consent(make_app, text, flagged):
     if flagged:
         (f,) = findings
         assert f.evidence.text == text and (f.evidence.start, f.evidence.end) == (0, len(text))
+
+
+def test_traditional_chinese_clauses():
+    from analyzers.clauses import has_clause, has_contact_channel
+
+    text = "您可以隨時撤回同意。如需註銷帳號，請聯繫我們：電郵 privacy@example.hk。"
+    assert has_clause(text, "consent_withdrawal") and has_clause(text, "deletion_correction")
+    assert has_contact_channel(text)

@@ -241,3 +241,14 @@ def test_reading_is_cached_and_agrees_with_scan():
     assert reading(text) is reading(text)
     assert reading(text).mentions == scan(text) == lexicon().scan(text)
     assert reading(text).sentence_ends == lexicon().sentence_ends(text)
+
+
+def test_traditional_chinese_is_read_as_simplified_with_offsets_into_the_text_as_given():
+    from analyzers.policy_text import simplified
+
+    text = "我們會收集您的通訊錄和身份證號碼。我們不會讀取您的簡訊內容。"
+    assert simplified(text) == "我们会收集您的通讯录和身份证号码。我们不会读取您的简讯内容。"
+    assert len(simplified(text)) == len(text)
+    found = [(m.type, text[m.start:m.end], m.negated) for m in scan(text)]
+    assert ("contacts", "通訊錄", False) in found and ("id_number", "身份證號碼", False) in found
+    assert simplified("privacy 隐私政策") == "privacy 隐私政策"
