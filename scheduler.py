@@ -10,14 +10,17 @@ Everything lives in one data directory (``FINMON_DATA_DIR``)::
     state/<store>/jobdir    Scrapy's JOBDIR of that unfinished crawl
     finmon.db, report/      the index (unless FINMON_ES_URL) and the weekly report
 
-Jobs run one at a time on a single worker thread, so they never overlap, and each has
-``max_instances=1``, coalescing and a misfire grace time. A crawl runs as a subprocess with a
+Jobs run one at a time, so they never overlap, and each has ``max_instances=1``, coalescing and a
+misfire grace time. Every due job gets a thread at once and waits for its turn (:class:`Turns`): the
+waiting job that ran least recently goes first, so no store is starved by the others however long
+their crawls take, and time spent waiting never counts as a misfire. A crawl runs as a subprocess with a
 time limit; a failed crawl is retried from scratch with backoff; SIGTERM (or the time limit) stops it
 gracefully and its JOBDIR checkpoint is resumed by the next run. Every attempt is a Run in the index.
 """
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -46,7 +49,6 @@ log = logging.getLogger(__name__)
 
 REPORT_JOB, RETENTION_JOB, WAKEUP_JOB = "report:weekly", "retention", "wakeup"
 STOP = threading.Event()  # set by SIGTERM: running crawls checkpoint and stop, retries give up
-RUNNING = threading.Lock()  # held by the job running now (the scheduler waits for it before it exits)
 
 
 class SchedulerError(RuntimeError):
@@ -141,16 +143,69 @@ def _new_run(kind: str, job: str, attempt: int = 1, run_id: str | None = None) -
 
 # --- jobs (module-level functions: the persistent job store refers to them by name) -------------
 
-def _exclusive(func, *args) -> None:
-    """Run a job body under RUNNING, and not at all once the scheduler is stopping."""
-    with RUNNING:
-        if not STOP.is_set():
+class Turns:
+    """One job at a time, taken in turns: of the jobs waiting, the one whose last turn began earliest (or that
+    never had one) goes next; jobs that never ran go in the order they arrived.
+
+    With one worker thread and APScheduler's first-come order instead, a job that is running when it falls due
+    again is skipped, not queued, and when several jobs fall due together the one with the earliest next run
+    time always goes first: at short intervals one store was crawled twice in a row while another waited, and
+    at long ones a job queued behind others for longer than its misfire grace time was dropped without running.
+    """
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._cond = threading.Condition()
+        self._running: str | None = None
+        self._waiting: dict[str, int] = {}  # job id -> arrival number
+        self._last_turn: dict[str, int] = {}  # job id -> number of its last turn
+        self._numbers = itertools.count()
+
+    def run(self, job_id: str, func, *args) -> bool:
+        """Wait for ``job_id``'s turn and run ``func(*args)``; False (not run) when ``stop`` is set first."""
+        with self._cond:
+            self._waiting[job_id] = next(self._numbers)
+            try:
+                while self._running is not None or self._next() != job_id:
+                    if self._stop.is_set():
+                        return False
+                    self._cond.wait(0.5)
+                if self._stop.is_set():
+                    return False
+                self._running = job_id
+                self._last_turn[job_id] = next(self._numbers)
+            finally:
+                del self._waiting[job_id]
+                self._cond.notify_all()
+        try:
             func(*args)
+        finally:
+            with self._cond:
+                self._running = None
+                self._cond.notify_all()
+        return True
+
+    def _next(self) -> str:
+        return min(self._waiting, key=lambda j: (self._last_turn.get(j, -1), self._waiting[j]))
+
+    def wait_idle(self) -> None:
+        """Block until no job is running (waiting ones give up once ``stop`` is set)."""
+        with self._cond:
+            while self._running is not None:
+                self._cond.wait(0.5)
+
+
+TURNS = Turns(STOP)
+
+
+def _exclusive(job_id: str, func, *args) -> None:
+    """Run a job body in its turn, and not at all once the scheduler is stopping."""
+    TURNS.run(job_id, func, *args)
 
 
 def crawl_job(data_dir: str, store: str) -> None:
     """Crawl one store (resuming an unfinished crawl), retrying failures, then analyse incrementally."""
-    _exclusive(_crawl_job, data_dir, store)
+    _exclusive(f"crawl:{store}", _crawl_job, data_dir, store)
 
 
 def _crawl_job(data_dir: str, store: str) -> None:
@@ -223,7 +278,7 @@ def _wait_for_previous_crawl(snapshot: Path, timeout: float | None = None) -> bo
 
 def report_job(data_dir: str) -> None:
     """Render the weekly report into ``<data dir>/report``."""
-    _exclusive(_report_job, data_dir)
+    _exclusive(REPORT_JOB, _report_job, data_dir)
 
 
 def _report_job(data_dir: str) -> None:
@@ -248,7 +303,7 @@ def _report_job(data_dir: str) -> None:
 
 def retention_job(data_dir: str) -> None:
     """Delete crawl snapshots older than the retention period, except each store's latest and pending ones."""
-    _exclusive(_retention_job, data_dir)
+    _exclusive(RETENTION_JOB, _retention_job, data_dir)
 
 
 def _retention_job(data_dir: str) -> None:
@@ -303,15 +358,16 @@ def build_scheduler(cfg: Config, cls: type[BaseScheduler] = BlockingScheduler, r
     ``run_now`` are due at once; stored jobs no longer configured are removed.
     """
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    sched = cls(
+    specs = job_specs(cfg)
+    sched = cls(  # a thread for every job: a due job starts at once and waits for its turn (Turns)
         jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{cfg.jobstore}"), "volatile": MemoryJobStore()},
-        executors={"default": ThreadPoolExecutor(1), "wakeup": ThreadPoolExecutor(1)},
+        executors={"default": ThreadPoolExecutor(len(specs)), "wakeup": ThreadPoolExecutor(1)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": cfg.misfire_grace},
         timezone=cfg.timezone,
     )
     stored = _stored_next_runs(cfg, remove_others=True)
     now = datetime.now(timezone.utc)
-    for job_id, (func, kwargs, trigger) in job_specs(cfg).items():
+    for job_id, (func, kwargs, trigger) in specs.items():
         due = trigger.get_next_fire_time(None, now)
         if job_id in run_now:
             due = now
@@ -420,8 +476,7 @@ def run(cfg: Config) -> None:
         signal.signal(signal.SIGINT, stop)
         log.info("scheduler on %s (pid %d): %s", cfg.data_dir, os.getpid(), ", ".join(job_specs(cfg)))
         sched.start()
-        with RUNNING:  # the job running at the signal finishes (a crawl checkpoints) before the lock is released
-            pass
+        TURNS.wait_idle()  # the job running at the signal finishes (a crawl checkpoints) before the lock is released
     finally:
         lock.release()
 

@@ -87,6 +87,57 @@ def test_trigger_persists_and_unconfigured_jobs_are_dropped(env, monkeypatch):
     assert {j for j in scheduler._stored_next_runs(cfg)} == {"crawl:appgallery", "report:weekly", "retention"}
 
 
+def test_turns_go_to_the_job_that_ran_least_recently_never_to_the_first_in_line():
+    import threading
+
+    turns, order = scheduler.Turns(threading.Event()), []
+
+    def take(job_id, hold=None):
+        def body():
+            order.append(job_id)
+            if hold is not None:
+                assert hold.wait(10)
+        return threading.Thread(target=turns.run, args=(job_id, body))
+
+    def waiting(n):
+        wait_for(lambda: len(turns._waiting) == n, 10, what=f"{n} waiting")
+
+    for job in ("crawl:x", "crawl:a"):  # x had its turn before a
+        thread = take(job)
+        thread.start()
+        thread.join()
+    release = threading.Event()
+    holder = take("report:weekly", release)
+    holder.start()
+    wait_for(lambda: order[-1:] == ["report:weekly"], 10, what="the report's turn")
+    first, second = take("crawl:a"), take("crawl:x")
+    first.start()
+    waiting(1)  # a is first in line ...
+    second.start()
+    waiting(2)
+    release.set()
+    for thread in (holder, first, second):
+        thread.join(10)
+    assert order == ["crawl:x", "crawl:a", "report:weekly", "crawl:x", "crawl:a"]  # ... x ran less recently
+
+    stop = threading.Event()
+    turns = scheduler.Turns(stop)
+    release.clear()
+    holder = threading.Thread(target=turns.run, args=("crawl:a", lambda: release.wait(10)))
+    holder.start()
+    wait_for(lambda: turns._running == "crawl:a", 10, what="a running")
+    result = []
+    waiter = threading.Thread(target=lambda: result.append(turns.run("crawl:x", order.append, "late")))
+    waiter.start()
+    waiting(1)
+    stop.set()  # a stopping scheduler: the waiting job gives up, the running one finishes
+    waiter.join(10)
+    assert result == [False] and order[-1] != "late"
+    release.set()
+    holder.join(10)
+    turns.wait_idle()
+
+
 # --- whole runs: a scheduler process against the simulator --------------------------------------
 
 
@@ -150,9 +201,15 @@ def test_short_intervals_run_jobs_in_order_never_overlapping_and_recrawls_are_in
         env = market_env(tmp_path, market, crawls={s: {"interval": 2} for s in STORES})
         data = Path(env["FINMON_DATA_DIR"])
         proc = start_scheduler(env)
+
+        def each_store_crawled_twice_and_analysed(history):
+            ok = [r for r in history if r["outcome"] == "ok"]
+            crawled = [sum(r["job"] == f"crawl:{s}" for r in ok) for s in STORES]
+            return min(crawled) >= 2 and sum(r["kind"] == "analyze" for r in ok) >= sum(crawled)
+
         try:
-            wait_for(lambda: sum(r["kind"] == "analyze" and r["outcome"] == "ok" for r in runs(data)) >= 4, 240,
-                     proc, "four analyses")
+            wait_for(lambda: each_store_crawled_twice_and_analysed(runs(data)), 240, proc,
+                     "two crawls of each store, each followed by its analysis")
         finally:
             stop(proc)
         history = runs(data)
