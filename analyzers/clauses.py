@@ -6,6 +6,13 @@ The cues are regular expressions in ``data/policy_clauses.json`` (zh and en), co
 sentence is negated when a negation cue of that file occurs before its sharing cue. Every cue is matched
 against the text read as Simplified Chinese (:func:`analyzers.policy_text.simplified`, offsets unchanged).
 
+Collection is read from declarations (:func:`declarations`): a mention in a sentence that says the app collects the
+data, or the user provides it to the app, and is no definition; or an item of a list led in by such a line. A
+purpose counts when a sentence states one (为了, 用于) or the feature the data serves (当您申请借款时, 一、开户服务),
+next to a mention, in its list's lead-in or its section's heading (:func:`without_purpose`). Implied consent that
+is the user's own explicit act (勾选同意即视为…) does not count; login and payment brands (微信, 支付宝) name a sharing
+recipient only in an SDK or third-party list (:func:`names_sdk`).
+
 Speed: each cue list is one alternation, and Python's ``re`` tries every alternative at every position of a
 text (about a millisecond per policy and cue). But almost every alternative starts with one of a few literal
 strings (撤回, 与第三方, share…), read off the parsed expression (:func:`cue_prefixes`). These prefixes are
@@ -20,22 +27,55 @@ import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import attrgetter
 from re import _constants as sre
 from re import _parser as sre_parse
-from typing import Iterable, Iterator, NamedTuple
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 from .policy_text import Mention, _strip, load_json, reading, sentence_spans, simplified
 
-__all__ = ["ClauseCues", "Cue", "cache_clear", "clause_cues", "clause_sentences", "cue_prefixes", "has_clause",
-           "has_contact_channel",
-           "names_recipient", "purpose_sentences", "sharing_sentences", "without_purpose"]
+__all__ = ["ClauseCues", "Cue", "Either", "cache_clear", "clause_cues", "clause_sentences", "counts", "cue_prefixes",
+           "declarations", "has_clause", "has_contact_channel", "names_recipient", "names_sdk", "purpose_sentences",
+           "sharing_sentences", "without_purpose"]
 
 _FLAGS = re.IGNORECASE
+_LATIN = re.compile("[A-Za-z]")
 _MAX_PREFIXES = 256  # literal prefixes kept per alternative; past that the prefix is cut shorter
 _MAX_CLASS = 16  # a character class of up to this many characters is expanded into its characters
 _ZERO_WIDTH = (sre.AT, sre.ASSERT, sre.ASSERT_NOT)
 # cues only ever searched inside one sentence, where a plain search is as fast: no prefixes, no markers
 _IN_SENTENCE = frozenset({"negation", "collection", "definition"})
+_NOT_IN_HEADINGS = frozenset({"third_party_sharing"})  # clauses whose statements are never a heading
+_FINAL = "。．.！!？?"  # a line ending with one of these is a closed sentence
+_CLOSED = _FINAL + "；;"  # ... or a list item
+_COUNT = "(?:[0-9]{1,3}|[一二三四五六七八九十]{1,3})"
+_NUMBER = re.compile(rf"[\s*_#>]*(?:[（(]{_COUNT}[)）]|{_COUNT}[)）、.．](?![0-9]))")  # an item number: （2）, 1.
+_MARKUP = " \t\r\n\u3000*_#>`~|"  # markdown and spaces around a line's words
+_ENUMERATOR = re.compile(rf"[\s*_#>•·\-]*(?:[（(]?{_COUNT}[)）、.．]\s*)?[\s*_#]*")  # markup and item number
+_MAX_ITEMS = 20  # list items walked back to find a list's lead-in line
+_MAX_SECTION = 8  # sentences walked back to find a section's heading
+_HEADING_ZH, _HEADING_EN = 30, 60  # longest heading, in characters
+_CHANNEL_REACH = 16  # characters before and after a mention read for a channel cue
+_NOT_USED_REACH = 40  # characters of the line after a heading read for "not used"
+_MAX_BELOW = 3  # lines read under a heading that names the data, for a declaration
+_BELOW = 2  # _declaration: declared by the lines under a heading (truthy, and not True)
+_HEADING_EXTRA = 6  # characters of such a heading besides the data's name
+_MAX_NAMES = 16  # data-type mentions looked at in a heading
+_START = attrgetter("start")
+
+
+class Either(NamedTuple):
+    """A cue list of two expressions, zh and en: the en one is only tried where a sentence has a Latin letter (one
+    alternation of both is several times slower on a Chinese sentence)."""
+
+    zh: re.Pattern
+    en: re.Pattern
+
+    def search(self, text: str, start: int, end: int) -> re.Match | None:
+        m = self.zh.search(text, start, end)
+        if m is None and _LATIN.search(text, start, end) is not None:
+            m = self.en.search(text, start, end)
+        return m
 
 
 class Cue(NamedTuple):
@@ -58,12 +98,39 @@ class ClauseCues:
     sensitive_types: tuple[str, ...]  # data types whose collection needs a stated purpose (C206)
     collection: Cue
     definition: Cue
+    # the rest is only ever searched inside one sentence or a few characters: plain patterns
+    definition_start: re.Pattern  # matched where a sentence's words start
+    lead_in: re.Pattern  # searched in a line's words: the line ends open (：, ，, 的…)
+    back_reference: re.Pattern  # a lead-in that points back to the sentence before it (这些信息包括：)
+    channel_types: frozenset[str]
+    channel_before: re.Pattern  # searched in the characters right before a mention (anchored with $)
+    channel_after: re.Pattern  # matched right after a mention
+    channel_unless: re.Pattern  # in or right after a mention: a permission, never a channel
+    not_used: re.Pattern
+    context: Either  # a purpose stated as the feature being used (C206 only)
+    not_declaring: Either  # a sentence that declares nothing of the app's own: 您可以访问、更正…
+    heading_feature: re.Pattern
+    explicit_act: re.Pattern
+    explicit_use: re.Pattern
+    consequence: re.Pattern
+    user_subject: re.Pattern  # the user as the one who shares (您)
+    app_subject: re.Pattern  # the app as the one who shares (我们)
+    brand_categories: frozenset[str]  # SDK categories whose names are consumer brands too
+    brand_context: re.Pattern
+    brand_window: int
 
 
 def _alternation(patterns: list[str]) -> re.Pattern:
+    """One expression for the list. When every match starts with a known literal prefix, a lookahead for their first
+    characters comes first: ``re`` then skips the positions where none starts instead of trying every alternative
+    there (several times faster on a sentence; the matches are the same)."""
     if not patterns:
         raise ValueError("an empty cue list")
-    return re.compile("|".join(f"(?:{p})" for p in patterns), _FLAGS)
+    joined = "|".join(f"(?:{p})" for p in patterns)
+    prefixes = _cue_prefixes(patterns)
+    if prefixes:
+        joined = f"(?=[{''.join(re.escape(c) for c in sorted({p[0] for p in prefixes}))}])(?:{joined})"
+    return re.compile(joined, _FLAGS)
 
 
 @lru_cache(maxsize=1)
@@ -83,9 +150,29 @@ def clause_cues() -> ClauseCues:
     cues = {name: Cue(name, _alternation(patterns), None if name in _IN_SENTENCE else _cue_prefixes(patterns))
             for name, patterns in lists.items()}
     clauses = {name.removeprefix("clause:"): cue for name, cue in cues.items() if name.startswith("clause:")}
-    return ClauseCues(clauses, cues["contact"], cues["negation"], _alternation(named["company_in_sentence"]),
-                      frozenset(named["generic_company"]), cues["listed"], cues["purpose"], tuple(sensitive["types"]),
-                      cues["collection"], cues["definition"])
+    channel, explicit, brands = sensitive["channel"], data["explicit_consent"], named["sdk_brands"]
+
+    def both(part: dict) -> re.Pattern:
+        return _alternation(part["zh"] + part["en"])
+
+    def either(part: dict) -> Either:
+        return Either(_alternation(part["zh"]), _alternation(part["en"]))
+
+    return ClauseCues(
+        clauses=clauses, contact=cues["contact"], negation=cues["negation"],
+        company=_alternation(named["company_in_sentence"]), generic_company=frozenset(named["generic_company"]),
+        listed=cues["listed"], purpose=cues["purpose"], sensitive_types=tuple(sensitive["types"]),
+        collection=cues["collection"], definition=cues["definition"],
+        definition_start=both(sensitive["definition_start"]), lead_in=both(sensitive["lead_in"]),
+        back_reference=both(sensitive["back_reference"]), channel_types=frozenset(channel["types"]),
+        channel_before=both(channel["before"]), channel_after=both(channel["after"]),
+        channel_unless=_alternation(channel["unless"]), not_used=both(sensitive["not_used"]),
+        context=either(sensitive["context"]), not_declaring=either(sensitive["not_declaring"]),
+        heading_feature=both(sensitive["heading_feature"]), explicit_act=both(explicit["act"]),
+        explicit_use=both(explicit["use"]), consequence=both(explicit["consequence"]),
+        user_subject=both(data["sharing_subject"]["user"]), app_subject=both(data["sharing_subject"]["app"]),
+        brand_categories=frozenset(brands["categories"]), brand_context=_alternation(brands["context"]),
+        brand_window=int(brands["window"]))
 
 
 def cue_prefixes() -> dict[str, frozenset[str]]:
@@ -109,15 +196,105 @@ def has_contact_channel(text: str) -> bool:
 
 @lru_cache(maxsize=1024)
 def clause_sentences(text: str, clause_id: str) -> tuple[tuple[int, int], ...]:
-    """(start, end) of each sentence where the clause's cue occurs with no negation cue before it."""
+    """(start, end) of each sentence where the clause's cue occurs with no negation cue before it.
+
+    Some matches do not count (:func:`counts`): for ``third_party_sharing`` a match where the user, not the app, is
+    the one who provides (您通过…向其他方提供), and headings (（四）委托处理) are no statements; for
+    ``implied_consent`` a match whose condition is an explicit act of the user (勾选/点击同意…即视为, by clicking
+    "I agree"), unless a use of the app is offered as an alternative (点击同意或继续使用…). Another match later in the
+    sentence may still count.
+    """
     cues = clause_cues()
-    return tuple((start, end) for (start, end), m in _sentence_matches(text, cues.clauses[clause_id])
-                 if _search(text, cues.negation, start, m.start()) is None)
+    cue = cues.clauses[clause_id]
+    simple = simplified(text)
+    out = []
+    for (start, end), m in _sentence_matches(text, cue):
+        if _search(text, cues.negation, start, m.start()) is not None:
+            continue
+        if clause_id in _NOT_IN_HEADINGS and _bare_heading(simple, start, end):
+            continue
+        if counts(clause_id, simple, start, m) or any(counts(clause_id, simple, start, n)
+                                                      for n in cue.pattern.finditer(simple, m.end(), end)):
+            out.append((start, end))
+    return tuple(out)
+
+
+def counts(clause_id: str, text: str, start: int, m: re.Match) -> bool:
+    """Whether the clause cue's match ``m`` in the sentence that starts at ``start`` of the Simplified ``text`` counts:
+    no negation cue before it, and, for the clauses that have one, no other reason against it (see
+    :func:`clause_sentences`)."""
+    cues = clause_cues()
+    if cues.negation.pattern.search(text, start, m.start()) is not None:
+        return False
+    if clause_id == "implied_consent":
+        return not _explicit(text, start, m)
+    if clause_id == "third_party_sharing":
+        return not _user_acts(text, start, m)
+    return True
+
+
+def _bare_heading(text: str, start: int, end: int) -> bool:
+    """A heading (（四）委托处理, 与第三方共享：) that has no we (我们, we) in it: a title, not a statement."""
+    return _is_heading(text, start, end) and clause_cues().app_subject.search(text, start, end) is None
+
+
+def _user_acts(text: str, start: int, m: re.Match) -> bool:
+    """Whether the user, not the app, is the one who shares: 您 (you) in the clause before the sharing cue and no
+    we (我们, 本公司…)."""
+    cues = clause_cues()
+    clause = start
+    for sep in "，,：:":
+        clause = max(clause, text.rfind(sep, start, m.start()) + 1)
+    return (cues.user_subject.search(text, clause, m.start()) is not None
+            and cues.app_subject.search(text, clause, m.start()) is None)
+
+
+def _explicit(text: str, start: int, m: re.Match) -> bool:
+    """Whether the condition of an implied-consent match (from its sentence's ``start`` to the consequence 视为/表示,
+    deemed…) is an explicit act of the user (勾选, 点击, 选择“同意”, click, tick) and offers no use of the app as an
+    alternative (或继续使用, or use…). ``text`` is the Simplified text."""
+    cues = clause_cues()
+    consequence = cues.consequence.search(text, m.start(), m.end())
+    end = consequence.start() if consequence is not None else m.end()
+    return (cues.explicit_act.search(text, start, end) is not None
+            and cues.explicit_use.search(text, start, end) is None)
 
 
 def sharing_sentences(text: str) -> tuple[tuple[int, int], ...]:
     """(start, end) of each sentence that affirmatively says personal information is shared or provided."""
     return clause_sentences(text, "third_party_sharing")
+
+
+def names_sdk(text: str) -> str | None:
+    """The first name of an SDK of data/sdks.json's table that ``text`` names as an SDK, or None.
+
+    Names of SDKs of the brand categories (payment, social login: 微信, QQ登录, 支付宝, 银联…) are also what a policy
+    calls a login or payment method (使用微信登录, 支持支付宝付款) or the app itself; such a name counts only with an
+    SDK-list cue (SDK, the SDK's vendor, 提供方…) within the window around it, as in an SDK or third-party list.
+    """
+    from .sdks import sdk_catalog  # imported here: analyzers.sdks is not needed by the other clause checks
+
+    cues = clause_cues()
+    text = simplified(text)
+    lowered = text.lower()
+    for sdk in sdk_catalog().sdks.values():
+        if sdk.id.startswith("exodus:"):
+            continue
+        brand = sdk.category in cues.brand_categories
+        for name in sdk.names_in_policy:
+            haystack, needle = (lowered, name.lower()) if name.isascii() else (text, name)
+            pos = haystack.find(needle)
+            while pos >= 0:
+                if not brand or _sdk_context(text, pos, pos + len(needle), sdk.vendor):
+                    return name
+                pos = haystack.find(needle, pos + 1)
+    return None
+
+
+def _sdk_context(text: str, start: int, end: int, vendor: str) -> bool:
+    cues = clause_cues()
+    lo, hi = max(0, start - cues.brand_window), min(len(text), end + cues.brand_window)
+    return bool(vendor and vendor in text[lo:hi]) or cues.brand_context.search(text, lo, hi) is not None
 
 
 def names_recipient(text: str, sentences: tuple[tuple[int, int], ...]) -> bool:
@@ -142,41 +319,272 @@ def without_purpose(text: str, mentions: Iterable[Mention], types: Iterable[str]
     """For each data type that ``text`` declares collecting but never next to a stated purpose, the first
     declaring mention, in the order of ``types`` (by default the sensitive types of data/policy_clauses.json).
 
-    A declaration is an affirmative mention in a sentence with a collection cue (收集, 获取, collect…) that is not
-    a definition (是指, 一旦泄露…, means…). A type has a stated purpose when any affirmative mention of it sits in a
-    sentence, or next to a non-blank sentence right before or after it, that states one
-    (:func:`purpose_sentences`): policies often give the purpose in the next sentence (我们会收集您的位置信息。该信息
-    用于…) or in a lead-in line (为了向您提供借款服务，您需要提供：).
+    A declaration is as :func:`declarations` has it. A type has a stated purpose when any affirmative mention of it
+    sits in a sentence, or next to a non-blank sentence right before or after it, that states one
+    (:func:`purpose_sentences`) or that states the feature being used (context cues: 当您使用…时, 在您申请借款时,
+    when you apply for…), or under a lead-in line or a section heading that does: policies often give the purpose in
+    the next sentence (我们会收集您的位置信息。该信息用于…), in a lead-in line (为了向您提供借款服务，您需要提供：) or
+    in a heading (一、开户服务).
     """
     cues = clause_cues()
     types = cues.sensitive_types if types is None else tuple(types)
-    ends = reading(text).sentence_ends
+    read = reading(text)
+    ends, simple = read.sentence_ends, simplified(text)
     stated = {bisect_right(ends, start) for start, _ in purpose_sentences(text)}  # raw sentence indices
     wanted = set(types)
     first: dict[str, Mention] = {}
+    headings: dict[str, Mention] = {}  # declarations by a heading over declaring lines: quoted only without another
     explained: set[str] = set()
+    states: dict[int, bool] = {}  # raw sentence index -> states a purpose (purpose or context cue)
+    sentences: dict[int, bool] = {}  # raw sentence index -> _explained
+
+    def states_purpose(k: int) -> bool:
+        found = states.get(k)
+        if found is None:
+            found = states[k] = k in stated or cues.context.search(simple, *_span(simple, ends, k)) is not None
+        return found
+
     for m in mentions:
         if m.negated or m.type not in wanted or m.type in explained:
             continue
         i = bisect_right(ends, m.sent_start)
-        if i in stated or _neighbour(text, ends, i, -1) in stated or _neighbour(text, ends, i, 1) in stated:
+        known = sentences.get(i)
+        if known is None:
+            known = sentences[i] = _explained(simple, ends, i, states_purpose, read.mentions)
+        if known:
             explained.add(m.type)
-        elif m.type not in first and _declares(text, m.sent_start, m.sent_end):
-            first[m.type] = m
+        elif m.type not in first:
+            declared = _declaration(simple, ends, m, i)
+            if declared == _BELOW:
+                headings.setdefault(m.type, m)
+            elif declared:
+                first[m.type] = m
+    first = {t: first.get(t) or headings[t] for t in types if t in first or t in headings}
     return [first[t] for t in types if t in first and t not in explained]
 
 
+def declarations(text: str, mentions: Iterable[Mention], types: Iterable[str]) -> dict[str, Mention]:
+    """The first mention of each of ``types`` that declares collecting it, by type (types never declared left out).
+
+    A mention declares when it is affirmative, is not a channel (通过短信通知您, by SMS) and either its sentence has a
+    collection cue (收集, 读取, 您需要提供; not 我们向您提供…服务) and is no definition (是指, 个人信息包括…), or its
+    sentence has no collection cue and it is an item of a list whose lead-in line declares (我们会收集以下信息：). A
+    short heading (通讯录权限) whose line or next line says the app does not use it does not declare.
+    """
+    wanted = set(types)
+    ends, simple = reading(text).sentence_ends, simplified(text)
+    found: dict[str, Mention] = {}
+    headings: dict[str, Mention] = {}
+    for m in mentions:
+        if not m.negated and m.type in wanted and m.type not in found:
+            declared = _declaration(simple, ends, m, bisect_right(ends, m.sent_start))
+            if declared == _BELOW:
+                headings.setdefault(m.type, m)
+            elif declared:
+                found[m.type] = m
+    return {t: found.get(t) or headings[t] for t in types if t in found or t in headings}
+
+
 def _declares(text: str, start: int, end: int) -> bool:
+    """Whether the sentence [start, end) of the Simplified ``text`` has a collection cue and is no definition."""
     cues = clause_cues()
-    return (_search(text, cues.collection, start, end) is not None
-            and _search(text, cues.definition, start, end) is None)
+    return (cues.collection.pattern.search(text, start, end) is not None
+            and not _defines(text, start, end))
+
+
+def _defines(text: str, start: int, end: int) -> bool:
+    """Whether the sentence is a definition (个人信息是指…, 个人信息包括…) or otherwise declares nothing of the app's
+    own (您可以访问、更正…; 第三方支付机构可能需要收集…)."""
+    cues = clause_cues()
+    if cues.definition.pattern.search(text, start, end) is not None:
+        return True
+    if cues.not_declaring.search(text, start, end) is not None:
+        return True
+    m = _ENUMERATOR.match(text, start, end)
+    return cues.definition_start.match(text, m.end() if m else start, end) is not None
+
+
+def _declaration(text: str, ends: list[int], m: Mention, i: int) -> bool | int:
+    """Whether the affirmative mention ``m`` (in raw sentence ``i``) declares collecting its data type: True, False,
+    or _BELOW (truthy) for a heading that only names the data (2.2 位置信息) over lines that declare, a declaration
+    that is a poorer quote than any other."""
+    cues = clause_cues()
+    if m.type in cues.channel_types and _channel(text, m):
+        return False
+    start, end = m.sent_start, m.sent_end
+    if _defines(text, start, end) or _in_title(text, start, m.start):
+        return False
+    heading = _is_heading(text, start, end)
+    if heading and _unused(text, ends, i, m):
+        return False
+    if cues.collection.pattern.search(text, start, end) is not None:
+        return True
+    if heading and _names_only(text, start, end, m) and _declared_below(text, ends, i):
+        return _BELOW
+    lead = _lead_in(text, ends, i)
+    if lead < 0:
+        return False
+    start, end = _span(text, ends, lead)
+    if _declares(text, start, end):
+        return True
+    if (cues.collection.pattern.search(text, start, end) is not None or _defines(text, start, end)
+            or cues.back_reference.search(text, start, end) is None):
+        return False
+    before = _neighbour(text, ends, lead, -1)  # a lead-in that points back: 我们会请求您提供这些信息。这些信息包括：
+    return before >= 0 and _declares(text, *_span(text, ends, before))
+
+
+def _in_title(text: str, start: int, pos: int) -> bool:
+    """Whether ``pos`` is inside a title in 《》 (《电话用户真实身份信息登记规定》) that opens after ``start``."""
+    return text.rfind("《", start, pos) > text.rfind("》", start, pos)
+
+
+def _channel(text: str, m: Mention) -> bool:
+    """Whether the mention names a channel the app writes to (通过短信通知您, 短信、电话等方式, by SMS), not a
+    permission (发送短信权限)."""
+    cues = clause_cues()
+    after_end = min(m.sent_end, m.end + _CHANNEL_REACH)
+    if cues.channel_unless.search(text, m.start, min(after_end, m.end + 4)) is not None:
+        return False
+    before = text[max(m.sent_start, m.start - _CHANNEL_REACH):m.start]
+    return (cues.channel_before.search(before) is not None
+            or cues.channel_after.match(text, m.end, after_end) is not None)
+
+
+def _unused(text: str, ends: list[int], i: int, m: Mention) -> bool:
+    """Whether the rest of the heading line that names the data (通讯录权限：) or the next line says the app does not
+    use it."""
+    cues = clause_cues()
+    if cues.not_used.search(text, m.end, m.sent_end) is not None:
+        return True
+    following = _neighbour(text, ends, i, 1)
+    if following < 0:
+        return False
+    start, end = _span(text, ends, following)
+    return cues.not_used.search(text, start, min(end, start + _NOT_USED_REACH)) is not None
+
+
+def _names_only(text: str, start: int, end: int, m: Mention) -> bool:
+    """Whether the heading [start, end) is little more than the mention (短信权限, (8)读取通讯录, Location:)."""
+    number = _NUMBER.match(text, start, end)
+    start, end = _words(text, number.end() if number else start, end)
+    return end - start - (m.end - m.start) <= _HEADING_EXTRA and not any(c in text[start:end - 1] for c in "：:")
+
+
+def _declared_below(text: str, ends: list[int], i: int) -> bool:
+    """Whether one of the few lines under the heading line ``i`` (a permission table: 短信权限 / 调用权限的目的：…)
+    declares, before the next numbered item."""
+    j = i
+    for _ in range(_MAX_BELOW):
+        j = _neighbour(text, ends, j, 1)
+        if j < 0:
+            return False
+        start, end = _span(text, ends, j)
+        if _numbered(text, start, end):
+            return False
+        if _declares(text, start, end):
+            return True
+    return False
+
+
+def _numbered(text: str, start: int, end: int) -> bool:
+    """Whether the sentence starts with an item number (1. / （2） / 三、)."""
+    m = _NUMBER.match(text, start, end)
+    return m is not None
+
+
+def _explained(text: str, ends: list[int], i: int, states_purpose: Callable[[int], bool],
+               mentions: tuple[Mention, ...]) -> bool:
+    """Whether raw sentence ``i`` has a stated purpose (``states_purpose``: a purpose or a context cue) in itself or a
+    neighbour, in the lead-in of its list, or in the heading of its section (also a feature word of
+    heading_feature)."""
+    for k in (i, _neighbour(text, ends, i, -1), _neighbour(text, ends, i, 1)):
+        if k >= 0 and states_purpose(k):
+            return True
+    lead = _lead_in(text, ends, i)
+    if lead >= 0 and states_purpose(lead):
+        return True
+    if _feature_heading(text, *_span(text, ends, i), mentions):  # the mention's own line: 实名认证、活体检测
+        return True
+    head = _heading(text, ends, i)
+    return head >= 0 and (states_purpose(head) or _feature_heading(text, *_span(text, ends, head), mentions))
+
+
+def _feature_heading(text: str, start: int, end: int, mentions: tuple[Mention, ...]) -> bool:
+    """Whether [start, end) is a heading that names a feature (一、开户服务): a feature word of heading_feature that is
+    not part of a data type's name (交易记录, 支付信息 are data, not features)."""
+    if not _is_heading(text, start, end):
+        return False
+    first = bisect_left(mentions, start, key=_START)
+    names = [(n.start, n.end) for n in mentions[first:first + _MAX_NAMES] if n.start < end]
+    return any(not any(s < f.end() and f.start() < e for s, e in names)
+               for f in clause_cues().heading_feature.finditer(text, start, end))
+
+
+def _lead_in(text: str, ends: list[int], i: int) -> int:
+    """The raw index of the lead-in line of the list whose item is raw sentence ``i`` (-1: none).
+
+    Walking back over the items before it (ending with ；, with no punctuation, or numbered), the lead-in is the first
+    line that ends open (：, ，, 的, 以下…); a sentence that ends closed (。) and is not numbered ends the walk.
+    """
+    cues = clause_cues()
+    j = i
+    for _ in range(_MAX_ITEMS):
+        j = _neighbour(text, ends, j, -1)
+        if j < 0:
+            return -1
+        start, end = _words(text, *_span(text, ends, j))
+        if start >= end:
+            continue
+        if cues.lead_in.search(text[start:end]) is not None:
+            return j
+        if text[end - 1] in _FINAL and not _numbered(text, start, end):
+            return -1
+    return -1
+
+
+def _heading(text: str, ends: list[int], i: int) -> int:
+    """The raw index of the heading of the section raw sentence ``i`` is in, within a few sentences (-1: none)."""
+    j = i
+    for _ in range(_MAX_SECTION):
+        j = _neighbour(text, ends, j, -1)
+        if j < 0:
+            return -1
+        start, end = _span(text, ends, j)
+        if _is_heading(text, start, end) and (j == 0 or text[ends[j - 1] - 1] == "\n") and text[ends[j] - 1] == "\n":
+            return j
+    return -1
+
+
+def _is_heading(text: str, start: int, end: int) -> bool:
+    """A short line of words with no sentence punctuation inside or at its end (一、开户服务, **Account opening**)."""
+    start, end = _words(text, start, end)
+    if start >= end or end - start > (_HEADING_EN if text[start:end].isascii() else _HEADING_ZH):
+        return False
+    body = text[start:end]
+    return body[-1] not in _CLOSED and not any(c in body for c in "，,。；;！!？?")
+
+
+def _words(text: str, start: int, end: int) -> tuple[int, int]:
+    """[start, end) without the markup and spaces around it."""
+    while start < end and text[start] in _MARKUP:
+        start += 1
+    while end > start and text[end - 1] in _MARKUP:
+        end -= 1
+    return start, end
+
+
+def _span(text: str, ends: list[int], i: int) -> tuple[int, int]:
+    """Raw sentence ``i`` without the whitespace around it."""
+    return _strip(text, ends[i - 1] if i else 0, ends[i])
 
 
 def _neighbour(text: str, ends: list[int], i: int, step: int) -> int:
-    """Index of the nearest raw sentence before (step -1) or after (step 1) raw sentence ``i`` that is not blank."""
+    """Index of the nearest raw sentence before (step -1) or after (step 1) raw sentence ``i`` that is not blank
+    (nor only markup: ``**``, ``_``)."""
     i += step
     while 0 <= i < len(ends):
-        start, end = _strip(text, ends[i - 1] if i else 0, ends[i])
+        start, end = _words(text, ends[i - 1] if i else 0, ends[i])
         if start < end:
             return i
         i += step

@@ -1,6 +1,6 @@
 """Privacy-policy text → data-type mentions: sentences, lexicon matching, negation.
 
-One Aho–Corasick automaton holds every term, trap, negation cue, reset and neutral
+One Aho–Corasick automaton holds every term, trap, channel phrase, negation cue, reset and neutral
 phrase of ``data/``. A text is scanned once; terms and traps then compete by longest
 match (so 短信验证码 hides 短信), and so do cues, resets and neutral phrases. A mention is
 negated when the last cue-layer phrase that starts before it in its sentence is a cue.
@@ -9,6 +9,18 @@ in 注册账号); they count only next to an enumeration comma or slash. The gen
 ``personal_info`` (个人信息, personal data) is a term like any other but carries no permission
 group and no JR/T level (see the notes of data/data_types.json). Offsets are Python ``str``
 offsets into the text as given.
+
+Two kinds of mention depend on their neighbours, and are checked only for the types concerned:
+
+* ``channels``: SMS is data (the inbox) and also a channel the app writes to the user through. A channel
+  phrase that contains a term (通过短信, 短信通知, send you text messages) hides it as a trap does; and a mention of
+  a channel type is no mention when the item next to it in an enumeration is a channel phrase or word (邮件、信函、
+  短信; email or SMS; 电话、短信), or a mention of a neighbour type (电子邮件、短信). A channel word loses to a longer
+  term or trap, as everywhere (联系电话、短信: 联系电话 is a phone number, not the channel 电话).
+* ``back_references``: a generic mention right after 上述, 前述, 这些…, the above, such (您的上述个人信息) names data
+  named before, and is no mention.
+
+A type may have a ``parent``: declaring it declares the parent too (:func:`declared_types`).
 
 Traditional Chinese (Hong Kong, Macau, Taiwan policies) is read as Simplified: :func:`simplified`
 maps each character through OpenCC's Traditional→Simplified table (character by character, so the
@@ -49,8 +61,9 @@ __all__ = [
     "simplified",
 ]
 
-_TERM, _TRAP, _CUE, _RESET, _NEUTRAL = range(5)
+_TERM, _TRAP, _CUE, _RESET, _NEUTRAL, _CHANNEL = range(6)
 _CUE_LAYER = (_CUE, _RESET, _NEUTRAL)
+_CHANNEL_TYPE, _BACK_TYPE = 1, 2  # _Entry.context
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _WORD = frozenset(string.ascii_letters + string.digits)
 # str.lower does not fold these as case-insensitive regular expressions do (to i, i and s); a text that holds
@@ -77,6 +90,7 @@ class DataType:
     terms_en: tuple[str, ...]
     enum_terms_zh: tuple[str, ...] = ()
     enum_terms_en: tuple[str, ...] = ()
+    parent: str | None = None  # a more general type that declaring this one declares too
 
 
 class Mention(NamedTuple):
@@ -111,6 +125,7 @@ class _Entry:
     left: bool  # needs a word boundary before (starts with an ASCII letter or digit)
     right: bool  # needs a word boundary after
     enum: bool = False  # a mention only inside an enumeration (next to 、 or /)
+    context: int = 0  # _CHANNEL_TYPE or _BACK_TYPE: a type whose mentions the context can cancel (see Lexicon.read)
 
 
 def _key(phrase: str) -> str:
@@ -153,6 +168,7 @@ class Lexicon:
                 jrt=raw.get("jrt"), permissions=tuple(raw.get("permissions", ())),
                 terms_zh=tuple(raw.get("terms_zh", ())), terms_en=tuple(raw.get("terms_en", ())),
                 enum_terms_zh=tuple(raw.get("enum_terms_zh", ())), enum_terms_en=tuple(raw.get("enum_terms_en", ())),
+                parent=raw.get("parent"),
             )
             if dt.id in self.types:
                 raise ValueError(f"duplicate data type {dt.id!r}")
@@ -161,15 +177,47 @@ class Lexicon:
                 if perm in self.by_permission:
                     raise ValueError(f"permission {perm} maps to {self.by_permission[perm]} and {dt.id}")
                 self.by_permission[perm] = dt.id
+        self.parents: dict[str, str] = {}
+        for dt in self.types.values():
+            if dt.parent is not None:
+                if dt.parent not in self.types or self.types[dt.parent].parent is not None:
+                    raise ValueError(f"{dt.id}: parent {dt.parent!r} is not a data type without a parent")
+                self.parents[dt.id] = dt.parent
+        back = data_types.get("back_references", {})
+        self._back_zh = tuple(back.get("zh", ()))
+        self._back_en = tuple(_key(w) for w in back.get("en", ()))
+        self._back_reach = max(map(len, self._back_zh + self._back_en), default=0) + 2
+        self._back_zh_last = frozenset(w[-1] for w in self._back_zh)
+        channels = data_types.get("channels", {})
+        # mentions of neighbour types count as channel words next to a mention of a channel type (电子邮件、短信)
+        self._channel_neighbours = frozenset(channels.get("neighbour_types", ()))
+        context = dict.fromkeys(back.get("types", ()), _BACK_TYPE)
+        for type_id in channels.get("types", ()):
+            if context.get(type_id):
+                raise ValueError(f"{type_id!r} is both a channel type and a back-reference type")
+            context[type_id] = _CHANNEL_TYPE
+        for type_id in context.keys() | self._channel_neighbours:
+            if type_id not in self.types:
+                raise ValueError(f"channels or back_references: unknown data type {type_id!r}")
         self._entries: dict[str, _Entry] = {}
         for dt in self.types.values():
             for term in dt.terms_zh + dt.terms_en:
-                self._add(term, _TERM, dt.id)
+                self._add(term, _TERM, dt.id, context=context.get(dt.id, 0))
             for term in dt.enum_terms_zh + dt.enum_terms_en:
-                self._add(term, _TERM, dt.id, enum=True)
+                self._add(term, _TERM, dt.id, enum=True, context=context.get(dt.id, 0))
         traps = data_types.get("traps", {})
         for phrase in traps.get("zh", []) + traps.get("en", []):
             self._add(phrase, _TRAP, None)
+        # channel phrases are matched by the automaton (they hide the terms in them, as traps do); channel words
+        # (邮件, 推送, phone: common words that contain no term) are looked for only next to a mention of a channel type
+        phrases = channels.get("phrases", {})
+        for phrase in phrases.get("zh", []) + phrases.get("en", []):
+            self._add(phrase, _CHANNEL, None)
+        words = set()
+        for word in channels.get("words", {}).get("zh", []) + channels.get("words", {}).get("en", []):
+            words |= _seam_variants(_key(word)) | _apostrophe_variants(_key(word))
+        self._channel_words = tuple(sorted(words, key=len, reverse=True))
+        self._channel_reach = max(map(len, words), default=0)
         for phrase in _cue_phrases(negation["cues"]):
             self._add(phrase, _CUE, None)
         for kind, section in ((_RESET, "resets"), (_NEUTRAL, "neutral")):
@@ -183,19 +231,25 @@ class Lexicon:
                     raise ValueError(f"marker {name}: {phrase!r} is not a lower-case phrase")
                 marked.setdefault(phrase, []).append(name)
         self._automaton = ahocorasick.Automaton()
+        values = {}
         for key, entry in self._entries.items():  # a flat tuple: cheaper to unpack than attribute reads
-            self._automaton.add_word(key, (entry.length, entry.left, entry.right, entry.kind in _CUE_LAYER, entry,
-                                           tuple(marked.pop(key, ()))))
+            values[key] = (entry.length, entry.left, entry.right, entry.kind in _CUE_LAYER, entry,
+                           tuple(marked.pop(key, ())))
         for key, names in marked.items():
-            self._automaton.add_word(key, (len(key), False, False, False, None, tuple(names)))
+            values[key] = (len(key), False, False, False, None, tuple(names))
+        # pyahocorasick looks a character up among the children of a trie node one child after the other, in the
+        # order they were added: keys whose first character is frequent in policies go first (the matches are the
+        # same in any order; the scan is faster)
+        for key in sorted(values, key=_first_rank):
+            self._automaton.add_word(key, values[key])
         self._automaton.make_automaton()
         self._delimiters = tuple(c for c in sentences["delimiters"] if c not in "\n.")
         self._full_stop = re.compile(r"\.(?=\s)")
         self._abbreviations = frozenset(a.lower() for a in sentences.get("abbreviations_en", ()))
 
-    def _add(self, phrase: str, kind: int, type_id: str | None, enum: bool = False) -> None:
+    def _add(self, phrase: str, kind: int, type_id: str | None, enum: bool = False, context: int = 0) -> None:
         for variant in _seam_variants(_key(phrase)) | _apostrophe_variants(_key(phrase)):
-            entry = _Entry(kind, type_id, len(variant), variant[0] in _WORD, variant[-1] in _WORD, enum)
+            entry = _Entry(kind, type_id, len(variant), variant[0] in _WORD, variant[-1] in _WORD, enum, context)
             old = self._entries.get(variant)
             if old is not None and (old.kind, old.type) != (kind, type_id):
                 raise ValueError(f"phrase {variant!r} is listed twice ({old.type or old.kind} and {type_id or kind})")
@@ -268,8 +322,11 @@ class Lexicon:
         cue_neg = [c[2].kind == _CUE for c in cues if c[2].kind != _NEUTRAL]
         sentences: dict[int, tuple[int, int]] = {}
         out = []
-        for start, end, entry in terms:
+        for k, (start, end, entry) in enumerate(terms):
             if entry.kind != _TERM or entry.enum and not _in_enumeration(text, start, end):
+                continue
+            if entry.context and (self._beside_channel(text, terms, k) if entry.context == _CHANNEL_TYPE
+                                  else self._refers_back(text, start)):
                 continue
             i = bisect_right(ends, start)
             raw_start = ends[i - 1] if i else 0
@@ -280,6 +337,68 @@ class Lexicon:
             negated = j >= 0 and cue_starts[j] >= raw_start and cue_neg[j]
             out.append(_new_mention(Mention, (entry.type, start, end, sentence[0], sentence[1], negated)))
         return Reading(tuple(out), ends, markers)
+
+    def _refers_back(self, text: str, start: int) -> bool:
+        """Whether a back-reference word stands right before ``start`` (上述个人信息, 您的前述个人信息, such personal
+        information): the mention names data named before, not data of its own."""
+        i = start - 1 if start and text[start - 1] == "的" else start
+        if not i:
+            return False
+        last = text[i - 1]
+        if last in self._back_zh_last:
+            return text[max(0, i - self._back_reach):i].endswith(self._back_zh)
+        if last not in _BLANKS:
+            return False
+        # English: a word of its own before the blank
+        word = text[max(0, i - self._back_reach):i].rstrip(_BLANKS).lower()
+        for back in self._back_en:
+            if word.endswith(back):
+                j = len(word) - len(back)
+                return j == 0 or word[j - 1] not in _WORD_CHARS
+        return False
+
+    def _beside_channel(self, text: str, terms: list, k: int) -> bool:
+        """Whether an enumeration neighbour of the match ``terms[k]`` (the item right before or after it, with only an
+        enumeration separator between them) is a channel phrase or word, or a mention of a neighbour type."""
+        start, end = terms[k][0], terms[k][1]
+        edge = _item_end_before(text, start)
+        if edge > 0:
+            other = terms[k - 1] if k else None
+            if other is not None and other[1] == edge:  # a phrase of the automaton ends the item: it decides
+                if self._channel_like(other[2]):
+                    return True
+            elif self._ends_with_word(text, edge, other[1] if other is not None else 0):
+                return True
+        edge = _item_start_after(text, end)
+        if 0 <= edge < len(text):
+            other = terms[k + 1] if k + 1 < len(terms) else None
+            if other is not None and other[0] == edge:
+                if self._channel_like(other[2]):
+                    return True
+            elif self._starts_with_word(text, edge, other[0] if other is not None else len(text)):
+                return True
+        return False
+
+    def _channel_like(self, entry: _Entry) -> bool:
+        return entry.kind == _CHANNEL or entry.kind == _TERM and entry.type in self._channel_neighbours
+
+    def _ends_with_word(self, text: str, edge: int, floor: int) -> bool:
+        """Whether a channel word ends at ``edge`` and starts at or after ``floor`` (no match of the automaton
+        overlaps it)."""
+        window = text[max(floor, edge - self._channel_reach):edge].lower()
+        for word in self._channel_words:
+            if window.endswith(word):
+                begin = edge - len(word)
+                return not (word[0] in _WORD and begin > 0 and text[begin - 1] in _WORD_CHARS)
+        return False
+
+    def _starts_with_word(self, text: str, edge: int, ceiling: int) -> bool:
+        window = text[edge:min(ceiling, edge + self._channel_reach)].lower()
+        for word in self._channel_words:
+            if window.startswith(word):
+                stop = edge + len(word)
+                return not (word[-1] in _WORD and stop < len(text) and text[stop] in _WORD_CHARS)
+        return False
 
     def groups(self, type_ids: Iterable[str]) -> frozenset[str]:
         """Permission-group labels (CAL, CAM, …) of some data types."""
@@ -337,7 +456,64 @@ def _greedy(run: list) -> list:
     return chosen
 
 
+# the first characters of lexicon phrases that are most frequent in privacy policies, most frequent first
+_FREQUENT_FIRST = {c: i for i, c in enumerate("您信用我人或服个使提以和方关行本会供户如公不有为相其（1要oi同收等将安e通与意对定c产合所"
+                                              "ap并下护应s向发第私设隐共")}
+
+
+def _first_rank(key: str) -> int:
+    return _FREQUENT_FIRST.get(key[0], len(_FREQUENT_FIRST))
+
+
 _ENUM_SEPARATORS = frozenset("、/／")
+# what may stand between two items of an enumeration: 邮件、短信, 短信或电话, email, SMS, email or SMS (longest first)
+_GAP_TOKENS = ("以及", "或者", "及其", "、", "/", "／", ",", "，", "或", "和", "及", "与", "&")
+_GAP_WORDS = ("or", "and")  # English, with a space (or a comma) on both sides
+_BLANKS = " \t\u3000"
+_WORD_CHARS = frozenset(string.ascii_letters + string.digits + "_")
+
+
+def _item_end_before(text: str, pos: int) -> int:
+    """Where the enumeration item before ``pos`` ends, when only a separator stands between them; else -1."""
+    i = _skip_back(text, pos)
+    for token in _GAP_TOKENS:
+        if i >= len(token) and text.startswith(token, i - len(token)):
+            return _skip_back(text, i - len(token))
+    for token in _GAP_WORDS:  # "email or SMS", "email, or SMS": a blank on both sides of the word
+        j = i - len(token)
+        if i < pos and j > 0 and text.startswith(token, j) and text[j - 1] in _BLANKS:
+            j = _skip_back(text, j)
+            return _skip_back(text, j - 1) if j > 0 and text[j - 1] == "," else j
+    return -1
+
+
+def _skip_back(text: str, i: int) -> int:
+    while i > 0 and text[i - 1] in _BLANKS:
+        i -= 1
+    return i
+
+
+def _skip_on(text: str, i: int) -> int:
+    n = len(text)
+    while i < n and text[i] in _BLANKS:
+        i += 1
+    return i
+
+
+def _item_start_after(text: str, pos: int) -> int:
+    """Where the enumeration item after ``pos`` starts, when only a separator stands between them; else -1."""
+    i = _skip_on(text, pos)
+    separated = False
+    for token in _GAP_TOKENS:
+        if text.startswith(token, i):
+            i = _skip_on(text, i + len(token))
+            separated = True
+            break
+    for token in _GAP_WORDS:  # "SMS or email", "SMS, or email": a blank on both sides of the word
+        j = i + len(token)
+        if i > pos and text.startswith(token, i) and j < len(text) and text[j] in _BLANKS:
+            return _skip_on(text, j)
+    return i if separated else -1
 
 
 def _in_enumeration(text: str, start: int, end: int) -> bool:
@@ -396,8 +572,13 @@ def scan(text: str) -> tuple[Mention, ...]:
 
 
 def declared_types(mentions: Iterable[Mention]) -> frozenset[str]:
-    """Data types that some sentence mentions affirmatively."""
-    return frozenset(m.type for m in mentions if not m.negated)
+    """Data types that some sentence mentions affirmatively, with the parent of each (motion_sensors declares
+    device_sensors too)."""
+    declared = frozenset(m.type for m in mentions if not m.negated)
+    parents = lexicon().parents
+    if any(t in parents for t in declared):
+        declared |= {parents[t] for t in declared if t in parents}
+    return declared
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

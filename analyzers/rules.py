@@ -276,18 +276,20 @@ def no_privacy_policy(ctx: Context) -> Iterator[Evidence]:
       title_en="Policy declares collecting personal information beyond the necessary scope",
       regulation=("identification_2019_4", "pipl_6", "jrt_0171_2020"))
 def beyond_necessary_scope(ctx: Context) -> Iterator[Evidence]:
-    """隐私政策声明收集通讯录、通话记录、短信、位置信息或已安装应用列表，而这些信息不在该类金融应用（网络支付、网络借贷、投资理财、证券、手机银行）的必要个人信息范围内。证据为政策中第一处肯定性声明的原句。
+    """隐私政策声明收集通讯录、通话记录、短信、位置信息或已安装应用列表，而这些信息不在该类金融应用（网络支付、网络借贷、投资理财、证券、手机银行）的必要个人信息范围内。声明指含“收集”“获取”“读取”“您需要提供”等的肯定句（或以“我们会收集以下信息：”引出的列表项），不包括定义句（“个人信息包括……行踪轨迹等”“敏感个人信息是指……”）、作为通知渠道的提及（“通过短信通知您”）和注明不使用的权限标题。证据为第一处这样的声明原句；政策没有这样的声明则不报告。
 
-    The privacy policy declares collecting contacts, call logs, SMS, location or the list of installed apps, none of which is within the necessary personal information of the app's finance type (payment, lending, investment, securities, mobile banking). The evidence is the first affirmative sentence of the policy.
+    The privacy policy declares collecting contacts, call logs, SMS, location or the list of installed apps, none of which is within the necessary personal information of the app's finance type (payment, lending, investment, securities, mobile banking). A declaration is an affirmative sentence with a collection cue ("collect", "obtain", "read", "you need to provide"), or an item of a list whose lead-in says so ("we collect the following:"); a definition ("personal information includes ... whereabouts"), a mention of a channel ("we notify you by SMS") and a permission heading marked as unused are not. The evidence is the first such declaration; a policy without one gets no finding.
     """
+    from .clauses import declarations  # imported here, next to its only use
+
     scope = ctx.finance.necessary
     if scope is None or not ctx.policy_ok:
         return
     text = ctx.app.policy.text
-    for type_id in finance_data()["over_collection"]:
-        if type_id in scope:
-            continue
-        first = next((m for m in ctx.mentions if m.type == type_id and not m.negated), None)
+    watched = [t for t in finance_data()["over_collection"] if t not in scope]
+    declared = declarations(text, ctx.mentions, watched)
+    for type_id in watched:
+        first = declared.get(type_id)
         if first is not None:
             yield Evidence(kind="quote", key=type_id, text=text[first.sent_start:first.sent_end],
                            start=first.sent_start, end=first.sent_end, url=ctx.app.policy.url,
@@ -337,9 +339,9 @@ def no_complaint_channel(ctx: Context) -> Iterator[Evidence]:
       title_en="Policy declares collecting sensitive personal information without stating a purpose",
       regulation=("identification_2019_2", "pipl_17_purpose"))
 def sensitive_without_purpose(ctx: Context) -> Iterator[Evidence]:
-    """隐私政策声明收集敏感个人信息（身份证件、人脸等生物识别信息、银行卡、征信、交易和财产信息、健康信息、位置信息、通讯录、通话记录、短信、已安装应用列表），却没有说明目的：该信息出现在含“收集”“获取”“提供”等的肯定句中（“……是指”等定义句不算），而提及该信息的任何一句及其前后相邻的句子都没有“为了”“用于”“以便”“出于……目的”等目的说明。相邻句也算，因为政策常在引导句或下一句说明目的。每类信息一条，证据为第一处声明收集的原句。仅依据文本判断。
+    """隐私政策声明收集敏感个人信息（身份证件、人脸等生物识别信息、银行卡、征信、交易和财产信息、健康信息、位置信息、通讯录、通话记录、短信、已安装应用列表），却没有说明目的：该信息出现在收集声明中（含“收集”“获取”“您需要提供”等的肯定句，或以“我们会收集以下信息：”引出的列表项；“……是指”等定义句、“我们向您提供……服务”、作为通知渠道的短信不算），而提及该信息的任何一句、其前后相邻的句子、所在列表的引导句和所在段落的标题都没有说明目的：既没有“为了”“用于”“以便”“出于……目的”等，也没有以所使用的功能说明目的（“当您使用预约开户服务时”“在您申请借款时”“为完成实名认证”“一、开户服务”）。每类信息一条，证据为第一处声明收集的原句。仅依据文本判断。
 
-    The privacy policy declares collecting sensitive personal information (identity documents, face and other biometrics, bank cards, credit, transaction and asset records, health, location, contacts, call logs, SMS, the list of installed apps) without stating why: the data is named in an affirmative sentence with a collection cue ("collect", "obtain", "provide"; a definition such as "... means ..." does not count), yet no sentence that names it, nor the sentence right before or after one, states a purpose ("in order to", "used for", "for the purpose of"). Neighbouring sentences count because policies often state the purpose in a lead-in line or in the next sentence. One finding per data type; the evidence is the first sentence that declares collecting it. Judged from the text only.
+    The privacy policy declares collecting sensitive personal information (identity documents, face and other biometrics, bank cards, credit, transaction and asset records, health, location, contacts, call logs, SMS, the list of installed apps) without stating why: the data is named in a collection statement (an affirmative sentence with a collection cue such as "collect", "obtain", "you need to provide", or an item of a list led in by "we collect the following:"; a definition such as "... means ...", "we provide you with services" and SMS as a notification channel do not count), yet no sentence that names it, nor the sentence right before or after one, nor the lead-in of its list or the heading of its section states a purpose: neither a purpose cue ("in order to", "used for", "for the purpose of") nor the feature being used ("when you apply for a loan", "to open an account", a heading such as "Account opening"). One finding per data type; the evidence is the first sentence that declares collecting it. Judged from the text only.
     """
     if not ctx.policy_ok:
         return
@@ -354,9 +356,9 @@ def sensitive_without_purpose(ctx: Context) -> Iterator[Evidence]:
       title_en="Policy treats continued use or a default choice as consent",
       regulation=("identification_2019_3", "pipl_14"))
 def implied_consent(ctx: Context) -> Iterator[Evidence]:
-    """隐私政策把使用或继续使用应用、默认勾选等非明示的方式当作用户同意（如“继续使用即视为您同意本政策”“默认勾选同意隐私政策”），包括对政策更新的同意。同意应当由用户在充分知情的前提下自愿、明确作出，政策变更涉及处理目的、方式和种类的应当重新取得同意。否定句（“我们不会以默认勾选的方式……”）不算。证据为第一处这样的原句。
+    """隐私政策把使用或继续使用应用、默认勾选等非明示的方式当作用户同意（如“继续使用即视为您同意本政策”“若您继续使用我们的服务，则视为您接受更新后的政策”“默认勾选同意隐私政策”），包括对政策更新的同意。同意应当由用户在充分知情的前提下自愿、明确作出，政策变更涉及处理目的、方式和种类的应当重新取得同意。否定句（“我们不会以默认勾选的方式……”）不算；用户主动勾选或点击同意（“您勾选同意即视为您已同意本政策”“点击同意即表示”）是明示的行为，也不算，除非同一句把使用应用当作另一种同意方式（“点击同意或继续使用即视为”）。证据为第一处这样的原句。
 
-    The privacy policy treats using or continuing to use the app, or a default choice, as the user's consent ("by continuing to use the app you agree to this policy", "the consent box is ticked by default"), including consent to policy updates. Consent must be informed, voluntary and explicit, and a change of purpose, method or kind of data needs new consent. A negated sentence ("we will not tick the box for you") does not count. The evidence is the first such sentence.
+    The privacy policy treats using or continuing to use the app, or a default choice, as the user's consent ("by continuing to use the app you agree to this policy", "if you continue to use our services after the update, you accept the updated policy", "the consent box is ticked by default"), including consent to policy updates. Consent must be informed, voluntary and explicit, and a change of purpose, method or kind of data needs new consent. A negated sentence ("we will not tick the box for you") does not count, nor does the user's own explicit act ("by ticking the box you agree", "clicking 'Agree' means"), unless the same sentence also takes using the app as consent ("by clicking agree or continuing to use"). The evidence is the first such sentence.
     """
     if not ctx.policy_ok:
         return
@@ -403,15 +405,17 @@ def undeclared_permission(ctx: Context) -> Iterator[Evidence]:
       title_en="Policy says personal information is shared with third parties without naming any recipient",
       regulation=("identification_2019_5", "pipl_23"))
 def unnamed_sharing_recipients(ctx: Context) -> Iterator[Evidence]:
-    """隐私政策肯定性地声明向第三方共享、提供或委托处理个人信息（否定句如“我们不会与第三方共享”不算），但全文未列明任何接收方：共享语句中没有公司名称，全文也没有 SDK 名称（SDK 表中的名称）或第三方共享清单、SDK 清单。证据为第一处共享声明的原句。
+    """隐私政策肯定性地声明向第三方共享、提供或委托处理个人信息（否定句如“我们不会与第三方共享”不算），但全文未列明任何接收方：共享语句中没有公司名称，全文也没有 SDK 名称（SDK 表中的名称）或第三方共享清单、SDK 清单。微信、QQ、支付宝、银联等既是 SDK 也是登录或支付方式（或应用自身名称），只有在 SDK 或第三方清单中（附近有“SDK”、提供方或其公司名称）才算列明接收方。证据为第一处共享声明的原句。
 
-    The privacy policy affirmatively says personal information is shared with, provided to or entrusted to third parties (a negated sentence such as "we do not share with third parties" does not count), yet names no recipient: no company name in the sharing sentences and no SDK name (as the SDK table knows them) or list of third parties (third-party sharing list, SDK list) anywhere. The evidence is the first sharing sentence.
+    The privacy policy affirmatively says personal information is shared with, provided to or entrusted to third parties (a negated sentence such as "we do not share with third parties" does not count), yet names no recipient: no company name in the sharing sentences and no SDK name (as the SDK table knows them) or list of third parties (third-party sharing list, SDK list) anywhere. WeChat, QQ, Alipay, UnionPay and the like are SDKs but also login or payment methods (or the app's own name): they name a recipient only in an SDK or third-party list ("SDK", a provider or its company name nearby). The evidence is the first sharing sentence.
     """
+    from .clauses import names_sdk  # imported here, next to its only use
+
     if not ctx.policy_ok:
         return
     text = ctx.app.policy.text
     sentences = sharing_sentences(text)
-    if sentences and not names_recipient(text, sentences) and sdk_catalog().named_any(simplified(text)) is None:
+    if sentences and not names_recipient(text, sentences) and names_sdk(text) is None:
         start, end = sentences[0]
         yield Evidence(kind="quote", key="third_party_sharing", text=text[start:end], start=start, end=end,
                        url=ctx.app.policy.url)

@@ -9,12 +9,13 @@ from hypothesis import strategies as st
 
 from analyzers import analyze
 from analyzers import clauses
-from analyzers.clauses import (clause_cues, has_clause, has_contact_channel, names_recipient, purpose_sentences,
-                               sharing_sentences, without_purpose)
+from analyzers.clauses import (clause_cues, clause_sentences, declarations, has_clause, has_contact_channel,
+                               names_recipient, names_sdk, purpose_sentences, sharing_sentences, without_purpose)
 from analyzers.policy_text import _UNFOLDED, lexicon, load_json, reading, scan, sentence_spans
 from finmon.model import POLICY_UNAVAILABLE
 
 BASE_ZH = "我们会收集您的手机号码、姓名、身份证号码和银行卡号，用于实名认证。"
+SCOPE_ONLY = "我们会收集您的手机号码、姓名、身份证号码和银行卡号，用于实名认证。"  # a lending app's necessary data
 BASE_EN = "We collect your phone number and name to verify your identity. "
 WITHDRAW_ZH = "您可以通过设置页面撤回您的授权同意。"
 DELETE_ZH = "您可以申请注销账号。"
@@ -215,12 +216,15 @@ def test_sensitive_types_are_lexicon_types():
 # --- the prefix search gives what re gives -------------------------------------------------------------------
 
 def reference_sharing(text):
+    """Sharing sentences by a plain search: a sentence, not a heading, with a match that counts."""
     cues = clause_cues()
     sharing, negation = cues.clauses["third_party_sharing"].pattern, cues.negation.pattern
     out = []
     for s, e in sentence_spans(text):
         m = sharing.search(text, s, e)
-        if m is not None and negation.search(text, s, m.start()) is None:
+        if m is None or negation.search(text, s, m.start()) is not None or clauses._bare_heading(text, s, e):
+            continue
+        if any(clauses.counts("third_party_sharing", text, s, n) for n in sharing.finditer(text, s, e)):
             out.append((s, e))
     return tuple(out)
 
@@ -238,7 +242,8 @@ FRAGMENTS = ["我们", "不会", "与", "和", "第三方", "合作伙伴", "共
              "地址：", "北京市", "海淀区", "路", "400-123-4567", "13912345678", "a@b.cn", "为了", "用于", "以便", "目的",
              "所必需", "可以提供", "收集", "通讯录", "身份证号", "是指", "，", "。", "；", "\n", " ", "We ", "do not ",
              "share ", "SHARE ", "your data ", "with ", "third parties", "Third-party SDK", "withdraw consent",
-             "Contact us", "in order to ", "prevent fraud", "purpose", ". ", "\u017fhare ", "\u0130", "\u0131", "K"]
+             "Contact us", "in order to ", "prevent fraud", "purpose", ". ", "\u017fhare ", "\u0130", "\u0131", "K",
+             "您通过", "如何", "对", "其他方", "（四）", "披露", "您的", "SDK详情", "微信", "提供方："]
 
 
 @settings(max_examples=400, deadline=None)
@@ -322,3 +327,236 @@ def test_traditional_chinese_clauses():
     text = "您可以隨時撤回同意。如需註銷帳號，請聯繫我們：電郵 privacy@example.hk。"
     assert has_clause(text, "consent_withdrawal") and has_clause(text, "deletion_correction")
     assert has_contact_channel(text)
+
+
+# --- C206: a purpose stated as the feature being used --------------------------------------------------------------
+
+@pytest.mark.parametrize("extra", [
+    "当您使用预约开户服务时，我们需要收集您的身份证照片和银行卡号。",
+    "在您申请借款时，我们会收集您的银行卡号和征信报告。",
+    "为开通快捷支付，您需要提供银行卡号。",
+    "一、开户服务\n我们会收集您的身份证照片和人脸信息。",  # a heading names the feature
+    "**（二）借款申请**\n\n我们会收集您的银行卡号。",
+    "当您申请贷款时，您需要提供以下信息：\n1. 身份证照片；\n2. 银行卡号；\n3. 通讯录。",  # the lead-in of a list
+    "如您拒绝提供银行卡号，将无法使用提现功能。",
+    "根据反洗钱法律法规的要求，您需要提供身份证照片。",
+])
+def test_c206_clean_when_the_feature_is_the_purpose_zh(make_app, extra):
+    assert c206(make_app("星河支付", text=ALL_ZH + "\n" + extra)) == []
+
+
+@pytest.mark.parametrize("extra", [
+    "To open an account, we need your bank card number. ",
+    "When you apply for a loan, we collect your bank card number and your credit report. ",
+    "If you choose to link a bank card, you must provide your bank card number. ",
+    "\nAccount opening\nWe collect a photo of your ID card and your bank card number.\n",
+])
+def test_c206_clean_when_the_feature_is_the_purpose_en(make_app, extra):
+    assert c206(en_app(make_app, ALL_EN + extra)) == []
+
+
+def test_c206_still_flags_sensitive_data_with_no_purpose_nor_feature(make_app):
+    zh = make_app("星河支付", text=ALL_ZH + "\n二、其他说明\n我们会收集您的身份证照片和征信报告。")
+    assert [key for key, _ in c206(zh)] == ["credit", "id_photo"]
+    en = en_app(make_app, ALL_EN + "We collect a photo of your ID card and your credit report. ")
+    assert [key for key, _ in c206(en)] == ["credit", "id_photo"]
+
+
+@pytest.mark.parametrize("text", [
+    "我们向您提供征信报告查询服务。",  # we provide something to the user: no collection
+    "我们会为您提供与银行卡号绑定的快捷支付。",
+    "We provide you with a credit report service.",
+    "Our partners provide bank card services to you.",
+])
+def test_providing_to_the_user_is_no_collection(text):
+    assert without_purpose(text, scan(text)) == []
+
+
+@pytest.mark.parametrize("text, key", [
+    ("您需要向我们提供银行卡号。", "bank_card"),
+    ("如您拒绝提供征信报告，我们将无法审核。", "credit"),
+    ("请提供您的身份证照片。", "id_photo"),
+    ("You must provide your bank card number.", "bank_card"),
+    ("Bank card numbers provided by you are stored encrypted.", "bank_card"),
+])
+def test_the_user_providing_to_us_is_collection(text, key):
+    assert [m.type for m in without_purpose(text, scan(text))] == [key]
+
+
+@pytest.mark.parametrize("text", [
+    "我们会通过手机短信向您发送还款提醒。",
+    "我们将以手机短信、电子邮件等方式通知您。",
+    "We will notify you by SMS messages when a repayment is due.",
+    "We may send you text messages about new products.",
+])
+def test_sms_as_a_channel_is_not_collecting_sms(make_app, text):
+    app = make_app("闪电借款", text=SCOPE_ONLY + text, language="en" if text.isascii() else "zh")
+    assert c206(app) == [] and [f for f in rule_findings(app, "C202") if f.evidence.key == "sms"] == []
+
+
+@pytest.mark.parametrize("text", ["我们会读取您的短信内容。", "我们会获取您的短信权限。", "We access your SMS messages."])
+def test_reading_sms_is_collecting_sms(make_app, text):
+    # not next to SCOPE_ONLY, whose purpose would count for its neighbour
+    app = make_app("闪电借款", text=SCOPE_ONLY + "\n我们重视您的隐私。\n" + text, language="en" if text.isascii() else "zh")
+    assert [key for key, _ in c206(app)] == ["sms"]
+    assert [f.evidence.text for f in rule_findings(app, "C202")] == [text]
+
+
+def test_user_rights_and_third_parties_do_not_declare():
+    for text in ("您可以在“我的”页面访问、更正您的银行卡号。",
+                 "第三方支付机构可能需要收集您的银行卡号。",
+                 "You can access, correct or delete your bank card number in the app.",
+                 "我们依据《电话用户真实身份信息登记规定》保护您提供的信息。"):
+        assert without_purpose(text, scan(text)) == [], text
+
+
+# --- declarations (C202's evidence) ---------------------------------------------------------------------------------
+
+def declared(text, types=("contacts", "location", "sms", "call_log", "app_list")):
+    return {t: text[m.sent_start:m.sent_end] for t, m in declarations(text, scan(text), types).items()}
+
+
+def test_declarations_skip_definitions_and_take_list_items_and_headings():
+    text = ("个人信息包括姓名、身份证件号码、财产状况、行踪轨迹等。\n敏感个人信息是指一旦泄露可能危害人身安全的信息，如通讯录。\n"
+            "我们会收集以下信息：\n（1）通讯录；\n（2）精确位置信息。\n")
+    assert declared(text) == {"contacts": "（1）通讯录；", "location": "（2）精确位置信息。"}
+    heading = "2.2 位置信息\n当您使用网点查询功能时，我们会收集您的位置信息。"
+    assert declared(heading) == {"location": "当您使用网点查询功能时，我们会收集您的位置信息。"}
+    table = "(8)通讯录权限\n对应的业务功能：紧急联系人\n调用权限的目的：填写紧急联系人"
+    assert declared(table) == {"contacts": "(8)通讯录权限"}  # a permission table: the lines under it declare
+    assert declared("Personal information includes your name and location.\nWe collect your precise location.") == {
+        "location": "We collect your precise location."}
+
+
+@pytest.mark.parametrize("text", [
+    "通讯录权限\n本应用不会使用该权限。",
+    "读取通讯录\n我们暂未使用此权限。",
+    "【位置权限】：暂不使用",
+    "Contacts permission\nWe do not use this permission.",
+])
+def test_a_permission_heading_marked_unused_is_no_declaration(text):
+    assert declared(text) == {}
+
+
+# --- C207: explicit consent is not implied ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, flagged", [
+    ("您勾选同意本政策后，即视为您已同意本隐私政策的全部内容。", False),
+    ("点击“同意”即表示您已阅读并同意本政策。", False),
+    ("您點擊「同意」即表示您已同意本政策。", False),
+    ("By ticking the box, you will be deemed to have agreed to this Privacy Policy.", False),
+    ("点击同意或继续使用本应用，即视为您同意本隐私政策。", True),  # continued use offered as consent too
+    ("若您在本政策更新生效后继续使用我们提供的任何一项产品、服务、网站或客户端及其附带的各项功能，则视为您已充分阅读并接受更新后的政策。",
+     True),  # the use and the consent 30-60 characters apart
+    ("若您繼續使用我們的服務，即視為您同意更新後的政策。", True),
+    ("If you continue to use our services after the revised policy takes effect, you agree to be bound by the revised "
+     "policy.", True),
+    ("By clicking \"Agree\" or continuing to use the app, you are deemed to have accepted this policy.", True),
+    ("若您在本政策更新后继续使用我们的服务，我们会在弹窗中再次征求您对更新后政策的明示同意。", False),
+    ("If you continue to use our services after an update, we will ask for your consent to the new policy again.", False),
+])
+def test_c207_explicit_and_far_apart_implied_consent(make_app, text, flagged):
+    findings = [f for f in analyze(make_app("星河支付", text=text, language="en" if text.isascii() else "zh")).findings
+                if f.rule_id == "C207"]
+    assert bool(findings) is flagged
+    assert bool(clause_sentences(text, "implied_consent")) is flagged
+
+
+# --- D302: login and payment brands are no named recipients ---------------------------------------------------------
+
+SHARING_ZH = "我们会与合作伙伴共享您的设备信息。"
+SHARING_EN = "We share your device information with our partners. "
+
+
+@pytest.mark.parametrize("extra", [
+    "您可以使用微信、QQ账号登录，并可使用支付宝、微信支付或银联付款。",
+    "欢迎使用支付宝助手。",  # the app's own name
+    "你也可以通过新浪微博分享内容。",
+])
+def test_d302_login_and_payment_brands_name_no_recipient_zh(make_app, extra):
+    [f] = rule_findings(make_app("星河支付", text=ALL_ZH + extra + SHARING_ZH), "D302")
+    assert f.evidence.text == SHARING_ZH
+
+
+@pytest.mark.parametrize("extra", [
+    "SDK名称：微信开放平台SDK\n提供方：深圳市腾讯计算机系统有限公司\n使用目的：微信登录",
+    "第三方名称：支付宝\n提供方：支付宝（中国）网络技术有限公司\n共享信息：设备标识符",
+    "我们接入了微信SDK，用于微信支付。",
+    "详见《第三方SDK使用场景列表》。",
+    "服务提供商北京星河数据科技有限公司向我们提供设备验证服务。",
+])
+def test_d302_an_sdk_listed_with_its_provider_names_a_recipient_zh(make_app, extra):
+    assert rule_findings(make_app("星河支付", text=ALL_ZH + SHARING_ZH + "\n" + extra), "D302") == []
+
+
+def test_d302_brands_en(make_app):
+    login = "You can sign in with WeChat or pay with Alipay. "
+    [f] = rule_findings(en_app(make_app, ALL_EN + login + SHARING_EN), "D302")
+    assert f.evidence.text == SHARING_EN.strip()
+    listed = "SDK name: WeChat SDK, provider: Shenzhen Tencent Computer Systems Co., Ltd. "
+    assert rule_findings(en_app(make_app, ALL_EN + SHARING_EN + listed), "D302") == []
+
+
+def test_names_sdk():
+    assert names_sdk("我们使用极光推送。") == "极光"  # an SDK-only name counts anywhere
+    assert names_sdk("支持微信登录。") is None
+    assert names_sdk("微信SDK：用于微信登录") == "微信"
+
+
+def test_sharing_statements_exclude_headings_and_what_the_user_shares():
+    assert sharing_sentences("（四）委托处理") == ()
+    assert sharing_sentences("三、我们如何共享、转让、公开披露您的个人信息") == ()
+    assert sharing_sentences("您通过本服务向其他方提供的信息不适用本政策。") == ()
+    assert sharing_sentences("我们对任何第三方不当使用或披露您提供的信息不承担责任。") == ()
+    text = "经您同意，我们会向第三方提供您的个人信息。"
+    assert sharing_sentences(text) == ((0, len(text)),)
+    assert sharing_sentences("We share your data with third parties") == ((0, 37),)  # a statement, not a heading
+
+
+# --- C203-C205 in English and in Traditional Chinese -----------------------------------------------------------------
+
+@pytest.mark.parametrize("clause, text", [
+    ("consent_withdrawal", "You can withdraw the access at any time in Settings."),
+    ("consent_withdrawal", "You can withdraw your authorization by turning off the location permission."),
+    ("consent_withdrawal", "You can withdraw your permission in the system settings."),
+    ("deletion_correction", "You can view, modify and delete your information in the app."),
+    ("deletion_correction", "You may update or correct your personal data."),
+    ("consent_withdrawal", "您可隨時撤回同意。"),
+    ("consent_withdrawal", "您可以撤回您對處理個人資料的同意。"),
+    ("deletion_correction", "如需刪除您的個人資料，請聯絡我們。"),
+    ("deletion_correction", "您可以查閱及更正您的個人資料。"),
+])
+def test_clause_cues_en_and_traditional(clause, text):
+    assert has_clause(text, clause)
+
+
+@pytest.mark.parametrize("text", [
+    "If you have any questions, email us at privacy@example.com.",
+    "Please contact us at privacy@example.com.",
+    "You may write to us at the following address: 1 Harbour Road, Hong Kong.",
+    "如有投訴，請聯絡我們：電話 +852 2123 4567。",
+    "您可以透過以下方式提出申訴：(02)2345-6789。",
+    "客戶服務熱線：2123 4567",
+])
+def test_contact_channels_en_and_traditional(text):
+    assert has_contact_channel(text)
+
+
+@pytest.mark.parametrize("rule_id, text", [
+    ("C203", "You may withdraw the access at any time. "),
+    ("C204", "You can view, modify and delete your information. "),
+    ("C205", "If you have a question, email us at help@example.com. "),
+])
+def test_absent_clause_en_other_wordings(make_app, rule_id, text):
+    clause = {"C203": WITHDRAW_EN, "C204": DELETE_EN, "C205": CONTACT_EN}[rule_id]
+    assert rule_findings(en_app(make_app, ALL_EN.replace(clause, "")), rule_id)
+    assert rule_findings(en_app(make_app, ALL_EN.replace(clause, text)), rule_id) == []
+
+
+def test_traditional_chinese_rules(make_app):
+    base = "我們會蒐集您的身份證號碼和銀行卡號。"
+    assert [key for key, _ in c206(make_app("星河支付", text=base))] == ["bank_card", "id_number"]
+    assert c206(make_app("星河支付", text="當您申請借款時，" + base)) == []
+    assert rule_findings(make_app("星河支付", text="我們會與合作夥伴共用您的個人資料。"), "D302")
+    rights = make_app("星河支付", text="您可隨時撤回同意。如需刪除您的個人資料或投訴，請聯絡我們：電郵 privacy@example.hk。")
+    assert [f.rule_id for f in analyze(rights).findings if f.rule_id in ("C203", "C204", "C205")] == []

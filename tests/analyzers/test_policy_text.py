@@ -185,11 +185,145 @@ def test_generic_personal_information_has_no_group_and_no_level():
     assert types("我们重视个人信息保护。") == []
 
 
-def test_motion_sensors_are_not_the_body_sensors_group():
+def test_named_device_sensors_are_the_sensors_group_and_unnamed_sensor_data_is_not():
     lx = lexicon()
     assert lx.groups(declared_types(scan("我们会收集GPS信息、WLAN接入点、蓝牙和基站等传感器信息。"))) == {"LOC"}
-    assert lx.groups(declared_types(scan("我们会读取陀螺仪、加速度传感器数据。"))) == set()
+    # the device's own sensors, named by kind or as such: APPCH counts them as SENSORS
+    assert types("我们会读取陀螺仪、加速度传感器数据。") == ["motion_sensors", "motion_sensors"]
+    assert lx.groups(declared_types(scan("我们会读取陀螺仪、加速度传感器数据。"))) == {"SEN"}
+    assert lx.groups(declared_types(scan("我们会收集设备传感器数据。"))) == {"SEN"}
     assert lx.groups(declared_types(scan("我们会读取您的步数信息。"))) == {"SEN"}
+    # sensor data of no named kind (policies also call GPS or Bluetooth a sensor): no group
+    assert types("为保障账号安全，我们会收集传感器信息。") == ["device_sensors"]
+    assert lx.groups(declared_types(scan("为保障账号安全，我们会收集传感器信息。"))) == set()
+    # a named sensor declares sensor data too (an SDK that collects sensor data is declared), not body sensors
+    assert declared_types(scan("我们会读取陀螺仪数据。")) == {"motion_sensors", "device_sensors"}
+    assert declared_types(scan("我们不会读取陀螺仪数据。")) == set()
+    assert lx.by_permission["android.permission.BODY_SENSORS"] == "sensors"
+    assert not {"motion_sensors", "device_sensors"} & set(lx.by_permission.values())
+
+
+def test_body_sensor_and_device_sensor_vocabulary():
+    text = ("开启计步功能后，我们会读取计步传感器、心率传感器的数据；您也可以授权运动与健身权限、物理活动识别权限，"
+            "或把数据同步到HealthKit。我们还会收集重力感应等设备传感器数据。")
+    assert {"sensors", "motion_sensors"} <= set(types(text))
+    assert lexicon().groups(declared_types(scan(text))) == {"SEN"}
+    assert types("We read your step counts from the pedometer and heart rate sensor.") == ["sensors"] * 3
+    # 同步数据 (synchronising data) holds 步数 (steps) and is not a step count
+    assert types("登录后我们会同步数据到云端。") == []
+
+
+def test_device_identifiers_and_device_fingerprints():
+    text = "我们会收集您的AAID、VAID、UUID、安卓ID、设备号，以及设备指纹信息。"
+    assert types(text) == ["device_id"] * 6
+    assert types("风控服务商会生成设备指纹。") == ["device_id"]  # not a biometric fingerprint
+    assert types("We compute a device fingerprint from your Android ID.") == ["device_id", "device_id"]
+    assert types("您可以录入指纹用于登录。") == ["fingerprint"]
+
+
+def test_finance_vocabulary_credit_assets_income_tax():
+    text = ("借款审核时，我们会查询您的芝麻信用分、微信支付分，了解您的负债情况，并请您上传银行流水、行驶证和车牌号，"
+            "以及社保缴纳记录、个人所得税信息和税收居民身份声明。")
+    assert types(text) == ["credit", "credit", "assets", "assets", "assets", "assets", "income", "tax", "tax"]
+    # the same words where they name no data of the user
+    clean = ("芝麻信用服务由第三方提供。您可以选择信用分期或支付分期。我们依据《中华人民共和国个人所得税法》代扣税款。"
+             "社保机构不会向我们提供信息。We accept no liabilities beyond the law.")
+    assert types(clean) == []
+    assert types("请提供身份证、芝麻信用、银行流水等材料。") == ["id_number", "credit", "assets"]
+    # income tax names data as an item of a list or with its record; paying or withholding it does not
+    assert types("我们会查询您的个人所得税、社保信息。") == ["tax", "income"]
+    assert types("平台将依法代扣代缴个人所得税。") == []
+    assert types("第三方提供地图服务、芝麻信用服务、设备指纹服务。") == []
+
+
+def test_investor_suitability_vocabulary():
+    text = "购买基金前请完成风险测评，我们会记录您的风险承受能力、投资经验、投资目标及持仓信息。"
+    assert types(text) == ["investment_profile"] * 5
+    assert types("We ask about your risk tolerance and investment experience.") == ["investment_profile"] * 2
+    assert types("本基金为中风险产品。") == []
+
+
+def test_identity_documents_business_licence_marital_status_orders():
+    text = "您可以使用护照、港澳通行证、台湾通行证、居住证或驾驶证完成认证，并填写婚姻状况。"
+    assert types(text) == ["id_number"] * 5 + ["personal_profile"]
+    assert types("We need your passport and your driving licence.") == ["id_number", "id_number"]
+    assert types("个体工商户需上传营业执照及统一社会信用代码。") == ["business", "business"]
+    assert types("您可以在官网查看我们的营业执照。") == []
+    assert types("我们会保存您的订单号、支付方式、交易金额。") == ["transaction"] * 3
+    # 支付方式 names data only as an item of a list
+    assert types("本平台支持多种支付方式。") == []
+
+
+def test_hong_kong_and_taiwan_vocabulary_after_simplification():
+    text = "我們會收集閣下的姓名、流動電話、手提電話、電郵地址及個人資料，並存取您的相簿、定位資訊及聯絡人。"
+    found = types(text)
+    assert found == ["name", "phone_number", "phone_number", "email", "personal_info", "storage", "location",
+                     "contacts"]
+    assert types("我們可能讀取您的簡訊內容。") == ["sms"]
+    assert types("我們不蒐集你的簡訊內容，也不存取你的通訊錄。", negated=True) == ["sms", "contacts"]
+    # a mobile phone as a thing, and 简讯 as news, name no data
+    assert types("請以流動電話登入。訂閱我們的每週簡訊。") == []
+
+
+def test_bare_sms_and_sending_sms_as_a_permission():
+    assert types("本应用会申请通讯录、短信、通话记录的读取权限。") == ["contacts", "sms", "call_log"]
+    assert types("您可以授权拨打电话、发送短信，以便直接联系客户。") == ["sms"]
+    assert types("我们需要获取发送短信权限与读取短信权限。") == ["sms", "sms"]
+    assert lexicon().groups(declared_types(scan("本应用需要读取和发送短信。"))) == {"SMS"}
+    # a sentence that only says an SMS is sent to the user names no SMS data
+    assert types("我们会向您的手机发送短信。") == []
+    assert types("我们会向您的手机号码发送短信。") == ["phone_number"]
+
+
+@pytest.mark.parametrize("text", [
+    "我们可能通过短信向您推荐理财产品。",
+    "还款日前我们会以短信通知您。",
+    "如不想再收到营销信息，您可以回复短信退订。",
+    "我们将通过推送通知、邮件、信函、短信等形式告知您。",
+    "我们会通过电话、短信、站内信的方式联系您。",
+    "我们可能向您发送电子邮件、短信或推送通知。",
+    "我們可能透過簡訊、電郵或推送通知聯絡您。",
+    "We may send you text messages about new offers.",
+    "We may contact you by email, text messages or phone.",
+    "You will get SMS notifications when a payment is due.",
+])
+def test_sms_as_a_channel_to_the_user_is_not_sms_data(text):
+    assert "sms" not in types(text)
+
+
+def test_sms_next_to_data_items_is_sms_data():
+    # the items next to 短信 are data (or a longer term that holds a channel word): SMS data
+    assert types("我们会读取您的联系电话、短信。") == ["phone_number", "sms"]
+    assert types("SDK可能收集设备MAC地址、通讯录、短信、应用安装列表。") == ["device_id", "contacts", "sms", "app_list"]
+    assert types("We read your text messages, contacts and call logs.") == ["sms", "contacts", "call_log"]
+
+
+def test_address_list_is_contacts_not_a_postal_address():
+    assert types("We never upload your address list.") == ["contacts"]
+    assert types("We collect your home address.") == ["address"]
+    assert types("Type our web address into the address bar; our office address is below.") == []
+
+
+def test_back_references_are_not_mentions_of_their_own():
+    for text in ("若您拒绝提供上述个人信息，将无法开户。", "我们会妥善保存您的前述个人信息。", "以上的个人信息仅用于风控。",
+                 "这些个人信息不会出售。", "We keep such personal information for five years."):
+        assert types(text) == [], text
+    assert types("我们会收集您的个人信息。") == ["personal_info"]
+    assert types("We collect personal information.") == ["personal_info"]
+    # a back-reference to a specific type still names that type
+    assert types("我们会使用上述位置信息。") == ["location"]
+
+
+def test_more_negation_verbs():
+    assert types("我们不调取您的通讯录。", negated=True) == ["contacts"]
+    assert types("我們不儲存您的相簿。", negated=True) == ["storage"]
+
+
+def test_channel_words_contain_no_term():
+    lx = lexicon()
+    terms = [k for k, e in lx._entries.items() if e.kind == 0]
+    for word in lx._channel_words:
+        assert not any(t in word for t in terms), word
 
 
 def test_sending_notices_by_sms_is_not_the_sms_permission():
@@ -252,3 +386,15 @@ def test_traditional_chinese_is_read_as_simplified_with_offsets_into_the_text_as
     found = [(m.type, text[m.start:m.end], m.negated) for m in scan(text)]
     assert ("contacts", "通訊錄", False) in found and ("id_number", "身份證號碼", False) in found
     assert simplified("privacy 隐私政策") == "privacy 隐私政策"
+
+
+def test_the_order_keys_enter_the_automaton_changes_no_reading(monkeypatch):
+    # keys whose first character is frequent in policies are added first (a faster scan); any order reads the same
+    import analyzers.policy_text as pt
+
+    texts = ["我们会收集您的通讯录、短信、位置信息；我们不会读取您的上述个人信息。",
+             "We may contact you by email or text messages. We read your call logs and device identifiers.",
+             "為開戶，我們會收集您的護照、流動電話及風險承受能力。"]
+    expected = [marked_lexicon({"m": ["我们", "we"]}).read(t) for t in texts]
+    monkeypatch.setattr(pt, "_first_rank", lambda key: -ord(key[0]))
+    assert [marked_lexicon({"m": ["我们", "we"]}).read(t) for t in texts] == expected

@@ -135,6 +135,36 @@ def test_c202_clean(make_app):
     assert keys(make_app("天气助手", text=FULL_ZH), "C202") == []
 
 
+def test_c202_quotes_a_declaration_never_a_definition(make_app):
+    definition = "个人信息包括姓名、身份证件号码、财产状况、行踪轨迹等。"
+    declaration = "我们会收集您的位置信息，用于风险控制。"
+    [f] = findings(make_app("闪电借款", text=definition + "\n" + declaration), "C202")
+    assert (f.evidence.key, f.evidence.text) == ("location", declaration)
+    en = "Personal information includes your name and whereabouts.\nWe collect your precise location to prevent fraud."
+    [f] = findings(make_app("Harbor Bank", text=en, language="en"), "C202")
+    assert f.evidence.text == "We collect your precise location to prevent fraud."
+
+
+def test_c202_list_items_under_a_declaring_lead_in(make_app):
+    text = SCOPE_ONLY_ZH + "\n我们会收集以下信息：\n（1）通讯录；\n（2）位置信息。"
+    got = {f.evidence.key: f.evidence.text for f in findings(make_app("闪电借款", text=text), "C202")}
+    assert got == {"contacts": "（1）通讯录；", "location": "（2）位置信息。"}
+
+
+@pytest.mark.parametrize("text", [
+    "个人信息包括姓名、身份证件号码、财产状况、行踪轨迹等。",  # a definition, and nothing that declares
+    "敏感个人信息是指一旦泄露可能危害人身安全的个人信息，包括通讯录、行踪轨迹等。",
+    "通讯录权限\n本应用不会使用该权限。",  # a permission heading the next line marks unused
+    "读取通讯录\n我们暂未使用此权限。",
+    "我们会通过手机短信向您发送还款提醒。",  # SMS as a channel
+    "您可以在设置中关闭定位权限。",  # no collection cue
+    "Personal information includes your name and your location.",
+    "We will notify you by SMS messages.",
+])
+def test_c202_no_declaration_no_finding(make_app, text):
+    assert keys(make_app("闪电借款", text=SCOPE_ONLY_ZH + "\n" + text), "C202") == []
+
+
 # --- D301 -------------------------------------------------------------------------
 
 def test_d301_permission_whose_type_the_policy_never_declares(make_app):
