@@ -330,3 +330,92 @@ def render(report: Report, console=None) -> None:
                       f"fn {pur['fn']})")
     if report.bad_lines:
         console.print(f"[yellow]{report.bad_lines} bad input line(s) skipped[/]")
+
+
+# -- hand-labelled real policies: the clause rules, C206, C202 evidence and the finance type ----------------------
+# rule -> (label, whether the rule fires when the label is false: C203-C205 flag an absent clause)
+CLAUSE_LABELS = {"C203": ("withdrawal", True), "C204": ("deletion", True), "C205": ("complaint", True),
+                 "C207": ("implied_consent", False), "D302": ("unnamed_sharing", False)}
+# categories the checked policies are given, by corpus: the APPCH records are the store category 金融理财
+LABELLED_CATEGORY = {"金融理财": "金融理财"}
+
+
+def evaluate_clauses(labels_path: Path | str, data_dir: Path | str,
+                     predictions_out: Path | str | None = None) -> Report:
+    """Score ``check_policy`` against hand labels (one JSON line per policy: corpus file name, record id, labels).
+
+    Per rule of :data:`CLAUSE_LABELS`, a finding on a policy is right when its label says so; C206 is scored per
+    (policy, data type) against the label's ``no_purpose`` list; a C202 finding is right when its data type is in
+    the label's ``collects`` list (the policy really declares collecting it); the finance type is right when it
+    equals the label's. The texts are read from the corpus files in ``data_dir``.
+    """
+    from finmon.model import PolicyVersion, sha256_hex
+
+    from .policy_check import check_policy
+
+    labels, bad = _read_jsonl(labels_path)
+    texts: dict[tuple[str, str], dict] = {}
+    for corpus in sorted({lab["corpus"] for lab in labels}):
+        rows, _ = load_corpus(Path(data_dir) / corpus)
+        texts.update({(corpus, r["id"]): r for r in rows})
+    counts = {rule: {"tp": 0, "fp": 0, "fn": 0} for rule in (*CLAUSE_LABELS, "C206")}
+    c202 = {"right": 0, "wrong": 0}
+    finance_right, predictions, missing = 0, [], []
+    for lab in labels:
+        row = texts.get((lab["corpus"], lab["id"]))
+        if row is None:
+            missing.append(f"{lab['corpus']}:{lab['id']}")
+            continue
+        text = row["text"]
+        policy = PolicyVersion(url="", final_url="", fetched_at="", sha256=sha256_hex(text), text=text,
+                               language="zh")
+        result = check_policy(policy, category=LABELLED_CATEGORY.get(row.get("category", ""), ""))
+        fired: dict[str, set[str]] = {}
+        for f in result["findings"]:
+            fired.setdefault(f["rule_id"], set()).add(f["evidence"]["key"])
+        for rule, (label, when_absent) in CLAUSE_LABELS.items():
+            _tally(counts[rule], rule in fired, lab[label] != when_absent)
+        gold_206 = set(lab["no_purpose"])
+        for type_id in fired.get("C206", set()) | gold_206:
+            _tally(counts["C206"], type_id in fired.get("C206", set()), type_id in gold_206)
+        for type_id in fired.get("C202", set()):
+            c202["right" if type_id in lab["collects"] else "wrong"] += 1
+        finance_right += result["finance_type"]["value"] == lab["finance_type"]
+        predictions.append({"corpus": lab["corpus"], "id": lab["id"], **result})
+    if missing:
+        raise EvaluationError(f"{len(missing)} labelled policies not found in {data_dir}: {', '.join(missing[:5])}")
+    if predictions_out is not None:
+        write_predictions(predictions_out, predictions)
+    per_rule = {rule: {**_prf(c["tp"], c["fp"], c["tp"], c["fn"]), **c} for rule, c in counts.items()}
+    total = {k: sum(c[k] for c in counts.values()) for k in ("tp", "fp", "fn")}
+    found = c202["right"] + c202["wrong"]
+    extra = {"c202_evidence": {**c202, "precision": round(c202["right"] / found, 4) if found else 1.0},
+             "finance_type": {"right": finance_right, "policies": len(predictions),
+                              "accuracy": round(finance_right / len(predictions), 4) if predictions else 0.0}}
+    return Report("clauses", {**_prf(total["tp"], total["fp"], total["tp"], total["fn"]), **total}, per_rule,
+                  len(predictions),
+                  bad, extra)
+
+
+def _tally(count: dict, predicted: bool, gold: bool) -> None:
+    if predicted and gold:
+        count["tp"] += 1
+    elif predicted:
+        count["fp"] += 1
+    elif gold:
+        count["fn"] += 1
+
+
+def _read_jsonl(path: Path | str) -> tuple[list[dict], int]:
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluationError(f"{path} is not a file")
+    rows, bad = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            bad += 1
+    return rows, bad

@@ -241,3 +241,60 @@ class PolicyExtractor:
             raise ExtractionFailed(str(cached))
         version, warnings = cached
         return dataclasses.replace(version, url=url, final_url=final_url, fetched_at=fetched_at), warnings
+
+
+# --- one policy fetched outside a crawl (finmon check) ---------------------------------------------------------
+
+
+class FetchRefused(Exception):
+    """A policy URL that is not fetched: not http(s), a private address not allowed, too large, or unreachable."""
+
+
+def fetch_policy(url: str, allow_hosts=(), timeout: float = 20.0, max_bytes: int = 5 * 1024 * 1024,
+                 max_redirects: int = 5) -> tuple[str, bytes, str | None]:
+    """GET one policy URL → (final URL, body, Content-Type), every hop through the crawl's private-address guard
+    (loopback, private, link-local and reserved addresses are refused unless the host is in ``allow_hosts``)."""
+    import socket
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from crawler.middlewares import _hostname, is_private
+
+    allowed = {_hostname(h) for h in allow_hosts}
+
+    def guard(target: str) -> None:
+        parts = urllib.parse.urlsplit(target)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise FetchRefused(f"not an http(s) URL: {target}")
+        host = parts.hostname.lower()
+        if host in allowed:
+            return
+        try:
+            infos = socket.getaddrinfo(host, parts.port or 80, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise FetchRefused(f"cannot resolve {host}: {exc}") from None
+        private = next((info[4][0] for info in infos if is_private(info[4][0])), None)
+        if private is not None:
+            raise FetchRefused(f"{host} resolves to private address {private} (allow it with --allow-host)")
+
+    class Guarded(urllib.request.HTTPRedirectHandler):
+        max_redirections = max_redirects
+
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            guard(newurl)
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    guard(url)
+    opener = urllib.request.build_opener(Guarded)
+    request = urllib.request.Request(url, headers={"User-Agent": "finmon-check", "Accept-Encoding": "identity"})
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            body = response.read(max_bytes + 1)
+            if len(body) > max_bytes:
+                raise FetchRefused(f"the policy is larger than {max_bytes} bytes")
+            return response.geturl(), body, response.headers.get("Content-Type")
+    except urllib.error.HTTPError as exc:
+        raise FetchRefused(f"HTTP {exc.code} from {url}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise FetchRefused(f"cannot fetch {url}: {getattr(exc, 'reason', exc)}") from None

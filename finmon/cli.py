@@ -641,6 +641,95 @@ def es_status(port: int | None) -> None:
     click.echo(json.dumps(_local_es(port).status(), indent=2))
 
 
+@main.command()
+@click.argument("source")
+@click.option("--finance-type", type=click.Choice(["lending", "payment", "investment", "securities", "banking",
+                                                   "insurance", "other"]),
+              help="The app's finance type (default: classified from the name, developer and policy).")
+@click.option("--name", default="", help="The app's name (a finance-type signal; R602 reads it).")
+@click.option("--developer", default="", help="The developer's name or legal entity (a finance-type signal).")
+@click.option("--category", default="", help="The store category (a weak finance-type signal).")
+@click.option("--permissions", default="", help="Comma-separated Android permissions: the permission rules run too.")
+@click.option("--allow-host", "allow_hosts", multiple=True,
+              help="A private or loopback host a policy URL may point at (refused otherwise).")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="Language of the printed rule titles.")
+@click.option("--json", "as_json", is_flag=True, help="Print the check as JSON.")
+def check(source: str, finance_type: str | None, name: str, developer: str, category: str, permissions: str,
+          allow_hosts: tuple[str, ...], lang: str, as_json: bool) -> None:
+    """Check one privacy policy (a file, or an http(s) URL) without a crawl.
+
+    The text is extracted as the crawler does (HTML, PDF or plain text, any charset; a URL passes the same
+    private-address guard). Prints the finance type and the cues that decided it, each data type the policy
+    declares collecting with its sentence and offsets, the withdrawal, deletion/correction and complaint clauses,
+    and the findings of every rule that reads a policy (and of the permission rules with --permissions).
+    """
+    from analyzers.policy_check import check_policy
+    from crawler.policy import ExtractionFailed, FetchRefused, extract_policy, fetch_policy
+    from finmon.model import utcnow
+
+    if source.startswith(("http://", "https://")) or "://" in source:
+        try:
+            final_url, body, content_type = fetch_policy(source, allow_hosts, settings.DOWNLOAD_TIMEOUT,
+                                                         settings.FINMON_POLICY_MAX_BYTES)
+        except FetchRefused as exc:
+            raise click.ClickException(str(exc)) from None
+        url = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise click.ClickException(f"no such file: {source}")
+        if path.stat().st_size > settings.FINMON_POLICY_MAX_BYTES:
+            raise click.ClickException(f"{source} is larger than {settings.FINMON_POLICY_MAX_BYTES} bytes")
+        body, url, final_url = path.read_bytes(), path.resolve().as_uri(), path.resolve().as_uri()
+        content_type = "text/plain" if path.suffix.lower() in (".txt", ".md") else None
+    try:
+        policy, _ = extract_policy(url, final_url, body, content_type, utcnow())
+    except ExtractionFailed as exc:
+        raise click.ClickException(f"{source} is not a readable policy: {exc}") from None
+    if not _reads_as_policy(policy.text):
+        raise click.ClickException(f"{source} is not a readable policy: it names no personal information or privacy")
+    perms = [p.strip() for p in permissions.split(",") if p.strip()]
+    perms = [p if "." in p else f"android.permission.{p}" for p in perms]
+    result = check_policy(policy, name=name, developer=developer, category=category, permissions=perms,
+                          finance_type=finance_type)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    _print_check(result, lang)
+
+
+def _reads_as_policy(text: str) -> bool:
+    """Whether the text speaks of personal information or privacy at all (a binary or unrelated file does not)."""
+    from analyzers.policy_text import scan, simplified
+
+    low = simplified(text).lower()
+    return bool(scan(text)) or any(w in low for w in ("隐私", "个人信息", "privacy", "personal data"))
+
+
+def _print_check(result: dict, lang: str) -> None:
+    import analyzers
+
+    out = Console()
+    ft = result["finance_type"]
+    out.print(f"[bold]finance type[/] {ft['value']} (confidence {ft['confidence']}): {'; '.join(ft['evidence'])}")
+    out.print(f"[bold]language[/] {result['lang'] or '?'}")
+    table = Table("data type", "offsets", "declared in", title="declared collection")
+    for d in result["declared"]:
+        table.add_row(d["type"], f"{d['start']}-{d['end']}", d["sentence"]["text"][:160])
+    out.print(table)
+    for clause, value in result["clauses"].items():
+        where = f": {value['evidence']['text'][:160]}" if value["evidence"] else ""
+        out.print(f"[bold]{clause}[/] {'present' if value['present'] else '[red]missing[/]'}{where}")
+    titles = {r["id"]: r["title" if lang == "zh" else "title_en"] for r in analyzers.rules_table()}
+    table = Table("rule", "severity", "title", "evidence", title=f"findings ({len(result['findings'])})")
+    for f in result["findings"]:
+        ev = f["evidence"]
+        where = f" [{ev['start']}-{ev['end']}]" if ev.get("start") is not None else ""
+        table.add_row(f["rule_id"], f["severity"], titles[f["rule_id"]], f"{ev['text'][:160]}{where}")
+    out.print(table)
+
+
 @main.group("eval")
 def eval_group() -> None:
     """Analyzer accuracy on the labelled corpora (CA4P data mentions, APPCH permission groups)."""
@@ -671,6 +760,35 @@ def _eval_command(corpus: str, help_text: str):
 
 eval_ca4p = _eval_command("ca4p", "Score data-mention detection on a CA4P JSONL file (inside data-access sentences).")
 eval_appch = _eval_command("appch", "Score declared permission groups per policy on an APPCH JSONL file.")
+
+
+@eval_group.command("clauses")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data", "data_dir", default="../shared/data", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder of the corpus files the labels name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--predictions", "predictions_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the check of each policy (as `finmon check --json`), one JSON line per policy.")
+def eval_clauses(file: Path, data_dir: Path, as_json: bool, predictions_out: Path | None) -> None:
+    """Score the policy rules (C203-C205, C207, D302, C206), C202 evidence and the finance type against hand
+    labels of real policies (e.g. tests/analyzers/data/real_policy_labels.jsonl)."""
+    from analyzers import evaluation
+
+    try:
+        report = evaluation.evaluate_clauses(file, data_dir, predictions_out)
+    except evaluation.EvaluationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        return
+    table = Table("rule", "precision", "recall", "tp", "fp", "fn", title=f"{report.policies} labelled policies")
+    for rule, figures in report.per_label.items():
+        table.add_row(rule, str(figures["precision"]), str(figures["recall"]), str(figures["tp"]),
+                      str(figures["fp"]), str(figures["fn"]))
+    Console().print(table)
+    c202, finance = report.extra["c202_evidence"], report.extra["finance_type"]
+    click.echo(f"C202 evidence a real collection statement: {c202['right']}/{c202['right'] + c202['wrong']}")
+    click.echo(f"finance type right: {finance['right']}/{finance['policies']}")
 
 
 @main.group()

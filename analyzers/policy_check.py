@@ -1,0 +1,66 @@
+"""One privacy policy checked on its own, without a crawl (``finmon check``, ``finmon eval clauses``).
+
+Pure: a policy version and what is known of the app in, a plain dict out: the finance type with the cues that
+decided it, every data type the policy declares collecting (the quoted mention and its sentence), which clauses
+it has, and the findings of every rule that can read a policy without an APK.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from finmon.model import POLICY_OK, AppSnapshot, PolicyVersion, app_key
+
+from .clauses import clause_sentences, declarations, has_clause, has_contact_channel
+from .finance import explain_app, finance_types
+from .policy_text import lexicon, scan
+from .rules import RULES, Context
+
+__all__ = ["CLAUSE_RULES", "check_policy"]
+
+# clause name in the output -> (the clause cue of data/policy_clauses.json, the rule that fires when it is absent)
+CLAUSE_RULES = {"withdrawal": ("consent_withdrawal", "C203"), "deletion": ("deletion_correction", "C204"),
+                "complaint": ("complaint_channel", "C205")}
+
+
+def check_policy(policy: PolicyVersion, *, name: str = "", developer: str = "", category: str = "",
+                 permissions: Iterable[str] = (), finance_type: str | None = None) -> dict:
+    """The check of one policy as a JSON-ready dict (see ``finmon check --json`` in the README).
+
+    ``finance_type`` (an id of data/finance_types.json) overrides the classifier; ``permissions`` (Android
+    names, ``android.permission.`` may be left out) let the permission rules run too.
+    """
+    app = AppSnapshot(key=app_key("android", "policy"), platform="android", package="", name=name,
+                      developer=developer, category=category, permissions=frozenset(permissions), policy=policy,
+                      policy_status=POLICY_OK, policy_url=policy.url or None)
+    if finance_type is not None:
+        if finance_type not in finance_types():
+            raise ValueError(f"unknown finance type {finance_type!r}; one of {', '.join(finance_types())}")
+        verdict = {"value": finance_type, "confidence": 1.0, "evidence": ["given: --finance-type"]}
+    else:
+        found = explain_app(app)
+        verdict = {"value": found.value, "confidence": found.confidence, "evidence": list(found.evidence)}
+    text = policy.text
+    ctx = Context(app, verdict["value"], verdict["confidence"])
+    findings = [f for r in RULES for f in r.findings(ctx)]
+    declared = declarations(text, scan(text), lexicon().types)
+    return {
+        "finance_type": verdict,
+        "lang": policy.language,
+        "declared": [{"type": m.type, "start": m.start, "end": m.end, "text": text[m.start:m.end],
+                      "sentence": {"start": m.sent_start, "end": m.sent_end, "text": text[m.sent_start:m.sent_end]}}
+                     for m in sorted(declared.values(), key=lambda m: m.start)],
+        "clauses": {name: _clause(text, cue) for name, (cue, _) in CLAUSE_RULES.items()},
+        "findings": [{"rule_id": f.rule_id, "severity": f.severity, "confidence": f.confidence, "title": f.title,
+                      "evidence": f.evidence.to_dict()} for f in findings],
+    }
+
+
+def _clause(text: str, cue: str) -> dict:
+    """Whether the policy has the clause (as its rule judges it) and the first sentence that states it."""
+    present = has_contact_channel(text) if cue == "complaint_channel" else has_clause(text, cue)
+    sentences = clause_sentences(text, cue)
+    evidence = None
+    if present and sentences:
+        start, end = sentences[0]
+        evidence = {"start": start, "end": end, "text": text[start:end]}
+    return {"present": present, "evidence": evidence}
