@@ -115,6 +115,7 @@ class ClauseCues:
     consequence: re.Pattern
     user_subject: re.Pattern  # the user as the one who shares (您)
     app_subject: re.Pattern  # the app as the one who shares (我们)
+    compelled: re.Pattern  # a law or an authority as the reason (根据法律…向司法机关披露): not sharing
     brand_categories: frozenset[str]  # SDK categories whose names are consumer brands too
     brand_context: re.Pattern
     brand_window: int
@@ -171,6 +172,7 @@ def clause_cues() -> ClauseCues:
         heading_feature=both(sensitive["heading_feature"]), explicit_act=both(explicit["act"]),
         explicit_use=both(explicit["use"]), consequence=both(explicit["consequence"]),
         user_subject=both(data["sharing_subject"]["user"]), app_subject=both(data["sharing_subject"]["app"]),
+        compelled=both(data["sharing_subject"]["compelled"]),
         brand_categories=frozenset(brands["categories"]), brand_context=_alternation(brands["context"]),
         brand_window=int(brands["window"]))
 
@@ -229,7 +231,7 @@ def counts(clause_id: str, text: str, start: int, m: re.Match) -> bool:
     if clause_id == "implied_consent":
         return not _explicit(text, start, m)
     if clause_id == "third_party_sharing":
-        return not _user_acts(text, start, m)
+        return not _user_acts(text, start, m) and cues.compelled.search(text, start, m.end()) is None
     return True
 
 

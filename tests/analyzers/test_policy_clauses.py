@@ -560,3 +560,38 @@ def test_traditional_chinese_rules(make_app):
     assert rule_findings(make_app("星河支付", text="我們會與合作夥伴共用您的個人資料。"), "D302")
     rights = make_app("星河支付", text="您可隨時撤回同意。如需刪除您的個人資料或投訴，請聯絡我們：電郵 privacy@example.hk。")
     assert [f.rule_id for f in analyze(rights).findings if f.rule_id in ("C203", "C204", "C205")] == []
+
+
+@pytest.mark.parametrize("text,flagged", [
+    ("根据法律法规的规定或司法机关的要求，我们可能向第三方披露您的个人信息。", False),
+    ("As required by law, we may disclose your data to third parties.", False),
+    ("我们会向合作伙伴提供您的个人信息，用于营销推广。", True),
+])
+def test_d302_disclosure_compelled_by_law_is_not_sharing(text, flagged):
+    from analyzers.clauses import sharing_sentences
+
+    assert bool(sharing_sentences(text)) is flagged
+
+
+@pytest.mark.parametrize("text,present", [
+    ("您可以在设备的设置功能中随时选择关闭部分或者全部权限。", True),
+    ("您也可以通过设备设置，关闭相关授权。", True),
+    ("您可以关闭相应设备的定位功能，停止对您位置的收集。", True),
+    ("如您不同意，可致电客服取消或变更授权。", True),
+    ("我们会关闭违规账号。", False),
+])
+def test_withdrawal_by_turning_off_a_permission_or_authorisation(text, present):
+    from analyzers.clauses import has_clause
+
+    assert has_clause(text, "consent_withdrawal") is present
+
+
+@pytest.mark.parametrize("text,present", [
+    ("在我的页面可完成注销流程。", True),
+    ("需要修改所提供的个人身份资料信息的，我们将及时处理。", True),
+    ("我们可能修改本政策。", False),
+])
+def test_deletion_or_correction_phrasings(text, present):
+    from analyzers.clauses import has_clause
+
+    assert has_clause(text, "deletion_correction") is present
