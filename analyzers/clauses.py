@@ -190,10 +190,15 @@ def has_clause(text: str, clause_id: str) -> bool:
 
 
 def has_contact_channel(text: str) -> bool:
-    """A complaint/contact cue and a contact detail (e-mail, phone or address) both occur in ``text``."""
+    """A complaint/contact cue with a contact detail (e-mail, phone or address) within 300 characters of it: the
+    channel the passage offers, not a page footer or an address given for something else far away."""
     cues = clause_cues()
-    return (_search(text, cues.clauses["complaint_channel"], 0, len(text)) is not None
-            and _search(text, cues.contact, 0, len(text)) is not None)
+    pos = 0
+    while (m := _search(text, cues.clauses["complaint_channel"], pos, len(text))) is not None:
+        if _search(text, cues.contact, max(0, m.start() - 300), min(len(text), m.end() + 300)) is not None:
+            return True
+        pos = m.end()
+    return False
 
 
 @lru_cache(maxsize=1024)

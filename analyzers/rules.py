@@ -325,9 +325,9 @@ def no_deletion_or_correction(ctx: Context) -> Iterator[Evidence]:
       title_en="Policy publishes no complaint or contact channel",
       regulation=("identification_2019_6", "pipl_50"))
 def no_complaint_channel(ctx: Context) -> Iterator[Evidence]:
-    """成功获取的隐私政策没有公布投诉、举报或联系渠道：没有“投诉”“举报”“联系我们”等说明，或没有电子邮箱、电话、地址等可用的联系方式。
+    """成功获取的隐私政策没有公布投诉、举报或联系渠道：没有“投诉”“举报”“联系我们”等说明，或这些说明前后 300 字以内没有电子邮箱、电话、地址等可用的联系方式。
 
-    The fetched privacy policy publishes no complaint, reporting or contact channel: it has no "complaints" or "contact us" passage, or no usable contact detail (an e-mail address, a phone number or a postal address).
+    The fetched privacy policy publishes no complaint, reporting or contact channel: it has no "complaints" or "contact us" passage, or no usable contact detail (an e-mail address, a phone number or a postal address) within 300 characters of one.
     """
     if ctx.policy_ok and not has_contact_channel(ctx.app.policy.text):
         yield Evidence(kind="absence", key="complaint_channel", text="隐私政策未公布投诉、举报或联系方式",

@@ -595,3 +595,11 @@ def test_deletion_or_correction_phrasings(text, present):
     from analyzers.clauses import has_clause
 
     assert has_clause(text, "deletion_correction") is present
+
+
+def test_c205_needs_the_contact_detail_with_the_contact_passage_not_in_a_far_footer():
+    from analyzers.clauses import has_contact_channel
+
+    body = "我们会保护您的个人信息。" * 40
+    assert has_contact_channel("如您有任何投诉，请联系我们：privacy@example.com。" + body)
+    assert not has_contact_channel("如您有任何投诉，请通过应用内意见反馈联系我们。" + body + "版权所有 电话 010-12345678")
