@@ -216,7 +216,7 @@ def clause_sentences(text: str, clause_id: str) -> tuple[tuple[int, int], ...]:
     simple = simplified(text)
     out = []
     for (start, end), m in _sentence_matches(text, cue):
-        if _search(text, cues.negation, start, m.start()) is not None:
+        if _negated(simple, start, m.start()):
             continue
         if clause_id in _NOT_IN_HEADINGS and _bare_heading(simple, start, end):
             continue
@@ -231,13 +231,26 @@ def counts(clause_id: str, text: str, start: int, m: re.Match) -> bool:
     no negation cue before it, and, for the clauses that have one, no other reason against it (see
     :func:`clause_sentences`)."""
     cues = clause_cues()
-    if cues.negation.pattern.search(text, start, m.start()) is not None:
+    if _negated(text, start, m.start()):
         return False
     if clause_id == "implied_consent":
         return not _explicit(text, start, m)
     if clause_id == "third_party_sharing":
         return not _user_acts(text, start, m) and cues.compelled.search(text, start, m.end()) is None
     return True
+
+
+def _negated(text: str, start: int, end: int) -> bool:
+    """Whether a negation cue occurs in [start, end) of the Simplified ``text``, outside quotation marks and titles
+    (a section named “我们如何共享信息” negates nothing)."""
+    for m in clause_cues().negation.pattern.finditer(text, start, end):
+        if not any((o := text.rfind(left, start, m.start())) >= 0 and text.find(right, o, m.start()) < 0
+                   for left, right in _QUOTES):
+            return True
+    return False
+
+
+_QUOTES = (("“", "”"), ("《", "》"), ("「", "」"), ("『", "』"))
 
 
 def _bare_heading(text: str, start: int, end: int) -> bool:

@@ -31,6 +31,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+import ahocorasick
+
 from finmon.model import POLICY_OK, AppSnapshot
 
 from .policy_text import load_json, simplified
@@ -165,6 +167,17 @@ def _names_itself(text: str, end: int, config: dict) -> bool:
     return after[:1] in config["self_reference_open"] and any(m in after for m in config["self_reference"])
 
 
+@lru_cache(maxsize=1)
+def _policy_automaton() -> ahocorasick.Automaton:
+    """The lower-cased texts of the policy cues, in one automaton."""
+    automaton = ahocorasick.Automaton()
+    for cue in _cues():
+        if cue.field in POLICY_FIELDS:
+            automaton.add_word(cue.text.lower(), cue.text.lower())
+    automaton.make_automaton()
+    return automaton
+
+
 @lru_cache(maxsize=256)
 def _policy_hits(text: str) -> tuple[_Hit, ...]:
     """Cue hits in a policy text (already Simplified), cached: a policy is often shared by several apps.
@@ -176,9 +189,10 @@ def _policy_hits(text: str) -> tuple[_Hit, ...]:
     config = finance_data()["classifier"]["policy"]
     cap, mention = int(config["count_cap"]), float(config["mention_factor"])
     lowered = text.lower()  # English cues only count occurrences, so a fold that shifts offsets does no harm
+    present = {key for _, key in _policy_automaton().iter(lowered)}  # one pass finds which cues can occur
     services, entities = [], []
     for cue in _cues():
-        if cue.field in POLICY_FIELDS:
+        if cue.field in POLICY_FIELDS and cue.text.lower() in present:
             starts = cue.starts(text, lowered)
             if starts:
                 (services if cue.field == "policy" else entities).append((cue, starts))

@@ -603,3 +603,14 @@ def test_c205_needs_the_contact_detail_with_the_contact_passage_not_in_a_far_foo
     body = "我们会保护您的个人信息。" * 40
     assert has_contact_channel("如您有任何投诉，请联系我们：privacy@example.com。" + body)
     assert not has_contact_channel("如您有任何投诉，请通过应用内意见反馈联系我们。" + body + "版权所有 电话 010-12345678")
+
+
+@pytest.mark.parametrize("text,shared", [
+    ("为实现“我们如何使用信息”所述目的，我们可能会与第三方服务供应商分享您的信息。", True),
+    ("您的个人信息可能会与我们的关联公司共享。", True),
+    ("我们不会与第三方共享您的个人信息。", False),
+])
+def test_negation_inside_a_quoted_title_negates_nothing(text, shared):
+    from analyzers.clauses import sharing_sentences
+
+    assert bool(sharing_sentences(text)) is shared
