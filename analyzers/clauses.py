@@ -33,6 +33,7 @@ from re import _parser as sre_parse
 from typing import Callable, Iterable, Iterator, NamedTuple
 
 from .policy_text import Mention, _strip, load_json, reading, sentence_spans, simplified
+from .sdks import sdk_catalog
 
 __all__ = ["ClauseCues", "Cue", "Either", "cache_clear", "clause_cues", "clause_sentences", "counts", "cue_prefixes",
            "declarations", "has_clause", "has_contact_channel", "names_recipient", "names_sdk", "purpose_sentences",
@@ -292,23 +293,13 @@ def names_sdk(text: str) -> str | None:
     calls a login or payment method (使用微信登录, 支持支付宝付款) or the app itself; such a name counts only with an
     SDK-list cue (SDK, the SDK's vendor, 提供方…) within the window around it, as in an SDK or third-party list.
     """
-    from .sdks import sdk_catalog  # imported here: analyzers.sdks is not needed by the other clause checks
-
     cues = clause_cues()
     text = simplified(text)
-    lowered = text.lower()
-    for sdk in sdk_catalog().sdks.values():
-        if sdk.id.startswith("exodus:"):
-            continue
-        brand = sdk.category in cues.brand_categories
-        for name in sdk.names_in_policy:
-            haystack, needle = (lowered, name.lower()) if name.isascii() else (text, name)
-            pos = haystack.find(needle)
-            while pos >= 0:
-                if not brand or _sdk_context(text, pos, pos + len(needle), sdk.vendor):
-                    return name
-                pos = haystack.find(needle, pos + 1)
-    return None
+
+    def named_as_sdk(sdk, start: int, end: int) -> bool:
+        return sdk.category not in cues.brand_categories or _sdk_context(text, start, end, sdk.vendor)
+
+    return sdk_catalog().named_any(text, named_as_sdk)
 
 
 def _sdk_context(text: str, start: int, end: int, vendor: str) -> bool:
@@ -351,9 +342,8 @@ def without_purpose(text: str, mentions: Iterable[Mention], types: Iterable[str]
     read = reading(text)
     ends, simple = read.sentence_ends, simplified(text)
     stated = {bisect_right(ends, start) for start, _ in purpose_sentences(text)}  # raw sentence indices
+    mentions = tuple(mentions)
     wanted = set(types)
-    first: dict[str, Mention] = {}
-    headings: dict[str, Mention] = {}  # declarations by a heading over declaring lines: quoted only without another
     explained: set[str] = set()
     states: dict[int, bool] = {}  # raw sentence index -> states a purpose (purpose or context cue)
     sentences: dict[int, bool] = {}  # raw sentence index -> _explained
@@ -373,14 +363,7 @@ def without_purpose(text: str, mentions: Iterable[Mention], types: Iterable[str]
             known = sentences[i] = _explained(simple, ends, i, states_purpose, read.mentions)
         if known:
             explained.add(m.type)
-        elif m.type not in first:
-            declared = _declaration(simple, ends, m, i)
-            if declared == _BELOW:
-                headings.setdefault(m.type, m)
-            elif declared:
-                first[m.type] = m
-    first = {t: first.get(t) or headings[t] for t in types if t in first or t in headings}
-    return [first[t] for t in types if t in first and t not in explained]
+    return list(declarations(text, mentions, [t for t in types if t not in explained]).values())
 
 
 def declarations(text: str, mentions: Iterable[Mention], types: Iterable[str]) -> dict[str, Mention]:

@@ -15,11 +15,10 @@ from .finance import explain_app, finance_types
 from .policy_text import lexicon, scan
 from .rules import RULES, Context
 
-__all__ = ["CLAUSE_RULES", "check_policy"]
+__all__ = ["CLAUSES", "check_policy"]
 
-# clause name in the output -> (the clause cue of data/policy_clauses.json, the rule that fires when it is absent)
-CLAUSE_RULES = {"withdrawal": ("consent_withdrawal", "C203"), "deletion": ("deletion_correction", "C204"),
-                "complaint": ("complaint_channel", "C205")}
+# clause name in the output -> its clause cue in data/policy_clauses.json (C203, C204, C205 fire when it is absent)
+CLAUSES = {"withdrawal": "consent_withdrawal", "deletion": "deletion_correction", "complaint": "complaint_channel"}
 
 
 def check_policy(policy: PolicyVersion, *, name: str = "", developer: str = "", category: str = "",
@@ -49,7 +48,7 @@ def check_policy(policy: PolicyVersion, *, name: str = "", developer: str = "", 
         "declared": [{"type": m.type, "start": m.start, "end": m.end, "text": text[m.start:m.end],
                       "sentence": {"start": m.sent_start, "end": m.sent_end, "text": text[m.sent_start:m.sent_end]}}
                      for m in sorted(declared.values(), key=lambda m: m.start)],
-        "clauses": {name: _clause(text, cue) for name, (cue, _) in CLAUSE_RULES.items()},
+        "clauses": {name: _clause(text, cue) for name, cue in CLAUSES.items()},
         "findings": [{"rule_id": f.rule_id, "severity": f.severity, "confidence": f.confidence, "title": f.title,
                       "evidence": f.evidence.to_dict()} for f in findings],
     }

@@ -26,8 +26,8 @@ from finmon.model import (
 )
 from finmon.settings import FINMON_MIN_TARGET_SDK
 
-from .clauses import (clause_sentences, has_clause, has_contact_channel, names_recipient, sharing_sentences,
-                      without_purpose)
+from .clauses import (clause_sentences, declarations, has_clause, has_contact_channel, names_recipient, names_sdk,
+                      sharing_sentences, without_purpose)
 from .finance import FinanceType, finance_data, finance_types
 from .fundraising import fundraising_data, scan_listing_text
 from .policy_text import Lexicon, Mention, declared_types, lexicon, load_json, scan, simplified
@@ -280,8 +280,6 @@ def beyond_necessary_scope(ctx: Context) -> Iterator[Evidence]:
 
     The privacy policy declares collecting contacts, call logs, SMS, location or the list of installed apps, none of which is within the necessary personal information of the app's finance type (payment, lending, investment, securities, mobile banking). A declaration is an affirmative sentence with a collection cue ("collect", "obtain", "read", "you need to provide"), or an item of a list whose lead-in says so ("we collect the following:"); a definition ("personal information includes ... whereabouts"), a mention of a channel ("we notify you by SMS") and a permission heading marked as unused are not. The evidence is the first such declaration; a policy without one gets no finding.
     """
-    from .clauses import declarations  # imported here, next to its only use
-
     scope = ctx.finance.necessary
     if scope is None or not ctx.policy_ok:
         return
@@ -409,8 +407,6 @@ def unnamed_sharing_recipients(ctx: Context) -> Iterator[Evidence]:
 
     The privacy policy affirmatively says personal information is shared with, provided to or entrusted to third parties (a negated sentence such as "we do not share with third parties" does not count), yet names no recipient: no company name in the sharing sentences and no SDK name (as the SDK table knows them) or list of third parties (third-party sharing list, SDK list) anywhere. WeChat, QQ, Alipay, UnionPay and the like are SDKs but also login or payment methods (or the app's own name): they name a recipient only in an SDK or third-party list ("SDK", a provider or its company name nearby). The evidence is the first sharing sentence.
     """
-    from .clauses import names_sdk  # imported here, next to its only use
-
     if not ctx.policy_ok:
         return
     text = ctx.app.policy.text

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .policy_text import load_json
 
@@ -47,11 +47,20 @@ class SdkCatalog:
     merged: dict[str, str]  # εxodus SDK id -> table SDK id it is reported under
     categories: dict[str, list[str]]  # category -> [zh, en]
 
-    def named_any(self, text: str) -> str | None:
-        """The first name of a Chinese-table SDK that ``text`` contains (a policy naming its SDKs), or None."""
-        for sdk_id in self.sdks:
-            if not sdk_id.startswith("exodus:") and (name := self.named_in(sdk_id, text)) is not None:
-                return name
+    def named_any(self, text: str, accept: Callable[[Sdk, int, int], bool] | None = None) -> str | None:
+        """The first name of a Chinese-table SDK that ``text`` contains (a policy naming its SDKs), or None.
+        ``accept(sdk, start, end)``: whether an occurrence of the name at [start, end) counts (default: every one)."""
+        lowered = text.lower()
+        for sdk in self.sdks.values():
+            if sdk.id.startswith("exodus:"):
+                continue
+            for name in sdk.names_in_policy:
+                haystack, needle = (lowered, name.lower()) if name.isascii() else (text, name)
+                pos = haystack.find(needle)
+                while pos >= 0:
+                    if accept is None or accept(sdk, pos, pos + len(needle)):
+                        return name
+                    pos = haystack.find(needle, pos + 1)
         return None
 
     def named_in(self, sdk_id: str, text: str) -> str | None:
