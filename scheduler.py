@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
@@ -82,11 +83,33 @@ class Config:
             except ValueError as exc:
                 raise SchedulerError(f"FINMON_SCHEDULE_{name} is not JSON: {exc}") from None
 
+        def number(name: str, kind=float):
+            raw = value(name)
+            if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw < 0:
+                raise SchedulerError(f"FINMON_SCHEDULE_{name} must be a number ≥ 0, not {raw!r}")
+            return kind(raw)
+
         path = data_dir or os.environ.get("FINMON_DATA_DIR") or settings.SCHEDULE_DATA_DIR
-        return cls(Path(path).resolve(), value("TIMEZONE"), value("CRAWLS"), value("REPORT"), value("RETENTION"),
-                   float(value("RETENTION_DAYS")), int(value("MISFIRE_GRACE_SECONDS")),
-                   float(value("CRAWL_TIME_LIMIT")), int(value("CRAWL_RETRIES")), float(value("RETRY_BACKOFF")),
-                   float(value("WAKEUP_SECONDS")))
+        cfg = cls(Path(path).resolve(), value("TIMEZONE"), value("CRAWLS"), value("REPORT"), value("RETENTION"),
+                  number("RETENTION_DAYS"), number("MISFIRE_GRACE_SECONDS", int), number("CRAWL_TIME_LIMIT"),
+                  number("CRAWL_RETRIES", int), number("RETRY_BACKOFF"), number("WAKEUP_SECONDS"))
+        cfg._check_triggers()
+        return cfg
+
+    def _check_triggers(self) -> None:
+        """Every configured trigger parses, so a typo is an error at start-up rather than a job that never runs."""
+        try:
+            ZoneInfo(self.timezone)
+        except (ValueError, TypeError, LookupError):
+            raise SchedulerError(f"FINMON_SCHEDULE_TIMEZONE: unknown time zone {self.timezone!r}") from None
+        if not isinstance(self.crawls, dict) or not all(isinstance(s, dict) for s in self.crawls.values()):
+            raise SchedulerError(f"FINMON_SCHEDULE_CRAWLS must map each store to a trigger, not {self.crawls!r}")
+        named = {f"CRAWLS[{store}]": spec for store, spec in self.crawls.items()}
+        for name, spec in {**named, "REPORT": self.report, "RETENTION": self.retention}.items():
+            try:
+                _trigger(spec, self.timezone)
+            except (ValueError, TypeError, LookupError) as exc:
+                raise SchedulerError(f"FINMON_SCHEDULE_{name}: bad trigger {spec!r}: {exc}") from None
 
     @property
     def allow_hosts(self) -> list[str]:
@@ -334,11 +357,17 @@ def _wakeup() -> None:
 # --- the scheduler ------------------------------------------------------------------
 
 def _trigger(spec: dict[str, Any], tz: str):
+    if not isinstance(spec, dict):
+        raise TypeError("a trigger is an object with 'cron' or 'interval'")
     if "cron" in spec:
+        if not isinstance(spec["cron"], str):
+            raise TypeError("'cron' is a crontab line such as \"0 2 * * *\"")
         return CronTrigger.from_crontab(spec["cron"], timezone=tz)
     if "interval" in spec:
+        if float(spec["interval"]) <= 0:
+            raise ValueError("the interval must be a positive number of seconds")
         return IntervalTrigger(seconds=float(spec["interval"]), timezone=tz)
-    raise SchedulerError(f"a trigger needs 'cron' or 'interval': {spec!r}")
+    raise ValueError("a trigger needs 'cron' or 'interval'")
 
 
 def job_specs(cfg: Config) -> dict[str, tuple[Any, dict[str, Any], Any]]:

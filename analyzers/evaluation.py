@@ -78,14 +78,14 @@ class Report:
 
 # -- input -----------------------------------------------------------------------------------------------------
 def _valid(row) -> bool:
-    if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+    if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not isinstance(row.get("id", ""), str):
         return False
     anns = row.get("annotations")
     if not isinstance(anns, list):
         return False
     n = len(row["text"])
     for a in anns:
-        if not isinstance(a, dict):
+        if not isinstance(a, dict) or not all(isinstance(a.get(k, ""), str) for k in ("label", "short_label")):
             return False
         s, e = a.get("start"), a.get("end")
         if not (isinstance(s, int) and isinstance(e, int) and 0 <= s <= e <= n):
@@ -107,7 +107,7 @@ def load_corpus(path: Path | str) -> tuple[list[dict], int]:
                 continue
             try:
                 row = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 bad += 1
                 continue
             if _valid(row):
@@ -132,9 +132,12 @@ def predict(row: dict) -> dict:
 
 
 def write_predictions(path: Path | str, predictions: Iterable[dict]) -> None:
-    with Path(path).open("w", encoding="utf-8") as fh:
-        for p in predictions:
-            fh.write(json.dumps(p, ensure_ascii=False) + "\n")
+    try:
+        with Path(path).open("w", encoding="utf-8") as fh:
+            for p in predictions:
+                fh.write(json.dumps(p, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise EvaluationError(f"cannot write predictions to {path}: {exc.strerror or exc}") from None
 
 
 def read_predictions(path: Path | str) -> list[dict]:
@@ -282,6 +285,8 @@ def evaluate(corpus: str, path: Path | str, predictions_out: Path | str | None =
     if corpus not in SCORERS:
         raise EvaluationError(f"unknown corpus {corpus!r} (expected one of {', '.join(SCORERS)})")
     rows, bad = load_corpus(path)
+    if not rows:
+        raise EvaluationError(f"{path}: no usable line ({bad} bad): each needs a text and a list of annotations")
     preds = [predict(r) for r in rows]
     if predictions_out is not None:
         write_predictions(predictions_out, preds)
@@ -353,7 +358,9 @@ def evaluate_clauses(labels_path: Path | str, data_dir: Path | str,
 
     from .policy_check import check_policy
 
-    labels, bad = _read_jsonl(labels_path)
+    labels, bad = _read_labels(labels_path)
+    if not labels:
+        raise EvaluationError(f"{labels_path}: no usable label line ({bad} bad)")
     texts: dict[tuple[str, str], dict] = {}
     for corpus in sorted({lab["corpus"] for lab in labels}):
         rows, _ = load_corpus(Path(data_dir) / corpus)
@@ -406,16 +413,29 @@ def _tally(count: dict, predicted: bool, gold: bool) -> None:
         count["fn"] += 1
 
 
-def _read_jsonl(path: Path | str) -> tuple[list[dict], int]:
+def _valid_label(row) -> bool:
+    """A clause label line: names its corpus and record, a yes/no per clause label, lists of data-type ids."""
+    return (isinstance(row, dict) and all(isinstance(row.get(k), str) for k in ("corpus", "id", "finance_type"))
+            and all(isinstance(row.get(label), bool) for label, _ in CLAUSE_LABELS.values())
+            and all(isinstance(row.get(k), list) and all(isinstance(t, str) for t in row[k])
+                    for k in ("no_purpose", "collects")))
+
+
+def _read_labels(path: Path | str) -> tuple[list[dict], int]:
+    """The valid label lines of a JSONL file and the number of bad (skipped) lines."""
     path = Path(path)
     if not path.is_file():
         raise EvaluationError(f"{path} is not a file")
     rows, bad = [], 0
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except ValueError:
+            row = json.loads(line)
+        except (ValueError, RecursionError):
+            row = None
+        if _valid_label(row):
+            rows.append(row)
+        else:
             bad += 1
     return rows, bad

@@ -104,7 +104,8 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option("--apps", default=settings.MARKET_APPS, show_default=True, help="Number of simulated apps.")
+@click.option("--apps", default=settings.MARKET_APPS, show_default=True, type=click.IntRange(min=1),
+              help="Number of simulated apps.")
 @click.option("--seed", default=settings.MARKET_SEED, show_default=True, help="Simulator seed.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(settings.FINMON_OUT),
               show_default=True, help="Output directory (crawl snapshot, finmon.db, report/).")
@@ -778,6 +779,8 @@ def eval_clauses(file: Path, data_dir: Path, as_json: bool, predictions_out: Pat
         report = evaluation.evaluate_clauses(file, data_dir, predictions_out)
     except evaluation.EvaluationError as exc:
         raise click.ClickException(str(exc)) from exc
+    if report.bad_lines:
+        err.print(f"[yellow]{report.bad_lines} bad line(s) in {file} skipped[/]")
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
         return
@@ -797,9 +800,9 @@ def market() -> None:
 
 
 @market.command("serve")
-@click.option("--apps", default=settings.MARKET_APPS, show_default=True)
+@click.option("--apps", default=settings.MARKET_APPS, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=settings.MARKET_SEED, show_default=True)
-@click.option("--port", default=8800, show_default=True)
+@click.option("--port", default=8800, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--week", default=0, show_default=True, type=click.IntRange(min=0),
               help="Serve the market this many weeks on (removed, new and changed apps and policies).")
 def market_serve(apps: int, seed: int, port: int, week: int) -> None:
@@ -808,11 +811,14 @@ def market_serve(apps: int, seed: int, port: int, week: int) -> None:
 
     err.print(f"serving {apps} apps (seed {seed}, week {week}) on http://{settings.MARKET_HOST}:{port}/"
               " — Ctrl-C stops")
-    serve(apps=apps, seed=seed, host=settings.MARKET_HOST, port=port, week=week)
+    try:
+        serve(apps=apps, seed=seed, host=settings.MARKET_HOST, port=port, week=week)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on {settings.MARKET_HOST}:{port}: {exc.strerror or exc}") from None
 
 
 @market.command("truth")
-@click.option("--apps", default=settings.MARKET_APPS, show_default=True)
+@click.option("--apps", default=settings.MARKET_APPS, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=settings.MARKET_SEED, show_default=True)
 @click.option("--week", default=0, show_default=True, type=click.IntRange(min=0),
               help="The truth of that week (with what changed since the week before).")

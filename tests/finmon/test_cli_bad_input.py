@@ -1,0 +1,107 @@
+"""Bad arguments, bad files and a bad environment give one clear error line and a non-zero exit, never a traceback."""
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from finmon.cli import main
+
+LABELS = Path(__file__).resolve().parents[1] / "analyzers" / "data" / "real_policy_labels.jsonl"
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def invoke(args, env=None):
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        f"{args}: {result.exception!r}\n{result.output}")
+    assert "Traceback" not in result.output
+    return result
+
+
+def one_line_error(args, match: str, code: int = 1, env=None):
+    result = invoke(args, env)
+    assert result.exit_code == code, (args, result.output)
+    assert match in result.output.strip().splitlines()[-1], result.output
+    return result
+
+
+def write_lines(path: Path, *rows) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows),
+                    encoding="utf-8")
+    return path
+
+
+GOOD_ROW = {"id": "a", "text": "我们收集您的手机号码。", "annotations": [{"label": "data", "short_label": "PHO",
+                                                                  "start": 6, "end": 10}]}
+
+
+@pytest.mark.parametrize("corpus", ["ca4p", "appch"])
+@pytest.mark.parametrize("bad", [{**GOOD_ROW, "id": [1]}, {**GOOD_ROW, "id": {"a": 1}}, DEEP, [1, 2],
+                                 {**GOOD_ROW, "annotations": [{**GOOD_ROW["annotations"][0], "label": ["data"]}]},
+                                 {**GOOD_ROW, "annotations": [{**GOOD_ROW["annotations"][0], "short_label": ["PHO"]}]}])
+def test_eval_skips_and_counts_malformed_corpus_lines(tmp_path, corpus, bad):
+    path = write_lines(tmp_path / "c.jsonl", GOOD_ROW, bad)
+    result = invoke(["eval", corpus, str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["bad_lines"] == 1
+
+
+def test_eval_of_a_file_with_no_usable_line_is_one_error(tmp_path):
+    one_line_error(["eval", "ca4p", str(write_lines(tmp_path / "c.jsonl", DEEP, [1]))], "no usable line (2 bad)")
+
+
+def labelled_policy(tmp_path) -> tuple[dict, Path]:
+    """One real label line and a data folder holding a stand-in text under its corpus file name and id."""
+    label = json.loads(LABELS.read_text(encoding="utf-8").splitlines()[0])
+    data = tmp_path / "data"
+    data.mkdir()
+    write_lines(data / label["corpus"], {**GOOD_ROW, "id": label["id"]})
+    return label, data
+
+
+def test_eval_clauses_skips_malformed_labels_and_refuses_a_file_of_them(tmp_path):
+    label, data = labelled_policy(tmp_path)
+    bad = [{**label, "id": [1]}, {**label, "withdrawal": [True]}, {**label, "collects": "sms"}, DEEP, [label]]
+    one_line_error(["eval", "clauses", str(write_lines(tmp_path / "l.jsonl", *bad)), "--data", str(data)],
+                   "no usable label line (5 bad)")
+    result = invoke(["eval", "clauses", str(write_lines(tmp_path / "m.jsonl", label, *bad)), "--data", str(data)])
+    assert result.exit_code == 0 and "5 bad line(s)" in result.output, result.output
+
+
+def test_eval_predictions_into_a_missing_folder_is_one_error(tmp_path):
+    missing = str(tmp_path / "no" / "such" / "p.jsonl")
+    one_line_error(["eval", "ca4p", str(write_lines(tmp_path / "c.jsonl", GOOD_ROW)), "--predictions", missing],
+                   "cannot write predictions to")
+    label, data = labelled_policy(tmp_path)
+    one_line_error(["eval", "clauses", str(write_lines(tmp_path / "l.jsonl", label)), "--data", str(data),
+                    "--predictions", missing], "cannot write predictions to")
+
+
+@pytest.mark.parametrize("args", [["demo", "--apps", "-5"], ["market", "truth", "--apps", "-1"],
+                                  ["market", "serve", "--apps", "0"], ["market", "serve", "--port", "70000"]])
+def test_out_of_range_numbers_are_usage_errors(args):
+    one_line_error(args, "Invalid value", code=2)
+
+
+def test_market_serve_on_a_busy_port_is_one_error():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        one_line_error(["market", "serve", "--apps", "10", "--port", str(port)], f"cannot serve on 127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize("name, value, match", [
+    ("CRAWLS", '{"itunes": {"cron": "61 * * * *"}}', "FINMON_SCHEDULE_CRAWLS[itunes]: bad trigger"),
+    ("CRAWLS", '{"itunes": {"cron": 5}}', "FINMON_SCHEDULE_CRAWLS[itunes]: bad trigger"),
+    ("CRAWLS", '{"itunes": {"interval": -5}}', "FINMON_SCHEDULE_CRAWLS[itunes]: bad trigger"),
+    ("CRAWLS", '{"cron": "0 2 * * *"}', "FINMON_SCHEDULE_CRAWLS must map each store to a trigger"),
+    ("CRAWLS", "0 2 * * *", "FINMON_SCHEDULE_CRAWLS is not JSON"),
+    ("REPORT", '{"every": "monday"}', "FINMON_SCHEDULE_REPORT: bad trigger"),
+    ("TIMEZONE", '"Mars/Base"', "FINMON_SCHEDULE_TIMEZONE: unknown time zone"),
+    ("CRAWL_RETRIES", '"three"', "FINMON_SCHEDULE_CRAWL_RETRIES must be a number"),
+])
+def test_a_bad_schedule_setting_is_one_error_naming_it(tmp_path, name, value, match):
+    one_line_error(["schedule", "list", "--data-dir", str(tmp_path)], match, env={f"FINMON_SCHEDULE_{name}": value})
