@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -84,7 +85,8 @@ def _print_runs(runs) -> None:
 
 
 class _Main(click.Group):
-    """Turns an index failure anywhere (e.g. Elasticsearch down mid-index) into one clear error line."""
+    """Turns an index failure anywhere (e.g. Elasticsearch down mid-index) and a file the system refuses (a full
+    disk, a read-only or missing folder) into one clear error line."""
 
     def invoke(self, ctx: click.Context):
         from index.base import StoreError
@@ -93,6 +95,9 @@ class _Main(click.Group):
             return super().invoke(ctx)
         except StoreError as exc:
             raise click.ClickException(f"index: {exc}") from exc
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from exc
 
 
 @click.group(cls=_Main)
@@ -149,6 +154,8 @@ def crawl(out_dir: Path, stores: tuple[str, ...], allow_hosts: tuple[str, ...], 
         name, sep, url = spec.partition("=")
         if not sep or name not in store_urls:
             raise click.BadParameter(f"{spec!r}: expected NAME=URL with NAME one of {', '.join(store_urls)}", param_hint="--store")
+        if not re.match(r"https?://[^/:?#]", url):
+            raise click.BadParameter(f"{spec!r}: the store URL must be an http(s) URL", param_hint="--store")
         store_urls[name] = url
     if not any(store_urls.values()):
         raise click.UsageError("no store URL configured: pass --store NAME=URL or set FINMON_STORE_<NAME>")
@@ -224,8 +231,9 @@ _DATE = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M
 @click.option("--until", type=_DATE, help="… and before this time (UTC).")
 @click.option("--kind", type=click.Choice(["finding", "policy"]), help="Only findings or only policies.")
 @click.option("--sort", type=click.Choice(["relevance", "newest", "severity"]), default="relevance", show_default=True)
-@click.option("--limit", default=20, show_default=True)
-@click.option("--offset", default=0, show_default=True, help="Skip this many hits (the next page).")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Skip this many hits (the next page).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
 @_db_option
 def search(query: str, rule: str | None, severity: str | None, status: tuple[str, ...], store: str | None,
@@ -597,7 +605,8 @@ def _local_es(port: int | None):
 
 
 def _es_port_option(func):
-    return click.option("--port", type=int, default=None, help=f"HTTP port (default {settings.FINMON_ES_PORT}).")(func)
+    return click.option("--port", type=click.IntRange(1, 65535), default=None,
+                        help=f"HTTP port (default {settings.FINMON_ES_PORT}).")(func)
 
 
 def _es_call(action):
@@ -675,6 +684,8 @@ def check(source: str, finance_type: str | None, name: str, developer: str, cate
                                                          settings.FINMON_POLICY_MAX_BYTES)
         except FetchRefused as exc:
             raise click.ClickException(str(exc)) from None
+        except ValueError as exc:  # not a URL at all, e.g. an unclosed IPv6 bracket
+            raise click.ClickException(f"not a URL: {source} ({exc})") from None
         url = source
     else:
         path = Path(source)

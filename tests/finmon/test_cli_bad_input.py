@@ -105,3 +105,28 @@ def test_market_serve_on_a_busy_port_is_one_error():
 ])
 def test_a_bad_schedule_setting_is_one_error_naming_it(tmp_path, name, value, match):
     one_line_error(["schedule", "list", "--data-dir", str(tmp_path)], match, env={f"FINMON_SCHEDULE_{name}": value})
+
+
+@pytest.mark.parametrize("args, match", [
+    (["search", "x", "--limit", "-1"], "Invalid value for '--limit'"),
+    (["search", "x", "--offset", "-5"], "Invalid value for '--offset'"),
+    (["es", "start", "--port", "99999"], "Invalid value for '--port'"),
+    (["crawl", "--out", "x", "--store", "itunes=notaurl"], "the store URL must be an http(s) URL"),
+    (["crawl", "--out", "x", "--store", "itunes=file:///etc/hostname"], "the store URL must be an http(s) URL"),
+])
+def test_bad_option_values_are_usage_errors(args, match):
+    one_line_error(args, match, code=2)
+
+
+def test_check_of_a_malformed_url_is_one_error():
+    one_line_error(["check", "http://[::1"], "not a URL: http://[::1")
+
+
+def test_a_folder_the_system_refuses_is_one_error(tmp_path):
+    index = str(tmp_path / "finmon.db")
+    assert invoke(["analyze", str(tmp_path), "--db", index]).exit_code == 0  # an empty index
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    one_line_error(["report", "--db", index, "--out", str(blocker / "report")], "Not a directory")
+    one_line_error(["crawl", "--out", str(blocker / "crawl"), "--store", "itunes=http://127.0.0.1:1/itunes"],
+                   "Not a directory")
