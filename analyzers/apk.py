@@ -1,7 +1,11 @@
 """One APK file: its manifest as Android applies it, its permissions and the SDKs in its classes.
 
-The zip and the binary manifest are read with androguard; the class list comes from each DEX file's
-class definitions (read here: a few header tables, no bytecode). Flags take the platform's default for the
+The zip is read with the standard library and the binary manifest with androguard's AXML parser; the class
+list comes from each DEX file's class definitions (read here: a few header tables, no bytecode). Only the
+manifest and the classes*.dex entries are inflated, one at a time, each refused before it is read when its
+size says it inflates beyond FINMON_APK_MAX_ENTRY_BYTES, or all of them together beyond
+FINMON_APK_MAX_INFLATED_BYTES (a zip bomb), and cut off at its stated size while it is read. A DEX file is
+held whole while its class names are read (its tables point anywhere in it), so one entry bounds the memory. Flags take the platform's default for the
 app's targetSdk when the attribute is absent: ``debuggable`` false; ``allowBackup`` true;
 ``usesCleartextTraffic`` true below API 28 and false from it, undecided (None) when a network security
 config is named, since that file then decides. A component is exported when it says so or, without the
@@ -11,13 +15,16 @@ exported by design and is not listed.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import struct
 import zipfile
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
-from finmon.model import ApkInfo, sha256_hex
-from finmon.settings import FINMON_APK_MAX_BYTES
+from finmon.model import ApkInfo
+from finmon.settings import FINMON_APK_MAX_BYTES, FINMON_APK_MAX_ENTRY_BYTES, FINMON_APK_MAX_INFLATED_BYTES
 
 from .policy_text import load_json
 from .sdks import detect_sdks
@@ -27,6 +34,8 @@ __all__ = ["ApkError", "dex_classes", "inspect_apk", "read_apk"]
 ANDROID = "{http://schemas.android.com/apk/res/android}"
 COMPONENTS = ("activity", "activity-alias", "service", "receiver", "provider")
 LAUNCHER = ("android.intent.action.MAIN", "android.intent.category.LAUNCHER")
+MANIFEST = "AndroidManifest.xml"
+CHUNK = 1024 * 1024
 CLEARTEXT_DEFAULT_OFF = 28  # API level from which usesCleartextTraffic defaults to false
 PROVIDER_EXPORTED_UNTIL = 16  # providers are exported by default up to this targetSdk
 
@@ -35,21 +44,38 @@ class ApkError(ValueError):
     """The file is not an APK we can read (not a zip, no manifest, too large, broken DEX)."""
 
 
-def read_apk(path: Path, max_bytes: int = FINMON_APK_MAX_BYTES) -> ApkInfo:
-    """Inspect the APK file at ``path`` (refused above ``max_bytes``)."""
+def read_apk(path: Path, max_bytes: int = FINMON_APK_MAX_BYTES, max_entry_bytes: int = FINMON_APK_MAX_ENTRY_BYTES,
+             max_inflated_bytes: int = FINMON_APK_MAX_INFLATED_BYTES) -> ApkInfo:
+    """Inspect the APK file at ``path`` (refused above ``max_bytes``), reading it from disk as needed."""
     size = path.stat().st_size
     if size > max_bytes:
         raise ApkError(f"{path}: {size:,} bytes is over the {max_bytes:,}-byte limit (FINMON_APK_MAX_BYTES)")
-    return inspect_apk(path.read_bytes(), max_bytes=max_bytes)
+    with path.open("rb") as file:
+        return _inspect(file, size, "", max_entry_bytes, max_inflated_bytes)
 
 
-def inspect_apk(data: bytes, url: str = "", max_bytes: int = FINMON_APK_MAX_BYTES) -> ApkInfo:
+def inspect_apk(data: bytes, url: str = "", max_bytes: int = FINMON_APK_MAX_BYTES,
+                max_entry_bytes: int = FINMON_APK_MAX_ENTRY_BYTES,
+                max_inflated_bytes: int = FINMON_APK_MAX_INFLATED_BYTES) -> ApkInfo:
     """Everything :class:`ApkInfo` holds about the APK in ``data``."""
     if len(data) > max_bytes:
         raise ApkError(f"{len(data):,} bytes is over the {max_bytes:,}-byte limit (FINMON_APK_MAX_BYTES)")
-    manifest = _manifest(data)
-    if manifest is None or manifest.tag != "manifest" or not manifest.get("package"):
-        raise ApkError("no readable AndroidManifest.xml with a package name")
+    return _inspect(io.BytesIO(data), len(data), url, max_entry_bytes, max_inflated_bytes)
+
+
+def _inspect(file: BinaryIO, size: int, url: str, max_entry_bytes: int, max_inflated_bytes: int) -> ApkInfo:
+    try:
+        zf = zipfile.ZipFile(file)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ApkError(f"not a readable APK: {type(exc).__name__}: {exc}") from exc
+    with zf:
+        reader = _EntryReader(zf, max_entry_bytes, max_inflated_bytes)
+        dex_names = sorted(n for n in zf.namelist() if n.startswith("classes") and n.endswith(".dex") and "/" not in n)
+        reader.check([MANIFEST, *dex_names])
+        manifest = _manifest(reader.read(MANIFEST))
+        if manifest is None or manifest.tag != "manifest" or not manifest.get("package"):
+            raise ApkError("no readable AndroidManifest.xml with a package name")
+        classes = [name for entry in dex_names for name in dex_classes(reader.read(entry))]
     uses_sdk = manifest.find("uses-sdk")
     min_sdk = _int(_attr(uses_sdk, "minSdkVersion"), 1)
     target_sdk = _int(_attr(uses_sdk, "targetSdkVersion"), min_sdk)
@@ -60,7 +86,7 @@ def inspect_apk(data: bytes, url: str = "", max_bytes: int = FINMON_APK_MAX_BYTE
     if _attr(app, "networkSecurityConfig") is None:
         cleartext = _bool(_attr(app, "usesCleartextTraffic"), target_sdk < CLEARTEXT_DEFAULT_OFF)
     return ApkInfo(
-        sha256=sha256_hex(data), size=len(data), package=manifest.get("package"),
+        sha256=_sha256(file), size=size, package=manifest.get("package"),
         label=_literal(_attr(app, "label")),
         version=_attr(manifest, "versionName") or "", version_code=_int(_attr(manifest, "versionCode"), None),
         min_sdk=min_sdk, target_sdk=target_sdk,
@@ -70,9 +96,66 @@ def inspect_apk(data: bytes, url: str = "", max_bytes: int = FINMON_APK_MAX_BYTE
         allow_backup=_bool(_attr(app, "allowBackup"), True),
         uses_cleartext_traffic=cleartext,
         exported_unprotected=tuple(_exported_unprotected(app, target_sdk, manifest.get("package"))),
-        sdks=tuple(detect_sdks(_classes(data))),
+        sdks=tuple(detect_sdks(classes)),
         url=url,
     )
+
+
+class _EntryReader:
+    """Inflates zip entries within a per-entry and a per-APK byte budget."""
+
+    def __init__(self, zf: zipfile.ZipFile, max_entry_bytes: int, max_inflated_bytes: int) -> None:
+        self.zf, self.max_entry, self.max_total = zf, max_entry_bytes, max_inflated_bytes
+
+    def check(self, names: list[str]) -> None:
+        """Refuse before inflating anything when the sizes the zip states for ``names`` break a limit."""
+        total = 0
+        for name in names:
+            info = self._info(name)
+            if info is None:
+                continue
+            self._check_entry(name, info.file_size)
+            total += info.file_size
+        if total > self.max_total:
+            raise ApkError(f"APK refused: its manifest and DEX files inflate beyond {self.max_total:,} bytes "
+                           "(FINMON_APK_MAX_INFLATED_BYTES)")
+
+    def read(self, name: str) -> bytearray:
+        """The inflated entry (empty when absent), read in chunks up to the size the zip states for it."""
+        info = self._info(name)
+        if info is None:
+            return bytearray()
+        self._check_entry(name, info.file_size)
+        out, filled = bytearray(info.file_size), 0
+        try:
+            with self.zf.open(info) as entry:
+                while chunk := entry.read(CHUNK):
+                    self._check_entry(name, filled + len(chunk), stated=info.file_size)
+                    out[filled:filled + len(chunk)] = chunk
+                    filled += len(chunk)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
+            raise ApkError(f"not a readable APK: {name}: {type(exc).__name__}: {exc}") from exc
+        return out
+
+    def _info(self, name: str) -> zipfile.ZipInfo | None:
+        try:
+            return self.zf.getinfo(name)
+        except KeyError:
+            return None
+
+    def _check_entry(self, name: str, size: int, stated: int | None = None) -> None:
+        if size > self.max_entry:
+            raise ApkError(f"APK refused: {name} inflates beyond {self.max_entry:,} bytes (FINMON_APK_MAX_ENTRY_BYTES)")
+        if stated is not None and size > stated:
+            raise ApkError(f"APK refused: {name} inflates beyond the {stated:,} bytes its zip entry states")
+
+
+def _sha256(file: BinaryIO) -> str:
+    file.seek(0)
+    digest = hashlib.sha256()
+    while chunk := file.read(CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def implied_permissions(requested: set[str], target_sdk: int) -> tuple[str, ...]:
@@ -86,12 +169,16 @@ def implied_permissions(requested: set[str], target_sdk: int) -> tuple[str, ...]
 
 
 def _manifest(data: bytes):
+    """The binary AndroidManifest.xml as an lxml element, or None when it is absent or not binary XML."""
+    if not data:
+        return None
     try:
-        from androguard.core.apk import APK
+        from androguard.core.axml import AXMLPrinter
         from loguru import logger
 
         logger.disable("androguard")  # it logs every parsing step at DEBUG to stderr
-        return APK(data, raw=True).get_android_manifest_xml()
+        printer = AXMLPrinter(bytes(data))
+        return printer.get_xml_obj() if printer.is_valid() else None
     except Exception as exc:  # androguard raises many kinds on a broken file: one clear error here
         raise ApkError(f"not a readable APK: {type(exc).__name__}: {exc}") from exc
 
@@ -155,16 +242,7 @@ def _is_launcher(filters) -> bool:
     return False
 
 
-def _classes(data: bytes) -> list[str]:
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        names = [n for n in zf.namelist() if n.startswith("classes") and n.endswith(".dex") and "/" not in n]
-        out = []
-        for name in sorted(names):
-            out.extend(dex_classes(zf.read(name)))
-        return out
-
-
-def dex_classes(dex: bytes) -> list[str]:
+def dex_classes(dex: bytes | bytearray) -> list[str]:
     """Dotted names of the classes a DEX file defines (from its class_defs, string_ids and type_ids)."""
     if len(dex) < 0x70 or not dex.startswith(b"dex\n"):
         raise ApkError("a classes*.dex entry is not a DEX file")
@@ -184,9 +262,9 @@ def dex_classes(dex: bytes) -> list[str]:
         raise ApkError(f"a broken DEX file: {exc}") from exc
 
 
-def _dex_string(dex: bytes, offset: int) -> str:
+def _dex_string(dex: bytes | bytearray, offset: int) -> str:
     """A string_data_item: a ULEB128 length, then MUTF-8 bytes up to a NUL."""
     while dex[offset] & 0x80:  # skip the length
         offset += 1
     end = dex.index(b"\0", offset + 1)
-    return dex[offset + 1:end].replace(b"\xc0\x80", b"\0").decode("utf-8", errors="surrogatepass")
+    return bytes(dex[offset + 1:end]).replace(b"\xc0\x80", b"\0").decode("utf-8", errors="surrogatepass")

@@ -122,13 +122,16 @@ class ApkPipeline(_DownloadPipeline):
 
     def __init__(self, crawler) -> None:
         super().__init__(crawler)
-        self.max_bytes = crawler.settings.getint("FINMON_APK_MAX_BYTES")
+        settings = crawler.settings
+        self.limits = {"max_bytes": settings.getint("FINMON_APK_MAX_BYTES"),
+                       "max_entry_bytes": settings.getint("FINMON_APK_MAX_ENTRY_BYTES"),
+                       "max_inflated_bytes": settings.getint("FINMON_APK_MAX_INFLATED_BYTES")}
 
     def record(self, item: ApkFetch) -> dict:
         info = None
         if item.status == "ok":
             try:
-                info = inspect_apk(item.body, url=item.url, max_bytes=self.max_bytes)
+                info = inspect_apk(item.body, url=item.url, **self.limits)
             except ApkError as exc:
                 item.status, item.error = "invalid", f"{APK_INVALID}: {exc}"
                 self.snapshot.error(self.crawler.stats, item.store, APK_INVALID, item.url, str(exc))

@@ -41,6 +41,9 @@ def crawl_settings(
         settings.set("FINMON_RUN_ID", new_run_id(), priority="cmdline")
     for key, value in (settings_overrides or {}).items():
         settings.set(key, value, priority="cmdline")
+    apk_slot = {"concurrency": settings.getint("FINMON_APK_DOWNLOADS_AT_ONCE")}
+    settings.set("DOWNLOAD_SLOTS", {**settings.getdict("DOWNLOAD_SLOTS"), settings.get("FINMON_APK_SLOT"): apk_slot},
+                 priority="cmdline")
     return settings
 
 

@@ -32,6 +32,14 @@ FINMON_ITUNES_PAGE_SIZE = 200  # iTunes Search returns at most 200 results per c
 FINMON_ALLOWED_PRIVATE_HOSTS: list[str] = []
 FINMON_POLICY_MAX_BYTES = 5 * 1024 * 1024
 FINMON_APK_MAX_BYTES = 200 * 1024 * 1024  # APKs above this are refused, in `finmon apk` and in crawls
+# Inflated bytes read from one APK (its manifest and classes*.dex): per zip entry and in all. An APK
+# whose entries inflate beyond either (a zip bomb) is refused before they are inflated.
+FINMON_APK_MAX_ENTRY_BYTES = 128 * 1024 * 1024
+FINMON_APK_MAX_INFLATED_BYTES = 512 * 1024 * 1024
+# APK downloads of a crawl in flight at once (each up to FINMON_APK_MAX_BYTES, held in memory): they share
+# the download slot FINMON_APK_SLOT, whose concurrency crawler.run sets from this.
+FINMON_APK_DOWNLOADS_AT_ONCE = 2
+FINMON_APK_SLOT = "finmon-apk"
 FINMON_MIN_TARGET_SDK = 30  # V505 flags a targetSdkVersion below this
 FINMON_POLICY_CACHE_SIZE = 4096  # extracted policy bodies kept per crawl (same body → extracted once)
 FINMON_RESOLVE_TIMEOUT = 5.0  # seconds to resolve a policy host for the private-address check
@@ -99,6 +107,7 @@ CONCURRENT_REQUESTS_PER_DOMAIN = 16
 CONCURRENT_ITEMS = 10
 DOWNLOAD_TIMEOUT = 20
 DOWNLOAD_MAXSIZE = 8 * 1024 * 1024
+DOWNLOAD_SLOTS = {FINMON_APK_SLOT: {"concurrency": FINMON_APK_DOWNLOADS_AT_ONCE}}
 DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
 RETRY_ENABLED = True
 RETRY_TIMES = 2

@@ -288,3 +288,44 @@ def build_apk(spec: ApkSpec) -> bytes:
             info.create_system, info.external_attr = 3, 0o644 << 16  # as on Unix, wherever it is built
             apk.writestr(info, entries[name])  # stored: deflate output varies between zlib builds
     return buffer.getvalue()
+
+
+ZIP_BOMB_MAX = 0xFFFF_FFFF  # what a zip entry without zip64 can state
+_ZEROS = bytes(1024 * 1024)
+
+
+def zip_bomb(spec: ApkSpec, inflated_bytes: int) -> bytes:
+    """An APK with the spec's manifest whose classes.dex is ``inflated_bytes`` of zeros, deflated.
+
+    About 1 KB per inflated MB (1 GB → ~1 MB), built without ever holding the inflated bytes: each MB of
+    zeros deflates, after a full flush, to the same block, which is repeated. The zip states the true sizes.
+    """
+    if not 0 < inflated_bytes <= ZIP_BOMB_MAX:
+        raise ValueError(f"inflated_bytes must be in 1..{ZIP_BOMB_MAX}")
+    whole, rest = divmod(inflated_bytes, len(_ZEROS))
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = deflate.compress(_ZEROS) + deflate.flush(zlib.Z_FULL_FLUSH)
+    block = deflate.compress(_ZEROS) + deflate.flush(zlib.Z_FULL_FLUSH)  # the same bytes for every further MB
+    crc = 0
+    for _ in range(whole):
+        crc = zlib.crc32(_ZEROS, crc)
+    crc = zlib.crc32(_ZEROS[:rest], crc)
+    if whole:
+        head = first + block * (whole - 1)
+    else:
+        deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+        head = b""
+    tail = zlib.compressobj(9, zlib.DEFLATED, -15) if whole else deflate
+    compressed = head + tail.compress(_ZEROS[:rest]) + tail.flush()
+    manifest = binary_manifest(spec)
+    entries = [("AndroidManifest.xml", 0, manifest, len(manifest), zlib.crc32(manifest)),
+               ("classes.dex", 8, compressed, inflated_bytes, crc)]
+    local, central = io.BytesIO(), io.BytesIO()
+    for name, method, data, size, checksum in entries:
+        offset, encoded = local.tell(), name.encode()
+        fields = struct.pack("<HHHHIIIHH", 0, method, 0, 0x21, checksum, len(data), size, len(encoded), 0)
+        local.write(b"PK\x03\x04" + struct.pack("<H", 20) + fields + encoded + data)
+        central.write(b"PK\x01\x02" + struct.pack("<HH", 0x0314, 20) + fields
+                      + struct.pack("<HHHII", 0, 0, 0, 0o644 << 16, offset) + encoded)
+    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(entries), len(entries), central.tell(), local.tell(), 0)
+    return local.getvalue() + central.getvalue() + end

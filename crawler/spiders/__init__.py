@@ -41,6 +41,7 @@ class StoreSpider(scrapy.Spider):
         spider.max_pages = settings.getint("FINMON_MAX_PAGES")
         spider.policy_max_bytes = settings.getint("FINMON_POLICY_MAX_BYTES")
         spider.apk_max_bytes = settings.getint("FINMON_APK_MAX_BYTES")
+        spider.apk_slot = settings.get("FINMON_APK_SLOT")
         spider.snapshot = Snapshot.of(settings)
         spider.previous = PreviousCapture.of(settings)
         spider.seen = set()
@@ -97,11 +98,15 @@ class StoreSpider(scrapy.Spider):
                                 {"finmon_policy": True, "download_maxsize": self.policy_max_bytes})
 
     def apk(self, url: str | None):
-        """Download a listing's APK the first time this snapshot sees its URL (size-capped by FINMON_APK_MAX_BYTES)."""
+        """Download a listing's APK the first time this snapshot sees its URL (size-capped by FINMON_APK_MAX_BYTES).
+
+        APK downloads share one download slot (FINMON_APK_SLOT), so at most FINMON_APK_DOWNLOADS_AT_ONCE
+        bodies of up to FINMON_APK_MAX_BYTES each are in memory at once, whatever the hosts."""
         if not url or not url.startswith(("http://", "https://")) or not self.snapshot.claim(url):
             return
         yield self._conditional("apks", url, self.parse_apk, self.apk_failed, {"url": url},
-                                {"download_maxsize": self.apk_max_bytes, "download_warnsize": 0})
+                                {"download_maxsize": self.apk_max_bytes, "download_warnsize": 0,
+                                 "download_slot": self.apk_slot})
 
     def _conditional(self, kind: str, url: str, callback: Callable, errback: Callable, cb_kwargs: dict,
                      meta: dict) -> scrapy.Request:

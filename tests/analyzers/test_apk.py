@@ -12,7 +12,7 @@ import pytest
 from analyzers.apk import ApkError, dex_classes, inspect_apk, read_apk
 from analyzers.policy_text import load_json
 from analyzers.sdks import sdk_catalog
-from market.apk import ApkSpec, Component, build_apk, dex, manifest_xml
+from market.apk import ApkSpec, Component, build_apk, dex, manifest_xml, zip_bomb
 from tests.support import FRAMEWORK_RES, platform_tool
 
 P = "android.permission."
@@ -184,3 +184,51 @@ def test_the_size_cap_refuses_before_parsing(tmp_path):
         read_apk(path, max_bytes=100)
     with pytest.raises(ApkError, match="limit"):
         inspect_apk(path.read_bytes(), max_bytes=100)
+
+
+def test_a_zip_bomb_is_refused_before_it_inflates():
+    bomb = zip_bomb(LOAN, 1024 ** 3)
+    assert len(bomb) < 2 * 1024 ** 2
+    with pytest.raises(ApkError, match=r"^APK refused: classes.dex inflates beyond 134,217,728 bytes"):
+        inspect_apk(bomb)
+
+
+def test_the_inflated_bytes_of_one_apk_are_capped_in_all():
+    two = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(build_apk(LOAN))) as zf, zipfile.ZipFile(two, "w") as out:
+        for name in zf.namelist():
+            out.writestr(name, zf.read(name))
+        out.writestr("classes2.dex", zf.read("classes.dex"))
+        sizes = [info.file_size for info in zf.infolist() if info.filename != "META-INF/MANIFEST.MF"]
+    entry, total = max(sizes), sum(sizes) + sizes[-1]  # manifest, classes.dex and classes2.dex
+    assert inspect_apk(two.getvalue(), max_entry_bytes=entry, max_inflated_bytes=total).sdks
+    with pytest.raises(ApkError, match="APK refused: its manifest and DEX files inflate beyond"):
+        inspect_apk(two.getvalue(), max_entry_bytes=entry, max_inflated_bytes=total - 1)
+
+
+def test_an_entry_inflating_beyond_its_stated_size_is_cut_off():
+    """A zip entry that understates its size is read up to the stated size only, then refused."""
+    stated, real = 1024 ** 2, 3 * 1024 ** 2
+    bomb = bytearray(zip_bomb(LOAN, real))
+    for header in (b"PK\x03\x04", b"PK\x01\x02"):  # the classes.dex headers come second
+        at = bomb.index(header, bomb.index(header) + 1)
+        size_at = at + (22 if header == b"PK\x03\x04" else 24)
+        assert int.from_bytes(bomb[size_at:size_at + 4], "little") == real
+        bomb[size_at:size_at + 4] = stated.to_bytes(4, "little")
+    with pytest.raises(ApkError, match="not a readable APK: classes.dex"):
+        inspect_apk(bytes(bomb))
+
+
+def test_finmon_apk_on_a_gigabyte_bomb_is_one_line_and_stays_small(tmp_path):
+    """The peak RSS of `finmon apk` on a 1 MB APK inflating to 1 GB (the bound is far from the line)."""
+    import sys
+
+    path = tmp_path / "bomb.apk"
+    path.write_bytes(zip_bomb(LOAN, 1024 ** 3))
+    measure = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+               "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); print(p.stderr, end='')")
+    out = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "finmon.cli", "apk", str(path)],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    code, peak_kb = map(int, out[0].split())
+    assert code == 1 and len(out) == 2 and "APK refused: classes.dex inflates beyond" in out[1]
+    assert peak_kb < 600 * 1024

@@ -207,6 +207,12 @@ def test_crawl_settings(tmp_path):
     assert settings.getbool("ROBOTSTXT_OBEY") and not settings.getbool("REMOTE_CONTROL_ENABLED")
 
 
+def test_apk_downloads_share_one_slot_of_bounded_concurrency(tmp_path):
+    settings = crawl_settings(tmp_path, {}, {"FINMON_APK_DOWNLOADS_AT_ONCE": 3})
+    assert settings.getdict("DOWNLOAD_SLOTS")["finmon-apk"] == {"concurrency": 3}
+    assert crawl_settings(tmp_path, {}).getdict("DOWNLOAD_SLOTS")["finmon-apk"] == {"concurrency": 2}
+
+
 def test_main_without_a_store_url_is_a_clear_error(tmp_path, capsys):
     assert main(["--out", str(tmp_path)]) == 2
     assert "FINMON_STORES" in capsys.readouterr().err

@@ -40,6 +40,7 @@ def test_detail(make_spider, fx, respond):
         "/download/123456?id=com.anxin.loan&ref=appstore.mobile_download&nonce=1&appClientId=2882303761517485445"
         "&appSignature=x")
     assert apk.callback == spider.parse_apk and apk.meta["download_maxsize"] == spider.apk_max_bytes
+    assert apk.meta["download_slot"] == "finmon-apk"  # APK downloads in flight are capped together
 
 
 def test_layout_change_and_5xx_are_recorded(make_spider, fx, respond):
