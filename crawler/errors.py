@@ -47,7 +47,12 @@ _CONNECTION = (
 
 
 class PrivateAddressRefused(IgnoreRequest):
-    """A policy URL resolves to a private, loopback or otherwise non-global address."""
+    """A URL the URL guard refused: its address is not global (``private_address``) or its scheme is not
+    http(s) (``unsupported_url``)."""
+
+    def __init__(self, message: str, kind: str = PRIVATE_ADDRESS) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def classify(failure: Failure | BaseException, *, policy: bool = False) -> tuple[str, str]:
@@ -61,7 +66,7 @@ def classify(failure: Failure | BaseException, *, policy: bool = False) -> tuple
             kind = HTTP_5XX if status >= 500 else HTTP_4XX
         return kind, f"HTTP {status}"
     if isinstance(exc, PrivateAddressRefused):
-        return PRIVATE_ADDRESS, str(exc)
+        return exc.kind, str(exc)
     message = str(exc) or type(exc).__name__
     if isinstance(exc, IgnoreRequest):
         if "robots.txt" in message:

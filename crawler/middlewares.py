@@ -1,72 +1,88 @@
-"""Downloader middleware refusing policy URLs that point at private or loopback addresses.
+"""The crawl's side of :mod:`crawler.urlguard`: a downloader middleware checking every request, and the
+resolver that checks and pins the address each connection goes to.
 
-Policy URLs come from store data, so a crafted one could make the crawler fetch from the
-monitoring network itself. Requests marked ``meta["finmon_policy"]`` (redirects keep the
-mark) are refused when their host resolves to a non-global address, unless the host is in
-``FINMON_ALLOWED_PRIVATE_HOSTS`` (the local market simulator).
+Every request passes :class:`UrlGuardMiddleware`, redirect hops included (the redirect middleware sends
+each hop through the downloader again), so a URL from store data reaches the network only when the guard
+admits it; requests under a configured store base URL (``FINMON_STORES``) pass as configuration. A
+hostname is resolved through the reactor's resolver, :class:`GuardedResolver`, whose cached answer is
+then what the connection uses; see :mod:`crawler.urlguard` for why that leaves no room for DNS rebinding.
 """
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import logging
-import socket
 
-from scrapy.utils.httpobj import urlparse_cached
+from scrapy.resolver import CachingThreadedResolver
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.error import DNSLookupError
 
 from crawler.errors import PrivateAddressRefused
+from crawler.urlguard import UrlGuard, UrlRefused, is_global
 
 log = logging.getLogger(__name__)
 
 
-def is_private(address: str) -> bool:
-    """True for loopback, private, link-local, reserved, shared and unspecified addresses."""
-    return not ipaddress.ip_address(address.split("%", 1)[0]).is_global
+def guard_of(settings) -> UrlGuard:
+    """The URL guard of a crawl: FINMON_ALLOWED_PRIVATE_HOSTS and the store URLs of FINMON_STORES."""
+    return UrlGuard(settings.getlist("FINMON_ALLOWED_PRIVATE_HOSTS"), settings.getdict("FINMON_STORES").values())
 
 
-def _hostname(entry: str) -> str:
-    """An allow-list entry (``host``, ``host:port``, ``[v6]:port``) → the bare lower-case host."""
-    entry = entry.strip().lower()
-    if entry.startswith("["):
-        return entry[1:].split("]", 1)[0]
-    return entry.split(":", 1)[0] if entry.count(":") == 1 else entry
+class NameRefused(DNSLookupError):
+    """A name that resolved to a non-global address and that no allow entry or store names."""
 
 
-class PrivateAddressMiddleware:
-    def __init__(self, allowed_hosts, timeout: float) -> None:
-        self.allowed = {_hostname(h) for h in allowed_hosts}
-        self.timeout = timeout
-        self._verdicts: dict[str, str | None] = {}  # host → private address found, or None
+class GuardedResolver(CachingThreadedResolver):
+    """Scrapy's caching resolver that refuses non-global answers for names the guard does not trust."""
+
+    def __init__(self, reactor, cache_size: int, timeout: float, guard: UrlGuard) -> None:
+        super().__init__(reactor, cache_size, timeout)
+        self.guard = guard
+
+    @classmethod
+    def from_crawler(cls, crawler, reactor):
+        settings = crawler.settings
+        cache_size = settings.getint("DNSCACHE_SIZE") if settings.getbool("DNSCACHE_ENABLED") else 0
+        return cls(reactor, cache_size, settings.getfloat("DNS_TIMEOUT"), guard_of(settings))
+
+    def getHostByName(self, name, timeout=()):
+        return super().getHostByName(name, timeout).addCallback(self._checked, name)
+
+    def _checked(self, address: str, name: str) -> str:
+        if is_global(address) or self.guard.trusts_name(name):
+            return address
+        log.warning("refused to connect to %s: it resolves to private address %s", name, address)
+        raise NameRefused(f"{name} resolves to private address {address}")
+
+
+class UrlGuardMiddleware:
+    """Refuses requests the URL guard does not admit (``private_address`` or ``unsupported_url``)."""
+
+    def __init__(self, guard: UrlGuard, resolve) -> None:
+        self.guard = guard
+        self.resolve = resolve  # async host → address, through the resolver the connection will use
 
     @classmethod
     def from_crawler(cls, crawler):
-        settings = crawler.settings
-        return cls(settings.getlist("FINMON_ALLOWED_PRIVATE_HOSTS"), settings.getfloat("FINMON_RESOLVE_TIMEOUT"))
+        from twisted.internet import reactor
+
+        async def resolve(host: str) -> str:
+            return await maybe_deferred_to_future(reactor.resolve(host))
+
+        return cls(guard_of(crawler.settings), resolve)
 
     async def process_request(self, request):
-        if not request.meta.get("finmon_policy"):
-            return None
-        host = (urlparse_cached(request).hostname or "").lower()
-        if host in self.allowed:
-            return None
-        if host not in self._verdicts:
-            self._verdicts[host] = await self._private_address(host)
-        address = self._verdicts[host]
-        if address is not None:
-            raise PrivateAddressRefused(f"{host} is a private address" if address == host else f"{host} resolves to private address {address}")
+        try:
+            pending = self.guard.admits(request.url)
+            if pending is None:
+                return None
+            host, port = pending
+            try:
+                address = await self.resolve(host)
+            except NameRefused as exc:
+                raise UrlRefused(f"refused {request.url[:200]}: {exc}") from None
+            except DNSLookupError as exc:
+                log.debug("cannot resolve %s (%s); the download will report it", host, exc)
+                return None
+            self.guard.check_address(request.url, host, port, address)
+        except UrlRefused as exc:
+            raise PrivateAddressRefused(str(exc), exc.kind) from None
         return None
-
-    async def _private_address(self, host: str) -> str | None:
-        """The first non-global address ``host`` resolves to, or None (unresolvable hosts pass on)."""
-        try:
-            return host if is_private(host) else None
-        except ValueError:
-            pass  # not an IP literal
-        try:
-            infos = await asyncio.wait_for(
-                asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM), self.timeout
-            )
-        except (OSError, asyncio.TimeoutError) as exc:
-            log.debug("cannot resolve %s (%s); the download will report it", host, exc)
-            return None
-        return next((info[4][0] for info in infos if is_private(info[4][0])), None)

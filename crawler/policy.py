@@ -252,48 +252,55 @@ class FetchRefused(Exception):
 
 def fetch_policy(url: str, allow_hosts=(), timeout: float = 20.0, max_bytes: int = 5 * 1024 * 1024,
                  max_redirects: int = 5) -> tuple[str, bytes, str | None]:
-    """GET one policy URL → (final URL, body, Content-Type), every hop through the crawl's private-address guard
-    (loopback, private, link-local and reserved addresses are refused unless the host is in ``allow_hosts``)."""
-    import socket
+    """GET one policy URL → (final URL, body, Content-Type), every hop through the crawl's URL guard
+    (:mod:`crawler.urlguard`: http(s) only; loopback, private, link-local and reserved addresses refused unless
+    an ``allow_hosts`` entry allows the host, or host:port; the connection goes to the address checked)."""
+    import http.client
     import urllib.error
     import urllib.parse
     import urllib.request
 
-    from crawler.middlewares import _hostname, is_private
+    from crawler.urlguard import UrlGuard, UrlRefused, guarded_connection
 
-    allowed = {_hostname(h) for h in allow_hosts}
+    guard = UrlGuard(allow_hosts)
 
-    def guard(target: str) -> None:
-        parts = urllib.parse.urlsplit(target)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise FetchRefused(f"not an http(s) URL: {target}")
-        host = parts.hostname.lower()
-        if host in allowed:
-            return
-        try:
-            infos = socket.getaddrinfo(host, parts.port or 80, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise FetchRefused(f"cannot resolve {host}: {exc}") from None
-        private = next((info[4][0] for info in infos if is_private(info[4][0])), None)
-        if private is not None:
-            raise FetchRefused(f"{host} resolves to private address {private} (allow it with --allow-host)")
+    def connection(base, req):
+        def make(host, **kwargs):
+            conn = base(host, **kwargs)
+            conn._create_connection = guarded_connection(guard, req.full_url)
+            return conn
+        return make
 
-    class Guarded(urllib.request.HTTPRedirectHandler):
+    class GuardedHTTP(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(connection(http.client.HTTPConnection, req), req)
+
+    class GuardedHTTPS(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(connection(http.client.HTTPSConnection, req), req, context=self._context)
+
+    class GuardedRedirects(urllib.request.HTTPRedirectHandler):
         max_redirections = max_redirects
 
-        def redirect_request(self, req, fp, code, msg, headers, newurl):
-            guard(newurl)
-            return super().redirect_request(req, fp, code, msg, headers, newurl)
+        def http_error_302(self, req, fp, code, msg, headers):
+            target = headers.get("location") or headers.get("uri")
+            if target:  # the scheme here; the address is checked when connecting
+                guard.admits(urllib.parse.urljoin(req.full_url, target))
+            return super().http_error_302(req, fp, code, msg, headers)
 
-    guard(url)
-    opener = urllib.request.build_opener(Guarded)
+        http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), GuardedHTTP, GuardedHTTPS, GuardedRedirects)
     request = urllib.request.Request(url, headers={"User-Agent": "finmon-check", "Accept-Encoding": "identity"})
     try:
+        guard.admits(url)
         with opener.open(request, timeout=timeout) as response:
             body = response.read(max_bytes + 1)
             if len(body) > max_bytes:
                 raise FetchRefused(f"the policy is larger than {max_bytes} bytes")
             return response.geturl(), body, response.headers.get("Content-Type")
+    except UrlRefused as exc:
+        raise FetchRefused(str(exc)) from None
     except urllib.error.HTTPError as exc:
         raise FetchRefused(f"HTTP {exc.code} from {url}") from None
     except (urllib.error.URLError, OSError) as exc:

@@ -27,8 +27,10 @@ FINMON_KEYWORDS = [
 ]
 FINMON_ITUNES_COUNTRY = "cn"
 FINMON_ITUNES_PAGE_SIZE = 200  # iTunes Search returns at most 200 results per call
-# Hosts whose policy URLs may be fetched although they resolve to private/loopback
-# addresses (the simulator). Everything else private is refused.
+# Every URL from store data (detail pages, policies, APKs, redirect hops) passes one guard
+# (crawler/urlguard.py): http(s) only, and no loopback, private, link-local or reserved address unless
+# an entry here allows it: "host:port" that port only, "host" any port. URLs under the store base URLs
+# above always pass.
 FINMON_ALLOWED_PRIVATE_HOSTS: list[str] = []
 FINMON_POLICY_MAX_BYTES = 5 * 1024 * 1024
 FINMON_APK_MAX_BYTES = 200 * 1024 * 1024  # APKs above this are refused, in `finmon apk` and in crawls
@@ -42,7 +44,6 @@ FINMON_APK_DOWNLOADS_AT_ONCE = 2
 FINMON_APK_SLOT = "finmon-apk"
 FINMON_MIN_TARGET_SDK = 30  # V505 flags a targetSdkVersion below this
 FINMON_POLICY_CACHE_SIZE = 4096  # extracted policy bodies kept per crawl (same body → extracted once)
-FINMON_RESOLVE_TIMEOUT = 5.0  # seconds to resolve a policy host for the private-address check
 FINMON_APPGALLERY_PAGE_SIZE = 25  # maxResults of an AppGallery search page
 FINMON_MAX_PAGES = 400  # search result pages followed per keyword at most
 # Crawl output: the snapshot directory (set by crawler.run, or `scrapy crawl -s`), run id
@@ -122,7 +123,9 @@ TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False  # Scrapy 2.19's code-execution HTTP endpoint: never on an unattended crawler
 LOG_LEVEL = "INFO"
 FEED_EXPORT_ENCODING = "utf-8"
-DOWNLOADER_MIDDLEWARES = {"crawler.middlewares.PrivateAddressMiddleware": 50}  # before robots.txt
+DOWNLOADER_MIDDLEWARES = {"crawler.middlewares.UrlGuardMiddleware": 50}  # before robots.txt
+TWISTED_DNS_RESOLVER = "crawler.middlewares.GuardedResolver"  # the address checked is the address connected
+DNS_TIMEOUT = 10
 ITEM_PIPELINES = {"crawler.pipelines.ListingPipeline": 300, "crawler.pipelines.PolicyPipeline": 400,
                   "crawler.pipelines.ApkPipeline": 500}
 EXTENSIONS = {"crawler.extensions.RunRecorder": 0}

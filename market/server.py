@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import logging
+import random
 import re
 import threading
 from datetime import date, datetime, time, timezone
@@ -33,7 +34,7 @@ import jinja2
 from aiohttp import web
 
 from finmon import settings
-from market.apk import build_apk
+from market.apk import build_apk, zip_bomb
 from market.population import (LABELS, PREFIX, TERMS, App, Card, Market, Policy, apk_path, apk_spec,
                                policy_document)
 
@@ -49,6 +50,11 @@ SEARCH_CACHE_SIZE = 256  # keywords outside settings.FINMON_KEYWORDS kept indexe
 ROBOTS_TXT = "User-agent: *\nDisallow: /private/\n"
 CONTENT_VERSION = 1  # part of every ETag: bump it when a template or a page format changes
 NOT_MODIFIED = "not_modified"  # the hits key counting 304 answers
+# Hostile links (opt-in: MarketServer(hostile=rate)): store data links a private address, a local file,
+# another loopback port or a redirect into the cloud-metadata range, or the APK is a zip bomb.
+HOSTILE_KINDS = ("private", "file", "other_port", "redirect_private")
+BOMB_BYTES = 1024 ** 3  # what a zip-bomb APK's classes.dex inflates to
+METADATA_URL = "http://169.254.169.254/latest/meta-data/"
 
 _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
@@ -61,8 +67,10 @@ _templates = jinja2.Environment(
 class MarketApp:
     """The request handlers over one :class:`Market`, with its search indexes and fault state."""
 
-    def __init__(self, market: Market, keywords: list[str] | None = None) -> None:
+    def __init__(self, market: Market, keywords: list[str] | None = None, hostile: float = 0.0,
+                 bomb_bytes: int = BOMB_BYTES) -> None:
         self.market = market
+        self.hostile, self.bomb_bytes = hostile, bomb_bytes
         self.cards = {c.index: c for c in market.cards()}  # the listed apps, by index
         self.hits: collections.Counter[str] = collections.Counter()  # requests per route name, and 304s
         self._served: set[str] = set()  # detail pages already hit once (transient faults)
@@ -92,6 +100,7 @@ class MarketApp:
             ("/policies/{slug}/{file}", self.policy),
             ("/apk/{package}.apk", self.apk),
             ("/private/{tail:.*}", self.private),
+            ("/redirect/{target}/{package}", self.hostile_redirect),
         ]
         for path, handler in routes:
             app.router.add_get(path, handler, name=handler.__name__)
@@ -156,12 +165,47 @@ class MarketApp:
         self.hits[NOT_MODIFIED] += 1
         return web.Response(status=304, headers=headers)
 
-    def policy_url(self, request: web.Request, app: App) -> str | None:
-        return _origin(request) + app.policy.path if app.policy.path else None
+    def hostile_link(self, app: App) -> tuple[str, str] | None:
+        """(target, kind) of the hostile link in ``app``'s store data, drawn at the ``hostile`` rate per
+        (seed, app): target detail (iOS app page), policy or apk; kind one of HOSTILE_KINDS, or apk_bomb."""
+        if not self.hostile:
+            return None
+        rng = random.Random(f"{self.market.seed}:hostile:{app.index}")
+        if rng.random() >= self.hostile:
+            return None
+        targets = [t for t, has in (("detail", app.platform == "ios"), ("policy", app.policy.path is not None),
+                                    ("apk", app.apk is not None)) if has]
+        target = targets[int(rng.random() * len(targets))]
+        kinds = HOSTILE_KINDS + (("apk_bomb",) if target == "apk" else ())
+        return target, kinds[int(rng.random() * len(kinds))]
 
-    @staticmethod
-    def apk_url(request: web.Request, app: App) -> str | None:
-        return _origin(request) + apk_path(app) if app.apk is not None else None
+    def _link(self, origin: str, app: App, target: str, normal: str | None) -> str | None:
+        """The URL of ``target`` in the app's store data: ``normal``, or its hostile link."""
+        hostile = self.hostile_link(app)
+        if hostile is None or hostile[0] != target or hostile[1] == "apk_bomb":
+            return normal
+        return {"private": f"http://10.255.255.1/{target}/{app.package}", "file": "file:///etc/hostname",
+                "other_port": f"http://127.0.0.1:1/{target}/{app.package}",
+                "redirect_private": f"{origin}/redirect/{target}/{app.package}"}[hostile[1]]
+
+    def policy_url(self, request: web.Request, app: App) -> str | None:
+        return self._link(_origin(request), app, "policy", _origin(request) + app.policy.path if app.policy.path else None)
+
+    def apk_url(self, request: web.Request, app: App) -> str | None:
+        return self._link(_origin(request), app, "apk", _origin(request) + apk_path(app) if app.apk is not None else None)
+
+    def hostile_links(self, origin: str) -> dict[str, dict[str, str | None]]:
+        """App key → {"target", "kind", "url"} of every listed app with a hostile link (for the tests)."""
+        out = {}
+        for card in self.cards.values():
+            app = self.market[card.index]
+            hostile = self.hostile_link(app)
+            if hostile is not None:
+                target, kind = hostile
+                normal = {"detail": f"{origin}/apple/cn/app/id{app.track_id}", "apk": origin + apk_path(app),
+                          "policy": f"{origin}{app.policy.path}"}[target]
+                out[app.key] = {"target": target, "kind": kind, "url": self._link(origin, app, target, normal)}
+        return out
 
     # --- handlers -------------------------------------------------------------
     async def robots(self, request: web.Request) -> web.Response:
@@ -169,6 +213,10 @@ class MarketApp:
 
     async def private(self, request: web.Request) -> web.Response:
         return web.Response(text="<html><body><p>内部页面</p></body></html>", content_type="text/html")
+
+    async def hostile_redirect(self, request: web.Request) -> web.Response:
+        """A store-data link that redirects into the cloud-metadata range."""
+        raise web.HTTPFound(METADATA_URL)
 
     async def itunes_search(self, request: web.Request) -> web.Response:
         term = request.query.get("term", "")
@@ -189,7 +237,10 @@ class MarketApp:
         return self._itunes_json(request, apps)
 
     def _itunes_json(self, request: web.Request, apps: list[App]) -> web.Response:
-        body = {"resultCount": len(apps), "results": [_itunes_result(_origin(request), app) for app in apps]}
+        origin = _origin(request)
+        body = {"resultCount": len(apps), "results": [
+            {**_itunes_result(origin, app), "trackViewUrl": self._link(origin, app, "detail", _track_view_url(origin, app))}
+            for app in apps]}
         return web.Response(text=json.dumps(body, ensure_ascii=False), content_type="text/javascript")
 
     async def itunes_page(self, request: web.Request) -> web.Response:
@@ -299,6 +350,9 @@ class MarketApp:
         headers = self._validators(request, f"apk:{app.index}", app.updated, app.changes)
         if (unchanged := self._not_modified(request, headers)) is not None:
             return unchanged
+        if self.hostile_link(app) == ("apk", "apk_bomb"):
+            return web.Response(body=_bomb(apk_spec(app), self.bomb_bytes), headers=headers,
+                                content_type="application/vnd.android.package-archive")
         body = build_apk(apk_spec(app))
         if app.apk.invalid:
             body = body[: len(body) // 3]
@@ -320,6 +374,11 @@ class MarketApp:
         if policy.variant == "gbk":  # no charset in the header nor in the page
             return web.Response(body=html.encode("gbk"), headers={**headers, "Content-Type": "text/html"})
         return web.Response(text=html, content_type="text/html", charset="utf-8", headers=headers)
+
+
+@lru_cache(maxsize=4)
+def _bomb(spec, inflated_bytes: int) -> bytes:
+    return zip_bomb(spec, inflated_bytes)
 
 
 def render_policy_html(market: Market, policy: Policy, utf8: bool = True) -> str:
@@ -427,7 +486,7 @@ def _itunes_result(base: str, app: App) -> dict[str, Any]:
         "averageUserRating": app.rating,
         "userRatingCountForCurrentVersion": app.rating_count,
         "averageUserRatingForCurrentVersion": app.rating,
-        "trackViewUrl": f"{base}/apple/cn/app/id{app.track_id}",
+        "trackViewUrl": _track_view_url(base, app),
         "artworkUrl60": f"{artwork}/60x60bb.jpg",
         "artworkUrl100": f"{artwork}/100x100bb.jpg",
         "artworkUrl512": f"{artwork}/512x512bb.jpg",
@@ -450,6 +509,10 @@ def _itunes_result(base: str, app: App) -> dict[str, Any]:
     }
 
 
+def _track_view_url(base: str, app: App) -> str:
+    return f"{base}/apple/cn/app/id{app.track_id}"
+
+
 def _origin(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
@@ -470,9 +533,10 @@ def _json(body: dict[str, Any], status: int = 200) -> web.Response:
     return web.Response(text=json.dumps(body, ensure_ascii=False), status=status, content_type="application/json")
 
 
-def build_app(market: Market, keywords: list[str] | None = None) -> tuple[web.Application, MarketApp]:
+def build_app(market: Market, keywords: list[str] | None = None, hostile: float = 0.0,
+              bomb_bytes: int = BOMB_BYTES) -> tuple[web.Application, MarketApp]:
     """The aiohttp application serving ``market`` and its handler object (for hits and indexes)."""
-    handlers = MarketApp(market, keywords)
+    handlers = MarketApp(market, keywords, hostile, bomb_bytes)
     return handlers.build(), handlers
 
 
@@ -484,8 +548,10 @@ class MarketServer:
     """
 
     def __init__(self, apps: int = settings.MARKET_APPS, seed: int = settings.MARKET_SEED, week: int = 0,
-                 host: str = settings.MARKET_HOST, port: int = 0, start_timeout: float = 60.0) -> None:
+                 host: str = settings.MARKET_HOST, port: int = 0, start_timeout: float = 60.0, hostile: float = 0.0,
+                 bomb_bytes: int = BOMB_BYTES) -> None:
         self.market = Market(apps, seed, week)
+        self.hostile, self.bomb_bytes = hostile, bomb_bytes  # hostile links: the share of apps, off by default
         self.host = host
         self.port = port
         self.base_url = ""
@@ -505,11 +571,15 @@ class MarketServer:
         """The current week's ground truth, with policy URLs on this server."""
         return self.market.truth()
 
+    def hostile_links(self) -> dict[str, dict[str, str | None]]:
+        """App key → the hostile link its store data carries (``hostile`` > 0; see MarketApp.hostile_link)."""
+        return self._handlers.hostile_links(self.base_url) if self._handlers else {}
+
     def advance(self, weeks: int = 1) -> Market:
         """Move the market ``weeks`` weeks on (a running server switches between two requests); the new market."""
         market = Market(self.market.initial_apps, self.market.seed, self.market.week + weeks, self.market.base_url)
         if self._handlers is not None and self._loop is not None and self._thread is not None:
-            fresh = MarketApp(market)  # cards and search indexes built here, not on the server's loop
+            fresh = MarketApp(market, hostile=self.hostile, bomb_bytes=self.bomb_bytes)  # cards and search indexes built here, not on the server's loop
 
             async def switch() -> None:
                 self._handlers.switch(fresh)  # type: ignore[union-attr]
@@ -520,7 +590,7 @@ class MarketServer:
         return market
 
     def start(self) -> "MarketServer":
-        app, self._handlers = build_app(self.market)
+        app, self._handlers = build_app(self.market, hostile=self.hostile, bomb_bytes=self.bomb_bytes)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, args=(app,), name="market-server", daemon=True)
         self._thread.start()

@@ -102,7 +102,11 @@ class StoreSpider(scrapy.Spider):
 
         APK downloads share one download slot (FINMON_APK_SLOT), so at most FINMON_APK_DOWNLOADS_AT_ONCE
         bodies of up to FINMON_APK_MAX_BYTES each are in memory at once, whatever the hosts."""
-        if not url or not url.startswith(("http://", "https://")) or not self.snapshot.claim(url):
+        if not url or not self.snapshot.claim(url):
+            return
+        if not url.startswith(("http://", "https://")):
+            self.record_error(UNSUPPORTED_URL, url, "not an http(s) URL")
+            yield ApkFetch(url, self.store, "unavailable", utcnow(), error=f"{UNSUPPORTED_URL}: not an http(s) URL")
             return
         yield self._conditional("apks", url, self.parse_apk, self.apk_failed, {"url": url},
                                 {"download_maxsize": self.apk_max_bytes, "download_warnsize": 0,

@@ -150,3 +150,70 @@ def test_hostile_input_is_an_extraction_failure(monkeypatch, fx):
     monkeypatch.setattr("trafilatura.extract", boom)
     with pytest.raises(ExtractionFailed, match="RecursionError"):
         extract_policy(URL, URL, fx.bytes("policy_zh.html"), "text/html", NOW)
+
+
+# --- fetch_policy (finmon check URL): the crawl's URL guard on every hop ------------------------------------
+
+
+@pytest.fixture
+def policy_server():
+    """A loopback server: /policy answers a page, /to?url=U redirects to U."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from urllib.parse import parse_qs, urlsplit
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            target = parse_qs(urlsplit(self.path).query).get("url")
+            if target:
+                self.send_response(302)
+                self.send_header("Location", target[0])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = "<html><body><p>我们会收集您的手机号码。</p></body></html>".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_fetch_policy_allows_the_allowed_port_only(policy_server):
+    from crawler.policy import FetchRefused, fetch_policy
+
+    url = f"http://{policy_server}/policy"
+    final, body, content_type = fetch_policy(url, [policy_server])
+    assert final == url and "手机号码" in body.decode() and content_type.startswith("text/html")
+    assert fetch_policy(url, ["127.0.0.1"])[0] == url  # a host without a port: any port
+    with pytest.raises(FetchRefused, match="private address"):
+        fetch_policy(url)
+    with pytest.raises(FetchRefused, match="private address"):
+        fetch_policy(url, ["127.0.0.1:1"])
+
+
+@pytest.mark.parametrize("target, message", [
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254:80, a private address"),
+    ("http://10.0.0.1:8080/p.html", "10.0.0.1:8080, a private address"),
+    ("http://127.0.0.1:1/p.html", "127.0.0.1:1, a private address"),
+    ("http://localhost:{port}/policy", "resolves to 127.0.0.1"),
+    ("file:///etc/hostname", "not an http\\(s\\) URL"),
+])
+def test_fetch_policy_refuses_redirects_into_private_ranges_and_files(policy_server, target, message):
+    from urllib.parse import quote
+
+    from crawler.policy import FetchRefused, fetch_policy
+
+    target = target.format(port=policy_server.rsplit(":", 1)[1])
+    with pytest.raises(FetchRefused, match=message):
+        fetch_policy(f"http://{policy_server}/to?url={quote(target, safe='')}", [policy_server])

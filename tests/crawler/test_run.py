@@ -187,16 +187,50 @@ def test_crawl_speed(crawl300):
     assert crawl300.seconds < 120
 
 
-def test_private_policy_hosts_refused_without_allow_list(tmp_path):
+def test_without_allow_host_only_the_store_api_is_fetched_from_loopback(tmp_path):
+    """App pages, policies and APKs the simulator links on loopback are refused and logged, one line each."""
     from market.server import MarketServer
 
-    with MarketServer(apps=20, seed=3) as market:
-        proc = run_crawl(tmp_path, {"xiaomi": market.store_urls["xiaomi"]}, timeout=120)
+    with MarketServer(apps=30, seed=3) as market:
+        proc = run_crawl(tmp_path, market.store_urls, timeout=120)
+        hits = dict(market.hits)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = [json.loads(line) for line in (tmp_path / "policies.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert rows and all(row["status"] == "unavailable" and row["error"].startswith("private_address") for row in rows)
+    assert hits.get("itunes_page", 0) == hits.get("policy", 0) == hits.get("apk", 0) == 0, hits
+    assert hits["itunes_search"] and hits["appgallery"] and hits["xiaomi_details"]
+    errors = [json.loads(line) for line in (tmp_path / "errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    refused = {e["url"] for e in errors if e["kind"] == "private_address"}
+    for name in ("policies", "apks"):
+        rows = [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+        assert rows and all(row["status"] == "unavailable" and row["error"].startswith("private_address") for row in rows)
+        assert {row["url"] for row in rows} <= refused
+    assert any("/apple/cn/app/id" in url for url in refused)  # iTunes trackViewUrl detail pages
     counters = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))["counters"]
-    assert counters["errors/private_address"] == len(rows)
+    assert counters["errors/private_address"] == len(refused) == sum(e["kind"] == "private_address" for e in errors)
+
+
+def test_hostile_links_are_refused_and_logged(tmp_path):
+    """With the simulator's host:port allowed, store data linking a private address, a file, another loopback
+    port or a redirect into the metadata range is refused at every hop; a zip-bomb APK is one error line."""
+    from market.server import METADATA_URL, MarketServer
+
+    with MarketServer(apps=60, seed=5, hostile=0.5) as market:
+        allowed = market.base_url.split("//", 1)[1]
+        proc = run_crawl(tmp_path, market.store_urls, "--allow-host", allowed, timeout=180)
+        links, hits = market.hostile_links(), dict(market.hits)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {link["kind"] for link in links.values()} == {"private", "file", "other_port", "redirect_private", "apk_bomb"}
+    assert {link["target"] for link in links.values()} == {"detail", "policy", "apk"}
+    errors = [json.loads(line) for line in (tmp_path / "errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    expected_kind = {"private": "private_address", "other_port": "private_address", "file": "unsupported_url",
+                     "redirect_private": "private_address", "apk_bomb": "apk_invalid"}
+    for key, link in links.items():
+        kind = expected_kind[link["kind"]]
+        hop = METADATA_URL if link["kind"] == "redirect_private" else link["url"]  # the URL refused
+        lines = [e for e in errors if e["kind"] == kind and (e["url"] == link["url"] or hop in e["reason"])]
+        assert lines, (key, link)
+        if link["kind"] == "apk_bomb":
+            assert any("APK refused: classes.dex inflates beyond" in e["reason"] for e in lines)
+    assert hits.get("hostile_redirect", 0) > 0 and hits["policy"] > 0 and hits["apk"] > 0
 
 
 def test_crawl_settings(tmp_path):
