@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 from parsel import Selector
 
+from finmon import settings
 from finmon.model import Listing, utcnow
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -370,9 +371,15 @@ def parse_file(store: str, path: str | Path, url: str | None = None) -> Any:
 
     ``url`` is the address the file was fetched from (links are resolved against it); it
     defaults to the file's URI. Raises :class:`LayoutChanged` / :class:`MalformedResponse`,
-    and ``ValueError`` for an unknown ``store``.
+    and ``ValueError`` for an unknown ``store``. A file larger than a crawl would download (a policy:
+    FINMON_POLICY_MAX_BYTES, a store page: DOWNLOAD_MAXSIZE) is refused as :class:`MalformedResponse`.
     """
     if store not in _FILE_PARSERS:
         raise ValueError(f"unknown store {store!r}; expected one of: {', '.join(STORE_NAMES)}")
     path = Path(path)
+    cap, name = ((settings.FINMON_POLICY_MAX_BYTES, "FINMON_POLICY_MAX_BYTES") if store == "policy"
+                 else (settings.DOWNLOAD_MAXSIZE, "DOWNLOAD_MAXSIZE"))
+    size = path.stat().st_size
+    if size > cap:
+        raise MalformedResponse(store, f"{path}: {size:,} bytes is over the {cap:,}-byte limit of a crawl ({name})")
     return _FILE_PARSERS[store](path.read_bytes(), url or path.resolve().as_uri())

@@ -234,3 +234,14 @@ def test_unknown_permission_label_is_kept_not_lost():
         "android.permission.READ_CONTACTS",
         "unmapped-label:读取心率传感器",
     )
+
+
+def test_parse_file_refuses_what_a_crawl_would_not_download(tmp_path):
+    """A 50 MB policy file is refused before it is read (a crawl caps policies at FINMON_POLICY_MAX_BYTES)."""
+    big = tmp_path / "big.html"
+    with big.open("wb") as fh:
+        fh.truncate(50 * 1024 * 1024)
+    with pytest.raises(MalformedResponse, match=r"52,428,800 bytes is over the 5,242,880-byte limit .*FINMON_POLICY_MAX_BYTES"):
+        parse_file("policy", big)
+    with pytest.raises(MalformedResponse, match="DOWNLOAD_MAXSIZE"):
+        parse_file("itunes", big)
