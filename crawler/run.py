@@ -3,7 +3,7 @@
 ``crawl()`` starts a Twisted reactor, which can run once per process: callers that crawl
 repeatedly (the CLI, the scheduler, the tests) run ``python -m crawler.run`` as a subprocess::
 
-    python -m crawler.run --out DIR --store itunes=URL [--store NAME=URL ...] [--allow-host H ...]
+    python -m crawler.run --out DIR --store itunes=URL [--store NAME=URL ...] [--allow-host HOST[:PORT] ...]
 
 It prints the run record as JSON and exits 0 when the run's outcome is ``ok``, else 1.
 """
@@ -23,6 +23,7 @@ from scrapy.settings import Settings
 
 from crawler.snapshot import new_run_id
 from crawler.spiders import store_url
+from crawler.urlguard import parse_allow_entry
 from finmon.model import Run, utcnow
 
 SETTINGS_MODULE = "finmon.settings"
@@ -105,13 +106,22 @@ def _store_arg(value: str) -> tuple[str, str]:
     return name.strip(), url.strip()
 
 
+def _allow_arg(value: str) -> str:
+    try:
+        parse_allow_entry(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crawler.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="snapshot directory to write")
     parser.add_argument("--store", action="append", type=_store_arg, default=[], metavar="NAME=URL",
                         help="store base URL (itunes, appgallery, xiaomi); repeatable")
-    parser.add_argument("--allow-host", action="append", default=[], metavar="HOST",
-                        help="host whose private/loopback policy URLs may be fetched; repeatable")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]", type=_allow_arg,
+                        help="private/loopback host (with a port: that port only) that URLs from store data may "
+                             "point at; repeatable")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a setting (JSON values are decoded); repeatable")
     parser.add_argument("--log-level", default=None, help="Scrapy LOG_LEVEL")

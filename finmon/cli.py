@@ -129,7 +129,8 @@ def demo(apps: int, seed: int, out_dir: Path, lang: str) -> None:
     with MarketServer(apps=apps, seed=seed) as market:
         err.print(f"market simulator: {apps} apps (seed {seed}) at {market.base_url}")
         with _ProgressBar() as bar:
-            runs = jobs.crawl(out_dir / "crawl", market.store_urls, allow_hosts=[settings.MARKET_HOST], progress=bar)
+            runs = jobs.crawl(out_dir / "crawl", market.store_urls, allow_hosts=[f"{market.host}:{market.port}"],
+                              progress=bar)
     for run in runs:
         store.save_run(run)
     _print_runs(runs)
@@ -140,12 +141,25 @@ def demo(apps: int, seed: int, out_dir: Path, lang: str) -> None:
     click.echo(str(report))
 
 
+def _allow_hosts(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
+    """--allow-host entries, each HOST, HOST:PORT or [IPv6]:PORT (a usage error otherwise)."""
+    from crawler.urlguard import parse_allow_entry
+
+    for value in values:
+        try:
+            parse_allow_entry(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return values
+
+
 @main.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Snapshot directory to write (one subdirectory per store).")
 @click.option("--store", "stores", multiple=True, metavar="NAME=URL",
               help="Store base URL; repeatable. Default: FINMON_STORES in settings, or FINMON_STORE_<NAME>.")
-@click.option("--allow-host", "allow_hosts", multiple=True, help="Private/loopback host whose policy URLs may be fetched.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="HOST[:PORT]", callback=_allow_hosts,
+              help="A private or loopback host (with a port: that port only) that URLs from store data may point at.")
 @click.option("--timeout", type=float, default=None, help="Stop a store's crawl after this many seconds.")
 def crawl(out_dir: Path, stores: tuple[str, ...], allow_hosts: tuple[str, ...], timeout: float | None) -> None:
     """Crawl the configured stores into a snapshot directory (listings, policies, errors, run records)."""
@@ -660,8 +674,8 @@ def es_status(port: int | None) -> None:
 @click.option("--developer", default="", help="The developer's name or legal entity (a finance-type signal).")
 @click.option("--category", default="", help="The store category (a weak finance-type signal).")
 @click.option("--permissions", default="", help="Comma-separated Android permissions: the permission rules run too.")
-@click.option("--allow-host", "allow_hosts", multiple=True,
-              help="A private or loopback host a policy URL may point at (refused otherwise).")
+@click.option("--allow-host", "allow_hosts", multiple=True, callback=_allow_hosts,
+              help="A private or loopback HOST[:PORT] a policy URL may point at (refused otherwise).")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
               help="Language of the printed rule titles.")
 @click.option("--json", "as_json", is_flag=True, help="Print the check as JSON.")
