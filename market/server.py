@@ -545,6 +545,8 @@ class MarketServer:
 
     ``with MarketServer(apps=300, seed=7) as m:`` → ``m.base_url``, ``m.store_urls``,
     ``m.truth()``, ``m.hits`` (requests per route, 304s under ``NOT_MODIFIED``), ``m.advance()``.
+    ``hostile=rate`` gives that share of apps a hostile link (:meth:`MarketApp.hostile_link`), listed by
+    ``m.hostile_links()``; a zip-bomb APK inflates to ``bomb_bytes``.
     """
 
     def __init__(self, apps: int = settings.MARKET_APPS, seed: int = settings.MARKET_SEED, week: int = 0,

@@ -247,6 +247,12 @@ def test_apk_downloads_share_one_slot_of_bounded_concurrency(tmp_path):
     assert crawl_settings(tmp_path, {}).getdict("DOWNLOAD_SLOTS")["finmon-apk"] == {"concurrency": 2}
 
 
+def test_main_refuses_a_malformed_allow_host(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--out", str(tmp_path), "--store", "itunes=http://127.0.0.1:1/itunes", "--allow-host", "[::1]:x"])
+    assert exit_.value.code == 2 and "not a host or host:port" in capsys.readouterr().err
+
+
 def test_main_without_a_store_url_is_a_clear_error(tmp_path, capsys):
     assert main(["--out", str(tmp_path)]) == 2
     assert "FINMON_STORES" in capsys.readouterr().err

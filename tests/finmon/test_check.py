@@ -82,3 +82,8 @@ def test_a_url_goes_through_the_private_address_guard():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_malformed_allow_host_is_a_usage_error():
+    result = check("http://127.0.0.1:1/policy", "--allow-host", "127.0.0.1:port")
+    assert result.exit_code == 2 and "not a host or host:port" in result.output

@@ -346,3 +346,38 @@ def test_serve_blocks_until_interrupted(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_hostile_links_are_opt_in_seeded_and_served():
+    """hostile=rate: store data links a private address, a file, another loopback port or a redirect into the
+    metadata range, or the APK is a zip bomb; the same apps every time, none by default."""
+    import zipfile
+
+    from market.server import METADATA_URL
+
+    with MarketServer(apps=40, seed=5) as plain:
+        assert plain.hostile_links() == {}
+    with MarketServer(apps=40, seed=5, hostile=0.5, bomb_bytes=64 * 1024 ** 2) as market:
+        links = market.hostile_links()
+        assert links == market._handlers.hostile_links(market.base_url)  # drawn per (seed, app), not per call
+        assert 10 <= len(links) <= 30
+        by_kind = {}
+        for key, link in links.items():
+            by_kind.setdefault((link["target"], link["kind"]), []).append(key)
+        detail = next(k for (target, kind), k in by_kind.items() if target == "detail" and kind != "redirect_private")
+        package = detail[0].split(":", 1)[1]
+        _, _, body = get(f"{market.store_urls['itunes']}/lookup?bundleId={package}")
+        assert json.loads(body)["results"][0]["trackViewUrl"] == links[detail[0]]["url"]
+        redirect = next(link["url"] for link in links.values() if link["kind"] == "redirect_private")
+        opener = urllib.request.build_opener(type("NoRedirect", (urllib.request.HTTPRedirectHandler,),
+                                                  {"redirect_request": lambda *a: None}))
+        with pytest.raises(urllib.error.HTTPError) as found:
+            opener.open(redirect, timeout=10)
+        with found.value as answer:
+            assert answer.code == 302 and answer.headers["Location"] == METADATA_URL
+        bomb = next(link["url"] for link in links.values() if link["kind"] == "apk_bomb")
+        status, _, body = get(bomb)
+        assert status == 200 and len(body) < 200 * 1024
+        with zipfile.ZipFile(io.BytesIO(body)) as zf:
+            assert zf.getinfo("classes.dex").file_size == 64 * 1024 ** 2
+    assert {kind for _, kind in by_kind} == {"private", "file", "other_port", "redirect_private", "apk_bomb"}
