@@ -29,6 +29,10 @@ def guard_of(settings) -> UrlGuard:
 class NameRefused(DNSLookupError):
     """A name that resolved to a non-global address and that no allow entry or store names."""
 
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
 
 class GuardedResolver(CachingThreadedResolver):
     """Scrapy's caching resolver that refuses non-global answers for names the guard does not trust."""
@@ -78,7 +82,7 @@ class UrlGuardMiddleware:
             try:
                 address = await self.resolve(host)
             except NameRefused as exc:
-                raise UrlRefused(f"refused {request.url[:200]}: {exc}") from None
+                raise UrlRefused(f"refused {request.url[:200]}: {exc.reason} (allow it with --allow-host)") from None
             except DNSLookupError as exc:
                 log.debug("cannot resolve %s (%s); the download will report it", host, exc)
                 return None

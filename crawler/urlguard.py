@@ -17,7 +17,8 @@ checked address. Should the cache have dropped it meanwhile, the resolver checks
 refuses a non-global answer for every name that no allow entry or store names. Outside a crawl
 (:func:`crawler.policy.fetch_policy`), :func:`guarded_connection` resolves, checks and connects to the
 checked address in one step for every hop. The one trust left is in names operators list themselves: a
-listed name allowed on one port may resolve anew between the check of another port and the connection.
+listed name allowed on one port may resolve anew between the check of another port and the connection;
+and with an HTTP proxy configured (``http_proxy``), the proxy resolves the name again.
 """
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from xml.sax.saxutils import escape
 
 ANDROID_NS = "http://schemas.android.com/apk/res/android"
@@ -294,6 +295,22 @@ ZIP_BOMB_MAX = 0xFFFF_FFFF  # what a zip entry without zip64 can state
 _ZEROS = bytes(1024 * 1024)
 
 
+@lru_cache(maxsize=4)
+def _deflated_zeros(size: int) -> tuple[bytes, int]:
+    """(raw deflate stream, CRC-32) of ``size`` zero bytes."""
+    whole, rest = divmod(size, len(_ZEROS))
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = deflate.compress(_ZEROS) + deflate.flush(zlib.Z_FULL_FLUSH)
+    block = deflate.compress(_ZEROS) + deflate.flush(zlib.Z_FULL_FLUSH)  # the same bytes for every further MB
+    crc = 0
+    for _ in range(whole):
+        crc = zlib.crc32(_ZEROS, crc)
+    crc = zlib.crc32(_ZEROS[:rest], crc)
+    head = first + block * (whole - 1) if whole else b""
+    tail = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return head + tail.compress(_ZEROS[:rest]) + tail.flush(), crc
+
+
 def zip_bomb(spec: ApkSpec, inflated_bytes: int) -> bytes:
     """An APK with the spec's manifest whose classes.dex is ``inflated_bytes`` of zeros, deflated.
 
@@ -302,21 +319,7 @@ def zip_bomb(spec: ApkSpec, inflated_bytes: int) -> bytes:
     """
     if not 0 < inflated_bytes <= ZIP_BOMB_MAX:
         raise ValueError(f"inflated_bytes must be in 1..{ZIP_BOMB_MAX}")
-    whole, rest = divmod(inflated_bytes, len(_ZEROS))
-    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
-    first = deflate.compress(_ZEROS) + deflate.flush(zlib.Z_FULL_FLUSH)
-    block = deflate.compress(_ZEROS) + deflate.flush(zlib.Z_FULL_FLUSH)  # the same bytes for every further MB
-    crc = 0
-    for _ in range(whole):
-        crc = zlib.crc32(_ZEROS, crc)
-    crc = zlib.crc32(_ZEROS[:rest], crc)
-    if whole:
-        head = first + block * (whole - 1)
-    else:
-        deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
-        head = b""
-    tail = zlib.compressobj(9, zlib.DEFLATED, -15) if whole else deflate
-    compressed = head + tail.compress(_ZEROS[:rest]) + tail.flush()
+    compressed, crc = _deflated_zeros(inflated_bytes)
     manifest = binary_manifest(spec)
     entries = [("AndroidManifest.xml", 0, manifest, len(manifest), zlib.crc32(manifest)),
                ("classes.dex", 8, compressed, inflated_bytes, crc)]

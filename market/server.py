@@ -28,7 +28,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jinja2
 from aiohttp import web
@@ -51,8 +51,9 @@ ROBOTS_TXT = "User-agent: *\nDisallow: /private/\n"
 CONTENT_VERSION = 1  # part of every ETag: bump it when a template or a page format changes
 NOT_MODIFIED = "not_modified"  # the hits key counting 304 answers
 # Hostile links (opt-in: MarketServer(hostile=rate)): store data links a private address, a local file,
-# another loopback port or a redirect into the cloud-metadata range, or the APK is a zip bomb.
-HOSTILE_KINDS = ("private", "file", "other_port", "redirect_private")
+# another loopback port, this server by a name that resolves to loopback, or a redirect into the
+# cloud-metadata range, or the APK is a zip bomb.
+HOSTILE_KINDS = ("private", "file", "other_port", "loopback_name", "redirect_private")
 BOMB_BYTES = 1024 ** 3  # what a zip-bomb APK's classes.dex inflates to
 METADATA_URL = "http://169.254.169.254/latest/meta-data/"
 
@@ -186,6 +187,7 @@ class MarketApp:
             return normal
         return {"private": f"http://10.255.255.1/{target}/{app.package}", "file": "file:///etc/hostname",
                 "other_port": f"http://127.0.0.1:1/{target}/{app.package}",
+                "loopback_name": f"http://localhost:{urlsplit(origin).port}/{target}/{app.package}",
                 "redirect_private": f"{origin}/redirect/{target}/{app.package}"}[hostile[1]]
 
     def policy_url(self, request: web.Request, app: App) -> str | None:
@@ -351,7 +353,7 @@ class MarketApp:
         if (unchanged := self._not_modified(request, headers)) is not None:
             return unchanged
         if self.hostile_link(app) == ("apk", "apk_bomb"):
-            return web.Response(body=_bomb(apk_spec(app), self.bomb_bytes), headers=headers,
+            return web.Response(body=zip_bomb(apk_spec(app), self.bomb_bytes), headers=headers,
                                 content_type="application/vnd.android.package-archive")
         body = build_apk(apk_spec(app))
         if app.apk.invalid:
@@ -374,11 +376,6 @@ class MarketApp:
         if policy.variant == "gbk":  # no charset in the header nor in the page
             return web.Response(body=html.encode("gbk"), headers={**headers, "Content-Type": "text/html"})
         return web.Response(text=html, content_type="text/html", charset="utf-8", headers=headers)
-
-
-@lru_cache(maxsize=4)
-def _bomb(spec, inflated_bytes: int) -> bytes:
-    return zip_bomb(spec, inflated_bytes)
 
 
 def render_policy_html(market: Market, policy: Policy, utf8: bool = True) -> str:

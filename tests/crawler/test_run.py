@@ -218,10 +218,12 @@ def test_hostile_links_are_refused_and_logged(tmp_path):
         proc = run_crawl(tmp_path, market.store_urls, "--allow-host", allowed, timeout=180)
         links, hits = market.hostile_links(), dict(market.hits)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert {link["kind"] for link in links.values()} == {"private", "file", "other_port", "redirect_private", "apk_bomb"}
+    assert {link["kind"] for link in links.values()} == {"private", "file", "other_port", "loopback_name",
+                                                         "redirect_private", "apk_bomb"}
     assert {link["target"] for link in links.values()} == {"detail", "policy", "apk"}
     errors = [json.loads(line) for line in (tmp_path / "errors.jsonl").read_text(encoding="utf-8").splitlines()]
     expected_kind = {"private": "private_address", "other_port": "private_address", "file": "unsupported_url",
+                     "loopback_name": "private_address",
                      "redirect_private": "private_address", "apk_bomb": "apk_invalid"}
     for key, link in links.items():
         kind = expected_kind[link["kind"]]

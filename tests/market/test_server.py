@@ -380,4 +380,5 @@ def test_hostile_links_are_opt_in_seeded_and_served():
         assert status == 200 and len(body) < 200 * 1024
         with zipfile.ZipFile(io.BytesIO(body)) as zf:
             assert zf.getinfo("classes.dex").file_size == 64 * 1024 ** 2
-    assert {kind for _, kind in by_kind} == {"private", "file", "other_port", "redirect_private", "apk_bomb"}
+    assert {kind for _, kind in by_kind} == {"private", "file", "other_port", "loopback_name", "redirect_private",
+                                             "apk_bomb"}
