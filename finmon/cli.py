@@ -830,14 +830,17 @@ def market() -> None:
 @click.option("--port", default=8800, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--week", default=0, show_default=True, type=click.IntRange(min=0),
               help="Serve the market this many weeks on (removed, new and changed apps and policies).")
-def market_serve(apps: int, seed: int, port: int, week: int) -> None:
+@click.option("--hostile", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of apps whose store data links a private address, a file, another loopback port, a "
+                   "loopback name or a redirect into the metadata range, or whose APK is a zip bomb.")
+def market_serve(apps: int, seed: int, port: int, week: int, hostile: float) -> None:
     """Serve the simulator on 127.0.0.1 until interrupted."""
     from market.server import serve
 
     err.print(f"serving {apps} apps (seed {seed}, week {week}) on http://{settings.MARKET_HOST}:{port}/"
               " — Ctrl-C stops")
     try:
-        serve(apps=apps, seed=seed, host=settings.MARKET_HOST, port=port, week=week)
+        serve(apps=apps, seed=seed, host=settings.MARKET_HOST, port=port, week=week, hostile=hostile)
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {settings.MARKET_HOST}:{port}: {exc.strerror or exc}") from None
 

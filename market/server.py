@@ -646,10 +646,11 @@ class MarketServer:
 
 
 def serve(apps: int = settings.MARKET_APPS, seed: int = settings.MARKET_SEED,
-          host: str = settings.MARKET_HOST, port: int = 8800, week: int = 0) -> None:
-    """Serve the simulator's week ``week`` on host:port until interrupted (blocking; for ``finmon market serve``)."""
+          host: str = settings.MARKET_HOST, port: int = 8800, week: int = 0, hostile: float = 0.0) -> None:
+    """Serve the simulator's week ``week`` on host:port until interrupted (blocking; for ``finmon market serve``),
+    with ``hostile`` the share of apps carrying a hostile link."""
     market = Market(apps, seed, week)
-    app, _ = build_app(market)
+    app, _ = build_app(market, hostile=hostile)
 
     async def main() -> None:
         runner = web.AppRunner(app, access_log=None)

@@ -95,7 +95,7 @@ class StoreSpider(scrapy.Spider):
             yield PolicyFetch(url, self.store, "unavailable", utcnow(), error=f"{UNSUPPORTED_URL}: not an http(s) URL")
             return
         yield self._conditional("policies", url, self.parse_policy, self.policy_failed, {"url": url},
-                                {"finmon_policy": True, "download_maxsize": self.policy_max_bytes})
+                                {"download_maxsize": self.policy_max_bytes})
 
     def apk(self, url: str | None):
         """Download a listing's APK the first time this snapshot sees its URL (size-capped by FINMON_APK_MAX_BYTES).

@@ -379,3 +379,14 @@ def test_schedule_list_trigger_and_status_without_a_running_scheduler(tmp_path):
     assert [(j["id"], j["last_run"]) for j in status["jobs"]][:1] == [("crawl:appgallery", None)]
     text = runner.invoke(main, ["schedule", "status"])
     assert "scheduler: not running" in text.output and "never run" in text.output
+
+
+def test_market_serve_passes_the_hostile_share(monkeypatch):
+    import market.server
+
+    served = {}
+    monkeypatch.setattr(market.server, "serve", lambda **kwargs: served.update(kwargs))
+    result = CliRunner().invoke(main, ["market", "serve", "--apps", "10", "--port", "0", "--hostile", "0.2"])
+    assert result.exit_code == 0, result.output
+    assert served["hostile"] == 0.2 and served["apps"] == 10
+    assert CliRunner().invoke(main, ["market", "serve", "--hostile", "1.5"]).exit_code == 2

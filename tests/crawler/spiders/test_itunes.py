@@ -47,7 +47,7 @@ def test_app_page_completes_the_listing_and_requests_the_policy(make_spider, fx,
     item, policy = list(spider.parse_app_page(page, listing=listing))
     assert isinstance(item, Listing) and item.privacy_url.startswith("https://render.alipay.com/")
     assert item.privacy_labels[0] == "标识符" and item.content_hash != listing.content_hash
-    assert isinstance(policy, Request) and policy.meta["finmon_policy"] and policy.meta["download_maxsize"] == 5 * 1024 * 1024
+    assert isinstance(policy, Request) and policy.meta["download_maxsize"] == 5 * 1024 * 1024
     assert list(spider.parse_app_page(page, listing=listing))[1:] == []  # the policy URL is fetched once
 
 
