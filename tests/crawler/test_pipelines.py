@@ -103,6 +103,17 @@ def test_apks_over_the_size_cap_are_refused(make_crawler):
     assert row["status"] == "invalid" and "limit" in row["error"]
 
 
+def test_apks_inflating_beyond_the_caps_are_refused(make_crawler):
+    from market.apk import zip_bomb
+
+    crawler = make_crawler(FINMON_APK_MAX_ENTRY_BYTES=1024 ** 2)
+    ApkPipeline.from_crawler(crawler).process_item(
+        ApkFetch("http://127.0.0.1/apk/a.apk", "xiaomi", "ok", NOW, zip_bomb(ApkSpec(package="a.b"), 2 * 1024 ** 2)))
+    (row,) = lines(crawler, "apks")
+    assert row["status"] == "invalid"
+    assert row["error"] == "apk_invalid: APK refused: classes.dex inflates beyond 1,048,576 bytes (FINMON_APK_MAX_ENTRY_BYTES)"
+
+
 def test_a_resumed_crawl_appends_to_its_snapshot(make_crawler, listing):
     first = make_crawler()
     ListingPipeline.from_crawler(first).process_item(listing)
