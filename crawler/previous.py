@@ -56,9 +56,12 @@ class PreviousCapture:
             for line in fh:
                 try:
                     row = json.loads(line)
-                    if row.get("status", "ok") == "ok" and (row.get("etag") or row.get("last_modified")):
-                        index[row[KINDS[kind]]] = (offset, row.get("etag") or "", row.get("last_modified") or "")
-                except (ValueError, KeyError, AttributeError):
+                    url, etag, modified = row[KINDS[kind]], row.get("etag") or "", row.get("last_modified") or ""
+                    if not all(isinstance(v, str) for v in (url, etag, modified)):
+                        raise TypeError("URL and validators must be strings")
+                    if row.get("status", "ok") == "ok" and (etag or modified):
+                        index[url] = (offset, etag, modified)
+                except (ValueError, KeyError, AttributeError, TypeError, RecursionError):
                     log.warning("%s: unreadable line at byte %d skipped", file, offset)
                 offset += len(line)
 

@@ -193,7 +193,9 @@ def analyze(crawl_dir: Path, db_path: Path) -> None:
     registry = _registry()
     store = _open_store(db_path, must_exist=False)
     for run_file in sorted(crawl_dir.rglob("run.json")):
-        store.save_run(Run.from_dict(json.loads(run_file.read_text(encoding="utf-8"))))
+        crawl_run = jobs.load_run_record(run_file)
+        if crawl_run is not None:
+            store.save_run(crawl_run)
     with _ProgressBar() as bar:
         run = jobs.analyze(crawl_dir, store, progress=bar, registry=registry)
     _print_runs([run])

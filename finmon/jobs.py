@@ -127,8 +127,8 @@ def _die_with_parent() -> None:
 
 def _crawl_result(store: str, store_dir: Path, returncode: int, timed_out: bool) -> Run:
     run_file = store_dir / "run.json"
-    if run_file.exists():
-        run = Run.from_dict(json.loads(run_file.read_text(encoding="utf-8")))
+    run = load_run_record(run_file) if run_file.exists() else None
+    if run is not None:
         if timed_out:
             run.outcome = "interrupted"
         return run
@@ -136,8 +136,21 @@ def _crawl_result(store: str, store_dir: Path, returncode: int, timed_out: bool)
     run.ended = utcnow()
     run.outcome = "interrupted" if timed_out else "failed"
     run.counters = {"exit_code": returncode}
-    log.error("crawl of %s ended without a run record (exit code %s); see %s", store, returncode, store_dir / "crawl.log")
+    run.error = _last_line(store_dir / "crawl.log") or f"exit code {returncode}"
+    log.error("crawl of %s ended without a run record (exit code %s: %s); see %s", store, returncode, run.error,
+              store_dir / "crawl.log")
     return run
+
+
+def _last_line(path: Path, tail: int = 4096) -> str:
+    """The last non-blank line of a log (e.g. the exception that killed a crawl), "" when there is none."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - tail))
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")[:300]
 
 
 def count_lines(paths: Iterable[Path]) -> int:
@@ -159,48 +172,71 @@ class Snapshot:
     bad_lines: int = 0
 
 
-def _jsonl(path: Path) -> Iterator[dict | None]:
+def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, decoded JSON) of each non-blank line; a line that is not UTF-8 JSON raises ValueError."""
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as fh:
+    with open(path, "rb") as fh:
         for line_no, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
-            except ValueError as exc:
-                log.warning("%s:%d: unreadable line skipped (%s)", path, line_no, exc)
-                yield None
+                yield line_no, json.loads(line.decode("utf-8"))
+            except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+                yield line_no, exc
+
+
+def _read_lines(path: Path, snap: Snapshot, read: Callable[[Any], None]) -> None:
+    """Apply ``read`` to each line of ``path``; a line it cannot take is counted, logged with its place, skipped."""
+    for line_no, row in _jsonl(path):
+        try:
+            if isinstance(row, Exception):
+                raise row
+            read(row)
+        except (ValueError, RecursionError, TypeError, KeyError, AttributeError) as exc:
+            snap.bad_lines += 1
+            log.warning("%s:%d: bad snapshot line skipped (%s)", path, line_no, str(exc)[:200])
 
 
 def load_snapshot(*crawl_dirs: Path) -> Snapshot:
     """Read every listings.jsonl/policies.jsonl/apks.jsonl under the ``crawl_dirs``."""
     snap = Snapshot()
+
+    def listing(row) -> None:
+        snap.listings.append(Listing.from_dict(row))
+
+    def policy(row) -> None:
+        url, status = row["url"], row["status"]
+        if not isinstance(url, str):
+            raise TypeError(f"url: expected str, got {type(url).__name__}")
+        if status == "ok":
+            snap.policies[url] = PolicyVersion.from_dict(row["version"])
+            snap.policy_failures.pop(url, None)
+        elif url not in snap.policies:
+            snap.policy_failures[url] = POLICY_NOT_FOUND if status == "not_found" else POLICY_UNAVAILABLE
+
+    def apk(row) -> None:
+        if row["status"] == "ok":
+            if not isinstance(row["url"], str):
+                raise TypeError(f"url: expected str, got {type(row['url']).__name__}")
+            snap.apks[row["url"]] = ApkInfo.from_dict(row["apk"])
+
     roots = sorted({p.parent for d in crawl_dirs for p in d.rglob("listings.jsonl")}
                    | {p.parent for d in crawl_dirs for p in d.rglob("policies.jsonl")})
     for root in roots:
-        for row in _jsonl(root / "listings.jsonl"):
-            try:
-                snap.listings.append(Listing.from_dict(row))
-            except (TypeError, AttributeError):
-                snap.bad_lines += 1
-        for row in _jsonl(root / "policies.jsonl"):
-            try:
-                url, status = row["url"], row["status"]
-                if status == "ok":
-                    snap.policies[url] = PolicyVersion.from_dict(row["version"])
-                    snap.policy_failures.pop(url, None)
-                elif url not in snap.policies:
-                    snap.policy_failures[url] = POLICY_NOT_FOUND if status == "not_found" else POLICY_UNAVAILABLE
-            except (TypeError, KeyError):
-                snap.bad_lines += 1
-        for row in _jsonl(root / "apks.jsonl"):
-            try:
-                if row["status"] == "ok":
-                    snap.apks[row["url"]] = ApkInfo.from_dict(row["apk"])
-            except (TypeError, KeyError, AttributeError):
-                snap.bad_lines += 1
+        _read_lines(root / "listings.jsonl", snap, listing)
+        _read_lines(root / "policies.jsonl", snap, policy)
+        _read_lines(root / "apks.jsonl", snap, apk)
     return snap
+
+
+def load_run_record(path: Path) -> Run | None:
+    """The run a crawl recorded in ``path`` (run.json); None, with a warning, when it is unreadable or malformed."""
+    try:
+        return Run.from_dict(json.loads(path.read_bytes().decode("utf-8")))
+    except (ValueError, RecursionError, TypeError) as exc:
+        log.warning("%s: unreadable run record skipped (%s)", path, str(exc)[:200])
+        return None
 
 
 _FROM_SETTINGS = object()

@@ -9,9 +9,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import types
+import typing
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cache
 from typing import Any, Iterable
 
 SEVERITIES = ("high", "medium", "low")
@@ -61,6 +64,26 @@ def app_key(platform: str, package: str) -> str:
     return f"{platform}:{package}"
 
 
+def _conforms(value: Any, hint: Any) -> bool:
+    """True when ``value`` (as read from JSON, lists for tuples) has the type ``hint`` names."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, arg) for arg in typing.get_args(hint))
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        return isinstance(value, (list, tuple)) and all(_conforms(v, item) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, typing.get_origin(hint) or hint)
+
+
+@cache
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 class _Record:
     """Dict round-trip for the frozen dataclasses below."""
 
@@ -69,14 +92,19 @@ class _Record:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
-        names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        """The record ``data`` describes; a TypeError names the first field of the wrong type (a snapshot line
+        written by a killed crawl or edited by hand must cost that line, not corrupt the analysis)."""
+        if not isinstance(data, dict):
+            raise TypeError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
+        hints = _field_types(cls)
         kwargs = {}
         for key, value in data.items():
-            if key not in names:
+            if key not in hints:
                 continue
-            if isinstance(value, list):
-                value = tuple(value)
-            kwargs[key] = value
+            if not _conforms(value, hints[key]):
+                expected = hints[key].__name__ if isinstance(hints[key], type) else hints[key]
+                raise TypeError(f"{cls.__name__}.{key}: expected {expected}, got {type(value).__name__}")
+            kwargs[key] = tuple(value) if isinstance(value, list) else value
         return cls(**kwargs)
 
 
@@ -246,7 +274,7 @@ class Analysis:
 
 
 @dataclass
-class Run:
+class Run(_Record):
     """One crawl, analysis or report run and what happened in it."""
 
     id: str
@@ -258,13 +286,6 @@ class Run:
     job: str = ""  # the scheduler job that ran it ("crawl:appgallery", "report:weekly", …), "" when run by hand
     attempt: int = 1  # 2, 3, … for retries and resumptions of the same job run
     error: str = ""  # why it failed or was interrupted
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Run":
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
 
 
 def merge_listings(
