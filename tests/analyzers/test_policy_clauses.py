@@ -619,3 +619,19 @@ def test_negation_inside_a_quoted_title_negates_nothing(text, shared):
     from analyzers.clauses import sharing_sentences
 
     assert bool(sharing_sentences(text)) is shared
+
+
+# --- C205: a contact detail given as data is no channel; public hotlines are ----------------------------------------
+
+@pytest.mark.parametrize("text, channel", [
+    ("如需投诉，您可以拨打12345热线。", True),  # a public service hotline
+    ("十一、联系方式\n客服电话：95011", True),  # a numbered heading
+    ("请您通过以下联络方式联系本站：邮箱 help@example.cn", True),
+    ("侵权通知应写明您的姓名、联系方式和地址，并发送至 ip@example.cn。", False),  # data the user gives
+    ("我们会保存您的联系方式，邮箱 ip@example.cn 仅用于接收版权通知。", False),
+    ("如需投诉，请见我们在12345名用户中做过的调查。", False),  # a number, not a hotline
+])
+def test_complaint_channel_needs_a_channel_not_data(text, channel):
+    from analyzers.clauses import has_contact_channel
+
+    assert has_contact_channel(text) is channel
