@@ -3,7 +3,11 @@
 Each function takes the response body (and its URL where links must be resolved) and
 returns listings or links; none does I/O, so ``finmon parse STORE FILE`` runs them on a
 saved file. A response whose required fields are missing raises :class:`LayoutChanged`
-(the store changed its pages); undecodable JSON raises :class:`MalformedResponse`.
+(the store changed its pages); undecodable JSON raises :class:`MalformedResponse`; a required field
+of the wrong type raises :class:`FieldMalformed`. Where one response holds several items, or an item
+has optional fields, the problem costs only that item or that field: it is appended to the
+``problems`` list the caller passes (logged as a warning when none is passed), and the rest is parsed.
+No other exception escapes a parser (tests/crawler/test_parsers_fuzz.py).
 """
 from __future__ import annotations
 
@@ -15,24 +19,34 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, urljoin, urlsplit
 
+import logging
+
 from parsel import Selector
 
 from finmon import settings
 from finmon.model import Listing, utcnow
 
+log = logging.getLogger(__name__)
 DATA_DIR = Path(__file__).parent / "data"
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
 class ParseError(Exception):
-    """A store response that could not be turned into data."""
+    """A store response, or one item or field of it, that could not be turned into data.
+
+    ``item`` names the item (a store id, or its place such as ``results[3]``) and ``field`` the field,
+    when the problem is that narrow; both are "" for a whole response.
+    """
 
     kind = "parse_error"
 
-    def __init__(self, store: str, reason: str):
-        super().__init__(f"{store}: {reason}")
+    def __init__(self, store: str, reason: str, *, item: str = "", field: str = ""):
+        where = " ".join(part for part in (item and f"item {item}", field and f"field {field}") if part)
+        super().__init__(f"{store}: {where + ': ' if where else ''}{reason}")
         self.store = store
         self.reason = reason
+        self.item = item
+        self.field = field
 
 
 class LayoutChanged(ParseError):
@@ -40,9 +54,20 @@ class LayoutChanged(ParseError):
 
     kind = "layout_changed"
 
-    def __init__(self, store: str, missing: list[str] | tuple[str, ...]):
+    def __init__(self, store: str, missing: list[str] | tuple[str, ...], *, item: str = ""):
         self.missing = tuple(missing)
-        super().__init__(store, "layout changed, missing " + ", ".join(self.missing))
+        super().__init__(store, "layout changed, missing " + ", ".join(self.missing), item=item,
+                         field=",".join(self.missing))
+
+
+class FieldMalformed(ParseError):
+    """A field holds a value of the wrong type (a number for a name, a string for a list, …)."""
+
+    kind = "malformed_field"
+
+    def __init__(self, store: str, item: str, field: str, value: Any, expected: str):
+        super().__init__(store, f"expected {expected}, got {type(value).__name__} {_preview(value)}",
+                         item=item, field=field)
 
 
 class MalformedResponse(ParseError):
@@ -81,12 +106,70 @@ def _load_json(store: str, body: bytes | str) -> Any:
         return json.loads(body)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise MalformedResponse(store, f"undecodable JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise MalformedResponse(store, "undecodable JSON: nested too deeply") from exc
 
 
-def _require(store: str, record: dict, fields: tuple[str, ...]) -> None:
+def _preview(value: Any, limit: int = 40) -> str:
+    """A short, one-line rendering of a bad value for an error line."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _report(problems: list[ParseError] | None, problem: ParseError) -> None:
+    """Keep a problem that costs one item or field: in ``problems``, or as a warning when there is no list."""
+    if problems is None:
+        log.warning("%s", problem)
+    else:
+        problems.append(problem)
+
+
+ID_FIELDS = ("trackId", "appid")  # store ids: an int or a non-empty string
+
+
+def _require(store: str, record: dict, fields: tuple[str, ...], item: str = "") -> None:
+    """Required fields present (LayoutChanged) and strings, or for ids ints or strings (FieldMalformed)."""
     missing = [f for f in fields if record.get(f) in (None, "")]
     if missing:
-        raise LayoutChanged(store, missing)
+        raise LayoutChanged(store, missing, item=item)
+    for name in fields:
+        value = record[name]
+        if name in ID_FIELDS and not _ident(value):
+            raise FieldMalformed(store, item, name, value, "an id")
+        if name not in ID_FIELDS and not isinstance(value, str):
+            raise FieldMalformed(store, item, name, value, "a string")
+
+
+def _optional_str(store: str, record: dict, name: str, item: str, problems: list | None) -> str:
+    """An optional text field: "" when absent; a value of another type costs the field (a problem)."""
+    value = record.get(name)
+    if value is None or isinstance(value, str):
+        return value or ""
+    _report(problems, FieldMalformed(store, item, name, value, "a string"))
+    return ""
+
+
+def _optional_int(store: str, record: dict, name: str, item: str, problems: list | None) -> int | None:
+    """An optional count (an int or a numeric string): None when absent or malformed (a problem)."""
+    value = record.get(name)
+    if value is None or value == "":
+        return None
+    number = None if isinstance(value, (bool, float, list, dict)) else _int(value)
+    if number is None:
+        _report(problems, FieldMalformed(store, item, name, value, "a whole number"))
+    return number
+
+
+def _ident(value: Any) -> str:
+    """A store id from an int or a non-empty string; "" for anything else."""
+    if isinstance(value, bool):
+        return ""
+    if isinstance(value, int) or (isinstance(value, str) and value.strip()):
+        return str(value).strip()
+    return ""
 
 
 def _iso_date(value: str) -> str:
@@ -97,7 +180,7 @@ def _iso_date(value: str) -> str:
 def _int(value: Any) -> int | None:
     try:
         return int(str(value).replace(",", "").strip())
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None
 
 
@@ -115,41 +198,57 @@ def with_hash(listing: Listing) -> Listing:
 ITUNES_REQUIRED = ("trackId", "bundleId", "trackName", "artistName", "trackViewUrl")
 
 
-def parse_itunes_search(body: bytes | str, *, fetched_at: str | None = None) -> list[Listing]:
+def parse_itunes_search(body: bytes | str, *, fetched_at: str | None = None,
+                        problems: list[ParseError] | None = None) -> list[Listing]:
     """iTunes Search or Lookup JSON → one Listing per iOS software result.
 
-    The privacy policy URL and labels are not in this API: they come from the app page
-    (:func:`parse_apple_page`).
+    A result with a required field missing or of the wrong type costs that result, an optional field of the
+    wrong type costs that field: each is a problem (see the module docstring). When no result of the page
+    can be read, the page fails with the first result's problem (a layout change shows on the first page).
+    The privacy policy URL and labels are not in this API: they come from the app page (:func:`parse_apple_page`).
     """
     data = _load_json("itunes", body)
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
         raise LayoutChanged("itunes", ["results"])
     fetched_at = fetched_at or utcnow()
-    listings = []
-    for result in data["results"]:
-        if not isinstance(result, dict) or result.get("kind", "software") != "software":
+    listings, failed = [], []
+    for place, result in enumerate(data["results"]):
+        if isinstance(result, dict) and result.get("kind", "software") != "software":
             continue
-        _require("itunes", result, ITUNES_REQUIRED)
-        listings.append(
-            with_hash(
-                Listing(
-                    store="itunes",
-                    store_id=str(result["trackId"]),
-                    platform="ios",
-                    package=result["bundleId"],
-                    name=result["trackName"],
-                    developer=result.get("artistName") or result.get("sellerName", ""),
-                    category=result.get("primaryGenreName", ""),
-                    source_url=result["trackViewUrl"],
-                    fetched_at=fetched_at,
-                    version=result.get("version", ""),
-                    updated=_iso_date(result.get("currentVersionReleaseDate", "")),
-                    description=result.get("description", ""),
-                    rating_count=_int(result.get("userRatingCount")),
-                )
-            )
-        )
+        try:
+            listings.append(_itunes_listing(result, f"results[{place}]", fetched_at, problems))
+        except ParseError as exc:
+            failed.append(exc)
+    if failed and not listings:
+        raise failed[0]
+    for problem in failed:
+        _report(problems, problem)
     return listings
+
+
+def _itunes_listing(result: Any, place: str, fetched_at: str, problems: list[ParseError] | None) -> Listing:
+    if not isinstance(result, dict):
+        raise FieldMalformed("itunes", place, "results", result, "an object")
+    track_id = _ident(result.get("trackId"))
+    item = track_id or place
+    _require("itunes", result, ITUNES_REQUIRED, item)
+    return with_hash(
+        Listing(
+            store="itunes",
+            store_id=track_id,
+            platform="ios",
+            package=result["bundleId"],
+            name=result["trackName"],
+            developer=result["artistName"],
+            category=_optional_str("itunes", result, "primaryGenreName", item, problems),
+            source_url=result["trackViewUrl"],
+            fetched_at=fetched_at,
+            version=_optional_str("itunes", result, "version", item, problems),
+            updated=_iso_date(_optional_str("itunes", result, "currentVersionReleaseDate", item, problems)),
+            description=_optional_str("itunes", result, "description", item, problems),
+            rating_count=_optional_int("itunes", result, "userRatingCount", item, problems),
+        )
+    )
 
 
 _PRIVACY_LINK_TEXT = re.compile(r"隐私政策|隐私协议|privacy policy", re.I)
@@ -171,82 +270,149 @@ def parse_apple_page(html: str, url: str = "") -> tuple[str | None, tuple[str, .
         None,
     )
     labels = (" ".join(h.xpath("string()").get("").split()) for h in section.css(".privacy-type__data-category-heading"))
-    return (urljoin(url, privacy_url.strip()) if privacy_url else None), tuple(dict.fromkeys(lab for lab in labels if lab))
+    return _join(url, privacy_url), tuple(dict.fromkeys(lab for lab in labels if lab))
 
 
 # --- AppGallery -----------------------------------------------------------------
 
 
-def _appgallery_layouts(body: bytes | str) -> dict[str, list]:
+def _appgallery_layouts(body: bytes | str, problems: list[ParseError] | None = None) -> dict[str, list[dict]]:
+    """The page's cards by layout name (``__root__``: the page itself); a card that is not an object is a problem."""
     data = _load_json("appgallery", body)
     if not isinstance(data, dict) or "rtnCode" not in data:
         raise LayoutChanged("appgallery", ["rtnCode"])
-    if str(data["rtnCode"]) != "0":
-        raise MalformedResponse("appgallery", f"rtnCode={data['rtnCode']}")
+    code = data["rtnCode"]
+    if not (isinstance(code, (int, str)) and not isinstance(code, bool) and str(code) == "0"):
+        raise MalformedResponse("appgallery", f"rtnCode={_preview(data['rtnCode'])}")
     if not isinstance(data.get("layoutData"), list):
         raise LayoutChanged("appgallery", ["layoutData"])
-    layouts: dict[str, list] = {}
-    for layout in data["layoutData"]:
-        if isinstance(layout, dict):
-            layouts.setdefault(layout.get("layoutName", ""), []).extend(layout.get("dataList") or [])
+    layouts: dict[str, list[dict]] = {}
+    for place, layout in enumerate(data["layoutData"]):
+        if not isinstance(layout, dict):
+            _report(problems, FieldMalformed("appgallery", f"layoutData[{place}]", "layoutData", layout, "an object"))
+            continue
+        name, cards = layout.get("layoutName", ""), layout.get("dataList") or []
+        if not isinstance(name, str) or not isinstance(cards, list):
+            bad, value = ("layoutName", name) if not isinstance(name, str) else ("dataList", cards)
+            _report(problems, FieldMalformed("appgallery", f"layoutData[{place}]", bad, value,
+                                             "a string" if bad == "layoutName" else "a list"))
+            continue
+        for card in cards:
+            if isinstance(card, dict):
+                layouts.setdefault(name, []).append(card)
+            else:
+                _report(problems, FieldMalformed("appgallery", f"layoutData[{place}]", f"{name}.dataList", card,
+                                                 "an object"))
     layouts["__root__"] = [data]
     return layouts
 
 
-def parse_appgallery_search(body: bytes | str) -> tuple[list[str], int]:
-    """AppGallery search page JSON → (detail ids like ``app|C1000123``, totalPages)."""
-    layouts = _appgallery_layouts(body)
+def parse_appgallery_search(body: bytes | str, problems: list[ParseError] | None = None) -> tuple[list[str], int]:
+    """AppGallery search page JSON → (detail ids like ``app|C1000123``, totalPages).
+
+    An entry without a usable id costs that entry (a problem); a page none of whose entries has one fails.
+    """
+    layouts = _appgallery_layouts(body, problems)
     total = _int(layouts["__root__"][0].get("totalPages"))
     if total is None:
         raise LayoutChanged("appgallery", ["totalPages"])
-    ids = []
-    for entry in layouts.get("searchlist", []):
-        detail_id = entry.get("detailId") or (f"app|{entry['appid']}" if entry.get("appid") else "")
-        if not detail_id:
-            raise LayoutChanged("appgallery", ["detailId"])
-        ids.append(detail_id)
+    ids, failed = [], []
+    for place, entry in enumerate(layouts.get("searchlist", [])):
+        detail_id, appid = entry.get("detailId"), _ident(entry.get("appid"))
+        if isinstance(detail_id, str) and detail_id.strip():
+            ids.append(detail_id.strip())
+        elif detail_id not in (None, ""):
+            failed.append(FieldMalformed("appgallery", appid or f"searchlist[{place}]", "detailId", detail_id,
+                                         "a string"))
+        elif appid:
+            ids.append(f"app|{appid}")
+        else:
+            failed.append(LayoutChanged("appgallery", ["detailId"], item=f"searchlist[{place}]"))
+    if failed and not ids:
+        raise failed[0]
+    for problem in failed:
+        _report(problems, problem)
     return list(dict.fromkeys(ids)), total
 
 
 APPGALLERY_REQUIRED = ("appid", "name", "package", "developer")
 
 
-def parse_appgallery_detail(body: bytes | str, url: str, *, fetched_at: str | None = None) -> Listing:
-    """AppGallery detail JSON → Listing (permissions and privacy URL from their cards)."""
-    layouts = _appgallery_layouts(body)
+def parse_appgallery_detail(body: bytes | str, url: str, *, fetched_at: str | None = None,
+                            problems: list[ParseError] | None = None) -> Listing:
+    """AppGallery detail JSON → Listing (permissions and privacy URL from their cards).
+
+    Permissions may be objects (``name``, ``desc``) or plain strings (a permission name, or a label mapped back
+    to one); anything else, and optional fields of the wrong type, cost that entry or field (problems).
+    """
+    layouts = _appgallery_layouts(body, problems)
     headers = layouts.get("appdetailheadercard")
     if not headers:
         raise LayoutChanged("appgallery", ["appdetailheadercard"])
     head = headers[0]
-    _require("appgallery", head, APPGALLERY_REQUIRED)
-    names, labels = [], []
-    for card in layouts.get("appdetailpermissioncard", []):
-        for perm in card.get("permissions") or []:
-            if perm.get("name"):
-                names.append(perm["name"])
-            elif perm.get("desc"):
-                labels.append(perm["desc"])
-    privacy_url = next((c["privacyUrl"] for c in layouts.get("appprivacycard", []) if c.get("privacyUrl")), None)
+    item = _ident(head.get("appid")) or url
+    _require("appgallery", head, APPGALLERY_REQUIRED, item)
+    names, labels = _appgallery_permissions(layouts.get("appdetailpermissioncard", []), item, problems)
+    privacy_url = None
+    for card in layouts.get("appprivacycard", []):
+        privacy_url = privacy_url or _optional_str("appgallery", card, "privacyUrl", item, problems)
+    download = _optional_str("appgallery", head, "downurl", item, problems)
     return with_hash(
         Listing(
             store="appgallery",
-            store_id=str(head["appid"]),
+            store_id=_ident(head["appid"]),
             platform="android",
             package=head["package"],
             name=head["name"],
             developer=head["developer"],
-            category=head.get("tagName", ""),
+            category=_optional_str("appgallery", head, "tagName", item, problems),
             source_url=url,
             fetched_at=fetched_at or utcnow(),
-            version=head.get("versionName", ""),
-            updated=_iso_date(head.get("releaseDate", "")),
-            description=head.get("intro", ""),
-            downloads=_int(head.get("downloads")),
-            privacy_url=urljoin(url, privacy_url) if privacy_url else None,
+            version=_optional_str("appgallery", head, "versionName", item, problems),
+            updated=_iso_date(_optional_str("appgallery", head, "releaseDate", item, problems)),
+            description=_optional_str("appgallery", head, "intro", item, problems),
+            downloads=_optional_int("appgallery", head, "downloads", item, problems),
+            privacy_url=_join(url, privacy_url),
             permissions=tuple(dict.fromkeys(names + list(permissions_from_labels(labels)))),
-            apk_url=urljoin(url, head["downurl"]) if head.get("downurl") else None,
+            apk_url=_join(url, download),
         )
     )
+
+
+_PERMISSION_NAME = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)+$")
+
+
+def _appgallery_permissions(cards: list[dict], item: str, problems: list | None) -> tuple[list[str], list[str]]:
+    """(permission names, labels) of the permission cards: objects with ``name``/``desc``, or plain strings."""
+    names, labels = [], []
+    for card in cards:
+        perms = card.get("permissions") or []
+        if not isinstance(perms, list):
+            _report(problems, FieldMalformed("appgallery", item, "permissions", perms, "a list"))
+            continue
+        for perm in perms:
+            if isinstance(perm, dict):
+                name, desc = perm.get("name"), perm.get("desc")
+                if isinstance(name, str) and name.strip():
+                    names.append(name.strip())
+                    continue
+                perm = desc
+            if isinstance(perm, str) and perm.strip():
+                (names if _PERMISSION_NAME.match(perm.strip()) else labels).append(perm.strip())
+            else:
+                _report(problems, FieldMalformed("appgallery", item, "permissions[]", perm,
+                                                 "a permission name, a label or an object with one"))
+    return names, labels
+
+
+def _join(base: str, href: str | None) -> str | None:
+    """``href`` resolved against ``base``; None for no link or one that is not a URL."""
+    if not href or not href.strip():
+        return None
+    try:
+        return urljoin(base, href.strip())
+    except ValueError:
+        return None
 
 
 # --- Xiaomi ---------------------------------------------------------------------
@@ -259,9 +425,8 @@ def parse_xiaomi_search(html: str, url: str) -> tuple[list[str], str | None]:
     if not applist:
         raise LayoutChanged("xiaomi", ["applist"])
     hrefs = applist.css("li a[href*='details']::attr(href)").getall()
-    urls = list(dict.fromkeys(urljoin(url, h.strip()) for h in hrefs))
-    next_href = sel.css("a.next::attr(href)").get()
-    return urls, (urljoin(url, next_href.strip()) if next_href else None)
+    urls = list(dict.fromkeys(filter(None, (_join(url, h) for h in hrefs))))
+    return urls, _join(url, sel.css("a.next::attr(href)").get())
 
 
 def _xiaomi_pairs(sel: Selector, base_url: str) -> dict[str, tuple[str, str | None]]:
@@ -274,7 +439,7 @@ def _xiaomi_pairs(sel: Selector, base_url: str) -> dict[str, tuple[str, str | No
             continue
         href = value_li.css("a::attr(href)").get()
         value = " ".join(value_li.xpath("string()").get("").split())
-        pairs[label[:-1].strip()] = (value, urljoin(base_url, href.strip()) if href else None)
+        pairs[label[:-1].strip()] = (value, _join(base_url, href))
     return pairs
 
 
@@ -296,7 +461,7 @@ def parse_xiaomi_detail(html: str, url: str, *, fetched_at: str | None = None) -
     privacy_url = next((link for label, (_, link) in pairs.items() if "隐私" in label and link), None)
     if privacy_url is None:
         href = next((a.attrib["href"] for a in sel.css("a[href]") if "隐私政策" in a.xpath("string()").get("")), None)
-        privacy_url = urljoin(url, href.strip()) if href else None
+        privacy_url = _join(url, href)
     description = "\n".join(
         line.strip() for line in sel.css("p.pslide")[:1].xpath(".//text()").getall() if line.strip()
     )
@@ -318,7 +483,7 @@ def parse_xiaomi_detail(html: str, url: str, *, fetched_at: str | None = None) -
             description=description,
             privacy_url=privacy_url,
             permissions=permissions_from_labels(labels),
-            apk_url=urljoin(url, apk_href.strip()) if apk_href else None,
+            apk_url=_join(url, apk_href),
         )
     )
 
