@@ -57,6 +57,7 @@ _MAX_ITEMS = 20  # list items walked back to find a list's lead-in line
 _MAX_SECTION = 8  # sentences walked back to find a section's heading
 _HEADING_ZH, _HEADING_EN = 30, 60  # longest heading, in characters
 _CHANNEL_REACH = 16  # characters before and after a mention read for a channel cue
+_SANCTION_REACH = 60  # characters before a clause cue read for the operator's sanction
 _NOT_USED_REACH = 40  # characters of the line after a heading read for "not used"
 _MAX_BELOW = 3  # lines read under a heading that names the data, for a declaration
 _BELOW = 2  # _declaration: declared by the lines under a heading (truthy, and not True)
@@ -117,6 +118,8 @@ class ClauseCues:
     user_subject: re.Pattern  # the user as the one who shares (您)
     app_subject: re.Pattern  # the app as the one who shares (我们)
     compelled: re.Pattern  # a law or an authority as the reason (根据法律…向司法机关披露): not sharing
+    sanction: re.Pattern  # the operator's power before a cue (本公司有权…注销用户账号): no route of the user's
+    sanction_clauses: frozenset[str]
     brand_categories: frozenset[str]  # SDK categories whose names are consumer brands too
     brand_context: re.Pattern
     brand_window: int
@@ -174,6 +177,7 @@ def clause_cues() -> ClauseCues:
         explicit_use=both(explicit["use"]), consequence=both(explicit["consequence"]),
         user_subject=both(data["sharing_subject"]["user"]), app_subject=both(data["sharing_subject"]["app"]),
         compelled=both(data["sharing_subject"]["compelled"]),
+        sanction=both(data["sanction"]), sanction_clauses=frozenset(data["sanction"]["clauses"]),
         brand_categories=frozenset(brands["categories"]), brand_context=_alternation(brands["context"]),
         brand_window=int(brands["window"]))
 
@@ -186,8 +190,19 @@ def cue_prefixes() -> dict[str, frozenset[str]]:
 
 
 def has_clause(text: str, clause_id: str) -> bool:
-    """Whether one of the clause's cues occurs in ``text``."""
-    return _search(text, clause_cues().clauses[clause_id], 0, len(text)) is not None
+    """Whether one of the clause's cues occurs in ``text``; for the clauses of data/policy_clauses.json's
+    ``sanction``, one that is not the operator's sanction (本公司有权…注销用户账号)."""
+    cues = clause_cues()
+    cue = cues.clauses[clause_id]
+    if clause_id not in cues.sanction_clauses:
+        return _search(text, cue, 0, len(text)) is not None
+    simple, pos = simplified(text), 0
+    while (m := _search(text, cue, pos, len(text))) is not None:
+        start = max(m.start() - _SANCTION_REACH, *(simple.rfind(c, 0, m.start()) + 1 for c in "。；;.\n"))
+        if cues.sanction.search(simple, start, m.start()) is None:
+            return True
+        pos = max(m.end(), m.start() + 1)
+    return False
 
 
 def has_contact_channel(text: str) -> bool:

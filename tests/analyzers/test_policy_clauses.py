@@ -632,6 +632,19 @@ def test_negation_inside_a_quoted_title_negates_nothing(text, shared):
     ("如需投诉，请见我们在12345名用户中做过的调查。", False),  # a number, not a hotline
 ])
 def test_complaint_channel_needs_a_channel_not_data(text, channel):
-    from analyzers.clauses import has_contact_channel
-
     assert has_contact_channel(text) is channel
+
+
+# --- C204: the operator closing an account is a sanction, not a route of the user's ------------------------------
+
+@pytest.mark.parametrize("text, present", [
+    ("用户违反本协议的，本公司有权直接停用或注销用户账号。", False),
+    ("We reserve the right to suspend or delete your account if you break these terms.", False),
+    ("本公司有权暂停服务；您可以随时申请注销账号。", True),  # the user's own route after the sanction
+    ("You can delete your account in Settings.", True),
+])
+def test_deletion_route_is_the_users_not_the_operators_sanction(make_app, text, present):
+    assert has_clause(text, "deletion_correction") is present
+    language = "en" if text.isascii() else "zh"
+    base = (ALL_EN.replace(DELETE_EN, "") if language == "en" else ALL_ZH.replace(DELETE_ZH, "")) + text
+    assert bool(rule_findings(make_app("星河支付", text=base, language=language), "C204")) is not present
