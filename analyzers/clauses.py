@@ -118,6 +118,7 @@ class ClauseCues:
     user_subject: re.Pattern  # the user as the one who shares (您)
     app_subject: re.Pattern  # the app as the one who shares (我们)
     compelled: re.Pattern  # a law or an authority as the reason (根据法律…向司法机关披露): not sharing
+    on_consent: re.Pattern  # sharing that waits for the user's explicit consent (获得您的明确同意后): not sharing
     sanction: re.Pattern  # the operator's power before a cue (本公司有权…注销用户账号): no route of the user's
     sanction_clauses: frozenset[str]
     brand_categories: frozenset[str]  # SDK categories whose names are consumer brands too
@@ -176,7 +177,7 @@ def clause_cues() -> ClauseCues:
         heading_feature=both(sensitive["heading_feature"]), explicit_act=both(explicit["act"]),
         explicit_use=both(explicit["use"]), consequence=both(explicit["consequence"]),
         user_subject=both(data["sharing_subject"]["user"]), app_subject=both(data["sharing_subject"]["app"]),
-        compelled=both(data["sharing_subject"]["compelled"]),
+        compelled=both(data["sharing_subject"]["compelled"]), on_consent=both(data["sharing_subject"]["on_consent"]),
         sanction=both(data["sanction"]), sanction_clauses=frozenset(data["sanction"]["clauses"]),
         brand_categories=frozenset(brands["categories"]), brand_context=_alternation(brands["context"]),
         brand_window=int(brands["window"]))
@@ -222,7 +223,8 @@ def clause_sentences(text: str, clause_id: str) -> tuple[tuple[int, int], ...]:
     """(start, end) of each sentence where the clause's cue occurs with no negation cue before it.
 
     Some matches do not count (:func:`counts`): for ``third_party_sharing`` a match where the user, not the app, is
-    the one who provides (您通过…向其他方提供), and headings (（四）委托处理) are no statements; for
+    the one who provides (您通过…向其他方提供), one compelled by law, one that waits for the user's explicit consent
+    (获得您的明确同意后，我们会与其他方共享), and headings (（四）委托处理) are no statements; for
     ``implied_consent`` a match whose condition is an explicit act of the user (勾选/点击同意…即视为, by clicking
     "I agree"), unless a use of the app is offered as an alternative (点击同意或继续使用…). Another match later in the
     sentence may still count.
@@ -252,7 +254,8 @@ def counts(clause_id: str, text: str, start: int, m: re.Match) -> bool:
     if clause_id == "implied_consent":
         return not _explicit(text, start, m)
     if clause_id == "third_party_sharing":
-        return not _user_acts(text, start, m) and cues.compelled.search(text, start, m.end()) is None
+        return (not _user_acts(text, start, m) and cues.compelled.search(text, start, m.end()) is None
+                and cues.on_consent.search(text, start, m.start()) is None)
     return True
 
 

@@ -648,3 +648,18 @@ def test_deletion_route_is_the_users_not_the_operators_sanction(make_app, text, 
     language = "en" if text.isascii() else "zh"
     base = (ALL_EN.replace(DELETE_EN, "") if language == "en" else ALL_ZH.replace(DELETE_ZH, "")) + text
     assert bool(rule_findings(make_app("星河支付", text=base, language=language), "C204")) is not present
+
+
+# --- D302: sharing that waits for the user's explicit consent is no sharing practice ---------------------------------
+
+@pytest.mark.parametrize("text, sharing", [
+    ("获得您的明确同意后，我们会与其他方共享您的个人信息。", False),
+    ("With your explicit consent, we will share your information with other parties.", False),
+    ("经您同意，我们会与合作伙伴共享您的设备信息。", True),  # plain consent: the policy's own practice
+    ("We share your device data with our partners after you sign up.", True),
+])
+def test_sharing_on_explicit_consent_is_a_promise_not_a_practice(make_app, text, sharing):
+    assert bool(sharing_sentences(text)) is sharing
+    language = "en" if text.isascii() else "zh"
+    base = (ALL_EN if language == "en" else ALL_ZH) + text
+    assert bool(rule_findings(make_app("星河支付", text=base, language=language), "D302")) is sharing
