@@ -663,3 +663,12 @@ def test_sharing_on_explicit_consent_is_a_promise_not_a_practice(make_app, text,
     language = "en" if text.isascii() else "zh"
     base = (ALL_EN if language == "en" else ALL_ZH) + text
     assert bool(rule_findings(make_app("星河支付", text=base, language=language), "D302")) is sharing
+
+
+@pytest.mark.parametrize("text, flagged", [
+    ("为推送消息，我们会与手机厂商共享您的设备型号。", True),  # device makers, none named
+    ("为推送消息，我们会与终端设备制造商（华为、小米等）共享您的设备型号。", False),  # named in brackets
+])
+def test_d302_device_makers_and_recipients_named_in_brackets(make_app, text, flagged):
+    assert sharing_sentences(text) == ((0, len(text)),)
+    assert bool(rule_findings(make_app("星河支付", text=ALL_ZH + text), "D302")) is flagged
