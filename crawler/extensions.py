@@ -44,6 +44,16 @@ def run_counters(stats: dict) -> dict[str, int]:
     for key, value in stats.items():
         if key.startswith("finmon/") and isinstance(value, int):
             counters[key.removeprefix("finmon/")] = value
-    for name in ("listings", "policies", "errors", "warnings"):
+    for name in ("listings", "policies", "errors", "warnings", *LEDGER):
         counters.setdefault(name, 0)
     return counters
+
+
+# The request ledger (crawler/spiders/__init__.py): every request the spiders issued, and how each ended.
+LEDGER = ("ledger/requests", "ledger/items", "ledger/errors", "ledger/duplicates")
+
+
+def ledger_gap(counters: dict[str, int]) -> int:
+    """requests − (items + errors + duplicates): 0 when every request of a finished crawl is accounted for."""
+    requests, items, errors, duplicates = (counters.get(name, 0) for name in LEDGER)
+    return requests - (items + errors + duplicates)

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from scrapy.exceptions import NotConfigured
 from scrapy.settings import BaseSettings
 
+from finmon import settings as finmon_settings
 from finmon.model import Run, dumps, utcnow
 
 FILES = ("listings", "policies", "apks", "errors")
@@ -41,6 +42,7 @@ class Snapshot:
         self.users = 0
         self._claimed: set[str] = set()
         self._files: dict[str, Any] = {}
+        self.max_loss_share = finmon_settings.FINMON_MAX_LOSS_SHARE  # set from the crawl's settings by of()
         # truncate on first open, append if reopened by a later crawler or resuming an interrupted crawl
         self._mode = "a" if resume else "w"
 
@@ -53,6 +55,8 @@ class Snapshot:
         path = Path(out).resolve()
         if path not in cls._open:
             cls._open[path] = cls(path, settings.get("FINMON_RUN_ID") or "", settings.getbool("FINMON_RESUME"))
+            cls._open[path].max_loss_share = settings.getfloat("FINMON_MAX_LOSS_SHARE",
+                                                               finmon_settings.FINMON_MAX_LOSS_SHARE)
         return cls._open[path]
 
     # --- writing ------------------------------------------------------------
@@ -66,9 +70,12 @@ class Snapshot:
     def write(self, name: str, record: dict[str, Any]) -> None:
         self._file(name).write(dumps(record) + "\n")
 
-    def error(self, stats, store: str, kind: str, url: str, reason: str) -> None:
-        """Record one lost request or item: an errors.jsonl line and ``finmon/errors/<kind>``."""
-        self.write("errors", {"time": utcnow(), "store": store, "kind": kind, "url": url, "reason": reason})
+    def error(self, stats, store: str, kind: str, url: str, reason: str, item: str = "", field: str = "") -> None:
+        """Record one lost request, item or field: an errors.jsonl line and ``finmon/errors/<kind>``.
+
+        ``item`` and ``field`` (in the line when given) name what was lost when it is less than the response."""
+        line = {"time": utcnow(), "store": store, "kind": kind, "url": url, "reason": reason}
+        self.write("errors", {**line, **({"item": item} if item else {}), **({"field": field} if field else {})})
         stats.inc_value("finmon/errors")
         stats.inc_value(f"finmon/errors/{kind}")
 
@@ -96,7 +103,7 @@ class Snapshot:
         self.close()
         self.run.ended = utcnow()
         self.run.counters = dict(sorted(self.counters.items()))
-        self.run.outcome = outcome(self.close_reasons)
+        self.run.outcome, self.run.error = outcome(self.close_reasons, self.run.counters, self.max_loss_share)
         tmp = self.path / "run.json.tmp"
         tmp.write_text(json.dumps(self.run.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         tmp.replace(self.path / "run.json")
@@ -118,10 +125,21 @@ class Snapshot:
         cls._open.clear()
 
 
-def outcome(close_reasons: list[str]) -> str:
-    """A run is ok when every spider finished; a shutdown is an interruption."""
-    if all(r == "finished" for r in close_reasons):
-        return "ok"
+def outcome(close_reasons: list[str], counters: dict[str, int] | None = None,
+            max_loss_share: float = 1.0) -> tuple[str, str]:
+    """(outcome, why when not ok) of a run. A shutdown is an interruption; a run whose spiders all finished is
+    ok unless it reached nothing (no request ended in an item) or lost more than ``max_loss_share`` of its
+    requests (ended in an error; see the request ledger in crawler/spiders/__init__.py): then it failed."""
     if any(r == "shutdown" for r in close_reasons):
-        return "interrupted"
-    return "failed"
+        return "interrupted", "stopped before the end"
+    if not all(r == "finished" for r in close_reasons):
+        return "failed", "a spider closed with " + ", ".join(sorted({r for r in close_reasons if r != "finished"}))
+    if counters is None:
+        return "ok", ""
+    requests, items, errors = (counters.get(f"ledger/{name}", 0) for name in ("requests", "items", "errors"))
+    if not items:
+        return "failed", f"reached nothing: none of {requests} requests was answered with something readable"
+    if errors > max_loss_share * requests:
+        return "failed", (f"lost {errors} of {requests} requests ({errors / requests:.0%}), more than "
+                          f"FINMON_MAX_LOSS_SHARE={max_loss_share:g}")
+    return "ok", ""

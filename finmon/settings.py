@@ -46,6 +46,9 @@ FINMON_MIN_TARGET_SDK = 30  # V505 flags a targetSdkVersion below this
 FINMON_POLICY_CACHE_SIZE = 4096  # extracted policy bodies kept per crawl (same body → extracted once)
 FINMON_APPGALLERY_PAGE_SIZE = 25  # maxResults of an AppGallery search page
 FINMON_MAX_PAGES = 400  # search result pages followed per keyword at most
+# A finished crawl is `failed` (non-zero exit) when it reached nothing, or when more than this share of its
+# requests ended in an error line (run counters ledger/errors over ledger/requests).
+FINMON_MAX_LOSS_SHARE = 0.5
 # Crawl output: the snapshot directory (set by crawler.run, or `scrapy crawl -s`), run id
 # of its run.json (generated when empty).
 FINMON_SNAPSHOT_DIR = ""

@@ -1,5 +1,12 @@
 """Store spiders. :class:`StoreSpider` holds what they share: the store URL, keywords,
-error recording and the policy and APK downloads (each deduplicated by URL)."""
+error recording, the request ledger and the policy and APK downloads (each deduplicated by URL).
+
+The request ledger: every request a spider issues (``ledger/requests``, counted when first scheduled, not its
+retries or redirect hops) ends in exactly one of ``ledger/items`` (its response was parsed: a search page's
+links, a listing, a policy or APK fetch), ``ledger/errors`` (an errors.jsonl line says why it was lost) or
+``ledger/duplicates`` (the duplicate filter dropped it, with an errors.jsonl line of kind ``duplicate``). So
+at the end of a finished crawl requests = items + errors + duplicates.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -7,9 +14,10 @@ import logging
 from typing import Any, Callable
 
 import scrapy
+from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
-from crawler.errors import NOT_FOUND, OTHER, UNSUPPORTED_URL, classify
+from crawler.errors import DUPLICATE, NOT_FOUND, OTHER, REDIRECT_LOOP, UNSUPPORTED_URL, classify
 from crawler.items import ApkFetch, PolicyFetch
 from crawler.parsers import ParseError
 from crawler.previous import PreviousCapture
@@ -46,6 +54,9 @@ class StoreSpider(scrapy.Spider):
         spider.previous = PreviousCapture.of(settings)
         spider.seen = set()
         spider.setup(settings)
+        crawler.signals.connect(spider.request_scheduled, signal=signals.request_scheduled)
+        crawler.signals.connect(spider.request_dropped, signal=signals.request_dropped)
+        crawler.signals.connect(spider.callback_failed, signal=signals.spider_error)
         return spider
 
     def setup(self, settings) -> None:
@@ -61,16 +72,18 @@ class StoreSpider(scrapy.Spider):
         """A request for an app's detail page, conditional when the previous capture has validators for it."""
         return self._conditional("listings", url, callback, self.store_failed, cb_kwargs, {})
 
-    def page_listing(self, response, parser: Callable, *args: Any) -> Listing | None:
+    def page_listing(self, response, parser: Callable, *args: Any, **kwargs: Any) -> Listing | None:
         """The listing a detail page shows: parsed (with the page's validators), or on a 304 the previous
         capture's listing of that page, captured again now. None after recording why there is none."""
         if response.status == 304:
             record = self.previous.record("listings", response.url)
             if record is None:
                 self.record_error(OTHER, response.url, "304 Not Modified without an earlier capture")
+                self.settle(response.request, ERRORS)
                 return None
+            self.settle(response.request, ITEMS)
             return dataclasses.replace(Listing.from_dict(record), fetched_at=utcnow())
-        listing = self.parsed(response, parser, *args)
+        listing = self.parsed(response, parser, *args, **kwargs)
         if listing is None:
             return None
         validators = _validators(response)
@@ -129,23 +142,69 @@ class StoreSpider(scrapy.Spider):
 
     # --- outcomes -----------------------------------------------------------------
 
-    def record_error(self, kind: str, url: str, reason: str) -> None:
+    def record_error(self, kind: str, url: str, reason: str, item: str = "", field: str = "") -> None:
+        """An errors.jsonl line (naming the item and field when the loss is that narrow) and its counters."""
         log.warning("%s %s: %s (%s)", self.store, kind, url, reason)
-        self.snapshot.error(self.crawler.stats, self.store, kind, url, reason)
+        self.snapshot.error(self.crawler.stats, self.store, kind, url, reason, item=item, field=field)
 
-    def parsed(self, response, parser: Callable, *args: Any, **kwargs: Any) -> Any:
-        """``parser(*args)``, or None after recording a layout change / malformed response."""
+    def settle(self, request, outcome: str) -> None:
+        """Enter how ``request`` ended in the ledger (ITEMS, ERRORS or DUPLICATES), once per request."""
+        if request is None or request.meta.get(SETTLED):
+            return
+        request.meta[SETTLED] = outcome
+        self.crawler.stats.inc_value(f"finmon/ledger/{outcome}")
+
+    def parsed(self, response, parser: Callable, *args: Any, with_problems: bool = False, **kwargs: Any) -> Any:
+        """``parser(*args)``, or None after recording a layout change / malformed response. ``with_problems``:
+        the parser takes a ``problems`` list (items or fields it could not read), each recorded as an error line."""
+        problems: list[ParseError] = []
         try:
-            return parser(*args, **kwargs)
+            result = parser(*args, **({"problems": problems} if with_problems else {}), **kwargs)
         except ParseError as exc:
-            self.record_error(exc.kind, response.url, str(exc))
+            self.record_error(exc.kind, response.url, str(exc), item=exc.item, field=exc.field)
+            self.settle(response.request, ERRORS)
             return None
+        finally:
+            for problem in problems:
+                self.record_error(problem.kind, response.url, str(problem), item=problem.item, field=problem.field)
+        self.settle(response.request, ITEMS)
+        return result
 
     def store_failed(self, failure) -> None:
         kind, reason = classify(failure)
         self.record_error(kind, failure.request.url, reason)
+        self.settle(failure.request, ERRORS)
+
+    # --- the ledger's signals -------------------------------------------------------
+
+    def request_scheduled(self, request, spider) -> None:
+        if spider is self and _issued_by_spider(request):
+            self.crawler.stats.inc_value("finmon/ledger/requests")
+
+    def request_dropped(self, request, spider) -> None:
+        """The scheduler dropped a request as a duplicate: a redirect hop back to a URL already requested is a
+        redirect loop (an error of the request that redirected), anything else a duplicate."""
+        if spider is not self:
+            return
+        if _issued_by_spider(request):
+            self.record_error(DUPLICATE, request.url, "dropped by the duplicate filter: requested before")
+            self.settle(request, DUPLICATES)
+        else:
+            hops = " → ".join([*request.meta.get("redirect_urls", []), request.url])
+            self.record_error(REDIRECT_LOOP, request.meta.get("redirect_urls", [request.url])[0],
+                              f"redirected back to a URL already requested: {hops}")
+            self.settle(request, ERRORS)
+
+    def callback_failed(self, failure, response, spider) -> None:
+        """A callback raised (a bug, not a store fault): the request still ends in an error line."""
+        if spider is not self:
+            return
+        exc = failure.value
+        self.record_error(OTHER, response.url, f"callback failed: {type(exc).__name__}: {exc}"[:300])
+        self.settle(response.request, ERRORS)
 
     def parse_policy(self, response, url: str):
+        self.settle(response.request, ITEMS)
         yield PolicyFetch(
             url=url,
             store=self.store,
@@ -158,6 +217,7 @@ class StoreSpider(scrapy.Spider):
         )
 
     def parse_apk(self, response, url: str):
+        self.settle(response.request, ITEMS)
         yield ApkFetch(url=url, store=self.store, status="ok", fetched_at=utcnow(), body=response.body,
                        **_validators(response))
 
@@ -165,14 +225,25 @@ class StoreSpider(scrapy.Spider):
         url = failure.request.cb_kwargs.get("url", failure.request.url)
         kind, reason = classify(failure)
         self.record_error(kind, url, reason)
+        self.settle(failure.request, ERRORS)
         yield ApkFetch(url=url, store=self.store, status="unavailable", fetched_at=utcnow(), error=f"{kind}: {reason}")
 
     def policy_failed(self, failure):
         url = failure.request.cb_kwargs.get("url", failure.request.url)
         kind, reason = classify(failure, policy=True)
         self.record_error(kind, url, reason)
+        self.settle(failure.request, ERRORS)
         status = "not_found" if kind == NOT_FOUND else "unavailable"
         yield PolicyFetch(url=url, store=self.store, status=status, fetched_at=utcnow(), error=f"{kind}: {reason}")
+
+
+ITEMS, ERRORS, DUPLICATES = "items", "errors", "duplicates"  # how a request ends (the ledger)
+SETTLED = "finmon_settled"  # request meta: the ledger entry it ended in
+
+
+def _issued_by_spider(request) -> bool:
+    """Whether a request is one the spider issued, not a retry or a redirect hop of one."""
+    return "redirect_times" not in request.meta and "retry_times" not in request.meta
 
 
 def _validators(response) -> dict:

@@ -26,7 +26,7 @@ class ItunesSpider(StoreSpider):
         return self.store_request(f"{self.base_url}/search?{urlencode(query)}", self.parse_search, term=term, offset=offset)
 
     def parse_search(self, response, term: str, offset: int):
-        listings = self.parsed(response, parse_itunes_search, response.body)
+        listings = self.parsed(response, parse_itunes_search, response.body, with_problems=True)
         if listings is None:
             return
         for listing in listings:

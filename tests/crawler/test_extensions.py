@@ -15,6 +15,9 @@ def test_run_json_written_when_the_last_crawler_closes(make_crawler):
         assert (snapshot.path / f"{name}.jsonl").exists()
     first.stats.set_value("downloader/request_count", 10)
     first.stats.inc_value("finmon/listings", 3)
+    first.stats.inc_value("finmon/ledger/requests", 4)
+    first.stats.inc_value("finmon/ledger/items", 3)
+    first.stats.inc_value("finmon/ledger/errors", 1)
     snapshot.error(first.stats, "xiaomi", "http_5xx", "http://127.0.0.1/x", "HTTP 503")
     second.stats.set_value("downloader/request_count", 5)
     second.stats.inc_value("finmon/errors/timeout")
@@ -28,6 +31,7 @@ def test_run_json_written_when_the_last_crawler_closes(make_crawler):
     counters = run["counters"]
     assert counters["requests"] == 15 and counters["listings"] == 3 and counters["policies"] == 0
     assert counters["errors"] == 2 and counters["errors/http_5xx"] == 1 and counters["errors/timeout"] == 1
+    assert (counters["ledger/requests"], counters["ledger/items"], counters["ledger/duplicates"]) == (4, 3, 0)
     (error,) = [json.loads(line) for line in (snapshot.path / "errors.jsonl").read_text().splitlines()]
     assert set(error) == {"time", "store", "kind", "url", "reason"}
 
@@ -38,9 +42,35 @@ def test_run_counters_keep_finmon_stats():
 
 
 def test_outcome():
-    assert outcome(["finished", "finished"]) == "ok"
-    assert outcome(["finished", "shutdown"]) == "interrupted"
-    assert outcome(["closespider_errorcount"]) == "failed"
+    assert outcome(["finished", "finished"]) == ("ok", "")
+    assert outcome(["finished", "shutdown"])[0] == "interrupted"
+    assert outcome(["closespider_errorcount"]) == ("failed", "a spider closed with closespider_errorcount")
+
+
+def ledger(requests: int, items: int, errors: int, duplicates: int = 0) -> dict[str, int]:
+    return {"ledger/requests": requests, "ledger/items": items, "ledger/errors": errors,
+            "ledger/duplicates": duplicates}
+
+
+def test_a_crawl_that_reaches_nothing_or_loses_too_much_has_failed():
+    state, why = outcome(["finished"], ledger(13, 0, 13), 0.5)
+    assert state == "failed" and why.startswith("reached nothing: none of 13 requests")
+    state, why = outcome(["finished"], ledger(10, 4, 6), 0.5)
+    assert state == "failed" and "lost 6 of 10 requests (60%)" in why and "FINMON_MAX_LOSS_SHARE=0.5" in why
+    assert outcome(["finished"], ledger(10, 5, 5), 0.5) == ("ok", "")
+    assert outcome(["finished"], ledger(10, 8, 1, 1), 0.1) == ("ok", "")
+    assert outcome(["shutdown"], ledger(0, 0, 0), 0.5)[0] == "interrupted"
+
+
+def test_the_loss_share_comes_from_the_crawl_settings(make_crawler):
+    crawler = make_crawler(FINMON_MAX_LOSS_SHARE=0.05)
+    recorder = RunRecorder.from_crawler(crawler)
+    recorder.spider_opened(None)
+    for name, value in ledger(10, 9, 1).items():
+        crawler.stats.set_value(f"finmon/{name}", value)
+    recorder.spider_closed(None, "finished")
+    run = json.loads((Snapshot.of(crawler.settings).path / "run.json").read_text(encoding="utf-8"))
+    assert run["outcome"] == "failed" and "FINMON_MAX_LOSS_SHARE=0.05" in run["error"]
 
 
 def test_a_new_snapshot_truncates_and_drops_the_old_run_record(tmp_path):
