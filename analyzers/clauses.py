@@ -58,6 +58,7 @@ _MAX_SECTION = 8  # sentences walked back to find a section's heading
 _HEADING_ZH, _HEADING_EN = 30, 60  # longest heading, in characters
 _CHANNEL_REACH = 16  # characters before and after a mention read for a channel cue
 _SANCTION_REACH = 60  # characters before a clause cue read for the operator's sanction
+_LINK_REACH = 40  # characters after a pointer to a list read for a link
 _NOT_USED_REACH = 40  # characters of the line after a heading read for "not used"
 _MAX_BELOW = 3  # lines read under a heading that names the data, for a declaration
 _BELOW = 2  # _declaration: declared by the lines under a heading (truthy, and not True)
@@ -96,6 +97,7 @@ class ClauseCues:
     company: re.Pattern
     generic_company: frozenset[str]
     listed: Cue
+    linked_away: re.Pattern  # matched right after a pointer to a list: a link out of the text
     purpose: Cue
     sensitive_types: tuple[str, ...]  # data types whose collection needs a stated purpose (C206)
     collection: Cue
@@ -167,7 +169,7 @@ def clause_cues() -> ClauseCues:
     return ClauseCues(
         clauses=clauses, contact=cues["contact"], negation=cues["negation"],
         company=_alternation(named["company_in_sentence"]), generic_company=frozenset(named["generic_company"]),
-        listed=cues["listed"], purpose=cues["purpose"], sensitive_types=tuple(sensitive["types"]),
+        listed=cues["listed"], linked_away=re.compile(named["linked_away"], _FLAGS), purpose=cues["purpose"], sensitive_types=tuple(sensitive["types"]),
         collection=cues["collection"], definition=cues["definition"],
         definition_start=both(sensitive["definition_start"]), lead_in=both(sensitive["lead_in"]),
         back_reference=both(sensitive["back_reference"]), channel_types=frozenset(channel["types"]),
@@ -327,10 +329,14 @@ def _sdk_context(text: str, start: int, end: int, vendor: str) -> bool:
 
 
 def names_recipient(text: str, sentences: tuple[tuple[int, int], ...]) -> bool:
-    """Whether the policy names a recipient: a company in a sharing sentence, or an SDK or third-party list."""
+    """Whether the policy names a recipient: a company in a sharing sentence, or an SDK or third-party list that is
+    not only a link out of the text (《第三方SDK清单》（https://…）)."""
     cues = clause_cues()
-    if _search(text, cues.listed, 0, len(text)) is not None:
-        return True
+    simple, pos = simplified(text), 0
+    while (m := _search(text, cues.listed, pos, len(text))) is not None:
+        if cues.linked_away.match(simple, m.end(), m.end() + _LINK_REACH) is None:
+            return True
+        pos = max(m.end(), m.start() + 1)
     for start, end in sentences:
         for m in cues.company.finditer(simplified(text), start, end):
             if not any(m.group(0).endswith(g) for g in cues.generic_company):

@@ -672,3 +672,13 @@ def test_sharing_on_explicit_consent_is_a_promise_not_a_practice(make_app, text,
 def test_d302_device_makers_and_recipients_named_in_brackets(make_app, text, flagged):
     assert sharing_sentences(text) == ((0, len(text)),)
     assert bool(rule_findings(make_app("星河支付", text=ALL_ZH + text), "D302")) is flagged
+
+
+@pytest.mark.parametrize("extra, flagged", [
+    ("详情请见《第三方SDK清单》（https://example.com/sdk）。", True),  # a link out of the text names no one
+    ("详情请查阅[《第三方SDK目录》](https://example.com/sdk)。", True),
+    ("详情请见本政策附件《第三方SDK清单》。", False),  # a list of the document itself
+])
+def test_d302_a_list_behind_a_link_names_no_recipient(make_app, extra, flagged):
+    findings = rule_findings(make_app("星河支付", text=ALL_ZH + SHARING_ZH + extra), "D302")
+    assert bool(findings) is flagged
