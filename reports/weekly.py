@@ -14,7 +14,12 @@ catalog. Rule titles come from the rule table (``title``, ``title_en`` for Engli
 """
 from __future__ import annotations
 
+import ctypes
+import os
 import re
+import shutil
+import sys
+import tempfile
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
@@ -297,25 +302,69 @@ def render_report(store: Any, out_dir: str | Path, lang: str = "zh", week: str |
 
     ``week`` is an ISO week ("2024-W10") or a date in it; by default the week of the latest
     analysis in the store. "New" and "resolved" count findings first seen / resolved that week.
+    The report is rendered into a new sibling folder and swapped in whole: until then the previous
+    report stays as it was, and a failure (a full disk) leaves it so and removes the new folder.
     """
     env = environment(lang)
     gettext = translations(lang).gettext
     ctx = build_context(store, lang, week, gettext)
-    out = Path(out_dir)
-    pages = out / "apps"
-    pages.mkdir(parents=True, exist_ok=True)
-    written = set()
-    app_template = env.get_template("app.html")
-    for key in ctx["apps"]:
-        app = store.app(key)
-        if app is None:
-            continue
-        name = app_filename(key)
-        (pages / name).write_text(app_template.render(ctx, app=app), encoding="utf-8")
-        written.add(name)
-    for stale in pages.glob("*.html"):
-        if stale.name not in written:
-            stale.unlink()
-    index = out / "index.html"
-    index.write_text(env.get_template("index.html").render(ctx), encoding="utf-8")
-    return index
+    out = Path(out_dir).absolute()
+    if out.is_dir() and not _holds_a_report_only(out):
+        raise ReportError(f"{out} holds other files than a report: give an empty or new folder")
+    if not out.parent.exists():
+        out.parent.mkdir(parents=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        pages = new / "apps"
+        pages.mkdir()
+        app_template = env.get_template("app.html")
+        for key in ctx["apps"]:
+            app = store.app(key)
+            if app is not None:
+                (pages / app_filename(key)).write_text(app_template.render(ctx, app=app), encoding="utf-8")
+        (new / "index.html").write_text(env.get_template("index.html").render(ctx), encoding="utf-8")
+        new.chmod(0o755)  # mkdtemp's folder is private; a report folder is as any other
+        _swap_in(new, out)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    return out / "index.html"
+
+
+class ReportError(Exception):
+    """The report cannot be written where it was asked."""
+
+
+def _holds_a_report_only(folder: Path) -> bool:
+    """True when ``folder`` holds nothing but a report's files (swapping it out loses nothing else)."""
+    pages = folder / "apps"
+    return (all(p.name in ("index.html", "apps") for p in folder.iterdir())
+            and (not pages.is_dir() or all(p.suffix == ".html" and p.is_file() for p in pages.iterdir())))
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    """Put folder ``new`` in place of ``out``: one atomic exchange where Linux offers it, else two renames."""
+    if not out.exists():
+        new.rename(out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))  # empty: a rename may replace it
+    if not _exchange(new, out):
+        out.rename(old)
+        new.rename(out)
+    else:
+        new.rename(old)  # after the exchange ``new`` holds the previous report
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where that is not available."""
+    rename = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None) if sys.platform.startswith("linux") else None
+    if rename is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if rename(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    errno = ctypes.get_errno()
+    if errno in (38, 22):  # ENOSYS, EINVAL: the kernel or the file system cannot exchange
+        return False
+    raise OSError(errno, os.strerror(errno), str(b))

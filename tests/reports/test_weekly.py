@@ -13,6 +13,7 @@ from finmon.model import Evidence
 from index.sqlite import SQLiteStore
 from reports.weekly import (
     LABELS,
+    ReportError,
     app_filename,
     environment,
     quote_parts,
@@ -193,9 +194,49 @@ def test_rerender_removes_pages_of_apps_no_longer_indexed(report_store, tmp_path
     stale = tmp_path / "apps" / "android_gone.html"
     stale.parent.mkdir(parents=True)
     stale.write_text("old")
-    (tmp_path / "apps" / "notes.txt").write_text("kept")
     render_report(store, tmp_path)
-    assert not stale.exists() and (tmp_path / "apps" / "notes.txt").exists()
+    assert not stale.exists() and (tmp_path / "index.html").exists()
+
+
+def test_a_folder_holding_other_files_is_not_replaced(report_store, tmp_path):
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "apps" / "notes.txt").write_text("mine")
+    with pytest.raises(ReportError, match="other files than a report"):
+        render_report(report_store[0], tmp_path)
+    assert (tmp_path / "apps" / "notes.txt").read_text() == "mine"
+
+
+def test_a_failed_render_leaves_the_previous_report_whole(report_store, tmp_path, monkeypatch):
+    store, _ = report_store
+    out = tmp_path / "report"
+    render_report(store, out, lang="en", week="2024-W10")
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real_write = Path.write_text
+    written = []
+
+    def disk_full_after_one_page(path, *args, **kwargs):
+        if written:
+            raise OSError(28, "No space left on device", str(path))
+        written.append(path)
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", disk_full_after_one_page)
+    with pytest.raises(OSError, match="No space left"):
+        render_report(store, out, lang="zh", week="2024-W11")
+    monkeypatch.undo()
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert len(before) > 2 and written  # several pages, and the new render had written one when it failed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no half-written folder left
+
+
+def test_a_rerender_replaces_the_whole_report(report_store, tmp_path):
+    store, _ = report_store
+    out = tmp_path / "report"
+    render_report(store, out, lang="en")
+    render_report(store, out, lang="zh")
+    assert 'lang="zh' in (out / "index.html").read_text(encoding="utf-8")
+    assert all('lang="zh' in page.read_text(encoding="utf-8") for page in (out / "apps").iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
 
 
 def test_an_empty_index_renders(tmp_path):
