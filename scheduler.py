@@ -45,6 +45,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from finmon import jobs, settings
 from finmon.model import Run, utcnow
+from index.base import IndexMissing
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +146,11 @@ class Config:
         pointer = self.state(store) / "pending"
         return json.loads(pointer.read_text(encoding="utf-8")) if pointer.exists() else None
 
-    def open_store(self):
+    def open_store(self, read_only: bool = False):
         """The index: FINMON_ES_URL, else FINMON_DB, else finmon.db in the data directory."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        return jobs.open_store(Path(os.environ.get("FINMON_DB") or self.data_dir / "finmon.db"))
+        if not read_only:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        return jobs.open_store(Path(os.environ.get("FINMON_DB") or self.data_dir / "finmon.db"), read_only=read_only)
 
 
 def _write(path: Path, text: str) -> None:
@@ -534,15 +536,19 @@ def listing(cfg: Config) -> list[dict[str, Any]]:
 
 def status(cfg: Config) -> list[dict[str, Any]]:
     """Per job: its next run and its last run from the index's run history (an analysis counts for crawls)."""
-    index = cfg.open_store()
     try:
-        rows = []
-        for job in listing(cfg):
-            last = index.runs(limit=1, job=job["id"])
-            rows.append({**job, "last_run": last[0] if last else None})
-        last_analysis = index.runs(limit=1, job="analyze")
-        rows.append({"id": "analyze", "trigger": "after each crawl", "next_run": None,
-                     "last_run": last_analysis[0] if last_analysis else None})
+        index = cfg.open_store(read_only=True)
+    except IndexMissing:  # nothing has run yet
+        index = None
+
+    def last_run(job_id: str) -> dict[str, Any] | None:
+        last = index.runs(limit=1, job=job_id) if index is not None else []
+        return last[0] if last else None
+
+    try:
+        rows = [{**job, "last_run": last_run(job["id"])} for job in listing(cfg)]
+        rows.append({"id": "analyze", "trigger": "after each crawl", "next_run": None, "last_run": last_run("analyze")})
         return rows
     finally:
-        index.close()
+        if index is not None:
+            index.close()

@@ -32,10 +32,15 @@ def _db_option(func):
     )(func)
 
 
-def _open_store(db_path: Path, must_exist: bool = True):
-    if must_exist and not os.environ.get("FINMON_ES_URL") and not db_path.exists():
-        raise click.ClickException(f"no index at {db_path}: run `finmon demo` or `finmon analyze` first, or pass --db")
-    return jobs.open_store(db_path)
+def _open_store(db_path: Path, write: bool = False):
+    """The index, read-only unless ``write``; a missing one is an error for a command that only reads."""
+    from index.base import IndexMissing
+
+    try:
+        return jobs.open_store(db_path, read_only=not write)
+    except IndexMissing:
+        raise click.ClickException(f"no index at {db_path}: run `finmon demo` or `finmon analyze` first, "
+                                   "or pass --db") from None
 
 
 def _registry(announce: bool = True):
@@ -125,7 +130,7 @@ def demo(apps: int, seed: int, out_dir: Path, lang: str) -> None:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     registry = _registry()
-    store = _open_store(out_dir / "finmon.db", must_exist=False)
+    store = _open_store(out_dir / "finmon.db", write=True)
     with MarketServer(apps=apps, seed=seed) as market:
         err.print(f"market simulator: {apps} apps (seed {seed}) at {market.base_url}")
         with _ProgressBar() as bar:
@@ -191,7 +196,7 @@ def analyze(crawl_dir: Path, db_path: Path) -> None:
     applied and this says so.
     """
     registry = _registry()
-    store = _open_store(db_path, must_exist=False)
+    store = _open_store(db_path, write=True)
     for run_file in sorted(crawl_dir.rglob("run.json")):
         crawl_run = jobs.load_run_record(run_file)
         if crawl_run is not None:
@@ -208,9 +213,12 @@ def analyze(crawl_dir: Path, db_path: Path) -> None:
 @click.option("--lang", type=click.Choice(["zh", "en"]), default=settings.FINMON_LANG, show_default=True)
 def report(db_path: Path, out_dir: Path, lang: str) -> None:
     """Render the weekly HTML risk report from the index; prints the report's path."""
-    from reports.weekly import render_report
+    from reports.weekly import ReportError, render_report
 
-    click.echo(str(render_report(_open_store(db_path), out_dir, lang=lang)))
+    try:
+        click.echo(str(render_report(_open_store(db_path), out_dir, lang=lang)))
+    except ReportError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

@@ -351,15 +351,19 @@ def analyze(crawl_dir: Path | Iterable[Path], store, progress: Progress | None =
     return run
 
 
-def open_store(db_path: Path):
-    """The index: Elasticsearch when FINMON_ES_URL is set, else the SQLite file at ``db_path``."""
+def open_store(db_path: Path, read_only: bool = False):
+    """The index: Elasticsearch when FINMON_ES_URL is set, else the SQLite file at ``db_path``.
+
+    ``read_only``: for commands that only read: the SQLite file must exist and is neither locked nor
+    changed (Elasticsearch readers never wait for writers).
+    """
     if os.environ.get("FINMON_ES_URL"):
         from index.elastic import ElasticStore
 
         return ElasticStore.from_env()
     from index.sqlite import SQLiteStore
 
-    return SQLiteStore(db_path)
+    return SQLiteStore(db_path, read_only=read_only)
 
 
 def env_store_urls(defaults: dict[str, str]) -> dict[str, str]:

@@ -15,6 +15,8 @@ Contract (tests/index/test_store_contract.py runs it against each backend):
 - ``search`` never raises on user input: any string is taken as plain words/phrases, each
   word a phrase that must occur (CJK characters adjacent and in order, other tokens whole).
 - A backend that cannot be reached raises :class:`StoreUnavailable`.
+- A store opened ``read_only`` writes nothing and creates nothing: a missing index raises
+  :class:`IndexMissing`, and a file or server that is not a finmon index raises :class:`StoreError`.
 """
 from __future__ import annotations
 
@@ -46,6 +48,10 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """The index server cannot be reached; the message names its URL and the cause."""
+
+
+class IndexMissing(StoreError):
+    """A command that only reads found no index to read (the message names where it looked)."""
 
 
 def risk_score(counts: dict[str, int], weights: dict[str, int | float]) -> float:

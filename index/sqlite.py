@@ -35,6 +35,8 @@ from index.base import (
     EVIDENCE_FIELDS,
     EXPORT_KINDS,
     LISTING_FIELDS,
+    IndexMissing,
+    StoreError,
     finding_fields,
     finding_snippet,
     index_text,
@@ -203,18 +205,62 @@ def fts_match(words: list[str]) -> str | None:
     return " ".join(f'"{index_text(word)}"' for word in words)  # tokens hold no quote
 
 
+_CORE_TABLES = {"apps", "listings", "policies", "findings", "runs", "rules", "findings_fts", "policies_fts"}
+
+
+def _connect(path: str, timeout: float, read_only: bool) -> sqlite3.Connection:
+    """A connection in autocommit mode; read-only through a ``mode=ro`` URI (no file created, nothing written)."""
+    if read_only:
+        uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+        db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+    else:
+        db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    return db
+
+
 class SQLiteStore:
     """The index in one SQLite file (``":memory:"`` works too). Implements :class:`index.base.Store`."""
 
-    def __init__(self, path: str | Path, busy_timeout: float | None = None) -> None:
+    def __init__(self, path: str | Path, busy_timeout: float | None = None, read_only: bool = False) -> None:
+        """Open (for writing: create or upgrade) the index at ``path``.
+
+        ``read_only``: the file must be an existing finmon index; nothing is written and no lock is taken
+        (in WAL mode a reader never waits for a writer). Raises :class:`StoreError` naming the file when it
+        is missing (read-only), not SQLite, corrupt, another program's database, or from a newer finmon.
+        """
         self.path = str(path)
+        self.read_only = read_only
         timeout = settings.FINMON_SQLITE_BUSY_TIMEOUT if busy_timeout is None else busy_timeout
-        self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
+        if read_only and (self.path == ":memory:" or not Path(self.path).is_file()):
+            raise IndexMissing(f"no index at {self.path}")
+        self.db = _connect(self.path, timeout, read_only)
+        try:
+            self._check_is_finmon()
+            if not read_only:
+                self._create_schema()
+        except BaseException as exc:
+            self.db.close()
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+                raise StoreError(f"{self.path}: not a readable finmon index ({exc})") from None
+            raise
+
+    def _check_is_finmon(self) -> None:
+        """Refuse another program's database (finmon marks its files with a schema version), an index this
+        finmon cannot read, and, to read, a file without finmon's tables."""
+        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: index schema is newer than this finmon understands")
+        if (tables and not version) or (self.read_only and not _CORE_TABLES <= tables):
+            raise StoreError(f"{self.path}: not a finmon index (an SQLite database without finmon's tables)")
+        if self.read_only and any(self._missing_columns().values()):
+            raise StoreError(f"{self.path}: index made by an older finmon; a writing command (finmon analyze) "
+                             "upgrades it")
+
+    def _create_schema(self) -> None:
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = NORMAL")
-        if self.db.execute("PRAGMA user_version").fetchone()[0] > SCHEMA_VERSION:
-            raise RuntimeError(f"{self.path}: index schema is newer than this finmon understands")
         # One transaction. executescript() leaves it open, but would commit it before a second script.
         try:
             self.db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA}")
@@ -227,13 +273,19 @@ class SQLiteStore:
             raise
         self.db.executescript(_TEMP)
 
-    def _add_columns(self) -> None:
-        """Adds the columns of _ADDED_COLUMNS a file made by an older finmon lacks."""
+    def _missing_columns(self) -> dict[str, list[str]]:
+        """Per table, the columns of _ADDED_COLUMNS a file made by an older finmon lacks."""
+        missing = {}
         for table, columns in _ADDED_COLUMNS.items():
             have = {row["name"] for row in self.db.execute(f"PRAGMA table_info({table})")}
-            for name, definition in columns.items():
-                if name not in have:
-                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+            missing[table] = [name for name in columns if name not in have]
+        return missing
+
+    def _add_columns(self) -> None:
+        """Adds the columns of _ADDED_COLUMNS a file made by an older finmon lacks."""
+        for table, names in self._missing_columns().items():
+            for name in names:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {_ADDED_COLUMNS[table][name]}")
 
     # -- plumbing -------------------------------------------------------------
     @contextmanager
@@ -247,9 +299,10 @@ class SQLiteStore:
         self.db.execute("COMMIT")
 
     def close(self) -> None:
-        """Let SQLite refresh its planner statistics if it wants to, then close."""
+        """Let SQLite refresh its planner statistics if it wants to (when writing), then close."""
         try:
-            self.db.execute("PRAGMA optimize")
+            if not self.read_only:
+                self.db.execute("PRAGMA optimize")
         finally:
             self.db.close()
 

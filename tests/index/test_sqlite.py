@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finmon.model import Run
-from index.base import index_text, query_words, snippet
+from index.base import IndexMissing, StoreError, index_text, query_words, snippet
 from index.sqlite import SCHEMA_VERSION, SQLiteStore, fts_match
 
 
@@ -36,8 +36,63 @@ def test_a_newer_schema_is_refused(tmp_path):
     db = sqlite3.connect(path)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     db.close()
-    with pytest.raises(RuntimeError, match="newer"):
+    with pytest.raises(StoreError, match="newer"):
         SQLiteStore(path)
+
+
+def test_a_reader_answers_while_a_writer_holds_its_transaction(tmp_path, build):
+    path = tmp_path / "x.db"
+    with SQLiteStore(path) as writer:
+        writer.save_listings([build.listing()])
+        writer.db.execute("BEGIN IMMEDIATE")
+        writer.db.execute("UPDATE apps SET name = 'half written'")
+        # busy_timeout 0: a reader that needed the lock would fail at once ("database is locked")
+        with SQLiteStore(path, busy_timeout=0, read_only=True) as reader:
+            assert [a["name"] for a in reader.apps()] == ["快乐借款"]
+            assert reader.runs() == [] and not reader.db.in_transaction
+        writer.db.execute("ROLLBACK")
+
+
+def test_a_reader_writes_nothing(tmp_path, build):
+    path = tmp_path / "x.db"
+    with SQLiteStore(path) as writer:
+        writer.save_listings([build.listing()])
+    before = path.read_bytes()
+    with SQLiteStore(path, read_only=True) as reader:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader.save_run(Run(id="r1", kind="analyze", started="2024-03-04T08:00:00Z"))
+    assert path.read_bytes() == before
+
+
+def test_a_missing_index_is_not_created_by_a_reader(tmp_path):
+    with pytest.raises(IndexMissing, match="no index at"):
+        SQLiteStore(tmp_path / "none.db", read_only=True)
+    assert not (tmp_path / "none.db").exists()
+
+
+FOREIGN_FILES = {
+    "foreign sqlite": None,  # made below: another program's database
+    "not sqlite": b"this is a text file, not a database\n" * 200,
+    "corrupt": b"SQLite format 3\x00" + b"\xff" * 4000,
+}
+
+
+@pytest.mark.parametrize("read_only", [True, False], ids=["read", "write"])
+@pytest.mark.parametrize("kind", sorted(FOREIGN_FILES))
+def test_a_file_that_is_not_finmons_index_is_refused_and_left_untouched(tmp_path, kind, read_only):
+    path = tmp_path / "other.db"
+    if FOREIGN_FILES[kind] is None:
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        db.commit()
+        db.close()
+    else:
+        path.write_bytes(FOREIGN_FILES[kind])
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="not a (readable )?finmon index"):
+        SQLiteStore(path, read_only=read_only)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
 
 
 # The runs and apps tables as finmon made them before runs had job, attempt and error, and apps input_hash.
