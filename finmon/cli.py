@@ -14,11 +14,26 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from finmon import jobs, settings
 from finmon.model import Run, dumps
 
 err = Console(stderr=True)
+# Control characters (C0, DEL, C1) and bidirectional overrides: never sent to a terminal as they are.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(value: object) -> Text:
+    """Text from the store or from a crawled or given file (app names, developers, evidence, URLs) as the terminal
+    shows it: plain text, never rich markup, with each control character escaped visibly (ESC as \\x1b)."""
+    text = "" if value is None else str(value)
+    return Text(_CONTROL.sub(lambda m: repr(m.group())[1:-1], text))
+
+
+def _echo(line: object = "") -> None:
+    """click.echo of a line that holds store text (see :func:`_shown`)."""
+    click.echo(_shown(line))
 
 
 def _db_option(func):
@@ -83,9 +98,11 @@ def _print_runs(runs) -> None:
     for run in runs:
         errors = {k: v for k, v in run.counters.items() if k.startswith("errors/") and v}
         err.print(
-            f"[bold]{run.kind}[/] {run.id}: {run.outcome}; "
-            + ", ".join(f"{k}={v}" for k, v in run.counters.items() if not k.startswith("errors/") and isinstance(v, int))
-            + (f"; errors: {errors}" if errors else "")
+            f"[bold]{run.kind}[/]",
+            _shown(f"{run.id}: {run.outcome}; "
+                   + ", ".join(f"{k}={v}" for k, v in run.counters.items()
+                               if not k.startswith("errors/") and isinstance(v, int))
+                   + (f"; errors: {errors}" if errors else "")),
         )
 
 
@@ -282,8 +299,8 @@ def search(query: str, rule: str | None, severity: str | None, status: tuple[str
         return
     out = Table("kind", "app", "rule", "severity", "snippet")
     for hit in hits:
-        out.add_row(hit.get("kind", ""), hit.get("app_name") or hit.get("app_key", ""), hit.get("rule_id") or "",
-                    hit.get("severity") or "", hit.get("snippet", ""))
+        out.add_row(*map(_shown, (hit.get("kind", ""), hit.get("app_name") or hit.get("app_key", ""),
+                                  hit.get("rule_id") or "", hit.get("severity") or "", hit.get("snippet", ""))))
     Console().print(out)
 
 
@@ -306,14 +323,14 @@ def _find_app(store, ref: str) -> dict:
         return store.app(named[0]["key"])
     if named:
         keys = ", ".join(a["key"] for a in named)
-        raise click.ClickException(f"{len(named)} apps are named {ref!r}: {keys}; pass one of these keys")
+        raise click.ClickException(str(_shown(f"{len(named)} apps are named {ref!r}: {keys}; pass one of these keys")))
     names = sorted({a.get("name") or "" for a in apps} - {""})
     close = difflib.get_close_matches(ref, names, n=5, cutoff=0.5)
     close += [a["key"] for a in apps if ref.lower() in a["key"].lower()][: 5 - len(close)]
     close += [n for n in names if ref in n and n not in close][: 5 - len(close)]
     hint = f"; did you mean: {', '.join(close)}" if close else ""
-    raise click.ClickException(f"no app {ref!r} in the index (give an app key like android:com.example.app "
-                               f"or an exact app name){hint}")
+    raise click.ClickException(str(_shown(f"no app {ref!r} in the index (give an app key like "
+                                          f"android:com.example.app or an exact app name){hint}")))
 
 
 def _evidence_lines(ev: dict) -> list[str]:
@@ -354,26 +371,26 @@ def explain(app_ref: str, as_json: bool, db_path: Path) -> None:
                                "not_applied": not_applied}, ensure_ascii=False, indent=2))
         return
     counts = app.get("counts") or {}
-    click.echo(f"{app.get('name') or app['key']} ({app['key']}), {app.get('developer') or '?'}")
-    click.echo(f"finance type {app.get('finance_type') or '?'} ({app.get('finance_confidence')}); "
+    _echo(f"{app.get('name') or app['key']} ({app['key']}), {app.get('developer') or '?'}")
+    _echo(f"finance type {app.get('finance_type') or '?'} ({app.get('finance_confidence')}); "
                f"stores: {', '.join(app.get('stores') or []) or '-'}; policy: {app.get('policy_status') or '-'}"
                f"{' ' + app['policy_url'] if app.get('policy_url') else ''}")
-    click.echo(f"{len(findings)} findings; unresolved: high {counts.get('high', 0)}, medium {counts.get('medium', 0)}, "
+    _echo(f"{len(findings)} findings; unresolved: high {counts.get('high', 0)}, medium {counts.get('medium', 0)}, "
                f"low {counts.get('low', 0)}; risk score {app.get('risk_score', 0)}")
     for f in findings:
         rule = rules.get(f.rule_id, {})
-        click.echo("")
-        click.echo(f"{f.rule_id} {rule.get('title') or f.title}")
+        _echo("")
+        _echo(f"{f.rule_id} {rule.get('title') or f.title}")
         if rule.get("title_en"):
-            click.echo(f"  {rule['title_en']}")
-        click.echo(f"  severity {f.severity}, confidence {f.confidence}, status {f.status}; "
+            _echo(f"  {rule['title_en']}")
+        _echo(f"  severity {f.severity}, confidence {f.confidence}, status {f.status}; "
                    f"first seen {f.first_seen or '-'}, last seen {f.last_seen or '-'}")
         for line in _evidence_lines(dataclasses.asdict(f.evidence)):
-            click.echo(line)
-        click.echo(f"  regulation: {f.regulation or rule.get('regulation') or '-'}")
+            _echo(line)
+        _echo(f"  regulation: {f.regulation or rule.get('regulation') or '-'}")
     for rule_id, reason in sorted(not_applied.items()):
-        click.echo("")
-        click.echo(f"{rule_id} not applied in the last analysis: {reason}")
+        _echo("")
+        _echo(f"{rule_id} not applied in the last analysis: {reason}")
 
 
 @main.command()
@@ -418,21 +435,21 @@ def apk(file: Path, as_json: bool) -> None:
         click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
     manifest = doc["manifest"]
-    click.echo(f"{info.package} {info.version or '?'} (versionCode {info.version_code}, minSdk {info.min_sdk}, "
+    _echo(f"{info.package} {info.version or '?'} (versionCode {info.version_code}, minSdk {info.min_sdk}, "
                f"targetSdk {info.target_sdk}); {info.size:,} bytes, sha256 {info.sha256}")
-    click.echo(f"debuggable {manifest['debuggable']}, allowBackup {manifest['allowBackup']}, "
+    _echo(f"debuggable {manifest['debuggable']}, allowBackup {manifest['allowBackup']}, "
                f"usesCleartextTraffic {_flag(manifest['usesCleartextTraffic'])}")
-    click.echo(f"permissions ({len(info.permissions)}): {', '.join(info.permissions) or '-'}")
+    _echo(f"permissions ({len(info.permissions)}): {', '.join(info.permissions) or '-'}")
     if info.implied_permissions:
-        click.echo(f"implied by the platform: {', '.join(info.implied_permissions)}")
+        _echo(f"implied by the platform: {', '.join(info.implied_permissions)}")
     for comp in info.exported_unprotected:
-        click.echo(f"exported without permission: {comp['kind']} {comp['name']}")
-    click.echo(f"SDKs ({len(info.sdks)}):")
+        _echo(f"exported without permission: {comp['kind']} {comp['name']}")
+    _echo(f"SDKs ({len(info.sdks)}):")
     for sdk in info.sdks:
-        click.echo(f"  {sdk['name']} [{sdk['category']}] {sdk['evidence']}")
-    click.echo(f"findings ({len(analysis.findings)}):")
+        _echo(f"  {sdk['name']} [{sdk['category']}] {sdk['evidence']}")
+    _echo(f"findings ({len(analysis.findings)}):")
     for f in analysis.findings:
-        click.echo(f"  {f.rule_id} {f.severity}: {f.title}: {f.evidence.text or f.evidence.key}")
+        _echo(f"  {f.rule_id} {f.severity}: {f.title}: {f.evidence.text or f.evidence.key}")
 
 
 def _flag(value) -> str:
@@ -470,10 +487,10 @@ def parse(store_name: str, file: Path, as_json: bool) -> None:
     try:
         result = parsers.parse_file(store_name, file)
     except parsers.LayoutChanged as exc:
-        err.print(f"[red]layout changed[/]: {exc}")
+        err.print("[red]layout changed[/]:", _shown(exc))
         sys.exit(2)
     except parsers.MalformedResponse as exc:
-        err.print(f"[red]malformed response[/]: {exc}")
+        err.print("[red]malformed response[/]:", _shown(exc))
         sys.exit(2)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="STORE") from exc
@@ -503,7 +520,7 @@ def policy_diff(app_ref: str, from_sha: str | None, to_sha: str | None, as_json:
     versions = app.get("policy_versions") or []  # newest first
     if len(versions) < 2 and not (from_sha and to_sha):
         only = f" ({versions[0]['sha256'][:12]}, fetched {versions[0]['fetched_at']})" if versions else ""
-        click.echo(f"{app['key']}: {len(versions)} policy version{'' if len(versions) == 1 else 's'}{only}: "
+        _echo(f"{app['key']}: {len(versions)} policy version{'' if len(versions) == 1 else 's'}{only}: "
                    "nothing to compare")
         return
 
@@ -530,12 +547,12 @@ def policy_diff(app_ref: str, from_sha: str | None, to_sha: str | None, as_json:
         click.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
         return
     for label, v in (("from", old), ("to", new)):
-        click.echo(f"{label} {v['sha256'][:12]} fetched {v['fetched_at']}, effective {v.get('effective_date') or '?'}, "
+        _echo(f"{label} {v['sha256'][:12]} fetched {v['fetched_at']}, effective {v.get('effective_date') or '?'}, "
                    f"{v['url']}")
-    click.echo(f"declared data types added: {', '.join(doc['declared_added']) or '-'}; "
+    _echo(f"declared data types added: {', '.join(doc['declared_added']) or '-'}; "
                f"removed: {', '.join(doc['declared_removed']) or '-'}")
     for line in lines:
-        click.echo(line)
+        _echo(line)
 
 
 @main.group()
@@ -593,13 +610,13 @@ def schedule_status(as_json: bool, data_dir: Path | None) -> None:
     if as_json:
         click.echo(json.dumps({"scheduler_pid": holder, "jobs": rows}, ensure_ascii=False, indent=2))
         return
-    click.echo(f"scheduler: {'running, pid ' + str(holder) if holder else 'not running'} ({cfg.data_dir})")
+    _echo(f"scheduler: {'running, pid ' + str(holder) if holder else 'not running'} ({cfg.data_dir})")
     for row in rows:
         last = row["last_run"]
         summary = "never run" if last is None else (
             f"last {last['outcome']} (attempt {last.get('attempt', 1)}) {last['started']} → {last.get('ended') or '…'}"
             + (f": {last['error']}" if last.get("error") else ""))
-        click.echo(f"{row['id']:<18} next {row['next_run'] or '-':<32} {summary}")
+        _echo(f"{row['id']:<18} next {row['next_run'] or '-':<32} {summary}")
 
 
 @schedule.command("trigger")
@@ -748,21 +765,22 @@ def _print_check(result: dict, lang: str) -> None:
 
     out = Console()
     ft = result["finance_type"]
-    out.print(f"[bold]finance type[/] {ft['value']} (confidence {ft['confidence']}): {'; '.join(ft['evidence'])}")
-    out.print(f"[bold]language[/] {result['lang'] or '?'}")
+    out.print("[bold]finance type[/]", _shown(f"{ft['value']} (confidence {ft['confidence']}): "
+                                              f"{'; '.join(ft['evidence'])}"))
+    out.print("[bold]language[/]", _shown(result["lang"] or "?"))
     table = Table("data type", "offsets", "declared in", title="declared collection")
     for d in result["declared"]:
-        table.add_row(d["type"], f"{d['start']}-{d['end']}", d["sentence"]["text"][:160])
+        table.add_row(*map(_shown, (d["type"], f"{d['start']}-{d['end']}", d["sentence"]["text"][:160])))
     out.print(table)
     for clause, value in result["clauses"].items():
         where = f": {value['evidence']['text'][:160]}" if value["evidence"] else ""
-        out.print(f"[bold]{clause}[/] {'present' if value['present'] else '[red]missing[/]'}{where}")
+        out.print(f"[bold]{clause}[/] {'present' if value['present'] else '[red]missing[/]'}", _shown(where), sep="")
     titles = {r["id"]: r["title" if lang == "zh" else "title_en"] for r in analyzers.rules_table()}
     table = Table("rule", "severity", "title", "evidence", title=f"findings ({len(result['findings'])})")
     for f in result["findings"]:
         ev = f["evidence"]
         where = f" [{ev['start']}-{ev['end']}]" if ev.get("start") is not None else ""
-        table.add_row(f["rule_id"], f["severity"], titles[f["rule_id"]], f"{ev['text'][:160]}{where}")
+        table.add_row(*map(_shown, (f["rule_id"], f["severity"], titles[f["rule_id"]], f"{ev['text'][:160]}{where}")))
     out.print(table)
 
 
