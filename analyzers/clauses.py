@@ -57,6 +57,7 @@ _MAX_ITEMS = 20  # list items walked back to find a list's lead-in line
 _MAX_SECTION = 8  # sentences walked back to find a section's heading
 _HEADING_ZH, _HEADING_EN = 30, 60  # longest heading, in characters
 _CHANNEL_REACH = 16  # characters before and after a mention read for a channel cue
+_CONTACT_REACH = 300  # characters around a complaint cue read for a contact detail and its subject
 _SANCTION_REACH = 60  # characters before a clause cue read for the operator's sanction
 _LINK_REACH = 40  # characters after a pointer to a list read for a link
 _NOT_USED_REACH = 40  # characters of the line after a heading read for "not used"
@@ -93,6 +94,7 @@ class Cue(NamedTuple):
 class ClauseCues:
     clauses: dict[str, Cue]
     contact: Cue
+    complaint_subject: re.Pattern  # personal information as what a complaint channel is for
     negation: Cue
     company: re.Pattern
     generic_company: frozenset[str]
@@ -167,7 +169,7 @@ def clause_cues() -> ClauseCues:
         return Either(_alternation(part["zh"]), _alternation(part["en"]))
 
     return ClauseCues(
-        clauses=clauses, contact=cues["contact"], negation=cues["negation"],
+        clauses=clauses, contact=cues["contact"], complaint_subject=both(data["complaint_subject"]), negation=cues["negation"],
         company=_alternation(named["company_in_sentence"]), generic_company=frozenset(named["generic_company"]),
         listed=cues["listed"], linked_away=re.compile(named["linked_away"], _FLAGS), purpose=cues["purpose"], sensitive_types=tuple(sensitive["types"]),
         collection=cues["collection"], definition=cues["definition"],
@@ -209,12 +211,15 @@ def has_clause(text: str, clause_id: str) -> bool:
 
 
 def has_contact_channel(text: str) -> bool:
-    """A complaint/contact cue with a contact detail (e-mail, phone or address) within 300 characters of it: the
-    channel the passage offers, not a page footer or an address given for something else far away."""
+    """A complaint/contact cue with a contact detail (e-mail, phone or address) and a word of personal information,
+    of the policy or of complaints (个人信息, 隐私, 本政策, 投诉) within 300 characters of it: the channel the passage offers for personal
+    information, not a page footer or an address given for something else far away."""
     cues = clause_cues()
     pos = 0
     while (m := _search(text, cues.clauses["complaint_channel"], pos, len(text))) is not None:
-        if _search(text, cues.contact, max(0, m.start() - 300), min(len(text), m.end() + 300)) is not None:
+        start, end = max(0, m.start() - _CONTACT_REACH), min(len(text), m.end() + _CONTACT_REACH)
+        if (_search(text, cues.contact, start, end) is not None
+                and cues.complaint_subject.search(simplified(text), start, end) is not None):
             return True
         pos = m.end()
     return False

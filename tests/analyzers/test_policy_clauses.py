@@ -73,10 +73,12 @@ def test_each_clause_variant():
                  "You may correct inaccurate data."):
         assert has_clause(text, "deletion_correction"), text
     assert not has_clause("我们会收集您的手机号码。We collect your name.", "deletion_correction")
-    assert has_contact_channel("联系我们：北京市海淀区中关村大街1号。")
-    assert has_contact_channel("Contact us: support@example.com")
+    assert has_contact_channel("对本政策有疑问请联系我们：北京市海淀区中关村大街1号。")
+    assert has_contact_channel("Privacy questions? Contact us: support@example.com")
     assert not has_contact_channel("如有问题，请联系我们。")  # a cue without any contact detail
-    assert has_contact_channel("客服邮箱 help@example.com。")  # 客服 + an e-mail is a channel
+    assert has_contact_channel("个人信息问题请发往客服邮箱 help@example.com。")  # 客服 + an e-mail is a channel
+    assert not has_contact_channel("联系我们\n地址：北京市海淀区中关村大街1号")  # a page footer: for no privacy matter
+    assert not has_contact_channel("Contact us: sales@example.com")
 
 
 def test_d302_quotes_the_first_affirmative_sharing_sentence(make_app):
@@ -253,7 +255,8 @@ def test_prefix_search_equals_the_plain_search(text):
     for cid, cue in cues.clauses.items():
         assert has_clause(text, cid) == (cue.pattern.search(text) is not None), cid
     assert has_contact_channel(text) == bool(cues.clauses["complaint_channel"].pattern.search(text)
-                                             and cues.contact.pattern.search(text))
+                                             and cues.contact.pattern.search(text)
+                                             and cues.complaint_subject.search(text))
     sharing = sharing_sentences(text)
     assert sharing == reference_sharing(text)
     assert names_recipient(text, sharing) == reference_names_recipient(text, sharing)
@@ -538,10 +541,10 @@ def test_clause_cues_en_and_traditional(clause, text):
 @pytest.mark.parametrize("text", [
     "If you have any questions, email us at privacy@example.com.",
     "Please contact us at privacy@example.com.",
-    "You may write to us at the following address: 1 Harbour Road, Hong Kong.",
+    "About this policy, you may write to us at the following address: 1 Harbour Road, Hong Kong.",
     "如有投訴，請聯絡我們：電話 +852 2123 4567。",
     "您可以透過以下方式提出申訴：(02)2345-6789。",
-    "客戶服務熱線：2123 4567",
+    "個人資料查詢請致電客戶服務熱線：2123 4567",
 ])
 def test_contact_channels_en_and_traditional(text):
     assert has_contact_channel(text)
@@ -625,8 +628,8 @@ def test_negation_inside_a_quoted_title_negates_nothing(text, shared):
 
 @pytest.mark.parametrize("text, channel", [
     ("如需投诉，您可以拨打12345热线。", True),  # a public service hotline
-    ("十一、联系方式\n客服电话：95011", True),  # a numbered heading
-    ("请您通过以下联络方式联系本站：邮箱 help@example.cn", True),
+    ("十一、联系方式\n对本政策有疑问请拨打客服电话：95011", True),  # a numbered heading
+    ("个人信息问题请您通过以下联络方式联系本站：邮箱 help@example.cn", True),
     ("侵权通知应写明您的姓名、联系方式和地址，并发送至 ip@example.cn。", False),  # data the user gives
     ("我们会保存您的联系方式，邮箱 ip@example.cn 仅用于接收版权通知。", False),
     ("如需投诉，请见我们在12345名用户中做过的调查。", False),  # a number, not a hotline
