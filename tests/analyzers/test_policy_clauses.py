@@ -685,3 +685,18 @@ def test_d302_device_makers_and_recipients_named_in_brackets(make_app, text, fla
 def test_d302_a_list_behind_a_link_names_no_recipient(make_app, extra, flagged):
     findings = rule_findings(make_app("星河支付", text=ALL_ZH + SHARING_ZH + extra), "D302")
     assert bool(findings) is flagged
+
+
+# --- C206: warnings declare nothing; the feature used, ended by a comma, is a purpose ---------------------------------
+
+@pytest.mark.parametrize("extra, flagged", [
+    ("您发布的内容（例如您的健康信息）可能会泄露您的敏感个人信息。", False),  # a warning, not a collection
+    ("Posts that we collect may reveal sensitive details such as your medical records.", False),
+    ("We collect your medical records.", True),
+    ("在您使用健身打卡服务，本应用会收集您的健康数据。", False),  # the feature being used, no 时
+    ("本应用会收集您的健康数据。", True),
+])
+def test_c206_warnings_and_the_feature_used(make_app, extra, flagged):
+    language = "en" if extra.isascii() else "zh"
+    text = (ALL_EN if language == "en" else ALL_ZH) + "\n" + extra
+    assert bool(c206(make_app("星河支付", text=text, language=language))) is flagged
