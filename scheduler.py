@@ -479,13 +479,9 @@ class Lock:
 def recover(cfg: Config) -> tuple[str, ...]:
     """After a crash: mark scheduler runs left "running" as interrupted; return the crawl jobs to resume at once."""
     index = cfg.open_store()
-    try:
-        for row in index.runs(limit=200):
-            if row.get("outcome") == "running" and row.get("job"):
-                run = Run.from_dict(row)
-                run.outcome, run.ended = "interrupted", run.ended or utcnow()
-                run.error = run.error or "the scheduler stopped during this run (killed or crashed)"
-                index.save_run(run)
+    try:  # this scheduler holds the scheduler lock: no run of a job can still be in progress
+        jobs.interrupt_stale_runs(index, orphaned=lambda row: bool(row.get("job")),
+                                  reason="the scheduler stopped during this run (killed or crashed)")
     finally:
         index.close()
     return tuple(f"crawl:{store}" for store in cfg.store_urls if cfg.pending(store))

@@ -48,14 +48,18 @@ def _db_option(func):
 
 
 def _open_store(db_path: Path, write: bool = False):
-    """The index, read-only unless ``write``; a missing one is an error for a command that only reads."""
+    """The index, read-only unless ``write``; a missing one is an error for a command that only reads. A command
+    that writes first marks the runs left "running" by a process that died (kill -9) as interrupted."""
     from index.base import IndexMissing
 
     try:
-        return jobs.open_store(db_path, read_only=not write)
+        store = jobs.open_store(db_path, read_only=not write)
     except IndexMissing:
         raise click.ClickException(f"no index at {db_path}: run `finmon demo` or `finmon analyze` first, "
                                    "or pass --db") from None
+    if write:
+        jobs.interrupt_stale_runs(store)
+    return store
 
 
 def _registry(announce: bool = True):

@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import ctypes
+import fcntl
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -46,6 +48,66 @@ Progress = Callable[[str, int, int | None], None]  # (label, done, total or None
 
 def new_run(kind: str) -> Run:
     return Run(id=f"{kind}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}", kind=kind, started=utcnow())
+
+
+def run_lock_path(run_id: str) -> Path:
+    """The lock file a process holds (flock) while its run is in progress: per user, on this host."""
+    return Path(tempfile.gettempdir()) / f"finmon-runs-{os.getuid()}" / f"{run_id}.lock"
+
+
+@contextlib.contextmanager
+def run_in_progress(run_id: str) -> Iterator[None]:
+    """Hold the run's lock file while the run is in progress; the kernel drops the lock if the process dies.
+
+    The body records the run's end before it returns. After an exception the file stays: if the end could
+    not be recorded, the next :func:`interrupt_stale_runs` finds the lock free and marks the run interrupted.
+    """
+    path = run_lock_path(run_id)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+        path.unlink(missing_ok=True)  # while still held: a checker that locks it next finds the run ended
+
+
+def interrupt_stale_runs(store, orphaned: Callable[[dict], bool] = lambda row: False,
+                         reason: str = "its process ended without recording an outcome (killed?)") -> list[str]:
+    """Mark runs left "running" by a process that died as interrupted; returns their ids.
+
+    A run is stale when its lock file on this host (:func:`run_in_progress`) is no longer held, or when
+    ``orphaned(row)`` says so (the scheduler, holding its own lock, claims its job runs). A run started on
+    another host or by another user, or one still in progress, is left as it is.
+    """
+    stale = []
+    for row in store.runs(limit=200):
+        if row.get("outcome") != "running":
+            continue
+        if orphaned(row):
+            stale.append(_interrupt(store, Run.from_dict(row), reason))
+            continue
+        try:
+            fh = open(run_lock_path(row["id"]), "r+")  # never created here: no file, not a run of this host
+        except OSError:
+            continue
+        with fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its process is alive
+            # Locked now, so its process has ended; it records its outcome before it lets go: read it again.
+            current = next((r for r in store.runs(limit=200) if r["id"] == row["id"]), row)
+            if current.get("outcome") == "running":
+                stale.append(_interrupt(store, Run.from_dict(current), reason))
+            run_lock_path(row["id"]).unlink(missing_ok=True)
+    return stale
+
+
+def _interrupt(store, run: Run, reason: str) -> str:
+    run.outcome, run.ended = "interrupted", run.ended or utcnow()
+    run.error = run.error or reason
+    store.save_run(run)
+    log.warning("run %s was left running: marked interrupted (%s)", run.id, run.error)
+    return run.id
 
 
 def crawl(
@@ -307,6 +369,18 @@ def analyze(crawl_dir: Path | Iterable[Path], store, progress: Progress | None =
         registry = load_registry()
     run = new_run("analyze")
     run.job = job
+    with run_in_progress(run.id):
+        try:
+            return _analyze(crawl_dir, store, run, progress, registry, incremental)
+        except BaseException as exc:
+            run.ended = utcnow()
+            run.outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            with contextlib.suppress(Exception):  # the store may be what failed; the first error is the one to raise
+                store.save_run(run)
+            raise
+
+
+def _analyze(crawl_dir, store, run: Run, progress: Progress | None, registry, incremental: bool) -> Run:
     store.save_run(run)
     snap = load_snapshot(*([crawl_dir] if isinstance(crawl_dir, Path) else crawl_dir))
     every_app = merge_listings(snap.listings, snap.policies, snap.policy_failures, snap.apks)
@@ -323,16 +397,10 @@ def analyze(crawl_dir: Path | Iterable[Path], store, progress: Progress | None =
     for row in table:
         if not row["applied"]:
             log.warning("%s not applied: %s", row["id"], row["not_applied_en"])
-    try:
-        store.save_rules(table)
-        counts = store.save_analysis(apps, results, utcnow(),
-                                     skipped_rules=[row["id"] for row in table if not row["applied"]],
-                                     inputs={app.key: inputs[app.key] for app in apps})
-    except Exception:
-        run.ended, run.outcome = utcnow(), "failed"
-        with contextlib.suppress(Exception):  # the store may be what failed; the first error is the one to raise
-            store.save_run(run)
-        raise
+    store.save_rules(table)
+    counts = store.save_analysis(apps, results, utcnow(),
+                                 skipped_rules=[row["id"] for row in table if not row["applied"]],
+                                 inputs={app.key: inputs[app.key] for app in apps})
     run.ended = utcnow()
     run.outcome = "ok"
     run.counters = {

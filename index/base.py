@@ -15,8 +15,9 @@ Contract (tests/index/test_store_contract.py runs it against each backend):
 - ``search`` never raises on user input: any string is taken as plain words/phrases, each
   word a phrase that must occur (CJK characters adjacent and in order, other tokens whole).
 - A backend that cannot be reached raises :class:`StoreUnavailable`.
-- A store opened ``read_only`` writes nothing and creates nothing: a missing index raises
-  :class:`IndexMissing`, and a file or server that is not a finmon index raises :class:`StoreError`.
+- The SQLite store opened ``read_only`` writes, locks and creates nothing: a missing index raises
+  :class:`IndexMissing`, and a file that is not a finmon index raises :class:`StoreError` (Elasticsearch
+  readers never wait for writers, so that store has no read-only mode).
 """
 from __future__ import annotations
 
