@@ -160,11 +160,23 @@ def demo(apps: int, seed: int, out_dir: Path, lang: str) -> None:
     for run in runs:
         store.save_run(run)
     _print_runs(runs)
+    if runs and _failed_crawls(runs) == len(runs):
+        raise click.ClickException("every crawl failed (see above): nothing to analyse")
     with _ProgressBar() as bar:
         run = jobs.analyze(out_dir / "crawl", store, progress=bar, registry=registry)
     _print_runs([run])
     report = render_report(store, out_dir / "report", lang=lang)
     click.echo(str(report))
+
+
+def _failed_crawls(runs) -> int:
+    """Say which crawls failed and why (a crawl that reached nothing or lost too much fails); how many."""
+    from rich.markup import escape
+
+    failed = [run for run in runs if run.outcome == "failed"]
+    for run in failed:
+        err.print(f"[red]{escape(run.job or run.id)} failed[/]: {escape(run.error or 'no reason recorded')}")
+    return len(failed)
 
 
 def _allow_hosts(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -203,7 +215,7 @@ def crawl(out_dir: Path, stores: tuple[str, ...], allow_hosts: tuple[str, ...], 
         runs = jobs.crawl(out_dir, store_urls, allow_hosts=allow_hosts, progress=bar, timeout=timeout)
     _print_runs(runs)
     click.echo(str(out_dir))
-    if any(run.outcome == "failed" for run in runs):
+    if _failed_crawls(runs):
         sys.exit(1)
 
 

@@ -191,10 +191,12 @@ def _crawl_result(store: str, store_dir: Path, returncode: int, timed_out: bool)
     run_file = store_dir / "run.json"
     run = load_run_record(run_file) if run_file.exists() else None
     if run is not None:
+        run.job = run.job or f"crawl:{store}"  # which store's crawl, in messages and the run history
         if timed_out:
             run.outcome = "interrupted"
         return run
     run = new_run("crawl")
+    run.job = f"crawl:{store}"
     run.ended = utcnow()
     run.outcome = "interrupted" if timed_out else "failed"
     run.counters = {"exit_code": returncode}

@@ -46,6 +46,7 @@ TEXT_VARIANTS = ("html", "gbk", "pdf")  # variants whose URL serves a policy tex
 EXTENSIONS = {"html": "html", "gbk": "htm", "pdf": "pdf", "missing": "html"}
 ANDROID_STORES = ("appgallery", "xiaomi")
 POLICY_FAULT = "policy_500"
+DATA_FAULTS = tuple(GEN["faults"]["data"])  # "<store>_<what>": broken store data, see Market.data_fault
 
 
 class _Weights:
@@ -318,9 +319,12 @@ class Market:
     (week 0: all ``apps`` of them); ``market[i]`` and :meth:`card` also give removed apps.
     """
 
-    def __init__(self, apps: int, seed: int, week: int = 0, base_url: str = "") -> None:
+    def __init__(self, apps: int, seed: int, week: int = 0, base_url: str = "", fault_rate: float | None = None) -> None:
         if apps < 0 or week < 0:
             raise ValueError("apps and week must be >= 0")
+        self.fault_rate = GEN["faults"]["data_rate"] if fault_rate is None else fault_rate  # share with a data fault
+        if not 0 <= self.fault_rate <= 1:
+            raise ValueError("fault_rate must be between 0 and 1")
         self.initial_apps = apps  # listed in week 0
         self.seed = seed
         self.week = week
@@ -549,9 +553,23 @@ class Market:
             evolved = {id(p): self._evolve_policy(p) for p in policies.values()}
             policies = {i: evolved[id(p)] for i, p in policies.items()}
         artist_id = 1_300_000_000 + dev.cards[0].index
-        return [self._evolve_app(self._app(card, app_rng, developer, dev.slug, needs[card.index],
-                                           policies[card.index], artist_id))
+        return [self._data_fault(self._evolve_app(self._app(card, app_rng, developer, dev.slug, needs[card.index],
+                                                            policies[card.index], artist_id)))
                 for card, app_rng in zip(dev.cards, rngs)]
+
+    def _data_fault(self, app: App) -> App:
+        """The app with one of DATA_FAULTS added at ``fault_rate``, drawn from (seed, app index) alone (so the
+        rest of the population is the same whatever the rate); only faults of a store that lists the app."""
+        kinds = [k for k in DATA_FAULTS if k.split("_", 1)[0] in app.stores]
+        rng = random.Random(f"{self.seed}:data-fault:{app.index}")
+        if not kinds or rng.random() >= self.fault_rate:
+            return app
+        return replace(app, faults=app.faults + (_choice(rng, kinds),))
+
+    def wrong_typed_field(self, app: App, store: str) -> tuple[str, Any]:
+        """(field, value) served with the wrong type in ``store``'s data of an app with ``<store>_wrong_type``."""
+        fields = sorted(GEN["faults"]["wrong_type_fields"][store].items())
+        return _choice(random.Random(f"{self.seed}:wrong-type:{store}:{app.index}"), fields)
 
     def _evolve_policy(self, policy: Policy) -> Policy:
         """The policy after weeks 1..week: now and then its text declares one more data type, or one fewer."""

@@ -50,6 +50,7 @@ SEARCH_CACHE_SIZE = 256  # keywords outside settings.FINMON_KEYWORDS kept indexe
 ROBOTS_TXT = "User-agent: *\nDisallow: /private/\n"
 CONTENT_VERSION = 1  # part of every ETag: bump it when a template or a page format changes
 NOT_MODIFIED = "not_modified"  # the hits key counting 304 answers
+FAULTED = "faulted"  # the hits key counting answers with a seeded fault (an app's faults, a policy's 500)
 # Hostile links (opt-in: MarketServer(hostile=rate)): store data links a private address, a local file,
 # another loopback port, this server by a name that resolves to loopback, or a redirect into the
 # cloud-metadata range, or the APK is a zip bomb.
@@ -241,9 +242,19 @@ class MarketApp:
     def _itunes_json(self, request: web.Request, apps: list[App]) -> web.Response:
         origin = _origin(request)
         body = {"resultCount": len(apps), "results": [
-            {**_itunes_result(origin, app), "trackViewUrl": self._link(origin, app, "detail", _track_view_url(origin, app))}
+            {**_itunes_result(origin, app), "trackViewUrl": self._link(origin, app, "detail", _track_view_url(origin, app)),
+             **self._wrong_typed(app, "itunes")}
             for app in apps]}
+        if any("itunes_wrong_type" in app.faults for app in apps):
+            self.hits[FAULTED] += 1
         return web.Response(text=json.dumps(body, ensure_ascii=False), content_type="text/javascript")
+
+    def _wrong_typed(self, app: App, store: str) -> dict[str, Any]:
+        """{field: wrong-typed value} for an app with the ``<store>_wrong_type`` fault, else {}."""
+        if f"{store}_wrong_type" not in app.faults:
+            return {}
+        field, value = self.market.wrong_typed_field(app, store)
+        return {field: value}
 
     async def itunes_page(self, request: web.Request) -> web.Response:
         card = self._card(int(request.match_info["track_id"]) - ITUNES_TRACK_BASE, "itunes")
@@ -292,7 +303,12 @@ class MarketApp:
             return _json({"rtnCode": 1, "rtnDesc": "app not found"}, status=404)
         app = self.market[card.index]
         if self._transient("appgallery", appid, app):
+            self.hits[FAULTED] += 1
             raise web.HTTPServiceUnavailable()
+        if "appgallery_redirect_chain" in app.faults:  # to the same page with one more hop, without end
+            self.hits[FAULTED] += 1
+            hop = _int(request.query.get("hop"), 0, 0, None) + 1
+            raise web.HTTPFound(request.rel_url.update_query(hop=hop))
         headers = self._validators(request, f"appgallery:{app.index}", app.updated, app.changes)
         if (unchanged := self._not_modified(request, headers)) is not None:
             return unchanged
@@ -303,9 +319,10 @@ class MarketApp:
                 "tagName": app.category("appgallery"), "versionName": app.version, "releaseDate": app.updated,
                 "intro": app.description, "downloads": str(app.downloads), "size": str(app.size_bytes),
                 "downurl": self.apk_url(request, app),
-                "icon": f"{_origin(request)}/static/icon/{appid}.png"}]},
+                "icon": f"{_origin(request)}/static/icon/{appid}.png", **self._wrong_typed(app, "appgallery")}]},
             {"layoutName": "appdetailpermissioncard", "dataList": [{"permissions": [
-                {"name": p, "desc": labels[p.removeprefix(PREFIX)]} for p in app.permissions]}]},
+                labels[p.removeprefix(PREFIX)] if "appgallery_string_permissions" in app.faults
+                else {"name": p, "desc": labels[p.removeprefix(PREFIX)]} for p in app.permissions]}]},
         ]
         url = self.policy_url(request, app)
         if url:
@@ -313,6 +330,8 @@ class MarketApp:
         text = json.dumps({"rtnCode": 0, "layoutData": layout}, ensure_ascii=False)
         if "appgallery_malformed_json" in app.faults:
             text = text[: len(text) // 2]
+        if {"appgallery_malformed_json", "appgallery_wrong_type", "appgallery_string_permissions"} & set(app.faults):
+            self.hits[FAULTED] += 1
         return web.Response(text=text, content_type="application/json", headers=headers)
 
     async def xiaomi_search(self, request: web.Request) -> web.Response:
@@ -332,7 +351,11 @@ class MarketApp:
             raise web.HTTPNotFound()
         app = self.market[index]
         if "xiaomi_503" in app.faults or self._transient("xiaomi", package, app):
+            self.hits[FAULTED] += 1
             raise web.HTTPServiceUnavailable()
+        if "xiaomi_redirect_loop" in app.faults:  # to itself
+            self.hits[FAULTED] += 1
+            raise web.HTTPFound(request.rel_url)
         headers = self._validators(request, f"xiaomi:{app.index}", app.updated, app.changes)
         if (unchanged := self._not_modified(request, headers)) is not None:
             return unchanged
@@ -357,6 +380,7 @@ class MarketApp:
                                 content_type="application/vnd.android.package-archive")
         body = build_apk(apk_spec(app))
         if app.apk.invalid:
+            self.hits[FAULTED] += 1
             body = body[: len(body) // 3]
         return web.Response(body=body, content_type="application/vnd.android.package-archive", headers=headers)
 
@@ -365,6 +389,7 @@ class MarketApp:
         if policy is None or not policy.has_text:
             raise web.HTTPNotFound()
         if policy.fault:
+            self.hits[FAULTED] += 1
             raise web.HTTPInternalServerError()
         headers = self._validators(request, f"policy:{policy.path}", policy.effective, policy.revisions)
         if (unchanged := self._not_modified(request, headers)) is not None:
@@ -543,13 +568,15 @@ class MarketServer:
     ``with MarketServer(apps=300, seed=7) as m:`` → ``m.base_url``, ``m.store_urls``,
     ``m.truth()``, ``m.hits`` (requests per route, 304s under ``NOT_MODIFIED``), ``m.advance()``.
     ``hostile=rate`` gives that share of apps a hostile link (:meth:`MarketApp.hostile_link`), listed by
-    ``m.hostile_links()``; a zip-bomb APK inflates to ``bomb_bytes``.
+    ``m.hostile_links()``; a zip-bomb APK inflates to ``bomb_bytes``. ``fault_rate=share`` gives that share of
+    apps a data fault (``market.population.DATA_FAULTS``: wrong-typed fields, plain-string permission lists,
+    redirect loops), named in the truth's ``faults``; answers with a fault are counted in ``m.hits["faulted"]``.
     """
 
     def __init__(self, apps: int = settings.MARKET_APPS, seed: int = settings.MARKET_SEED, week: int = 0,
                  host: str = settings.MARKET_HOST, port: int = 0, start_timeout: float = 60.0, hostile: float = 0.0,
-                 bomb_bytes: int = BOMB_BYTES) -> None:
-        self.market = Market(apps, seed, week)
+                 bomb_bytes: int = BOMB_BYTES, fault_rate: float | None = None) -> None:
+        self.market = Market(apps, seed, week, fault_rate=fault_rate)
         self.hostile, self.bomb_bytes = hostile, bomb_bytes  # hostile links: the share of apps, off by default
         self.host = host
         self.port = port
@@ -576,7 +603,8 @@ class MarketServer:
 
     def advance(self, weeks: int = 1) -> Market:
         """Move the market ``weeks`` weeks on (a running server switches between two requests); the new market."""
-        market = Market(self.market.initial_apps, self.market.seed, self.market.week + weeks, self.market.base_url)
+        market = Market(self.market.initial_apps, self.market.seed, self.market.week + weeks, self.market.base_url,
+                        fault_rate=self.market.fault_rate)
         if self._handlers is not None and self._loop is not None and self._thread is not None:
             fresh = MarketApp(market, hostile=self.hostile, bomb_bytes=self.bomb_bytes)  # cards and search indexes built here, not on the server's loop
 
@@ -646,10 +674,11 @@ class MarketServer:
 
 
 def serve(apps: int = settings.MARKET_APPS, seed: int = settings.MARKET_SEED,
-          host: str = settings.MARKET_HOST, port: int = 8800, week: int = 0, hostile: float = 0.0) -> None:
+          host: str = settings.MARKET_HOST, port: int = 8800, week: int = 0, hostile: float = 0.0,
+          fault_rate: float | None = None) -> None:
     """Serve the simulator's week ``week`` on host:port until interrupted (blocking; for ``finmon market serve``),
-    with ``hostile`` the share of apps carrying a hostile link."""
-    market = Market(apps, seed, week)
+    with ``hostile`` the share of apps carrying a hostile link and ``fault_rate`` the share with a data fault."""
+    market = Market(apps, seed, week, fault_rate=fault_rate)
     app, _ = build_app(market, hostile=hostile)
 
     async def main() -> None:

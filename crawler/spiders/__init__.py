@@ -154,25 +154,27 @@ class StoreSpider(scrapy.Spider):
         request.meta[SETTLED] = outcome
         self.crawler.stats.inc_value(f"finmon/ledger/{outcome}")
 
-    def parsed(self, response, parser: Callable, *args: Any, with_problems: bool = False, **kwargs: Any) -> Any:
-        """``parser(*args)``, or None after recording a layout change / malformed response. ``with_problems``:
-        the parser takes a ``problems`` list (items or fields it could not read), each recorded as an error line."""
-        problems: list[ParseError] = []
+    def parsed(self, response, parser: Callable, *args: Any, problems: list[ParseError] | None = None,
+               **kwargs: Any) -> Any:
+        """``parser(*args)``, or None after recording a layout change / malformed response. With a ``problems``
+        list, the parser takes it and appends the items or fields it could not read: each is recorded as an
+        error line (and left in the list for the caller)."""
         try:
-            result = parser(*args, **({"problems": problems} if with_problems else {}), **kwargs)
+            result = parser(*args, **({} if problems is None else {"problems": problems}), **kwargs)
         except ParseError as exc:
             self.record_error(exc.kind, response.url, str(exc), item=exc.item, field=exc.field)
             self.settle(response.request, ERRORS)
             return None
         finally:
-            for problem in problems:
+            for problem in problems or ():
                 self.record_error(problem.kind, response.url, str(problem), item=problem.item, field=problem.field)
         self.settle(response.request, ITEMS)
         return result
 
     def store_failed(self, failure) -> None:
+        """A store page was lost: an error line for the URL the spider requested (the first of any redirects)."""
         kind, reason = classify(failure)
-        self.record_error(kind, failure.request.url, reason)
+        self.record_error(kind, failure.request.meta.get("redirect_urls", [failure.request.url])[0], reason)
         self.settle(failure.request, ERRORS)
 
     # --- the ledger's signals -------------------------------------------------------

@@ -26,7 +26,7 @@ class AppGallerySpider(StoreSpider):
         return self.store_request(url, self.parse_search, keyword=keyword, page=page)
 
     def parse_search(self, response, keyword: str, page: int):
-        found = self.parsed(response, parse_appgallery_search, response.body, with_problems=True)
+        found = self.parsed(response, parse_appgallery_search, response.body, problems=[])
         if found is None:
             return
         detail_ids, total_pages = found
@@ -38,7 +38,7 @@ class AppGallerySpider(StoreSpider):
                 yield self.search(keyword, next_page)
 
     def parse_detail(self, response):
-        listing = self.page_listing(response, parse_appgallery_detail, response.body, response.url, with_problems=True)
+        listing = self.page_listing(response, parse_appgallery_detail, response.body, response.url, problems=[])
         if listing is None:
             return
         yield from self.listing_and_links(listing)

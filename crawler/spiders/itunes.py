@@ -26,14 +26,18 @@ class ItunesSpider(StoreSpider):
         return self.store_request(f"{self.base_url}/search?{urlencode(query)}", self.parse_search, term=term, offset=offset)
 
     def parse_search(self, response, term: str, offset: int):
-        listings = self.parsed(response, parse_itunes_search, response.body, with_problems=True)
+        problems: list = []
+        listings = self.parsed(response, parse_itunes_search, response.body, problems=problems)
         if listings is None:
             return
         for listing in listings:
             if self.first_time(listing.store_id):
                 yield self.detail_request(listing.source_url, self.parse_app_page, listing=listing)
         next_offset = offset + self.page_size
-        if len(listings) >= self.page_size and next_offset < self.page_size * self.max_pages:
+        # a full page has a next one; results that could not be read count (an item with a bad optional field
+        # counts twice, which costs at most one extra request, never a page)
+        results = len(listings) + len({problem.item for problem in problems})
+        if results >= self.page_size and next_offset < self.page_size * self.max_pages:
             yield self.search(term, next_offset)
 
     def parse_app_page(self, response, listing: Listing):
