@@ -528,10 +528,13 @@ def _numbered(text: str, start: int, end: int) -> bool:
 def _explained(text: str, ends: list[int], i: int, states_purpose: Callable[[int], bool],
                mentions: tuple[Mention, ...]) -> bool:
     """Whether raw sentence ``i`` has a stated purpose (``states_purpose``: a purpose or a context cue) in itself or a
-    neighbour, in the lead-in of its list, or in the heading of its section (also a feature word of
-    heading_feature)."""
-    for k in (i, _neighbour(text, ends, i, -1), _neighbour(text, ends, i, 1)):
-        if k >= 0 and states_purpose(k):
+    neighbour (not a sibling: of two numbered items, one's purpose is not the other's), in the lead-in of its list,
+    or in the heading of its section (also a feature word of heading_feature)."""
+    if states_purpose(i):
+        return True
+    item = _numbered(text, *_span(text, ends, i))
+    for k in (_neighbour(text, ends, i, -1), _neighbour(text, ends, i, 1)):
+        if k >= 0 and not (item and _numbered(text, *_span(text, ends, k))) and states_purpose(k):
             return True
     lead = _lead_in(text, ends, i)
     if lead >= 0 and states_purpose(lead):

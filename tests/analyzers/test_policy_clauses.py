@@ -700,3 +700,19 @@ def test_c206_warnings_and_the_feature_used(make_app, extra, flagged):
     language = "en" if extra.isascii() else "zh"
     text = (ALL_EN if language == "en" else ALL_ZH) + "\n" + extra
     assert bool(c206(make_app("星河支付", text=text, language=language))) is flagged
+
+
+@pytest.mark.parametrize("extra, flagged", [
+    ("1、您申请借款时，我们会收集您的身份证号码；\n2、我们会向征信机构采集您的征信报告；", True),  # a sibling's purpose
+    ("我们会向征信机构采集您的征信报告。\n该报告用于评估您的借款额度。", False),  # the next sentence's
+    ("使用本平台借款服务时可能要求提供您的征信报告。", False),  # using the feature, with no 您 before it
+    ("使用一键登录功能，SDK会收集您的征信报告。", False),
+    ("我们会读取您的征信报告，进行交易风险评估。", False),  # a security or risk check is a purpose
+])
+def test_c206_a_list_items_purpose_is_its_own(make_app, extra, flagged):
+    assert bool(c206(make_app("星河支付", text=ALL_ZH + "\n" + extra))) is flagged
+
+
+@pytest.mark.parametrize("text", ["我们会收集您的手机号码，并通过其他方式（手机短信等）向您推送促销信息。", "我们会读取您的短信内容。"])
+def test_sms_in_brackets_after_a_way_is_a_channel(make_app, text):
+    assert bool(declared(text, ("sms",))) is ("读取" in text)
