@@ -15,6 +15,8 @@ catalog. Rule titles come from the rule table (``title``, ``title_en`` for Engli
 from __future__ import annotations
 
 import ctypes
+import fcntl
+import glob
 import os
 import re
 import shutil
@@ -314,7 +316,10 @@ def render_report(store: Any, out_dir: str | Path, lang: str = "zh", week: str |
     if not out.parent.exists():
         out.parent.mkdir(parents=True)
     new = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    rendering = os.open(new, os.O_RDONLY)
+    fcntl.flock(rendering, fcntl.LOCK_EX)  # held while rendering; the kernel drops it if this process dies
     try:
+        _remove_leftovers(out)
         pages = new / "apps"
         pages.mkdir()
         app_template = env.get_template("app.html")
@@ -328,11 +333,32 @@ def render_report(store: Any, out_dir: str | Path, lang: str = "zh", week: str |
     except BaseException:
         shutil.rmtree(new, ignore_errors=True)
         raise
+    finally:
+        os.close(rendering)
     return out / "index.html"
 
 
 class ReportError(Exception):
     """The report cannot be written where it was asked."""
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Remove the folders a render killed outright left beside ``out``, but none a live render holds."""
+    for folder in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
+        if folder.name.startswith(f".{out.name}.old-"):  # a previous report, already swapped out
+            shutil.rmtree(folder, ignore_errors=True)
+        elif folder.name.startswith(f".{out.name}.new-"):
+            try:
+                held = os.open(folder, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(folder, ignore_errors=True)
+            except BlockingIOError:
+                pass  # being rendered
+            finally:
+                os.close(held)
 
 
 def _holds_a_report_only(folder: Path) -> bool:

@@ -229,6 +229,23 @@ def test_a_failed_render_leaves_the_previous_report_whole(report_store, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no half-written folder left
 
 
+def test_a_render_removes_what_a_killed_render_left_but_not_a_render_in_progress(report_store, tmp_path):
+    import fcntl
+    import os
+
+    killed, live = tmp_path / ".report.new-killed", tmp_path / ".report.new-live"
+    for folder in (killed, live):
+        (folder / "apps").mkdir(parents=True)
+        (folder / "apps" / "half.html").write_text("<p>half")
+    held = os.open(live, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as a render still in progress holds its folder
+    try:
+        render_report(report_store[0], tmp_path / "report")
+    finally:
+        os.close(held)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".report.new-live", "report"]
+
+
 def test_a_rerender_replaces_the_whole_report(report_store, tmp_path):
     store, _ = report_store
     out = tmp_path / "report"
