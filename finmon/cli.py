@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -121,6 +122,8 @@ class _Main(click.Group):
             return super().invoke(ctx)
         except StoreError as exc:
             raise click.ClickException(f"index: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # e.g. a page of the SQLite file corrupted after it was opened
+            raise click.ClickException(f"index: the SQLite file is unreadable ({exc})") from exc
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             raise click.ClickException(f"{where}{exc.strerror or exc}") from exc

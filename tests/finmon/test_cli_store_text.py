@@ -82,3 +82,17 @@ def test_reading_commands_refuse_another_programs_database_and_leave_it_untouche
     result = invoke([*command, "--db", str(path)])
     assert result.exit_code == 1 and "not a finmon index" in result.output.strip().splitlines()[-1], result.output
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
+
+
+def test_a_corrupt_page_met_while_reading_is_one_error_line(hostile_index):
+    db = sqlite3.connect(hostile_index)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    data = bytearray(hostile_index.read_bytes())
+    for page in range(2 * 4096, len(data), 4096):  # the schema (page 1) stays readable, the rest does not
+        data[page + 100:page + 400] = b"\xff" * 300
+    hostile_index.write_bytes(bytes(data))
+    for command in (["search", "保本保息"], ["explain", "android:com.evil.loan"]):
+        result = invoke([*command, "--db", str(hostile_index)])
+        assert result.exit_code == 1, result.output
+        assert "the SQLite file is unreadable" in result.output.strip().splitlines()[-1]
