@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from finmon import jobs, settings
-from finmon.model import Run, dumps
+from finmon.model import dumps
 
 err = Console(stderr=True)
 # Control characters (C0, DEL, C1) and bidirectional overrides: never sent to a terminal as they are.

@@ -10,8 +10,8 @@ from index.sqlite import SQLiteStore
 
 
 def listing(package: str, **changes) -> dict:
-    row = {"store": "xiaomi", "store_id": package, "platform": "android", "package": package, "name": "鑫鑫借款",
-           "developer": "鑫鑫科技有限公司", "category": "金融理财", "source_url": f"http://store.test/{package}",
+    row = {"store": "xiaomi", "store_id": package, "platform": "android", "package": package,
+           "name": "鑫鑫借款", "developer": "鑫鑫科技有限公司", "category": "金融理财", "source_url": f"http://store.test/{package}",
            "fetched_at": "2026-01-05T00:00:00+00:00", "privacy_url": "http://store.test/policy"}
     return {**row, **changes}
 
