@@ -256,7 +256,7 @@ _PRIVACY_LINK_TEXT = re.compile(r"隐私政策|隐私协议|privacy policy", re.
 
 def parse_apple_page(html: str, url: str = "") -> tuple[str | None, tuple[str, ...]]:
     """Apple app page HTML → (developer privacy policy URL or None, privacy-label categories)."""
-    sel = Selector(text=html)
+    sel = Selector(text=html, type="html")
     missing = []
     if not _text(sel, "h1.product-header__title"):
         missing.append("product-header__title")
@@ -420,7 +420,7 @@ def _join(base: str, href: str | None) -> str | None:
 
 def parse_xiaomi_search(html: str, url: str) -> tuple[list[str], str | None]:
     """Xiaomi search page HTML → (absolute detail URLs, next page URL or None)."""
-    sel = Selector(text=html)
+    sel = Selector(text=html, type="html")
     applist = sel.css("ul.applist")
     if not applist:
         raise LayoutChanged("xiaomi", ["applist"])
@@ -445,7 +445,7 @@ def _xiaomi_pairs(sel: Selector, base_url: str) -> dict[str, tuple[str, str | No
 
 def parse_xiaomi_detail(html: str, url: str, *, fetched_at: str | None = None) -> Listing:
     """Xiaomi detail page HTML → Listing; permission labels are mapped back to names."""
-    sel = Selector(text=html)
+    sel = Selector(text=html, type="html")
     titles = sel.css("div.intro-titles")
     name = _text(titles, "h3")
     developer = " ".join(titles.xpath("./p[1]").xpath("string()").get("").split())

@@ -511,6 +511,9 @@ def parse(store_name: str, file: Path, as_json: bool) -> None:
     except parsers.MalformedResponse as exc:
         err.print("[red]malformed response[/]:", _shown(exc))
         sys.exit(2)
+    except parsers.ParseError as exc:  # e.g. FieldMalformed: a required field of the wrong type
+        err.print("[red]unreadable response[/]:", _shown(exc))
+        sys.exit(2)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="STORE") from exc
     click.echo(json.dumps(result, ensure_ascii=False, indent=None if as_json else 2))

@@ -109,7 +109,10 @@ def test_json_parsers_survive_mutated_fixtures(name, data):
 def _html_edit(data: st.DataObject, html: str) -> str:
     start = data.draw(st.integers(0, len(html)))
     end = data.draw(st.integers(start, min(len(html), start + 400)))
-    how = data.draw(st.sampled_from(["delete", "double", "markup", "deep"]))
+    how = data.draw(st.sampled_from(["delete", "double", "markup", "deep", "json"]))
+    if how == "json":  # a JSON body where a page was expected (parsel would read it as JSON unless told HTML)
+        depth = data.draw(st.sampled_from([1, 5_000, 100_000]))
+        return "[" * depth + "]" * depth
     if how == "delete":
         return html[:start] + html[end:]
     if how == "double":
