@@ -418,15 +418,21 @@ def _join(base: str, href: str | None) -> str | None:
 # --- Xiaomi ---------------------------------------------------------------------
 
 
-def parse_xiaomi_search(html: str, url: str) -> tuple[list[str], str | None]:
-    """Xiaomi search page HTML → (absolute detail URLs, next page URL or None)."""
+def parse_xiaomi_search(html: str, url: str, problems: list[ParseError] | None = None) -> tuple[list[str], str | None]:
+    """Xiaomi search page HTML → (absolute detail URLs, next page URL or None); a detail link that is not a URL
+    costs that entry (a problem)."""
     sel = Selector(text=html, type="html")
     applist = sel.css("ul.applist")
     if not applist:
         raise LayoutChanged("xiaomi", ["applist"])
-    hrefs = applist.css("li a[href*='details']::attr(href)").getall()
-    urls = list(dict.fromkeys(filter(None, (_join(url, h) for h in hrefs))))
-    return urls, _join(url, sel.css("a.next::attr(href)").get())
+    urls = []
+    for place, href in enumerate(applist.css("li a[href*='details']::attr(href)").getall()):
+        joined = _join(url, href)
+        if joined:
+            urls.append(joined)
+        else:
+            _report(problems, FieldMalformed("xiaomi", f"applist[{place}]", "href", href, "a URL"))
+    return list(dict.fromkeys(urls)), _join(url, sel.css("a.next::attr(href)").get())
 
 
 def _xiaomi_pairs(sel: Selector, base_url: str) -> dict[str, tuple[str, str | None]]:

@@ -17,7 +17,7 @@ class XiaomiSpider(StoreSpider):
             yield self.store_request(url, self.parse_search, page=1)
 
     def parse_search(self, response, page: int):
-        found = self.parsed(response, parse_xiaomi_search, response.text, response.url)
+        found = self.parsed(response, parse_xiaomi_search, response.text, response.url, problems=[])
         if found is None:
             return
         detail_urls, next_url = found

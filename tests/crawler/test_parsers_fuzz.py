@@ -39,7 +39,7 @@ JSON_PARSERS: dict[str, Callable[[bytes], Any]] = {
 }
 HTML_PARSERS: dict[str, Callable[[str], Any]] = {
     "apple_app_page.html": lambda html: parse_apple_page(html, URL),
-    "xiaomi_search.html": lambda html: parse_xiaomi_search(html, URL),
+    "xiaomi_search.html": lambda html: parse_xiaomi_search(html, URL, problems=[]),
     "xiaomi_detail.html": lambda html: parse_xiaomi_detail(html, URL),
 }
 
@@ -170,3 +170,12 @@ def test_appgallery_permissions_as_one_string_cost_that_field():
     problems: list[ParseError] = []
     listing = parse_appgallery_detail(json.dumps(doc), URL, problems=problems)
     assert listing.permissions == () and [(p.kind, p.field) for p in problems] == [("malformed_field", "permissions")]
+
+
+def test_a_xiaomi_detail_link_that_is_not_a_url_costs_that_entry():
+    html = (FIXTURES / "xiaomi_search.html").read_text(encoding="utf-8")
+    expected, _ = parse_xiaomi_search(html, URL)
+    broken = html.replace('<ul class="applist">', '<ul class="applist"><li><a href="http://[::1/details?id=x">x</a></li>', 1)
+    problems: list[ParseError] = []
+    urls, _ = parse_xiaomi_search(broken, URL, problems=problems)
+    assert urls == expected and [(p.kind, p.item, p.field) for p in problems] == [("malformed_field", "applist[0]", "href")]
