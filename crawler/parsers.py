@@ -254,8 +254,10 @@ def _itunes_listing(result: Any, place: str, fetched_at: str, problems: list[Par
 _PRIVACY_LINK_TEXT = re.compile(r"隐私政策|隐私协议|privacy policy", re.I)
 
 
-def parse_apple_page(html: str, url: str = "") -> tuple[str | None, tuple[str, ...]]:
-    """Apple app page HTML → (developer privacy policy URL or None, privacy-label categories)."""
+def parse_apple_page(html: str, url: str = "", problems: list[ParseError] | None = None
+                     ) -> tuple[str | None, tuple[str, ...]]:
+    """Apple app page HTML → (developer privacy policy URL or None, privacy-label categories); a policy link
+    that is not a URL costs that field (a problem)."""
     sel = Selector(text=html, type="html")
     missing = []
     if not _text(sel, "h1.product-header__title"):
@@ -270,7 +272,8 @@ def parse_apple_page(html: str, url: str = "") -> tuple[str | None, tuple[str, .
         None,
     )
     labels = (" ".join(h.xpath("string()").get("").split()) for h in section.css(".privacy-type__data-category-heading"))
-    return _join(url, privacy_url), tuple(dict.fromkeys(lab for lab in labels if lab))
+    privacy_url = _link("itunes", url, privacy_url, url, "privacy_url", problems)
+    return privacy_url, tuple(dict.fromkeys(lab for lab in labels if lab))
 
 
 # --- AppGallery -----------------------------------------------------------------
@@ -405,6 +408,14 @@ def _appgallery_permissions(cards: list[dict], item: str, problems: list | None)
     return names, labels
 
 
+def _link(store: str, base: str, href: str | None, item: str, field: str, problems: list | None) -> str | None:
+    """``href`` resolved against ``base``; a link that is there but not a URL costs the field (a problem)."""
+    joined = _join(base, href)
+    if joined is None and href and href.strip():
+        _report(problems, FieldMalformed(store, item, field, href, "a URL"))
+    return joined
+
+
 def _join(base: str, href: str | None) -> str | None:
     """``href`` resolved against ``base``; None for no link or one that is not a URL."""
     if not href or not href.strip():
@@ -449,8 +460,10 @@ def _xiaomi_pairs(sel: Selector, base_url: str) -> dict[str, tuple[str, str | No
     return pairs
 
 
-def parse_xiaomi_detail(html: str, url: str, *, fetched_at: str | None = None) -> Listing:
-    """Xiaomi detail page HTML → Listing; permission labels are mapped back to names."""
+def parse_xiaomi_detail(html: str, url: str, *, fetched_at: str | None = None,
+                        problems: list[ParseError] | None = None) -> Listing:
+    """Xiaomi detail page HTML → Listing; permission labels are mapped back to names. A policy or APK link that is
+    not a URL costs that field (a problem)."""
     sel = Selector(text=html, type="html")
     titles = sel.css("div.intro-titles")
     name = _text(titles, "h3")
@@ -467,7 +480,7 @@ def parse_xiaomi_detail(html: str, url: str, *, fetched_at: str | None = None) -
     privacy_url = next((link for label, (_, link) in pairs.items() if "隐私" in label and link), None)
     if privacy_url is None:
         href = next((a.attrib["href"] for a in sel.css("a[href]") if "隐私政策" in a.xpath("string()").get("")), None)
-        privacy_url = _join(url, href)
+        privacy_url = _link("xiaomi", url, href, package, "privacy_url", problems)
     description = "\n".join(
         line.strip() for line in sel.css("p.pslide")[:1].xpath(".//text()").getall() if line.strip()
     )
@@ -489,7 +502,7 @@ def parse_xiaomi_detail(html: str, url: str, *, fetched_at: str | None = None) -
             description=description,
             privacy_url=privacy_url,
             permissions=permissions_from_labels(labels),
-            apk_url=_join(url, apk_href),
+            apk_url=_link("xiaomi", url, apk_href, package, "apk_url", problems),
         )
     )
 

@@ -42,7 +42,7 @@ class ItunesSpider(StoreSpider):
 
     def parse_app_page(self, response, listing: Listing):
         """The app page adds the policy link and privacy labels to the search result's listing."""
-        page = self.page_listing(response, _page_listing, listing, response)
+        page = self.page_listing(response, _page_listing, listing, response, problems=[])
         if page is None:
             return
         yield from self.listing_and_links(with_hash(dataclasses.replace(
@@ -50,7 +50,7 @@ class ItunesSpider(StoreSpider):
             last_modified=page.last_modified)))
 
 
-def _page_listing(listing: Listing, response) -> Listing:
+def _page_listing(listing: Listing, response, problems: list | None = None) -> Listing:
     """The search result's listing with what the app page says (parse_apple_page)."""
-    privacy_url, labels = parse_apple_page(response.text, response.url)
+    privacy_url, labels = parse_apple_page(response.text, response.url, problems)
     return dataclasses.replace(listing, privacy_url=privacy_url, privacy_labels=labels)

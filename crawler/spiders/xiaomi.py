@@ -28,7 +28,7 @@ class XiaomiSpider(StoreSpider):
             yield self.store_request(next_url, self.parse_search, page=page + 1)
 
     def parse_detail(self, response):
-        listing = self.page_listing(response, parse_xiaomi_detail, response.text, response.url)
+        listing = self.page_listing(response, parse_xiaomi_detail, response.text, response.url, problems=[])
         if listing is None:
             return
         yield from self.listing_and_links(listing)

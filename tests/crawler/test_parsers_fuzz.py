@@ -38,9 +38,9 @@ JSON_PARSERS: dict[str, Callable[[bytes], Any]] = {
     "appgallery_detail_no_policy.json": lambda body: parse_appgallery_detail(body, URL, problems=[]),
 }
 HTML_PARSERS: dict[str, Callable[[str], Any]] = {
-    "apple_app_page.html": lambda html: parse_apple_page(html, URL),
+    "apple_app_page.html": lambda html: parse_apple_page(html, URL, problems=[]),
     "xiaomi_search.html": lambda html: parse_xiaomi_search(html, URL, problems=[]),
-    "xiaomi_detail.html": lambda html: parse_xiaomi_detail(html, URL),
+    "xiaomi_detail.html": lambda html: parse_xiaomi_detail(html, URL, problems=[]),
 }
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
@@ -179,3 +179,12 @@ def test_a_xiaomi_detail_link_that_is_not_a_url_costs_that_entry():
     problems: list[ParseError] = []
     urls, _ = parse_xiaomi_search(broken, URL, problems=problems)
     assert urls == expected and [(p.kind, p.item, p.field) for p in problems] == [("malformed_field", "applist[0]", "href")]
+
+
+def test_a_policy_link_that_is_not_a_url_costs_that_field():
+    html = (FIXTURES / "apple_app_page.html").read_text(encoding="utf-8")
+    good, _ = parse_apple_page(html, URL)
+    assert good
+    problems: list[ParseError] = []
+    privacy_url, labels = parse_apple_page(html.replace(good, "http://[::1/privacy"), URL, problems=problems)
+    assert privacy_url is None and labels and [(p.kind, p.field) for p in problems] == [("malformed_field", "privacy_url")]
