@@ -379,6 +379,7 @@ def analyze(crawl_dir: Path | Iterable[Path], store, progress: Progress | None =
             run.outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             with contextlib.suppress(Exception):  # the store may be what failed; the first error is the one to raise
                 store.save_run(run)
+                run_lock_path(run.id).unlink(missing_ok=True)  # recorded: nothing left for a checker to do
             raise
 
 

@@ -2,6 +2,7 @@
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from finmon import jobs
@@ -70,3 +71,12 @@ def test_a_finished_run_leaves_no_lock_file(tmp_path):
     with SQLiteStore(tmp_path / "finmon.db") as store:
         run = jobs.analyze(tmp_path / "empty", store, registry=None)
     assert run.outcome == "ok" and not jobs.run_lock_path(run.id).exists()
+
+
+def test_a_failed_run_is_recorded_and_leaves_no_lock_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(jobs, "load_snapshot", lambda *dirs: 1 / 0)
+    with SQLiteStore(tmp_path / "finmon.db") as store:
+        with pytest.raises(ZeroDivisionError):
+            jobs.analyze(tmp_path, store, registry=None)
+        (run,) = store.runs()
+    assert run["outcome"] == "failed" and run["ended"] and not jobs.run_lock_path(run["id"]).exists()
