@@ -20,7 +20,7 @@ from rich.text import Text
 from finmon import jobs, settings
 from finmon.model import dumps
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, however narrow the terminal
 # Control characters (C0, DEL, C1) and bidirectional overrides: never sent to a terminal as they are.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 

@@ -130,3 +130,36 @@ def test_a_folder_the_system_refuses_is_one_error(tmp_path):
     one_line_error(["report", "--db", index, "--out", str(blocker / "report")], "Not a directory")
     one_line_error(["crawl", "--out", str(blocker / "crawl"), "--store", "itunes=http://127.0.0.1:1/itunes"],
                    "Not a directory")
+
+
+STORES = ["itunes", "apple-page", "appgallery-search", "appgallery", "xiaomi-search", "xiaomi", "policy"]
+BAD_FILES = {
+    "empty": b"",
+    "invalid-utf8": b"\xff\xfe\x00\xc3(" * 100,
+    "deep-json": DEEP.encode(),
+    "deep-object": ('{"a":' * 50_000 + "1" + "}" * 50_000).encode(),
+    "list-of-scalars": b'{"resultCount": 2, "results": [1, "x"], "rtnCode": 0, "layoutData": [1], "app": "x"}',
+    "wrong-types": json.dumps({"resultCount": "2", "results": [{"trackId": [], "bundleId": 5, "trackName": None,
+                                                                  "trackViewUrl": 5, "sellerUrl": [1]}]}).encode(),
+    "html-garbage": b"<html><body><div class='details'><<<>>>\x00</body>" * 50,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FILES))
+def test_no_traceback_from_any_file_reading_command_on_malformed_files(tmp_path, kind):
+    """Each command that reads a file answers a malformed one with a result or one error line (exit 0, 1 or 2)."""
+    path = tmp_path / f"{kind}.bin"
+    path.write_bytes(BAD_FILES[kind])
+    commands = [["parse", store, str(path)] for store in STORES] + [
+        ["apk", str(path)], ["check", str(path)], ["eval", "ca4p", str(path)], ["eval", "appch", str(path)],
+        ["eval", "clauses", str(path)], ["search", "x", "--db", str(path)], ["report", "--db", str(path), "--out",
+                                                                            str(tmp_path / "r")]]
+    for args in commands:
+        assert invoke(args).exit_code in (0, 1, 2), args
+
+
+def test_a_long_error_stays_one_line(tmp_path):
+    big = tmp_path / ("a-policy-file-with-a-long-name-" * 3 + ".txt")
+    big.write_bytes(b"x" * (50 * 1024 * 1024 + 1))
+    result = invoke(["parse", "policy", str(big)])
+    assert result.exit_code != 0 and len(result.output.strip().splitlines()) == 1, result.output
