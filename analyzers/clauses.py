@@ -203,7 +203,8 @@ def has_clause(text: str, clause_id: str) -> bool:
         return _search(text, cue, 0, len(text)) is not None
     simple, pos = simplified(text), 0
     while (m := _search(text, cue, pos, len(text))) is not None:
-        start = max(m.start() - _SANCTION_REACH, *(simple.rfind(c, 0, m.start()) + 1 for c in "。；;.\n"))
+        reach = max(0, m.start() - _SANCTION_REACH)
+        start = max(reach, *(simple.rfind(c, reach, m.start()) + 1 for c in "。；;.\n"))
         if cues.sanction.search(simple, start, m.start()) is None:
             return True
         pos = max(m.end(), m.start() + 1)

@@ -271,6 +271,8 @@ def test_every_cue_searched_across_a_text_has_literal_prefixes():
     assert [c.name for c in across if not c.prefixes] == []
     assert set(clauses.cue_prefixes()) == {c.name for c in across}
     assert cues.negation.prefixes is cues.collection.prefixes is cues.definition.prefixes is None  # in a sentence
+    # an alternative with too many literal prefixes is cut to its first characters (与, 和), which are everywhere
+    assert all(len(p) > 1 for p in clauses.cue_prefixes()["clause:third_party_sharing"])
 
 
 @pytest.mark.parametrize("patterns,prefixes", [
