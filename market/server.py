@@ -50,6 +50,7 @@ SEARCH_CACHE_SIZE = 256  # keywords outside settings.FINMON_KEYWORDS kept indexe
 ROBOTS_TXT = "User-agent: *\nDisallow: /private/\n"
 CONTENT_VERSION = 1  # part of every ETag: bump it when a template or a page format changes
 NOT_MODIFIED = "not_modified"  # the hits key counting 304 answers
+UNREACHABLE_PORT = 1  # where an unreachable app page points (tcpmux: nothing listens on it here)
 FAULTED = "faulted"  # the hits key counting answers with a seeded fault (an app's faults, a policy's 500)
 # Hostile links (opt-in: MarketServer(hostile=rate)): store data links a private address, a local file,
 # another loopback port, this server by a name that resolves to loopback, or a redirect into the
@@ -243,11 +244,18 @@ class MarketApp:
         origin = _origin(request)
         body = {"resultCount": len(apps), "results": [
             {**_itunes_result(origin, app), "trackViewUrl": self._link(origin, app, "detail", _track_view_url(origin, app)),
-             **self._wrong_typed(app, "itunes")}
+             **self._wrong_typed(app, "itunes"), **self._unreachable_page(origin, app)}
             for app in apps]}
-        if any("itunes_wrong_type" in app.faults for app in apps):
+        if any({"itunes_wrong_type", "itunes_unreachable_page"} & set(app.faults) for app in apps):
             self.hits[FAULTED] += 1
         return web.Response(text=json.dumps(body, ensure_ascii=False), content_type="text/javascript")
+
+    @staticmethod
+    def _unreachable_page(origin: str, app: App) -> dict[str, str]:
+        """The app page on a port of this host where nothing listens, for an app with ``itunes_unreachable_page``."""
+        if "itunes_unreachable_page" not in app.faults:
+            return {}
+        return {"trackViewUrl": f"http://{urlsplit(origin).hostname}:{UNREACHABLE_PORT}/apple/cn/app/id{app.track_id}"}
 
     def _wrong_typed(self, app: App, store: str) -> dict[str, Any]:
         """{field: wrong-typed value} for an app with the ``<store>_wrong_type`` fault, else {}."""
@@ -570,7 +578,7 @@ class MarketServer:
     ``hostile=rate`` gives that share of apps a hostile link (:meth:`MarketApp.hostile_link`), listed by
     ``m.hostile_links()``; a zip-bomb APK inflates to ``bomb_bytes``. ``fault_rate=share`` gives that share of
     apps a data fault (``market.population.DATA_FAULTS``: wrong-typed fields, plain-string permission lists,
-    redirect loops), named in the truth's ``faults``; answers with a fault are counted in ``m.hits["faulted"]``.
+    redirect loops, an unreachable app page), named in the truth's ``faults``; answers with a fault are counted in ``m.hits["faulted"]``.
     """
 
     def __init__(self, apps: int = settings.MARKET_APPS, seed: int = settings.MARKET_SEED, week: int = 0,

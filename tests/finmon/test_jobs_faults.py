@@ -20,7 +20,8 @@ APPS, SEED, FAULT_RATE = 200, 7, 0.5
 def fault_crawl(tmp_path_factory):
     out = tmp_path_factory.mktemp("fault-crawl")
     with MarketServer(apps=APPS, seed=SEED, fault_rate=FAULT_RATE) as market:
-        runs = jobs.crawl(out, market.store_urls, allow_hosts=[f"{market.host}:{market.port}"], timeout=300,
+        # the simulator's host on any port: an unreachable app page is tried (and refused), not stopped by the guard
+        runs = jobs.crawl(out, market.store_urls, allow_hosts=[market.host], timeout=300,
                           overrides={"FINMON_ITUNES_PAGE_SIZE": 10})  # pages with a bad result must still page on
         truth, hits = market.truth(), dict(market.hits)
     return {"out": out, "runs": runs, "truth": truth, "hits": hits, "account": account(truth, out)}
@@ -39,7 +40,7 @@ def test_the_truth_names_every_data_fault(fault_crawl):
 def test_no_app_is_lost_and_every_ledger_adds_up(fault_crawl):
     result = fault_crawl["account"]
     assert result["apps"].get("lost", 0) == 0 and result["listings"].get("lost", 0) == 0, result["lost_apps"]
-    assert result["apps"]["failed"] > 0 and result["apps"]["crawled"] > 0.8 * APPS
+    assert result["apps"]["failed"] > 0 and result["apps"]["crawled"] > 0.6 * APPS
     assert set(result["ledgers"]) == {"itunes", "appgallery", "xiaomi"}
     for store, ledger in result["ledgers"].items():
         assert ledger_adds_up(ledger) and ledger["ledger/errors"] > 0, (store, ledger)
@@ -51,7 +52,7 @@ def test_no_app_is_lost_and_every_ledger_adds_up(fault_crawl):
 def test_error_lines_name_store_url_item_and_field(fault_crawl):
     errors = _lines(fault_crawl["out"], "errors")
     kinds = Counter(e["kind"] for e in errors)
-    assert kinds["malformed_field"] and kinds["redirect_loop"], kinds
+    assert kinds["malformed_field"] and kinds["redirect_loop"] and kinds["connection"], kinds
     field_errors = [e for e in errors if e["kind"] == "malformed_field"]
     assert all(e["store"] and e["url"].startswith("http") and e["item"] and e["field"] for e in field_errors)
     wrong = {app["store_ids"]["itunes"] for app in fault_crawl["truth"]["app_list"] if "itunes_wrong_type" in app["faults"]}
