@@ -398,3 +398,13 @@ def test_the_order_keys_enter_the_automaton_changes_no_reading(monkeypatch):
     expected = [marked_lexicon({"m": ["我们", "we"]}).read(t) for t in texts]
     monkeypatch.setattr(pt, "_first_rank", lambda key: -ord(key[0]))
     assert [marked_lexicon({"m": ["我们", "we"]}).read(t) for t in texts] == expected
+
+
+@pytest.mark.parametrize("text, negated", [
+    ("您可以拨打客服电话，但这并不意味着我们会收集您的通话记录。", True),  # denies what the act implies
+    ("Calling us does not mean that we collect your call logs.", True),
+    ("拨打客服电话时，我们会收集您的通话记录。", False),
+    ("When you call us, we collect your call logs.", False),
+])
+def test_a_denial_of_what_an_act_implies_negates(text, negated):
+    assert [m.negated for m in scan(text) if m.type == "call_log"] == [negated]
