@@ -233,8 +233,8 @@ def test_purpose_floors_on_the_dev_split(shared_data):
 # -- hand-labelled real policies (finmon eval clauses) -------------------------------------------------------------
 LABELS = __import__("pathlib").Path(__file__).parent / "data" / "real_policy_labels.jsonl"
 # reached on the 48 labelled dev policies (the targets are 0.90 for each clause rule and 0.85 for C206 precision)
-CLAUSE_FLOORS = {"C203": (1.0, 1.0), "C204": (1.0, 0.83), "C205": (0.87, 0.77), "C207": (0.93, 0.93),
-                 "D302": (0.75, 0.66)}
+CLAUSE_FLOORS = {"C203": (1.0, 1.0), "C204": (1.0, 1.0), "C205": (1.0, 1.0), "C207": (1.0, 1.0),
+                 "D302": (1.0, 0.88), "C206": (1.0, 0.14)}
 
 
 def test_clause_floors_on_hand_labelled_real_policies(shared_data):
@@ -243,7 +243,7 @@ def test_clause_floors_on_hand_labelled_real_policies(shared_data):
     for rule, (precision, recall) in CLAUSE_FLOORS.items():
         figures = report.per_label[rule]
         assert figures["precision"] >= precision and figures["recall"] >= recall, (rule, figures)
-    assert report.extra["c202_evidence"]["precision"] >= 0.9, report.extra["c202_evidence"]
+    assert report.extra["c202_evidence"]["precision"] >= 0.91, report.extra["c202_evidence"]
     assert report.extra["finance_type"]["accuracy"] >= 0.95, report.extra["finance_type"]
 
 
