@@ -50,7 +50,8 @@ _NOT_IN_HEADINGS = frozenset({"third_party_sharing"})  # clauses whose statement
 _FINAL = "。．.！!？?"  # a line ending with one of these is a closed sentence
 _CLOSED = _FINAL + "；;"  # ... or a list item
 _COUNT = "(?:[0-9]{1,3}|[一二三四五六七八九十]{1,3})"
-_NUMBER = re.compile(rf"[\s*_#>]*(?:[（(]{_COUNT}[)）]|{_COUNT}[)）、.．](?![0-9]))")  # an item number: （2）, 1.
+_NUMBER = re.compile(rf"[\s*_#>]*(?:[（(]{_COUNT}[)）]|{_COUNT}[)）、.．](?![0-9])"
+                     r"|[0-9]{1,3}(?:[.．][0-9]{1,3})+[)）、.．]?(?![0-9.．]))")  # an item number: （2）, 1., 1.2.3
 _MARKUP = " \t\r\n\u3000*_#>`~|"  # markdown and spaces around a line's words
 _ENUMERATOR = re.compile(rf"[\s*_#>•·\-]*(?:[（(]?{_COUNT}[)）、.．]\s*)?[\s*_#]*")  # markup and item number
 _MAX_ITEMS = 20  # list items walked back to find a list's lead-in line

@@ -706,6 +706,7 @@ def test_c206_warnings_and_the_feature_used(make_app, extra, flagged):
 
 @pytest.mark.parametrize("extra, flagged", [
     ("1、您申请借款时，我们会收集您的身份证号码；\n2、我们会向征信机构采集您的征信报告；", True),  # a sibling's purpose
+    ("1.1.1您申请借款时，我们会收集您的身份证号码；\n1.1.2我们会向征信机构采集您的征信报告；", True),  # 1.1.2 too
     ("我们会向征信机构采集您的征信报告。\n该报告用于评估您的借款额度。", False),  # the next sentence's
     ("使用本平台借款服务时可能要求提供您的征信报告。", False),  # using the feature, with no 您 before it
     ("使用一键登录功能，SDK会收集您的征信报告。", False),
