@@ -153,3 +153,23 @@ def test_an_index_failure_is_raised_and_the_run_recorded_as_failed(market_run, t
         jobs.analyze(market_run["out"] / "crawl", store)
     (run,) = [r for r in store.runs() if r["kind"] == "analyze"]
     assert run["outcome"] == "failed" and run["ended"]
+
+
+def test_a_crawl_that_cannot_import_its_libraries_fails_loudly(tmp_path, monkeypatch):
+    """A broken install (e.g. trafilatura's lxml.html.clean missing) kills the crawl subprocess at import: the run
+    is failed with the import error as its reason, and `finmon crawl` exits non-zero."""
+    from click.testing import CliRunner
+
+    from finmon.cli import main
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "trafilatura.py").write_text('raise ImportError("lxml.html.clean module is now a separate project")\n',
+                                           encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(broken))
+    runs = jobs.crawl(tmp_path / "crawl", {"itunes": "http://127.0.0.1:1/itunes"})
+    assert [run.outcome for run in runs] == ["failed"]
+    assert "ImportError: lxml.html.clean" in runs[0].error
+    result = CliRunner().invoke(main, ["crawl", "--out", str(tmp_path / "again"), "--store",
+                                       "itunes=http://127.0.0.1:1/itunes"])
+    assert result.exit_code == 1 and "ImportError: lxml.html.clean" in result.output, result.output
