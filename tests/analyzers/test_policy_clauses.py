@@ -460,6 +460,7 @@ def test_a_permission_heading_marked_unused_is_no_declaration(text):
     ("若您在本政策更新后继续使用我们的服务，我们会在弹窗中再次征求您对更新后政策的明示同意。", False),
     ("If you continue to use our services after an update, we will ask for your consent to the new policy again.", False),
     ("您在同意本应用的用户服务协议之时，即视为您已同意本政策。", False),  # agreeing to another document is an act
+    ("如您不同意本协议的条款时仍注册使用本应用，即视为您同意本政策。", True),  # not agreeing is no act
     ("By agreeing to our Terms of Service you are deemed to have accepted this policy.", False),
     ("您使用本应用，即表明您同意本政策。", True),  # 表明 is a consequence like 表示
     ("如您继续使用本应用，表示您已充分阅读和理解本政策。", True),  # read and understood, not the word agree
