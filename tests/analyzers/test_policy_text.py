@@ -408,3 +408,11 @@ def test_the_order_keys_enter_the_automaton_changes_no_reading(monkeypatch):
 ])
 def test_a_denial_of_what_an_act_implies_negates(text, negated):
     assert [m.negated for m in scan(text) if m.type == "call_log"] == [negated]
+
+
+@pytest.mark.parametrize("text, call_log", [
+    ("我们会保存您与客服的沟通信息（文字、语音或通话记录形式）。", False),  # the form of a talk with us
+    ("我们会读取您手机的通话记录。", True),
+])
+def test_call_records_as_the_form_of_a_talk_with_us_are_no_call_log(text, call_log):
+    assert ("call_log" in declared_types(scan(text))) is call_log
