@@ -10,6 +10,7 @@ from crawler.policy import (
     extract_policy,
 )
 from finmon.model import normalise_text, sha256_hex
+from tests.support import loopback_page
 
 NOW = "2024-06-01T00:00:00+00:00"
 URL = "http://127.0.0.1/policies/anxin/p1.html"
@@ -158,35 +159,8 @@ def test_hostile_input_is_an_extraction_failure(monkeypatch, fx):
 @pytest.fixture
 def policy_server():
     """A loopback server: /policy answers a page, /to?url=U redirects to U."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-    from urllib.parse import parse_qs, urlsplit
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            target = parse_qs(urlsplit(self.path).query).get("url")
-            if target:
-                self.send_response(302)
-                self.send_header("Location", target[0])
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            body = "<html><body><p>我们会收集您的手机号码。</p></body></html>".encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with loopback_page("<p>我们会收集您的手机号码。</p>") as host_port:
+        yield host_port
 
 
 def test_fetch_policy_allows_the_allowed_port_only(policy_server):

@@ -1,11 +1,10 @@
 """finmon check: one policy (file or URL) without a crawl."""
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from click.testing import CliRunner
 
 from finmon.cli import main
+from tests.support import loopback_page
 
 POLICY_TW = ("<html><head><meta charset='big5'></head><body><h1>私隱政策</h1>"
              "<p>我們會收集您的通訊錄和位置資訊。</p><p>繼續使用即視為您同意本政策。</p>"
@@ -57,31 +56,13 @@ def test_unreadable_inputs_are_one_line_errors(tmp_path):
 
 
 def test_a_url_goes_through_the_private_address_guard():
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = "<html><body><p>我们会收集您的通讯录。</p></body></html>".encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/policy"
+    with loopback_page("<p>我们会收集您的通讯录。</p>") as host_port:
+        url = f"http://{host_port}/policy"
         refused = check(url)
         assert refused.exit_code == 1 and "private address" in refused.output
         allowed = check(url, "--allow-host", "127.0.0.1", "--json")
         assert allowed.exit_code == 0, allowed.output
         assert [d["type"] for d in json.loads(allowed.output)["declared"]] == ["contacts"]
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_malformed_allow_host_is_a_usage_error():
