@@ -720,3 +720,13 @@ def test_c206_a_list_items_purpose_is_its_own(make_app, extra, flagged):
 @pytest.mark.parametrize("text", ["我们会收集您的手机号码，并通过其他方式（手机短信等）向您推送促销信息。", "我们会读取您的短信内容。"])
 def test_sms_in_brackets_after_a_way_is_a_channel(make_app, text):
     assert bool(declared(text, ("sms",))) is ("读取" in text)
+
+
+@pytest.mark.parametrize("text, declares", [
+    ("我们无法保证第三方SDK是否会收集您的已安装应用列表。", False),  # a hedge about others
+    ("We cannot guarantee whether a partner SDK will collect your installed apps list.", False),
+    ("我们会收集您的已安装应用列表。", True),
+    ("We collect your installed apps list.", True),
+])
+def test_a_hedge_about_what_others_may_collect_declares_nothing(text, declares):
+    assert bool(declared(text, ("app_list",))) is declares
