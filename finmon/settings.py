@@ -45,7 +45,10 @@ FINMON_APK_SLOT = "finmon-apk"
 FINMON_MIN_TARGET_SDK = 30  # V505 flags a targetSdkVersion below this
 FINMON_POLICY_CACHE_SIZE = 4096  # extracted policy bodies kept per crawl (same body → extracted once)
 FINMON_APPGALLERY_PAGE_SIZE = 25  # maxResults of an AppGallery search page
-FINMON_MAX_PAGES = 400  # search result pages followed per keyword at most
+# Search result pages followed per keyword at most: a guard against a store that pages without end, set far
+# beyond any real listing so discovery runs to the end. A search it stops is counted (run counter
+# discovery_capped, a warning in crawl.log) and the report says discovery was incomplete.
+FINMON_MAX_PAGES = 20_000
 # A finished crawl is `failed` (non-zero exit) when it reached nothing, or when more than this share of its
 # requests ended in an error line (run counters ledger/errors over ledger/requests).
 FINMON_MAX_LOSS_SHARE = 0.5

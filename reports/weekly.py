@@ -233,6 +233,13 @@ def build_context(store: Any, lang: str, week: str | date | None, _: Callable[[s
         iso = w_start.isocalendar()
         trend.append({"label": f"W{iso.week:02d}", "new": len(got["new"]), "resolved": len(got["resolved"])})
 
+    latest_crawls: dict[str, dict] = {}  # runs come newest first: the latest crawl of each store
+    for run in runs:
+        if run["kind"] == "crawl":
+            latest_crawls.setdefault(run["job"] or run["id"], run)
+    discovery_capped = {job.removeprefix("crawl:"): run["counters"]["discovery_capped"]
+                        for job, run in sorted(latest_crawls.items()) if run["counters"].get("discovery_capped")}
+
     severity_counts = Counter(f.severity for f in unresolved)
     ranked = sorted((a for a in apps if a["risk_score"] > 0),
                     key=lambda a: (-a["risk_score"], -a["counts"]["high"], a["key"]))
@@ -290,6 +297,7 @@ def build_context(store: Any, lang: str, week: str | date | None, _: Callable[[s
         "resolved": changes["resolved"][: settings.FINMON_REPORT_EXAMPLES_PER_RULE],
         "families": families,
         "runs": runs,
+        "discovery_capped": discovery_capped,
         "apps": by_key,
         "rule_titles": {rid: _rule_text(r, "title", lang) for rid, r in rules.items()},
         "rule_regulations": {rid: _rule_text(r, "regulation", lang) for rid, r in rules.items()},

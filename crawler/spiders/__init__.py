@@ -89,6 +89,12 @@ class StoreSpider(scrapy.Spider):
         validators = _validators(response)
         return dataclasses.replace(listing, etag=validators["etag"], last_modified=validators["last_modified"])
 
+    def discovery_capped(self, keyword: str, pages: int) -> None:
+        """A search has more pages than FINMON_MAX_PAGES lets the spider follow: apps beyond them go unseen."""
+        self.crawler.stats.inc_value("finmon/discovery_capped")
+        log.warning("%s: search %r stopped at FINMON_MAX_PAGES (%d pages); the apps beyond it are not discovered",
+                    self.store, keyword, pages)
+
     def first_time(self, key: str) -> bool:
         """True the first time ``key`` (an app id, a detail URL) is seen by this spider."""
         if key in self.seen:

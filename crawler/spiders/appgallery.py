@@ -34,6 +34,8 @@ class AppGallerySpider(StoreSpider):
             if self.first_time(detail_id):
                 yield self.detail_request(self.api(uri=detail_id), self.parse_detail)
         if page == 1:
+            if total_pages > self.max_pages:
+                self.discovery_capped(keyword, self.max_pages)
             for next_page in range(2, min(total_pages, self.max_pages) + 1):
                 yield self.search(keyword, next_page)
 

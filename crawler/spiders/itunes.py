@@ -37,7 +37,9 @@ class ItunesSpider(StoreSpider):
         # a full page has a next one; results that could not be read count (an item with a bad optional field
         # counts twice, which costs at most one extra request, never a page)
         results = len(listings) + len({problem.item for problem in problems})
-        if results >= self.page_size and next_offset < self.page_size * self.max_pages:
+        if results >= self.page_size and next_offset >= self.page_size * self.max_pages:
+            self.discovery_capped(term, self.max_pages)
+        elif results >= self.page_size:
             yield self.search(term, next_offset)
 
     def parse_app_page(self, response, listing: Listing):

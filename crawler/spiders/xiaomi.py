@@ -14,9 +14,9 @@ class XiaomiSpider(StoreSpider):
     async def start(self):
         for keyword in self.keywords:
             url = f"{self.base_url}/search?{urlencode({'keywords': keyword, 'page': 1})}"
-            yield self.store_request(url, self.parse_search, page=1)
+            yield self.store_request(url, self.parse_search, keyword=keyword, page=1)
 
-    def parse_search(self, response, page: int):
+    def parse_search(self, response, keyword: str, page: int):
         found = self.parsed(response, parse_xiaomi_search, response.text, response.url, problems=[])
         if found is None:
             return
@@ -24,8 +24,10 @@ class XiaomiSpider(StoreSpider):
         for url in detail_urls:
             if self.first_time(url):
                 yield self.detail_request(url, self.parse_detail)
-        if next_url and page < self.max_pages:
-            yield self.store_request(next_url, self.parse_search, page=page + 1)
+        if next_url and page >= self.max_pages:
+            self.discovery_capped(keyword, page)
+        elif next_url:
+            yield self.store_request(next_url, self.parse_search, keyword=keyword, page=page + 1)
 
     def parse_detail(self, response):
         listing = self.page_listing(response, parse_xiaomi_detail, response.text, response.url, problems=[])

@@ -78,6 +78,7 @@ def test_crawl_completes(crawl300):
     assert counters["listings"] == len(crawl300.jsonl("listings"))
     assert counters["policies"] == len(crawl300.jsonl("policies"))
     assert counters["errors"] == len(crawl300.jsonl("errors"))
+    assert "discovery_capped" not in counters  # every search ran to its last page
     assert counters["apks"] == len(crawl300.jsonl("apks")) > 0
     assert counters["items"] == counters["listings"] + counters["policies"] + counters["apks"]
 
@@ -206,6 +207,19 @@ def test_without_allow_host_only_the_store_api_is_fetched_from_loopback(tmp_path
     assert any("/apple/cn/app/id" in url for url in refused)  # iTunes trackViewUrl detail pages
     counters = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))["counters"]
     assert counters["errors/private_address"] == len(refused) == sum(e["kind"] == "private_address" for e in errors)
+
+
+def test_a_search_stopped_by_the_page_cap_is_counted(tmp_path):
+    """FINMON_MAX_PAGES guards against endless paging; a search it stops says so in the run's counters."""
+    from market.server import MarketServer
+
+    with MarketServer(apps=300, seed=SEED) as market:
+        proc = run_crawl(tmp_path, market.store_urls, "--set", "FINMON_MAX_PAGES=1", "--allow-host", "127.0.0.1",
+                         timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counters = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))["counters"]
+    assert counters["discovery_capped"] > 0
+    assert "stopped at FINMON_MAX_PAGES" in proc.stderr
 
 
 def test_hostile_links_are_refused_and_logged(tmp_path):

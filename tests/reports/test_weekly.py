@@ -275,6 +275,27 @@ def test_a_rule_not_applied_says_so(tmp_path):
     assert zh.count("最近一次分析未执行本规则") == 1
 
 
+def test_a_crawl_whose_discovery_was_capped_says_so(tmp_path):
+    from finmon.model import Run
+
+    with SQLiteStore(tmp_path / "capped.db") as store:
+        for day, capped in (("2024-03-10", 5), ("2024-03-11", 0)):  # xiaomi's latest crawl saw every page
+            store.save_run(Run(id=f"crawl-{day}-xiaomi", kind="crawl", started=f"{day}T08:00:00Z", outcome="ok",
+                               job="crawl:xiaomi", counters={"discovery_capped": capped}))
+        store.save_run(Run(id="crawl-appgallery", kind="crawl", started="2024-03-11T08:00:00Z", outcome="ok",
+                           job="crawl:appgallery", counters={"discovery_capped": 3}))
+        zh = render_report(store, tmp_path / "zh", lang="zh").read_text(encoding="utf-8")
+        en = render_report(store, tmp_path / "en", lang="en").read_text(encoding="utf-8")
+    assert "应用发现不完整" in zh and "Discovery incomplete" in en
+    notice = en.split('id="discovery-capped"', 1)[1].split("</p>", 1)[0]
+    assert "appgallery 3" in notice and "xiaomi" not in notice
+
+
+def test_a_report_of_complete_discovery_has_no_notice(rendered):
+    paths, _ = rendered
+    assert 'id="discovery-capped"' not in paths["en"].read_text(encoding="utf-8")
+
+
 def test_unknown_language_is_refused(report_store, tmp_path):
     with pytest.raises(ValueError):
         render_report(report_store[0], tmp_path, lang="fr")

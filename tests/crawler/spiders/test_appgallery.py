@@ -32,6 +32,16 @@ def test_search_page_one_schedules_details_and_other_pages(make_spider, fx, resp
     assert details == ["app|C10132067", "app|C10245511"] and pages == ["2"]
     out = list(spider.parse_search(respond(BASE + "/uowap/index", fx.bytes("appgallery_search.json"), "application/json"), keyword="贷款", page=2))
     assert out == []  # details already seen, later pages only scheduled from page 1
+    assert not spider.crawler.stats.get_value("finmon/discovery_capped")
+
+
+def test_a_search_with_more_pages_than_the_cap_is_counted(make_spider, fx, respond):
+    spider = make_spider(AppGallerySpider)
+    spider.max_pages = 1
+    out = list(spider.parse_search(respond(BASE + "/uowap/index", fx.bytes("appgallery_search.json"),
+                                           "application/json"), keyword="贷款", page=1))
+    assert [r for r in out if r.callback == spider.parse_search] == []
+    assert spider.crawler.stats.get_value("finmon/discovery_capped") == 1
 
 
 def test_detail_yields_listing_and_policy(make_spider, fx, respond):

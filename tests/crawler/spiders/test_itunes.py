@@ -37,6 +37,12 @@ def test_search_follows_app_pages_once_and_paginates(make_spider, fx, respond):
     assert parse_qs(urlsplit(next_page.url).query)["offset"] == ["2"]
     again = list(spider.parse_search(respond(url, fx.bytes("itunes_search.json"), "text/javascript"), term="y", offset=0))
     assert [r for r in again if r.callback == spider.parse_app_page] == []  # already seen
+    assert not spider.crawler.stats.get_value("finmon/discovery_capped")
+    spider.max_pages = 1
+    capped = list(spider.parse_search(respond(url, fx.bytes("itunes_search.json"), "text/javascript"), term="z",
+                                      offset=0))
+    assert [r for r in capped if r.callback == spider.parse_search] == []
+    assert spider.crawler.stats.get_value("finmon/discovery_capped") == 1
 
 
 def test_app_page_completes_the_listing_and_requests_the_policy(make_spider, fx, respond):

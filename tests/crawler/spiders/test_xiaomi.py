@@ -21,14 +21,18 @@ def test_start(make_spider):
 
 def test_search_follows_details_and_next(make_spider, fx, respond):
     spider = make_spider(XiaomiSpider)
-    out = list(spider.parse_search(respond(BASE + "/search?keywords=x&page=2", fx.bytes("xiaomi_search.html")), page=2))
+    out = list(spider.parse_search(respond(BASE + "/search?keywords=x&page=2", fx.bytes("xiaomi_search.html")),
+                                   keyword="x", page=2))
     details = [r.url for r in out if r.callback == spider.parse_detail]
     (next_page,) = [r for r in out if r.callback == spider.parse_search]
     assert details == [f"http://127.0.0.1:9/xiaomi/details?id={p}" for p in ("com.anxin.loan", "com.wenying.invest", "com.kuaihua.pay")]
-    assert next_page.url.endswith("page=3") and next_page.cb_kwargs == {"page": 3}
+    assert next_page.url.endswith("page=3") and next_page.cb_kwargs == {"keyword": "x", "page": 3}
+    assert not spider.crawler.stats.get_value("finmon/discovery_capped")
     spider.max_pages = 3
-    out = list(spider.parse_search(respond(BASE + "/search?keywords=x&page=3", fx.bytes("xiaomi_search.html")), page=3))
+    out = list(spider.parse_search(respond(BASE + "/search?keywords=x&page=3", fx.bytes("xiaomi_search.html")),
+                                   keyword="x", page=3))
     assert out == []  # page cap reached, details seen
+    assert spider.crawler.stats.get_value("finmon/discovery_capped") == 1  # and the cap is counted, not silent
 
 
 def test_detail(make_spider, fx, respond):
