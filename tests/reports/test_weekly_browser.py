@@ -18,8 +18,10 @@ HOSTILE_NAME = "<script>alert(1)</script>"
 
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Headless Chromium for this module only: Playwright's sync API keeps an asyncio loop running in the main
+    thread while it is open, which would break any later test that runs a loop of its own (asyncio.run)."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
