@@ -145,6 +145,7 @@ def crawl(
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
                                 start_new_session=True)
         procs[store] = (proc, log_file, time.monotonic())
+    count_listings = LineCounter()
     runs = []
     stopping: dict[str, float] = {}  # store -> when SIGTERM was sent
     try:
@@ -161,7 +162,7 @@ def crawl(
                     del procs[store]
                     runs.append(_crawl_result(store, out_dir / store, proc.returncode, store in stopping))
             if progress:
-                progress("crawl", count_lines(out_dir.glob("*/listings.jsonl")), None)
+                progress("crawl", count_listings(out_dir.glob("*/listings.jsonl")), None)
             time.sleep(0.2)
     finally:  # interrupted (Ctrl-C, an error): stop what still runs, gracefully first
         for proc, _, _ in procs.values():
@@ -217,12 +218,29 @@ def _last_line(path: Path, tail: int = 4096) -> str:
     return next((line.strip() for line in reversed(lines) if line.strip()), "")[:300]
 
 
-def count_lines(paths: Iterable[Path]) -> int:
-    total = 0
-    for path in paths:
-        with open(path, "rb") as fh:
-            total += sum(1 for _ in fh)
-    return total
+class LineCounter:
+    """Lines of growing files, reading only what was appended since the last count (progress of a long crawl
+    costs the new bytes, not the whole snapshot again, five times a second)."""
+
+    def __init__(self) -> None:
+        self._read: dict[Path, tuple[int, int]] = {}  # path -> (bytes counted, lines in them)
+
+    def __call__(self, paths: Iterable[Path]) -> int:
+        total = 0
+        for path in paths:
+            offset, lines = self._read.get(path, (0, 0))
+            try:
+                with open(path, "rb") as fh:
+                    if fh.seek(0, os.SEEK_END) < offset:  # rewritten from the start (a fresh crawl)
+                        offset, lines = 0, 0
+                    fh.seek(offset)
+                    chunk = fh.read()
+            except OSError:
+                chunk = b""
+            done = chunk.rfind(b"\n") + 1  # a line still being written is counted once it ends
+            self._read[path] = (offset + done, lines + chunk.count(b"\n", 0, done))
+            total += self._read[path][1]
+        return total
 
 
 @dataclass

@@ -173,3 +173,27 @@ def test_a_crawl_that_cannot_import_its_libraries_fails_loudly(tmp_path, monkeyp
     result = CliRunner().invoke(main, ["crawl", "--out", str(tmp_path / "again"), "--store",
                                        "itunes=http://127.0.0.1:1/itunes"])
     assert result.exit_code == 1 and "ImportError: lxml.html.clean" in result.output, result.output
+
+
+def test_line_counter_reads_only_what_was_appended(tmp_path, monkeypatch):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_bytes(b'{"x": 1}\n{"x": 2}\n{"x"')  # the last line is still being written
+    count = jobs.LineCounter()
+    assert count([a, b]) == 2  # b does not exist yet
+    reads = []
+    real_open = open
+
+    def spy(path, mode="r", *args, **kwargs):
+        handle = real_open(path, mode, *args, **kwargs)
+        original = handle.read
+        handle.read = lambda *a: reads.append(len(data := original(*a))) or data
+        return handle
+
+    monkeypatch.setattr("builtins.open", spy)
+    with real_open(a, "ab") as fh:
+        fh.write(b': 3}\n')
+    b.write_bytes(b"{}\n" * 5)
+    assert count([a, b]) == 1 + 2 + 5
+    assert reads == [len(b'{"x": 3}\n'), 15]  # a: from the unfinished line on; b: whole
+    a.write_bytes(b"{}\n")  # rewritten from the start
+    assert count([a, b]) == 1 + 5
