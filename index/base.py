@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Any, Iterable, Iterator, Mapping, Protocol, runtime_checkable
 
 from finmon import settings
@@ -194,12 +195,22 @@ def index_text(text: str) -> str:
     return " ".join(map(_fold, TOKEN.findall(nfkc(text))))
 
 
+@lru_cache(maxsize=1)
+def _latin_bases() -> dict[int, str]:
+    """Each Latin letter of the Basic Multilingual Plane that carries a diacritic → its base letter."""
+    table = {}
+    for code in range(0x80, 0x10000):
+        char = chr(code)
+        if unicodedata.name(char, "").startswith("LATIN"):
+            base = unicodedata.normalize("NFD", char)[0]
+            if base != char:
+                table[code] = base
+    return table
+
+
 def _fold(token: str) -> str:
     """``token`` without the diacritics of its Latin letters (as FTS5's ``remove_diacritics``)."""
-    if token.isascii():
-        return token
-    return "".join(unicodedata.normalize("NFD", c)[0] if unicodedata.name(c, "").startswith("LATIN") else c
-                   for c in token)
+    return token if token.isascii() else token.translate(_latin_bases())
 
 
 def timestamp(value: Any) -> str:

@@ -168,6 +168,8 @@ def test_the_index_gets_the_tokens_cjk_spaced():
     assert index_text("ＡＢＣ１") == "ABC1"  # NFKC
     assert index_text("phone number") == "phone number"
     assert index_text("android.permission.READ_CONTACTS, café ⺀・") == "android permission READ CONTACTS cafe"
+    # diacritics of Latin letters go (as FTS5's remove_diacritics), other scripts' stay; Ł has no base letter
+    assert index_text("Łódź Ĉu ṩ ά Ǆ") == "Łodz Cu s ά DZ"
 
 
 def test_queries_become_quoted_phrases():
