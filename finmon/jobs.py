@@ -22,9 +22,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-import analyzers
 from finmon import settings
 from finmon.model import (
     POLICY_NOT_FOUND,
@@ -39,6 +38,9 @@ from finmon.model import (
     sha256_hex,
     utcnow,
 )
+
+if TYPE_CHECKING:  # imported where used: commands that analyse nothing start faster without the rule data
+    import analyzers
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
@@ -335,6 +337,8 @@ def load_registry(path: str | Path | None = None) -> analyzers.Registry | None:
     Raises :class:`analyzers.RegistryError` for a missing or malformed file: a configured
     registry that cannot be read must not turn into "rule not applied" silently.
     """
+    import analyzers
+
     path = registry_path() if path is None else str(path)
     if not path:
         return None
@@ -353,6 +357,8 @@ def load_registry(path: str | Path | None = None) -> analyzers.Registry | None:
 
 def rules_with_status(registry: analyzers.Registry | None) -> list[dict]:
     """The rule table, each row marked ``applied`` (and ``not_applied``: the reason, zh and en)."""
+    import analyzers
+
     skipped = analyzers.not_applied(registry)
     table = analyzers.rules_table()
     for row in table:
@@ -402,6 +408,8 @@ def analyze(crawl_dir: Path | Iterable[Path], store, progress: Progress | None =
 
 
 def _analyze(crawl_dir, store, run: Run, progress: Progress | None, registry, incremental: bool) -> Run:
+    import analyzers
+
     store.save_run(run)
     snap = load_snapshot(*([crawl_dir] if isinstance(crawl_dir, Path) else crawl_dir))
     every_app = merge_listings(snap.listings, snap.policies, snap.policy_failures, snap.apks)
