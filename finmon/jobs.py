@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
@@ -417,19 +418,22 @@ def _analyze(crawl_dir, store, run: Run, progress: Progress | None, registry, in
     inputs = {app.key: input_hash(app, version) for app in every_app}
     known = store.analysis_inputs() if incremental else {}
     apps = [app for app in every_app if known.get(app.key) != inputs[app.key]]
-    results = []
-    for done, app in enumerate(apps, 1):
-        results.append(analyzers.analyze(app, registry=registry))
-        if progress and (done % 50 == 0 or done == len(apps)):
-            progress("analyse", done, len(apps))
     table = rules_with_status(registry)
     for row in table:
         if not row["applied"]:
             log.warning("%s not applied: %s", row["id"], row["not_applied_en"])
     store.save_rules(table)
-    counts = store.save_analysis(apps, results, utcnow(),
-                                 skipped_rules=[row["id"] for row in table if not row["applied"]],
-                                 inputs={app.key: inputs[app.key] for app in apps})
+    skipped = [row["id"] for row in table if not row["applied"]]
+    seen, findings, counts = utcnow(), 0, Counter()
+    # analysed and indexed in batches, one transaction each: the findings of the whole market are never held
+    for start in range(0, len(apps), settings.FINMON_ANALYZE_BATCH):
+        batch = apps[start:start + settings.FINMON_ANALYZE_BATCH]
+        results = [analyzers.analyze(app, registry=registry) for app in batch]
+        findings += sum(len(r.findings) for r in results)
+        counts.update(store.save_analysis(batch, results, seen, skipped_rules=skipped,
+                                          inputs={app.key: inputs[app.key] for app in batch}))
+        if progress:
+            progress("analyse", start + len(batch), len(apps))
     run.ended = utcnow()
     run.outcome = "ok"
     run.counters = {
@@ -438,11 +442,11 @@ def _analyze(crawl_dir, store, run: Run, progress: Progress | None, registry, in
         "apps_unchanged": len(every_app) - len(apps),
         "listings": len(snap.listings),
         "policies": len(snap.policies),
-        "findings": sum(len(r.findings) for r in results),
+        "findings": findings,
         "errors/bad_snapshot_line": snap.bad_lines,
         "rules_not_applied": sum(1 for row in table if not row["applied"]),
         "registry_entries": len(registry) if registry is not None else 0,
-        **{f"findings_{k}": v for k, v in counts.items()},
+        **{f"findings_{k}": counts[k] for k in ("new", "open", "resolved")},
     }
     store.save_run(run)
     return run

@@ -49,6 +49,7 @@ FINMON_APPGALLERY_PAGE_SIZE = 25  # maxResults of an AppGallery search page
 # beyond any real listing so discovery runs to the end. A search it stops is counted (run counter
 # discovery_capped, a warning in crawl.log) and the report says discovery was incomplete.
 FINMON_MAX_PAGES = 20_000
+FINMON_ANALYZE_BATCH = 500  # apps analysed and indexed per transaction by `finmon analyze`
 # A finished crawl is `failed` (non-zero exit) when it reached nothing, or when more than this share of its
 # requests ended in an error line (run counters ledger/errors over ledger/requests).
 FINMON_MAX_LOSS_SHARE = 0.5

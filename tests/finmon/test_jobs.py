@@ -96,6 +96,18 @@ def test_reanalysing_the_same_crawl_is_idempotent(market_run):
     assert len(after) == len(set(after))
 
 
+def test_analysis_in_small_batches_indexes_the_same_as_in_one(market_run, tmp_path, monkeypatch):
+    from finmon import settings
+
+    monkeypatch.setattr(settings, "FINMON_ANALYZE_BATCH", 7)
+    with SQLiteStore(tmp_path / "batched.db") as batched:
+        run = jobs.analyze(market_run["out"] / "crawl", batched)
+        assert sorted(f["id"] for f in batched.export("findings")) == sorted(
+            f["id"] for f in market_run["store"].export("findings"))
+    whole = market_run["analysis"].counters
+    assert {k: run.counters[k] for k in whole} == whole
+
+
 PARITY_QUERIES = [
     ("通讯录", {}), ("位置信息", {}), ("短信", {}), ("借款", {}), ("contacts", {}), ("location", {}),
     ("通讯录", {"rule": "C202"}), ("READ_CONTACTS", {"severity": "high"}), ("隐私政策", {"kind": "policy"}),
