@@ -53,10 +53,12 @@ def run_processes(commands: list[list[str]]) -> dict:
 
 def crawl(market: MarketServer, out: Path, previous: Path | None = None) -> dict:
     """Each store's crawl in its own process, side by side; the stage figures and the crawl counters."""
-    commands = []
+    commands, claims = [], out / ".claims"  # shared by the stores' crawls, as finmon crawl shares them
+    claims.mkdir(parents=True)
     for store, url in market.store_urls.items():
         cmd = [sys.executable, "-m", "crawler.run", "--out", str(out / store), "--store", f"{store}={url}",
-               "--allow-host", market.base_url.split("//", 1)[1], "--log-level", "WARNING"]
+               "--allow-host", market.base_url.split("//", 1)[1], "--log-level", "WARNING",
+               "--set", f"FINMON_SHARED_CLAIMS={claims}"]
         if previous is not None:
             cmd += ["--set", f"FINMON_PREVIOUS_SNAPSHOT={previous / store}"]
         commands.append(cmd)

@@ -7,7 +7,9 @@ keeps what it found.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import time
 import uuid
 from collections import Counter
@@ -41,6 +43,7 @@ class Snapshot:
         self.close_reasons: list[str] = []
         self.users = 0
         self._claimed: set[str] = set()
+        self.shared_claims: Path | None = None  # FINMON_SHARED_CLAIMS: claims shared with the other stores' crawls
         self._files: dict[str, Any] = {}
         self.max_loss_share = finmon_settings.FINMON_MAX_LOSS_SHARE  # set from the crawl's settings by of()
         # truncate on first open, append if reopened by a later crawler or resuming an interrupted crawl
@@ -57,6 +60,8 @@ class Snapshot:
             cls._open[path] = cls(path, settings.get("FINMON_RUN_ID") or "", settings.getbool("FINMON_RESUME"))
             cls._open[path].max_loss_share = settings.getfloat("FINMON_MAX_LOSS_SHARE",
                                                                finmon_settings.FINMON_MAX_LOSS_SHARE)
+            claims = settings.get("FINMON_SHARED_CLAIMS")
+            cls._open[path].shared_claims = Path(claims) if claims else None
         return cls._open[path]
 
     # --- writing ------------------------------------------------------------
@@ -80,10 +85,21 @@ class Snapshot:
         stats.inc_value(f"finmon/errors/{kind}")
 
     def claim(self, url: str) -> bool:
-        """True the first time a policy or APK URL is seen in this snapshot (fetch it), then False."""
+        """True the first time a policy or APK URL is seen in this snapshot (fetch it), then False.
+
+        With ``shared_claims`` (a folder the crawls of one run share), a URL another store's crawl claimed
+        first is not fetched again here: the same app in two stores links the same policy and APK, and
+        the analysis reads every store's snapshot of the run together."""
         if url in self._claimed:
             return False
         self._claimed.add(url)
+        if self.shared_claims is None:
+            return True
+        try:  # O_EXCL: exactly one process creates the file, atomically, whichever comes first
+            os.close(os.open(self.shared_claims / hashlib.sha256(url.encode()).hexdigest()[:32],
+                             os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
         return True
 
     # --- lifecycle ------------------------------------------------------------

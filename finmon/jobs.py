@@ -13,6 +13,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,6 +133,13 @@ def crawl(
     failed Run, never raised.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
+    crawled = [store for store, url in store_urls.items() if url]
+    overrides = dict(overrides or {})
+    if len(crawled) > 1 and "JOBDIR" not in overrides:  # a resumable crawl keeps its own claims
+        claims = out_dir / ".claims"
+        shutil.rmtree(claims, ignore_errors=True)
+        claims.mkdir()
+        overrides["FINMON_SHARED_CLAIMS"] = str(claims)
     procs = {}
     for store, url in store_urls.items():
         if not url:

@@ -49,6 +49,9 @@ FINMON_APPGALLERY_PAGE_SIZE = 25  # maxResults of an AppGallery search page
 # beyond any real listing so discovery runs to the end. A search it stops is counted (run counter
 # discovery_capped, a warning in crawl.log) and the report says discovery was incomplete.
 FINMON_MAX_PAGES = 20_000
+# A folder the stores' crawls of one `finmon crawl` share: a policy or APK URL is fetched by the first
+# store's crawl that claims it (set by finmon.jobs.crawl for its run; empty: each crawl claims alone).
+FINMON_SHARED_CLAIMS = ""
 FINMON_ANALYZE_BATCH = 500  # apps analysed and indexed per transaction by `finmon analyze`
 # A finished crawl is `failed` (non-zero exit) when it reached nothing, or when more than this share of its
 # requests ended in an error line (run counters ledger/errors over ledger/requests).

@@ -87,6 +87,19 @@ def test_faults_cost_one_item_each_and_are_counted(market_run):
     assert {run.id for run in market_run["runs"]} <= stored
 
 
+def test_a_policy_or_apk_linked_from_two_stores_is_fetched_once(market_run):
+    """The stores' crawls share their claims: the same app in two stores costs one fetch of its policy and APK."""
+    for kind in ("policies", "apks"):
+        fetched = defaultdict(list)
+        for path in (market_run["out"] / "crawl").glob(f"*/{kind}.jsonl"):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                fetched[json.loads(line)["url"]].append(path.parent.name)
+        assert fetched and all(len(stores) == 1 for stores in fetched.values()), kind
+    # the market does list apps with a policy and an APK in both Android stores
+    assert any(a["stores"] == ["appgallery", "xiaomi"] and a["policy"] and a["apk"]
+               for a in market_run["truth"]["app_list"])
+
+
 def test_reanalysing_the_same_crawl_is_idempotent(market_run):
     store = market_run["store"]
     before = sorted(f["id"] for f in store.export("findings"))
