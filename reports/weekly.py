@@ -15,8 +15,10 @@ catalog. Rule titles come from the rule table (``title``, ``title_en`` for Engli
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import fcntl
 import glob
+import json
 import os
 import re
 import shutil
@@ -330,11 +332,7 @@ def render_report(store: Any, out_dir: str | Path, lang: str = "zh", week: str |
         _remove_leftovers(out)
         pages = new / "apps"
         pages.mkdir()
-        app_template = env.get_template("app.html")
-        for key in ctx["apps"]:
-            app = store.app(key)
-            if app is not None:
-                (pages / app_filename(key)).write_text(app_template.render(ctx, app=app), encoding="utf-8")
+        _render_app_pages(store, env, ctx, lang, out, pages)
         (new / "index.html").write_text(env.get_template("index.html").render(ctx), encoding="utf-8")
         new.chmod(0o755)  # mkdtemp's folder is private; a report folder is as any other
         _swap_in(new, out)
@@ -344,6 +342,51 @@ def render_report(store: Any, out_dir: str | Path, lang: str = "zh", week: str |
     finally:
         os.close(rendering)
     return out / "index.html"
+
+
+# What an app page shows besides its app (StrictUndefined: a page reading anything else fails to render).
+APP_PAGE_CONTEXT = ("rule_titles", "rule_regulations", "weights")
+PAGE_KEYS = "pages.json"  # in a report folder: each app page's file name -> the digest of what it shows
+
+
+def _render_app_pages(store: Any, env: Environment, ctx: dict[str, Any], lang: str, old: Path, pages: Path) -> None:
+    """apps/<app>.html for every app; a page whose inputs are those of the previous report's page is linked
+    from it instead of rendered again (its footer keeps the time it was rendered)."""
+    template = env.get_template("app.html")
+    page_ctx = {name: ctx[name] for name in APP_PAGE_CONTEXT}
+    try:
+        old_keys = json.loads((old / PAGE_KEYS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old_keys = {}
+    keys = {}
+    for app_key in ctx["apps"]:
+        app = store.app(app_key)
+        if app is None:
+            continue
+        name = app_filename(app_key)
+        keys[name] = _page_digest(lang, page_ctx, app)
+        if old_keys.get(name) == keys[name]:
+            try:
+                os.link(old / "apps" / name, pages / name)
+                continue
+            except OSError:
+                pass  # gone or on another file system: render it
+        (pages / name).write_text(template.render(page_ctx, app=app, generated=ctx["generated"]), encoding="utf-8")
+    (pages.parent / PAGE_KEYS).write_text(json.dumps(keys), encoding="utf-8")
+
+
+def _page_digest(lang: str, page_ctx: dict[str, Any], app: dict[str, Any]) -> str:
+    """A digest of everything an app page is rendered from: templates, catalog and code, language, app."""
+    def plain(value):
+        return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else str(value)
+
+    return sha256_hex(_renderer_digest() + json.dumps([lang, page_ctx, app], sort_keys=True, default=plain))
+
+
+@lru_cache(maxsize=1)
+def _renderer_digest() -> str:
+    files = sorted((HERE / "templates").glob("*")) + sorted((HERE / "locale").rglob("*.po")) + [Path(__file__)]
+    return sha256_hex(b"".join(path.read_bytes() for path in files))
 
 
 class ReportError(Exception):
@@ -372,7 +415,7 @@ def _remove_leftovers(out: Path) -> None:
 def _holds_a_report_only(folder: Path) -> bool:
     """True when ``folder`` holds nothing but a report's files (swapping it out loses nothing else)."""
     pages = folder / "apps"
-    return (all(p.name in ("index.html", "apps") for p in folder.iterdir())
+    return (all(p.name in ("index.html", "apps", PAGE_KEYS) for p in folder.iterdir())
             and (not pages.is_dir() or all(p.suffix == ".html" and p.is_file() for p in pages.iterdir())))
 
 

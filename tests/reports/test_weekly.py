@@ -256,6 +256,28 @@ def test_a_rerender_replaces_the_whole_report(report_store, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
 
 
+def test_a_rerender_links_the_pages_of_unchanged_apps_and_renders_the_changed(tmp_path):
+    from tests.reports.conftest import populate
+
+    with SQLiteStore(tmp_path / "pages.db") as store:
+        populate(store)
+        out = tmp_path / "report"
+        render_report(store, out, lang="en")
+        first = {p.name: (p.stat().st_ino, p.read_text(encoding="utf-8")) for p in (out / "apps").iterdir()}
+        changed_key = store.apps()[0]["key"]
+        store.db.execute("UPDATE apps SET name = '改名后的应用' WHERE key = ?", (changed_key,))
+        store.db.commit()
+        render_report(store, out, lang="en")
+        second = {p.name: (p.stat().st_ino, p.read_text(encoding="utf-8")) for p in (out / "apps").iterdir()}
+        render_report(store, out, lang="zh")  # another language: every page again
+        third = {p.name: p.stat().st_ino for p in (out / "apps").iterdir()}
+    changed = weekly.app_filename(changed_key)
+    assert second.keys() == first.keys() and len(first) > 2
+    assert "改名后的应用" in second[changed][1] and second[changed][0] != first[changed][0]
+    assert all(second[name] == first[name] for name in first if name != changed)  # the same file, not rendered
+    assert all(third[name] != second[name][0] for name in first)
+
+
 def test_an_empty_index_renders(tmp_path):
     with SQLiteStore(tmp_path / "empty.db") as store:
         for lang in ("zh", "en"):
