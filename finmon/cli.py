@@ -883,14 +883,18 @@ def market() -> None:
 @click.option("--hostile", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Share of apps whose store data links a private address, a file, another loopback port, a "
                    "loopback name or a redirect into the metadata range, or whose APK is a zip bomb.")
-def market_serve(apps: int, seed: int, port: int, week: int, hostile: float) -> None:
+@click.option("--fault-rate", type=click.FloatRange(0, 1), default=None,
+              help="Share of apps with a data fault (wrong-typed fields, plain-string permissions, redirect loops, "
+                   "an unreachable app page) besides the usual ones; default: none.")
+def market_serve(apps: int, seed: int, port: int, week: int, hostile: float, fault_rate: float | None) -> None:
     """Serve the simulator on 127.0.0.1 until interrupted."""
     from market.server import serve
 
     err.print(f"serving {apps} apps (seed {seed}, week {week}) on http://{settings.MARKET_HOST}:{port}/"
               " — Ctrl-C stops")
     try:
-        serve(apps=apps, seed=seed, host=settings.MARKET_HOST, port=port, week=week, hostile=hostile)
+        serve(apps=apps, seed=seed, host=settings.MARKET_HOST, port=port, week=week, hostile=hostile,
+              fault_rate=fault_rate)
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {settings.MARKET_HOST}:{port}: {exc.strerror or exc}") from None
 
@@ -900,11 +904,14 @@ def market_serve(apps: int, seed: int, port: int, week: int, hostile: float) -> 
 @click.option("--seed", default=settings.MARKET_SEED, show_default=True)
 @click.option("--week", default=0, show_default=True, type=click.IntRange(min=0),
               help="The truth of that week (with what changed since the week before).")
-def market_truth(apps: int, seed: int, week: int) -> None:
+@click.option("--fault-rate", type=click.FloatRange(0, 1), default=None,
+              help="As for `finmon market serve`: the truth then names each app's data fault.")
+def market_truth(apps: int, seed: int, week: int, fault_rate: float | None) -> None:
     """Print the simulator's ground truth (apps and the rule ids that must fire for each) as JSON."""
     from market.population import Market
 
-    click.echo(json.dumps(Market(apps=apps, seed=seed, week=week).truth(), ensure_ascii=False, indent=1))
+    truth = Market(apps=apps, seed=seed, week=week, fault_rate=fault_rate).truth()
+    click.echo(json.dumps(truth, ensure_ascii=False, indent=1))
 
 
 if __name__ == "__main__":

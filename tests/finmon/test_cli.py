@@ -381,12 +381,23 @@ def test_schedule_list_trigger_and_status_without_a_running_scheduler(tmp_path):
     assert "scheduler: not running" in text.output and "never run" in text.output
 
 
-def test_market_serve_passes_the_hostile_share(monkeypatch):
+def test_market_serve_passes_the_hostile_share_and_fault_rate(monkeypatch):
     import market.server
 
     served = {}
     monkeypatch.setattr(market.server, "serve", lambda **kwargs: served.update(kwargs))
-    result = CliRunner().invoke(main, ["market", "serve", "--apps", "10", "--port", "0", "--hostile", "0.2"])
+    result = CliRunner().invoke(main, ["market", "serve", "--apps", "10", "--port", "0", "--hostile", "0.2",
+                                       "--fault-rate", "0.3"])
     assert result.exit_code == 0, result.output
-    assert served["hostile"] == 0.2 and served["apps"] == 10
+    assert served["hostile"] == 0.2 and served["apps"] == 10 and served["fault_rate"] == 0.3
     assert CliRunner().invoke(main, ["market", "serve", "--hostile", "1.5"]).exit_code == 2
+    assert CliRunner().invoke(main, ["market", "serve", "--fault-rate", "-1"]).exit_code == 2
+
+
+def test_market_truth_names_the_data_faults_of_the_fault_rate():
+    def faulted(*args):
+        result = CliRunner().invoke(main, ["market", "truth", "--apps", "60", *args])
+        assert result.exit_code == 0, result.output
+        return sum(1 for app in json.loads(result.output)["app_list"] if app["faults"])
+
+    assert faulted("--fault-rate", "0.5") > faulted() + 10
