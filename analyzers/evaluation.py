@@ -28,7 +28,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .clauses import purpose_sentences
 from .policy_text import declared_types, lexicon, scan
@@ -100,6 +100,15 @@ def load_corpus(path: Path | str) -> tuple[list[dict], int]:
         raise EvaluationError(f"corpus file not found: {path}")
     if not path.is_file():
         raise EvaluationError(f"not a file: {path}")
+    rows, bad = _valid_lines(path, _valid)
+    for number, row in enumerate(rows):
+        row.setdefault("id", str(number))
+    return rows, bad
+
+
+def _valid_lines(path: Path, valid: Callable[[Any], bool]) -> tuple[list[dict], int]:
+    """The JSON lines of ``path`` that ``valid`` accepts, and how many non-blank lines it did not (or that are
+    not JSON, or nest too deep)."""
     rows, bad = [], 0
     with path.open(encoding="utf-8", errors="replace") as fh:
         for line in fh:
@@ -108,10 +117,8 @@ def load_corpus(path: Path | str) -> tuple[list[dict], int]:
             try:
                 row = json.loads(line)
             except (ValueError, RecursionError):
-                bad += 1
-                continue
-            if _valid(row):
-                row.setdefault("id", str(len(rows)))
+                row = None
+            if row is not None and valid(row):
                 rows.append(row)
             else:
                 bad += 1
@@ -426,16 +433,4 @@ def _read_labels(path: Path | str) -> tuple[list[dict], int]:
     path = Path(path)
     if not path.is_file():
         raise EvaluationError(f"{path} is not a file")
-    rows, bad = [], 0
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except (ValueError, RecursionError):
-            row = None
-        if _valid_label(row):
-            rows.append(row)
-        else:
-            bad += 1
-    return rows, bad
+    return _valid_lines(path, _valid_label)

@@ -174,11 +174,9 @@ def demo(apps: int, seed: int, out_dir: Path, lang: str) -> None:
 
 def _failed_crawls(runs) -> int:
     """Say which crawls failed and why (a crawl that reached nothing or lost too much fails); how many."""
-    from rich.markup import escape
-
     failed = [run for run in runs if run.outcome == "failed"]
     for run in failed:
-        err.print(f"[red]{escape(run.job or run.id)} failed[/]: {escape(run.error or 'no reason recorded')}")
+        err.print(_shown(f"{run.job or run.id} failed: {run.error or 'no reason recorded'}"), style="red")
     return len(failed)
 
 
@@ -392,10 +390,10 @@ def explain(app_ref: str, as_json: bool, db_path: Path) -> None:
     counts = app.get("counts") or {}
     _echo(f"{app.get('name') or app['key']} ({app['key']}), {app.get('developer') or '?'}")
     _echo(f"finance type {app.get('finance_type') or '?'} ({app.get('finance_confidence')}); "
-               f"stores: {', '.join(app.get('stores') or []) or '-'}; policy: {app.get('policy_status') or '-'}"
-               f"{' ' + app['policy_url'] if app.get('policy_url') else ''}")
+          f"stores: {', '.join(app.get('stores') or []) or '-'}; policy: {app.get('policy_status') or '-'}"
+          f"{' ' + app['policy_url'] if app.get('policy_url') else ''}")
     _echo(f"{len(findings)} findings; unresolved: high {counts.get('high', 0)}, medium {counts.get('medium', 0)}, "
-               f"low {counts.get('low', 0)}; risk score {app.get('risk_score', 0)}")
+          f"low {counts.get('low', 0)}; risk score {app.get('risk_score', 0)}")
     for f in findings:
         rule = rules.get(f.rule_id, {})
         _echo("")
@@ -403,7 +401,7 @@ def explain(app_ref: str, as_json: bool, db_path: Path) -> None:
         if rule.get("title_en"):
             _echo(f"  {rule['title_en']}")
         _echo(f"  severity {f.severity}, confidence {f.confidence}, status {f.status}; "
-                   f"first seen {f.first_seen or '-'}, last seen {f.last_seen or '-'}")
+              f"first seen {f.first_seen or '-'}, last seen {f.last_seen or '-'}")
         for line in _evidence_lines(dataclasses.asdict(f.evidence)):
             _echo(line)
         _echo(f"  regulation: {f.regulation or rule.get('regulation') or '-'}")
@@ -455,9 +453,9 @@ def apk(file: Path, as_json: bool) -> None:
         return
     manifest = doc["manifest"]
     _echo(f"{info.package} {info.version or '?'} (versionCode {info.version_code}, minSdk {info.min_sdk}, "
-               f"targetSdk {info.target_sdk}); {info.size:,} bytes, sha256 {info.sha256}")
+          f"targetSdk {info.target_sdk}); {info.size:,} bytes, sha256 {info.sha256}")
     _echo(f"debuggable {manifest['debuggable']}, allowBackup {manifest['allowBackup']}, "
-               f"usesCleartextTraffic {_flag(manifest['usesCleartextTraffic'])}")
+          f"usesCleartextTraffic {_flag(manifest['usesCleartextTraffic'])}")
     _echo(f"permissions ({len(info.permissions)}): {', '.join(info.permissions) or '-'}")
     if info.implied_permissions:
         _echo(f"implied by the platform: {', '.join(info.implied_permissions)}")
@@ -543,7 +541,7 @@ def policy_diff(app_ref: str, from_sha: str | None, to_sha: str | None, as_json:
     if len(versions) < 2 and not (from_sha and to_sha):
         only = f" ({versions[0]['sha256'][:12]}, fetched {versions[0]['fetched_at']})" if versions else ""
         _echo(f"{app['key']}: {len(versions)} policy version{'' if len(versions) == 1 else 's'}{only}: "
-                   "nothing to compare")
+              "nothing to compare")
         return
 
     def pick(prefix: str | None, default: int) -> dict:
@@ -570,9 +568,9 @@ def policy_diff(app_ref: str, from_sha: str | None, to_sha: str | None, as_json:
         return
     for label, v in (("from", old), ("to", new)):
         _echo(f"{label} {v['sha256'][:12]} fetched {v['fetched_at']}, effective {v.get('effective_date') or '?'}, "
-                   f"{v['url']}")
+              f"{v['url']}")
     _echo(f"declared data types added: {', '.join(doc['declared_added']) or '-'}; "
-               f"removed: {', '.join(doc['declared_removed']) or '-'}")
+          f"removed: {', '.join(doc['declared_removed']) or '-'}")
     for line in lines:
         _echo(line)
 
