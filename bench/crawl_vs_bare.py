@@ -17,8 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from finmon import jobs
-from market.server import MarketServer
+# run as a script, this file's folder comes first on sys.path, where bench/market.py hides the simulator package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from finmon import jobs  # noqa: E402
+from market.server import MarketServer  # noqa: E402
 
 BARE_SPIDER = """
 import json, sys

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import unquote
 
+# run as a script, this file's folder comes first on sys.path, where bench/market.py hides the simulator package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 LEDGER = ("ledger/requests", "ledger/items", "ledger/errors", "ledger/duplicates")
 # The store id an error line's URL names: iTunes app page /id<trackId>, AppGallery uri=app|<appid>, Xiaomi id=<package>
 URL_IDS = {"itunes": re.compile(r"/id(\d+)"), "appgallery": re.compile(r"app\|(C\d+)"),

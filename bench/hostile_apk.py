@@ -18,7 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from market.apk import ApkSpec, zip_bomb
+# run as a script, this file's folder comes first on sys.path, where bench/market.py hides the simulator package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from market.apk import ApkSpec, zip_bomb  # noqa: E402
 
 WRAPPER = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
            "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); print(p.stderr.strip())")

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import scheduler
-from index.sqlite import SQLiteStore
-from market.server import NOT_MODIFIED, MarketServer
+# run as a script, this file's folder comes first on sys.path, where bench/market.py hides the simulator package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import scheduler  # noqa: E402
+from index.sqlite import SQLiteStore  # noqa: E402
+from market.server import NOT_MODIFIED, MarketServer  # noqa: E402
 
 
 def round_trip(data: Path, stores: list[str]) -> tuple[float, list[dict]]:
