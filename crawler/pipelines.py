@@ -1,4 +1,7 @@
-"""Item pipelines: validate and write listings; extract and write policies; inspect and write APKs."""
+"""Item pipelines: validate and write listings; extract and write policies; inspect and write APKs.
+
+Extraction and inspection run in the crawl's worker processes (:mod:`crawler.workers`).
+"""
 from __future__ import annotations
 
 from scrapy.exceptions import DropItem
@@ -8,6 +11,7 @@ from crawler.errors import APK_INVALID, EXTRACTION_FAILED, LAYOUT_CHANGED, OTHER
 from crawler.items import ApkFetch, PolicyFetch
 from crawler.policy import ExtractionFailed, PolicyExtractor
 from crawler.previous import PreviousCapture
+from crawler.workers import WorkerDied, Workers
 from crawler.snapshot import Snapshot
 from finmon.model import Listing
 
@@ -57,12 +61,16 @@ class _DownloadPipeline:
         self.crawler = crawler
         self.snapshot = Snapshot.of(crawler.settings)
         self.previous = PreviousCapture.of(crawler.settings)
+        self.workers = Workers.of(crawler.settings)
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler)
 
-    def process_item(self, item):
+    def close_spider(self) -> None:
+        self.workers.release()
+
+    async def process_item(self, item):
         if not isinstance(item, self.item_class):
             return item
         stats = self.crawler.stats
@@ -74,7 +82,7 @@ class _DownloadPipeline:
             if item.unchanged:  # cannot happen unless the previous snapshot lost the line
                 item.status, item.error = "unavailable", f"{OTHER}: 304 Not Modified without an earlier capture"
                 self.snapshot.error(stats, item.store, OTHER, item.url, "304 Not Modified without an earlier capture")
-            record = self.record(item)
+            record = await self.record(item)
             status = record["status"]
         self.snapshot.write(self.kind, record)
         stats.inc_value(f"finmon/{self.kind}")
@@ -82,7 +90,7 @@ class _DownloadPipeline:
         item.body = b""  # the record is written; do not keep the body alive
         return item
 
-    def record(self, item) -> dict:
+    async def record(self, item) -> dict:
         """The record of a fetched item (``status`` ok or not)."""
         raise NotImplementedError
 
@@ -94,17 +102,17 @@ class PolicyPipeline(_DownloadPipeline):
 
     def __init__(self, crawler) -> None:
         super().__init__(crawler)
-        self.extractor = PolicyExtractor(crawler.settings.getint("FINMON_POLICY_CACHE_SIZE"))
+        self.extractor = PolicyExtractor(crawler.settings.getint("FINMON_POLICY_CACHE_SIZE"), self.workers)
 
-    def record(self, item: PolicyFetch) -> dict:
+    async def record(self, item: PolicyFetch) -> dict:
         version = None
         if item.status == "ok":
             stats = self.crawler.stats
             try:
-                version, warnings = self.extractor.extract(
+                version, warnings = await self.extractor.extract(
                     item.url, item.final_url, item.body, item.content_type, item.fetched_at
                 )
-            except ExtractionFailed as exc:
+            except (ExtractionFailed, WorkerDied) as exc:
                 item.status, item.error = "unavailable", f"{EXTRACTION_FAILED}: {exc}"
                 self.snapshot.error(stats, item.store, EXTRACTION_FAILED, item.url, str(exc))
             else:
@@ -123,16 +131,15 @@ class ApkPipeline(_DownloadPipeline):
     def __init__(self, crawler) -> None:
         super().__init__(crawler)
         settings = crawler.settings
-        self.limits = {"max_bytes": settings.getint("FINMON_APK_MAX_BYTES"),
-                       "max_entry_bytes": settings.getint("FINMON_APK_MAX_ENTRY_BYTES"),
-                       "max_inflated_bytes": settings.getint("FINMON_APK_MAX_INFLATED_BYTES")}
+        self.limits = (settings.getint("FINMON_APK_MAX_BYTES"), settings.getint("FINMON_APK_MAX_ENTRY_BYTES"),
+                       settings.getint("FINMON_APK_MAX_INFLATED_BYTES"))
 
-    def record(self, item: ApkFetch) -> dict:
+    async def record(self, item: ApkFetch) -> dict:
         info = None
         if item.status == "ok":
             try:
-                info = inspect_apk(item.body, url=item.url, **self.limits)
-            except ApkError as exc:
+                info = await self.workers.run(inspect_apk, item.body, item.url, *self.limits)
+            except (ApkError, WorkerDied) as exc:
                 item.status, item.error = "invalid", f"{APK_INVALID}: {exc}"
                 self.snapshot.error(self.crawler.stats, item.store, APK_INVALID, item.url, str(exc))
         return {"url": item.url, "status": item.status, "fetched_at": item.fetched_at,

@@ -7,6 +7,7 @@ normalised with :func:`finmon.model.normalise_text` and its sha256 is the versio
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import json
@@ -21,6 +22,7 @@ import trafilatura
 from charset_normalizer import from_bytes
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom, resolve_encoding
 
+from crawler.workers import Workers
 from finmon.model import PolicyVersion, normalise_text, sha256_hex
 
 log = logging.getLogger(__name__)
@@ -216,27 +218,42 @@ def _extract(url, final_url, body, content_type, fetched_at) -> tuple[PolicyVers
 
 
 class PolicyExtractor:
-    """Extracts policies, each distinct body only once (bounded cache keyed by the body's sha256)."""
+    """Extracts policies, each distinct body only once (bounded cache keyed by the body's sha256).
 
-    def __init__(self, cache_size: int = 4096) -> None:
+    The extraction runs in the crawl's :class:`~crawler.workers.Workers`; a body that arrives while the
+    same body is being extracted waits for that extraction instead of starting another.
+    """
+
+    def __init__(self, cache_size: int = 4096, workers: Workers | None = None) -> None:
         self._cache: dict[str, tuple[PolicyVersion, tuple[str, ...]] | ExtractionFailed] = {}
+        self._running: dict[str, asyncio.Future] = {}
         self.cache_size = cache_size
+        self.workers = workers or Workers(0)
         self.extracted = 0
 
-    def extract(
+    async def extract(
         self, url: str, final_url: str, body: bytes, content_type: str | None, fetched_at: str
     ) -> tuple[PolicyVersion, tuple[str, ...]]:
         key = sha256_hex(body) + "\x1f" + ("pdf" if is_pdf(body, content_type) else (content_type or ""))
         cached = self._cache.get(key)
         if cached is None:
-            self.extracted += 1
+            running = self._running.get(key)
+            first = running is None
+            if first:
+                self.extracted += 1
+                running = self._running[key] = asyncio.ensure_future(
+                    self.workers.run(extract_policy, url, final_url, body, content_type, fetched_at))
             try:
-                cached = extract_policy(url, final_url, body, content_type, fetched_at)
+                cached = await asyncio.shield(running)
             except ExtractionFailed as exc:
                 cached = exc
-            if len(self._cache) >= self.cache_size:
-                del self._cache[next(iter(self._cache))]  # oldest first
-            self._cache[key] = cached
+            finally:
+                if first:
+                    del self._running[key]
+            if first:
+                if len(self._cache) >= self.cache_size:
+                    del self._cache[next(iter(self._cache))]  # oldest first
+                self._cache[key] = cached
         if isinstance(cached, ExtractionFailed):
             raise ExtractionFailed(str(cached))
         version, warnings = cached

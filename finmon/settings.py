@@ -44,6 +44,8 @@ FINMON_APK_DOWNLOADS_AT_ONCE = 2
 FINMON_APK_SLOT = "finmon-apk"
 FINMON_MIN_TARGET_SDK = 30  # V505 flags a targetSdkVersion below this
 FINMON_POLICY_CACHE_SIZE = 4096  # extracted policy bodies kept per crawl (same body → extracted once)
+# Worker processes per crawl process for policy text extraction and APK inspection (0: on the event loop)
+FINMON_CRAWL_WORKERS = 1
 FINMON_APPGALLERY_PAGE_SIZE = 25  # maxResults of an AppGallery search page
 # Search result pages followed per keyword at most: a guard against a store that pages without end, set far
 # beyond any real listing so discovery runs to the end. A search it stops is counted (run counter
@@ -116,6 +118,9 @@ ROBOTSTXT_OBEY = True
 CONCURRENT_REQUESTS = 32
 CONCURRENT_REQUESTS_PER_DOMAIN = 16
 CONCURRENT_ITEMS = 10
+# Scrapy re-reads and parses a generator callback's source on every response when the callback is a bound
+# method (its cache is keyed by the short-lived method object): about 6% of the crawl's CPU, for a warning.
+WARN_ON_GENERATOR_RETURN_VALUE = False
 DOWNLOAD_TIMEOUT = 20
 DOWNLOAD_MAXSIZE = 8 * 1024 * 1024
 DOWNLOAD_SLOTS = {FINMON_APK_SLOT: {"concurrency": FINMON_APK_DOWNLOADS_AT_ONCE}}

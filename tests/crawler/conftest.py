@@ -45,13 +45,26 @@ def crawler_settings(tmp_path):
 
 @pytest.fixture(autouse=True)
 def _close_snapshots():
-    """Snapshots and previous captures are process-wide: close the ones a test opened."""
+    """Snapshots, previous captures and crawl workers are process-wide: close the ones a test opened."""
     from crawler.previous import PreviousCapture
     from crawler.snapshot import Snapshot
+    from crawler.workers import Workers
 
     yield
     Snapshot.close_all()
     PreviousCapture.forget_all()
+    for workers in list(Workers._shared.values()):
+        workers.close()
+
+
+def through(pipeline, *items):
+    """Each item through an async pipeline, side by side on one event loop as Scrapy runs them; the results."""
+    import asyncio
+
+    async def each():
+        return await asyncio.gather(*(pipeline.process_item(item) for item in items))
+
+    return asyncio.run(each())
 
 
 @pytest.fixture

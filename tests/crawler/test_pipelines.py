@@ -10,6 +10,7 @@ from crawler.pipelines import ApkPipeline, ListingPipeline, PolicyPipeline
 from finmon.model import ApkInfo
 from market.apk import ApkSpec, build_apk
 from crawler.snapshot import Snapshot
+from tests.crawler.conftest import through
 
 NOW = "2024-06-01T00:00:00+00:00"
 
@@ -45,8 +46,8 @@ def test_invalid_listing_dropped_and_recorded(make_crawler, listing):
 def test_other_items_pass_through(make_crawler):
     crawler = make_crawler()
     assert ListingPipeline.from_crawler(crawler).process_item({"x": 1}) == {"x": 1}
-    assert PolicyPipeline.from_crawler(crawler).process_item({"x": 1}) == {"x": 1}
-    assert ApkPipeline.from_crawler(crawler).process_item({"x": 1}) == {"x": 1}
+    assert through(PolicyPipeline.from_crawler(crawler), {"x": 1}) == [{"x": 1}]
+    assert through(ApkPipeline.from_crawler(crawler), {"x": 1}) == [{"x": 1}]
 
 
 def test_policy_lines_per_status(make_crawler, fx):
@@ -56,8 +57,7 @@ def test_policy_lines_per_status(make_crawler, fx):
     missing = PolicyFetch("http://127.0.0.1/p/b.html", "xiaomi", "not_found", NOW, error="not_found: HTTP 404")
     down = PolicyFetch("http://127.0.0.1/p/c.html", "xiaomi", "unavailable", NOW, error="http_5xx: HTTP 500")
     broken = PolicyFetch("http://127.0.0.1/p/d.pdf", "xiaomi", "ok", NOW, "http://127.0.0.1/p/d.pdf", b"%PDF-1.4 broken", "application/pdf")
-    for item in (ok, missing, down, broken):
-        pipeline.process_item(item)
+    through(pipeline, ok, missing, down, broken)
     rows = {row["url"]: row for row in lines(crawler, "policies")}
     assert rows[ok.url]["status"] == "ok" and rows[ok.url]["error"] is None
     assert rows[ok.url]["version"]["effective_date"] == "2024-03-01"
@@ -81,8 +81,7 @@ def test_apk_lines_per_status(make_crawler):
     ok = ApkFetch("http://127.0.0.1/apk/a.apk", "xiaomi", "ok", NOW, body)
     broken = ApkFetch("http://127.0.0.1/apk/b.apk", "xiaomi", "ok", NOW, body[: len(body) // 3])
     down = ApkFetch("http://127.0.0.1/apk/c.apk", "xiaomi", "unavailable", NOW, error="too_large: over the limit")
-    for item in (ok, broken, down):
-        assert pipeline.process_item(item) is item
+    assert through(pipeline, ok, broken, down) == [ok, broken, down]
     rows = {row["url"]: row for row in lines(crawler, "apks")}
     info = ApkInfo.from_dict(rows[ok.url]["apk"])
     assert info.package == "com.anxin.loan" and info.url == ok.url and [s["id"] for s in info.sdks] == ["jpush"]
@@ -97,8 +96,8 @@ def test_apk_lines_per_status(make_crawler):
 
 def test_apks_over_the_size_cap_are_refused(make_crawler):
     crawler = make_crawler(FINMON_APK_MAX_BYTES=100)
-    ApkPipeline.from_crawler(crawler).process_item(
-        ApkFetch("http://127.0.0.1/apk/a.apk", "xiaomi", "ok", NOW, build_apk(ApkSpec(package="a.b"))))
+    through(ApkPipeline.from_crawler(crawler),
+            ApkFetch("http://127.0.0.1/apk/a.apk", "xiaomi", "ok", NOW, build_apk(ApkSpec(package="a.b"))))
     (row,) = lines(crawler, "apks")
     assert row["status"] == "invalid" and "limit" in row["error"]
 
@@ -107,8 +106,8 @@ def test_apks_inflating_beyond_the_caps_are_refused(make_crawler):
     from market.apk import zip_bomb
 
     crawler = make_crawler(FINMON_APK_MAX_ENTRY_BYTES=1024 ** 2)
-    ApkPipeline.from_crawler(crawler).process_item(
-        ApkFetch("http://127.0.0.1/apk/a.apk", "xiaomi", "ok", NOW, zip_bomb(ApkSpec(package="a.b"), 2 * 1024 ** 2)))
+    through(ApkPipeline.from_crawler(crawler),
+            ApkFetch("http://127.0.0.1/apk/a.apk", "xiaomi", "ok", NOW, zip_bomb(ApkSpec(package="a.b"), 2 * 1024 ** 2)))
     (row,) = lines(crawler, "apks")
     assert row["status"] == "invalid"
     assert row["error"] == "apk_invalid: APK refused: classes.dex inflates beyond 1,048,576 bytes (FINMON_APK_MAX_ENTRY_BYTES)"

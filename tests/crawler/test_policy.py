@@ -1,3 +1,5 @@
+import asyncio
+
 import pytest
 
 from crawler.policy import (
@@ -9,6 +11,7 @@ from crawler.policy import (
     effective_date,
     extract_policy,
 )
+from crawler.workers import Workers
 from finmon.model import normalise_text, sha256_hex
 from tests.support import loopback_page
 
@@ -122,25 +125,45 @@ def test_detect_language(text, lang):
     assert detect_language(text) == lang
 
 
+def extracted(extractor, *calls):
+    """The extractor's results (or ExtractionFailed) for each (url, body) call, side by side on one event loop."""
+    async def each():
+        return await asyncio.gather(*(extractor.extract(url, url.replace("q", "r"), body, "text/html", NOW)
+                                      for url, body in calls), return_exceptions=True)
+
+    return asyncio.run(each())
+
+
 def test_extractor_extracts_each_body_once(fx):
     extractor = PolicyExtractor()
     body = fx.bytes("policy_zh.html")
-    a, _ = extractor.extract("http://a/p.html", "http://a/p.html", body, "text/html", NOW)
-    b, _ = extractor.extract("http://b/q.html", "http://b/r.html", body, "text/html", NOW)
+    (a, _), = extracted(extractor, ("http://a/p.html", body))
+    (b, _), = extracted(extractor, ("http://b/q.html", body))
     assert extractor.extracted == 1
     assert a.sha256 == b.sha256 and (b.url, b.final_url) == ("http://b/q.html", "http://b/r.html")
-    with pytest.raises(ExtractionFailed):
-        extractor.extract("http://c/", "http://c/", b"", "text/html", NOW)
-    with pytest.raises(ExtractionFailed):
-        extractor.extract("http://d/", "http://d/", b"", "text/html", NOW)
+    failures = extracted(extractor, ("http://c/", b""), ("http://d/", b""))
+    assert all(isinstance(f, ExtractionFailed) for f in failures)
     assert extractor.extracted == 2
+
+
+def test_extractor_in_a_worker_process_extracts_a_body_arriving_twice_at_once_once(fx):
+    workers = Workers(1)
+    try:
+        extractor = PolicyExtractor(workers=workers)
+        body = fx.bytes("policy_zh.html")
+        (a, _), (b, _), failed = extracted(extractor, ("http://a/p", body), ("http://b/q", body), ("http://c/", b"<p>"))
+        assert extractor.extracted == 2 and a.sha256 == b.sha256 and "手机号码" in a.text
+        assert (a.url, b.url, b.final_url) == ("http://a/p", "http://b/q", "http://b/r")
+        assert isinstance(failed, ExtractionFailed)
+    finally:
+        workers.close()
 
 
 def test_extractor_cache_is_bounded(fx):
     extractor = PolicyExtractor(cache_size=1)
     zh, en = fx.bytes("policy_zh.html"), fx.bytes("policy_en.html")
     for body in (zh, en, zh):
-        extractor.extract("http://a/", "http://a/", body, "text/html", NOW)
+        extracted(extractor, ("http://a/", body))
     assert extractor.extracted == 3
 
 

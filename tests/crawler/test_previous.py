@@ -6,6 +6,7 @@ from crawler.pipelines import ApkPipeline, PolicyPipeline
 from crawler.previous import PreviousCapture
 from crawler.snapshot import Snapshot
 from crawler.spiders.xiaomi import XiaomiSpider
+from tests.crawler.conftest import through
 
 NOW = "2026-11-23T00:00:00+00:00"
 POLICY = "http://127.0.0.1:9/policies/a/p.html"
@@ -41,13 +42,13 @@ def test_a_304_reuses_the_previous_record_and_a_200_keeps_its_validators(make_sp
     (item,) = spider.parse_policy(respond(POLICY, b"", status=304), url=POLICY)
     assert item.unchanged and item.body == b""
     crawler = spider.crawler
-    PolicyPipeline.from_crawler(crawler).process_item(item)
+    through(PolicyPipeline.from_crawler(crawler), item)
     changed = respond(POLICY, "<html><body><p>我们会收集您的手机号码，用于登录。</p></body></html>".encode(), status=200)
     changed.headers["ETag"] = '"v2"'
     (fresh,) = spider.parse_policy(changed, url=POLICY)
     assert not fresh.unchanged and fresh.etag == '"v2"'
     (apk_item,) = spider.parse_apk(respond(APK, b"", status=304), url=APK)
-    ApkPipeline.from_crawler(crawler).process_item(apk_item)
+    through(ApkPipeline.from_crawler(crawler), apk_item)
     Snapshot.of(crawler.settings).close()
     out = Snapshot.of(crawler.settings).path
     (policy_row,) = [json.loads(line) for line in (out / "policies.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -61,7 +62,7 @@ def test_a_304_reuses_the_previous_record_and_a_200_keeps_its_validators(make_sp
 
 def test_a_304_without_an_earlier_record_is_an_error_not_a_silent_loss(make_crawler):
     crawler = make_crawler()
-    PolicyPipeline.from_crawler(crawler).process_item(PolicyFetch(POLICY, "xiaomi", "ok", NOW, unchanged=True))
+    through(PolicyPipeline.from_crawler(crawler), PolicyFetch(POLICY, "xiaomi", "ok", NOW, unchanged=True))
     Snapshot.of(crawler.settings).close()
     out = Snapshot.of(crawler.settings).path
     (row,) = [json.loads(line) for line in (out / "policies.jsonl").read_text(encoding="utf-8").splitlines()]
