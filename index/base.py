@@ -192,12 +192,13 @@ def index_text(text: str) -> str:
 
     Each backend splits it at the blanks only and lower-cases it, so a phrase matches alike in both.
     """
-    return " ".join(map(_fold, TOKEN.findall(nfkc(text))))
+    return " ".join(TOKEN.findall(_fold(nfkc(text))))
 
 
 @lru_cache(maxsize=1)
-def _latin_bases() -> dict[int, str]:
-    """Each Latin letter of the Basic Multilingual Plane that carries a diacritic → its base letter."""
+def _latin_bases() -> tuple[dict[int, str], re.Pattern]:
+    """Each Latin letter of the Basic Multilingual Plane that carries a diacritic → its base letter, and a
+    pattern finding any of them."""
     table = {}
     for code in range(0x80, 0x10000):
         char = chr(code)
@@ -205,12 +206,16 @@ def _latin_bases() -> dict[int, str]:
             base = unicodedata.normalize("NFD", char)[0]
             if base != char:
                 table[code] = base
-    return table
+    return table, re.compile("[" + re.escape("".join(map(chr, table))) + "]")
 
 
-def _fold(token: str) -> str:
-    """``token`` without the diacritics of its Latin letters (as FTS5's ``remove_diacritics``)."""
-    return token if token.isascii() else token.translate(_latin_bases())
+def _fold(text: str) -> str:
+    """``text`` without the diacritics of its Latin letters (as FTS5's ``remove_diacritics``); a letter stays a
+    letter, so the tokens are those of the text."""
+    if text.isascii():
+        return text
+    table, marked = _latin_bases()
+    return text.translate(table) if marked.search(text) else text
 
 
 def timestamp(value: Any) -> str:

@@ -170,6 +170,7 @@ def test_the_index_gets_the_tokens_cjk_spaced():
     assert index_text("android.permission.READ_CONTACTS, café ⺀・") == "android permission READ CONTACTS cafe"
     # diacritics of Latin letters go (as FTS5's remove_diacritics), other scripts' stay; Ł has no base letter
     assert index_text("Łódź Ĉu ṩ ά Ǆ") == "Łodz Cu s ά DZ"
+    assert index_text("收集Crème与通讯录") == "收 集 Creme 与 通 讯 录"  # folded inside CJK text too
 
 
 def test_queries_become_quoted_phrases():
