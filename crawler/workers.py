@@ -3,7 +3,8 @@
 The crawl process then only does I/O and parsing, and the heavy work of every store's pipelines runs
 beside it on the other core. ``FINMON_CRAWL_WORKERS`` sets the number of worker processes of one crawl
 process (0: run the work on the event loop, as a test or a one-core machine may prefer). Workers start
-on first use, by ``spawn`` (the crawl process runs threads, so it is never forked).
+on first use, by ``spawn`` (the crawl process runs threads, so it is never forked), and die with their crawl
+process, even when it is killed.
 
 A worker that dies (killed, out of memory, a crash in a parser's C code) breaks its pool, and every piece of
 work then in flight fails with it. Each of those is retried once, alone, in a separate one-process pool, so
@@ -13,13 +14,17 @@ costs one item, never the crawl.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, ClassVar
 
 log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class WorkerDied(Exception):
@@ -62,7 +67,9 @@ class Workers:
     async def _submit(self, name: str, processes: int, function: Callable[..., Any], args: tuple) -> Any:
         pool = self._pools.get(name)
         if pool is None:
-            pool = self._pools[name] = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+            # started from the event loop's thread, which lives as long as the crawl: a worker dies with its crawl
+            pool = self._pools[name] = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                                                           initializer=die_with_parent)
         try:
             return await asyncio.wrap_future(pool.submit(function, *args))
         except BrokenProcessPool:
@@ -89,6 +96,14 @@ class Workers:
             pool.shutdown(wait=True, cancel_futures=True)
         self._pools.clear()
         self._shared.pop(self.processes, None)
+
+
+def die_with_parent(signum: int = signal.SIGKILL) -> None:
+    """In a child process, first thing: get ``signum`` when the parent dies, even by SIGKILL (Linux prctl;
+    elsewhere nothing). Linux sends it when the parent's thread that started the child ends, and once per
+    such thread, so a child must take a repeat calmly."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum)
 
 
 def _name(function: Callable[..., Any]) -> str:

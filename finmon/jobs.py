@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import ctypes
 import fcntl
 import json
 import logging
@@ -23,6 +22,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
@@ -45,7 +45,6 @@ if TYPE_CHECKING:  # imported where used: commands that analyse nothing start fa
     import analyzers
 
 log = logging.getLogger(__name__)
-PR_SET_PDEATHSIG = 1
 
 Progress = Callable[[str, int, int | None], None]  # (label, done, total or None)
 
@@ -132,6 +131,8 @@ def crawl(
     from the run.json each crawl writes); a crawl that dies without writing one is reported as a
     failed Run, never raised.
     """
+    from crawler.workers import die_with_parent
+
     out_dir.mkdir(parents=True, exist_ok=True)
     crawled = [store for store, url in store_urls.items() if url]
     overrides = dict(overrides or {})
@@ -152,9 +153,10 @@ def crawl(
         for key, value in (overrides or {}).items():
             cmd += ["--set", f"{key}={json.dumps(value)}"]
         log_file = open(store_dir / "crawl.log", "ab")
-        # its own session: a terminal's Ctrl-C reaches this process, which stops the crawl once, gracefully
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
-                                start_new_session=True)
+        # its own session: a terminal's Ctrl-C reaches this process, which stops the crawl once, gracefully;
+        # SIGUSR1 if this process dies (crawler.run then stops gracefully, once however often it comes)
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=partial(die_with_parent, signal.SIGUSR1))
         procs[store] = (proc, log_file, time.monotonic())
     count_listings = LineCounter()
     runs = []
@@ -186,17 +188,6 @@ def crawl(
                 proc.wait()
             log_file.close()
     return runs
-
-
-def _die_with_parent() -> None:
-    """In the crawl's child process: get SIGUSR1 when the parent dies (Linux prctl; elsewhere nothing).
-
-    ``crawler.run`` stops gracefully on the first SIGUSR1 and ignores repeats: Linux sends one per
-    exiting thread of the parent, and two SIGTERMs would make Scrapy stop uncleanly.
-    """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGUSR1)
 
 
 def _crawl_result(store: str, store_dir: Path, returncode: int, timed_out: bool) -> Run:

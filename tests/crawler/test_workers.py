@@ -87,3 +87,40 @@ def test_workers_are_shared_per_process_and_stop_with_their_last_user(crawler_se
     assert Workers.of(settings) is first
     first.release(), first.release()
     assert not first._pools and Workers.of(settings) is not first
+
+
+PARENT = """
+import asyncio, sys, time
+from crawler.workers import Workers
+from tests.crawler.test_workers import pid_of_worker
+
+workers = Workers(1)
+print(asyncio.run(workers.run(pid_of_worker)), flush=True)
+time.sleep(600)
+"""
+
+
+def test_workers_die_with_a_killed_crawl_process():
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+        os.kill(worker, 0)  # alive
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        pytest.fail(f"worker {worker} outlived its killed parent")
+    finally:
+        parent.kill()
+        parent.stdout.close()
