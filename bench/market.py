@@ -1,21 +1,26 @@
 """The whole chain at market scale, stage by stage: crawl, analyse (with SQLite indexing), report, search.
 
 For each size the simulator serves a fresh market on loopback (in this process, so its memory is not
-counted) and each stage runs as the operator would run it, in its own processes: the three stores' crawls
-side by side (``python -m crawler.run``, one process per store, as ``finmon crawl`` starts them), then
-``finmon analyze`` and ``finmon report``. Per stage it prints wall seconds and share of the end to end,
-CPU seconds, peak RSS of its largest process; for the crawl also responses/s and crawler CPU per response;
-then the index and report sizes, search latency in process (p50/p95 over a fixed query mix, interpreter
-start-up measured apart), an unchanged recrawl against the first crawl, and, with ``--bare``, the crawler
-against a bare Scrapy spider fetching the same URLs (``bench/crawl_vs_bare.py``), side by side.
+counted; its CPU is printed apart) and each stage runs as the operator would run it, in its own processes:
+the three stores' crawls side by side (``python -m crawler.run``, one process per store, as ``finmon crawl``
+starts them, each with its extraction worker), then ``finmon analyze`` and ``finmon report``. Per stage it
+prints wall seconds and share of the end to end, CPU seconds, peak RSS of its largest process; for the
+crawl also responses/s and crawler CPU per response; then the index and report sizes, search latency in
+process (p50/p95 over a fixed query mix, interpreter start-up measured apart), the analyzers' speed on one
+core against a no-op pass over the same apps, and an unchanged recrawl against the first crawl.
+With ``--bare``, the crawler against a bare Scrapy spider (``bench/crawl_vs_bare.py``) and a raw asyncio
+HTTP client (aiohttp) fetching the same URLs, side by side. With ``--es`` (after ``finmon es install``), the
+analysis indexed into Elasticsearch too: that stage's time, finmon's bulk writes against raw
+``streaming_bulk`` of the same documents, and search latency on that backend.
 
-    python bench/market.py [--apps 1000,10000] [--seed 7] [--bare] [--json]
+    python bench/market.py [--apps 1000,10000] [--seed 7] [--bare] [--es] [--json]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,24 +36,57 @@ from market.server import MarketServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ["通讯录", "短信", "位置", "借款", "征信", "收集", "第三方", "com", "privacy", "贷款 通讯录"]
+ES_SAMPLE = 5000  # apps whose analysis is written twice for the bulk comparison (held in memory meanwhile)
+
+RAW_CLIENT = """
+import asyncio, json, sys
+import aiohttp
+
+async def fetch_all(urls):
+    limit = asyncio.Semaphore(16)  # the bare spider's CONCURRENT_REQUESTS_PER_DOMAIN (one host here)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
+        async def get(url):
+            async with limit:
+                try:
+                    async with session.get(url) as response:
+                        await response.read()
+                        return 1
+                except aiohttp.ClientError:
+                    return 0
+        print(sum(await asyncio.gather(*(get(u) for u in urls))))
+
+asyncio.run(fetch_all(json.load(open(sys.argv[1]))))
+"""
 
 
-def run_processes(commands: list[list[str]]) -> dict:
-    """Run commands side by side; wall seconds, CPU seconds of all, peak RSS (MB) of the largest process."""
-    started = time.perf_counter()
-    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for cmd in commands]
-    cpu, peak, failed = 0.0, 0, []
-    for proc, cmd in zip(procs, commands):
-        stderr = proc.stderr.read()
+def own_cpu() -> float:
+    """CPU seconds of this process so far (the simulator's thread, while the stages run elsewhere)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_processes(commands: list[list[str]], env: dict[str, str] | None = None) -> dict:
+    """Run commands side by side; wall seconds, CPU seconds of all, peak RSS (MB) of the largest process,
+    and the CPU seconds this process (the simulator) spent meanwhile."""
+    started, simulator = time.perf_counter(), own_cpu()
+    outputs = [(tempfile.TemporaryFile(), tempfile.TemporaryFile()) for _ in commands]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, env={**os.environ, **(env or {})})
+             for cmd, (out, err) in zip(commands, outputs)]
+    cpu, peak, failed, last_lines = 0.0, 0, [], []
+    for proc, cmd, (out, err) in zip(procs, commands, outputs):
         _, status, usage = os.wait4(proc.pid, 0)  # usage of the process and the children it waited for
         proc.returncode = os.waitstatus_to_exitcode(status)
         cpu += usage.ru_utime + usage.ru_stime
         peak = max(peak, usage.ru_maxrss)
-        if proc.returncode not in (0,):
-            failed.append(f"{' '.join(cmd[:4])} … exit {proc.returncode}: {stderr.decode(errors='replace')[-500:]}")
+        out.seek(0), err.seek(0)
+        last_lines.append((out.read().decode(errors="replace").strip().splitlines() or [""])[-1])
+        if proc.returncode != 0:
+            failed.append(f"{' '.join(cmd[:4])} … exit {proc.returncode}: {err.read().decode(errors='replace')[-500:]}")
+        out.close(), err.close()
     if failed:
         raise SystemExit("\n".join(failed))
-    return {"seconds": time.perf_counter() - started, "cpu_seconds": cpu, "peak_rss_mb": peak / 1024}
+    return {"seconds": time.perf_counter() - started, "cpu_seconds": cpu, "peak_rss_mb": peak / 1024,
+            "simulator_cpu_seconds": own_cpu() - simulator, "last_lines": last_lines}
 
 
 def crawl(market: MarketServer, out: Path, previous: Path | None = None) -> dict:
@@ -63,6 +101,7 @@ def crawl(market: MarketServer, out: Path, previous: Path | None = None) -> dict
             cmd += ["--set", f"FINMON_PREVIOUS_SNAPSHOT={previous / store}"]
         commands.append(cmd)
     stage = run_processes(commands)
+    del stage["last_lines"]
     runs = [json.loads((out / store / "run.json").read_text(encoding="utf-8")) for store in market.store_urls]
     total = lambda key: sum(r["counters"].get(key, 0) for r in runs)  # noqa: E731
     stage.update(responses=total("responses"), listings=total("listings"), not_modified=total("not_modified"),
@@ -72,13 +111,14 @@ def crawl(market: MarketServer, out: Path, previous: Path | None = None) -> dict
     return stage
 
 
-def finmon(*args: str) -> dict:
-    return run_processes([[sys.executable, "-m", "finmon.cli", *args]])
+def finmon(*args: str, env: dict[str, str] | None = None) -> dict:
+    stage = run_processes([[sys.executable, "-m", "finmon.cli", *args]], env)
+    del stage["simulator_cpu_seconds"], stage["last_lines"]
+    return stage
 
 
-def search_latency(db: Path) -> dict:
+def search_latency(store) -> dict:
     """p50/p95 of store.search over the query mix (each query with and without a filter), in process."""
-    store = jobs.open_store(db, read_only=True)
     times = []
     try:
         for _ in range(5):
@@ -104,7 +144,7 @@ def start_up() -> float:
 
 
 def bare_ratio(out: Path, first: dict, tmp: Path) -> dict:
-    """The bare Scrapy spider on the detail, policy and APK URLs of the first crawl, and the pages/s ratio."""
+    """A bare Scrapy spider and a raw aiohttp client on the detail, policy and APK URLs of the first crawl."""
     sys.path.insert(0, str(Path(__file__).parent))
     from crawl_vs_bare import BARE_SPIDER
 
@@ -112,10 +152,91 @@ def bare_ratio(out: Path, first: dict, tmp: Path) -> dict:
     urls = sorted({lst.source_url for lst in snap.listings} | set(snap.policies) | set(snap.policy_failures)
                   | {lst.apk_url for lst in snap.listings if lst.apk_url})
     (tmp / "urls.json").write_text(json.dumps(urls))
-    (tmp / "bare.py").write_text(BARE_SPIDER)
-    stage = run_processes([[sys.executable, str(tmp / "bare.py"), str(tmp / "urls.json")]])
-    rate = len(urls) / stage["seconds"]
-    return {"bare_pages_per_s": rate, "ratio": first["responses_per_s"] / rate}
+    result: dict = {"urls": len(urls)}
+    for name, script in (("bare", BARE_SPIDER), ("raw", RAW_CLIENT)):
+        (tmp / f"{name}.py").write_text(script)
+        stage = run_processes([[sys.executable, str(tmp / f"{name}.py"), str(tmp / "urls.json")]])
+        rate = len(urls) / stage["seconds"]
+        result[name] = {"pages_per_s": rate, "responses": int(stage["last_lines"][0]), "ratio": first["responses_per_s"] / rate,
+                        "cpu_ms_per_response": 1000 * stage["cpu_seconds"] / len(urls),
+                        "simulator_cpu_seconds": stage["simulator_cpu_seconds"]}
+    return result
+
+
+def analyzer_speed(crawl_dir: Path, keep: int) -> tuple[dict, list]:
+    """Apps with a policy analysed per CPU second on one core (every rule), against a no-op pass over the
+    same apps; and the first ``keep`` (app, analysis) pairs, for the Elasticsearch stage."""
+    import analyzers
+    from finmon.model import Analysis, merge_listings
+
+    snap = jobs.load_snapshot(crawl_dir)
+    apps = merge_listings(snap.listings, snap.policies, snap.policy_failures, snap.apks)
+    with_policy = sum(1 for app in apps if app.policy is not None)
+    started = time.process_time()
+    for app in apps:
+        Analysis(app.key, "other", 0.0, ())
+    noop = time.process_time() - started
+    kept: list = []
+    started = time.process_time()
+    for app in apps:
+        analysis = analyzers.analyze(app)
+        if len(kept) < keep:
+            kept.append((app, analysis))
+    rules = time.process_time() - started
+    return ({"apps": len(apps), "with_policy": with_policy, "policies_per_cpu_s": with_policy / rules,
+             "noop_per_cpu_s": with_policy / max(noop, 1e-6)}, kept)
+
+
+def elasticsearch_stage(crawl_dir: Path, tmp: Path, apps: int, analysed: list) -> dict:
+    """``finmon analyze`` into Elasticsearch; finmon's bulk writes of analysed apps against raw
+    ``streaming_bulk`` of the very documents they produced (into empty indices with the same mappings);
+    search latency there."""
+    from elasticsearch import Elasticsearch, helpers
+
+    import analyzers
+    from finmon import settings
+    from index.elastic import ElasticStore
+    from index.es_node import LocalElasticsearch
+
+    node = LocalElasticsearch()
+    was_running = node.health() is not None
+    url = node.start()
+    analyse, ours, raw = (f"bench{apps}-{name}" for name in ("analyze", "finmon", "raw"))
+    try:
+        stage = finmon("analyze", str(crawl_dir), "--db", str(tmp / "unused.db"),
+                       env={"FINMON_ES_URL": url, "FINMON_ES_PREFIX": analyse})
+        store, seen, version = ElasticStore(url, prefix=ours), jobs.utcnow(), analyzers.analysis_version(None)
+        started = time.perf_counter()
+        for start in range(0, len(analysed), settings.FINMON_ANALYZE_BATCH):
+            batch = analysed[start:start + settings.FINMON_ANALYZE_BATCH]
+            store.save_analysis([app for app, _ in batch], [analysis for _, analysis in batch], seen,
+                                inputs={app.key: jobs.input_hash(app, version) for app, _ in batch})
+        finmon_seconds = time.perf_counter() - started
+        aliases = {index: next(iter(body["aliases"])) for index, body in store.es.indices.get_alias(
+            index=f"{ours}-*").items()}
+        docs = [{"_index": aliases[hit["_index"]].replace(ours, raw, 1), "_id": hit["_id"], "_source": hit["_source"]}
+                for hit in helpers.scan(store.es, index=f"{ours}-*", query={"query": {"match_all": {}}})]
+        target = ElasticStore(url, prefix=raw)  # the same mappings, empty
+        started = time.perf_counter()
+        for ok, item in helpers.streaming_bulk(target.es, docs, chunk_size=settings.FINMON_ES_BULK_DOCS,
+                                               max_chunk_bytes=settings.FINMON_ES_BULK_BYTES):
+            if not ok:
+                raise SystemExit(f"raw bulk refused a document: {item}")
+        target.es.indices.refresh(index=f"{raw}-*")
+        raw_seconds = time.perf_counter() - started
+        return {"stage": stage, "apps_written": len(analysed), "docs": len(docs), "finmon_bulk_s": finmon_seconds,
+                "raw_bulk_s": raw_seconds, "bulk_ratio": raw_seconds / finmon_seconds,
+                "search": search_latency(ElasticStore(url, prefix=analyse))}
+    finally:
+        es = Elasticsearch(url)
+        for prefix in (analyse, ours, raw):
+            for index in es.indices.get(index=f"{prefix}-*"):
+                es.indices.delete(index=index)
+            for template in es.options(ignore_status=404).indices.get_index_template(name=f"{prefix}-*")["index_templates"]:
+                es.indices.delete_index_template(name=template["name"])
+        es.close()
+        if not was_running:
+            node.stop()
 
 
 def folder_size(path: Path) -> tuple[int, float]:
@@ -123,7 +244,7 @@ def folder_size(path: Path) -> tuple[int, float]:
     return len(files), sum(p.stat().st_size for p in files) / 1e6
 
 
-def measure(apps: int, seed: int, bare: bool) -> dict:
+def measure(apps: int, seed: int, bare: bool, es: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp_name, MarketServer(apps=apps, seed=seed) as market:
         tmp = Path(tmp_name)
         db = tmp / "finmon.db"
@@ -134,9 +255,14 @@ def measure(apps: int, seed: int, bare: bool) -> dict:
         result = {"apps": apps, "seed": seed, "stages": stages, "end_to_end_s": end_to_end,
                   "index_mb": sum(p.stat().st_size for p in tmp.glob("finmon.db*")) / 1e6,
                   "report_files": folder_size(tmp / "report")[0], "report_mb": folder_size(tmp / "report")[1],
-                  "search": search_latency(db), "start_up_ms": start_up()}
+                  "search": search_latency(jobs.open_store(db, read_only=True)), "start_up_ms": start_up()}
+        result["analyzers"], analysed = analyzer_speed(tmp / "crawl", ES_SAMPLE if es else 0)
+        if es:
+            result["elasticsearch"] = elasticsearch_stage(tmp / "crawl", tmp, apps, analysed)
+        del analysed
         recrawl = crawl(market, tmp / "recrawl", previous=tmp / "crawl")
         result["recrawl"] = {"seconds": recrawl["seconds"], "not_modified": recrawl["not_modified"],
+                             "responses_per_s": recrawl["responses_per_s"],
                              "first_over_unchanged": stages["crawl"]["seconds"] / recrawl["seconds"]}
         if bare:
             result["bare"] = bare_ratio(tmp / "crawl", stages["crawl"], tmp)
@@ -152,29 +278,44 @@ def print_table(result: dict) -> None:
               f"{s['peak_rss_mb']:>13.0f}")
     c = result["stages"]["crawl"]
     print(f"crawl: {c['responses']} responses, {c['responses_per_s']:.0f}/s, {c['cpu_ms_per_response']:.2f} ms CPU "
-          f"per response (three processes), {c['listings']} listings, searches capped {c['capped']}, "
-          f"outcomes {', '.join(c['outcomes'])}")
+          f"per response (three processes and their workers), {c['listings']} listings, searches capped "
+          f"{c['capped']}, outcomes {', '.join(c['outcomes'])}; the simulator meanwhile {c['simulator_cpu_seconds']:.1f} "
+          f"CPU s")
     print(f"index {result['index_mb']:.0f} MB; report {result['report_files']} files, {result['report_mb']:.0f} MB")
     print(f"search in process: p50 {result['search']['p50_ms']:.1f} ms, p95 {result['search']['p95_ms']:.1f} ms; "
           f"`finmon --help` start-up {result['start_up_ms']:.0f} ms")
+    a = result["analyzers"]
+    print(f"analyzers on one core: {a['policies_per_cpu_s']:.0f} apps with a policy per CPU second ({a['with_policy']} "
+          f"of {a['apps']} apps have one); a no-op pass over the same apps {a['noop_per_cpu_s']:.0f}/s")
+    if "elasticsearch" in result:
+        e = result["elasticsearch"]
+        print(f"Elasticsearch: finmon analyze {e['stage']['seconds']:.1f} s (peak RSS {e['stage']['peak_rss_mb']:.0f} "
+              f"MB); writing {e['apps_written']} apps' analysis ({e['docs']} documents): finmon {e['finmon_bulk_s']:.1f} "
+              f"s, raw streaming_bulk of the same documents {e['raw_bulk_s']:.1f} s = {e['bulk_ratio']:.2f}; search "
+              f"p50 {e['search']['p50_ms']:.1f} ms, p95 {e['search']['p95_ms']:.1f} ms")
     r = result["recrawl"]
-    print(f"unchanged recrawl: {r['seconds']:.1f} s ({r['not_modified']} answered 304): first crawl "
-          f"{r['first_over_unchanged']:.2f}x its time")
+    print(f"unchanged recrawl: {r['seconds']:.1f} s ({r['not_modified']} answered 304, {r['responses_per_s']:.0f} "
+          f"responses/s): first crawl {r['first_over_unchanged']:.2f}x its time")
     if "bare" in result:
-        print(f"crawler vs bare Scrapy on the same URLs: {c['responses_per_s']:.0f} vs "
-              f"{result['bare']['bare_pages_per_s']:.0f} pages/s = {result['bare']['ratio']:.2f}")
+        b = result["bare"]
+        for name, label in (("bare", "a bare Scrapy spider"), ("raw", "a raw aiohttp client")):
+            print(f"crawler vs {label} on the same {b['urls']} URLs ({b[name]['responses']} answered): "
+                  f"{c['responses_per_s']:.0f} vs "
+                  f"{b[name]['pages_per_s']:.0f} pages/s = {b[name]['ratio']:.2f} ({b[name]['cpu_ms_per_response']:.2f} "
+                  f"ms CPU per response; the simulator {b[name]['simulator_cpu_seconds']:.1f} CPU s)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--apps", default="1000", help="comma-separated market sizes")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--bare", action="store_true", help="also time a bare Scrapy spider on the same URLs")
+    parser.add_argument("--bare", action="store_true", help="also time a bare Scrapy spider and a raw HTTP client")
+    parser.add_argument("--es", action="store_true", help="also index into Elasticsearch (after `finmon es install`)")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of tables")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
     for apps in (int(n) for n in args.apps.split(",")):
-        result = measure(apps, args.seed, args.bare)
+        result = measure(apps, args.seed, args.bare, args.es)
         print(json.dumps(result)) if args.json else print_table(result)
 
 
