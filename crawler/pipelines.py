@@ -11,8 +11,8 @@ from crawler.errors import APK_INVALID, EXTRACTION_FAILED, LAYOUT_CHANGED, OTHER
 from crawler.items import ApkFetch, PolicyFetch
 from crawler.policy import ExtractionFailed, PolicyExtractor
 from crawler.previous import PreviousCapture
-from crawler.workers import WorkerDied, Workers
 from crawler.snapshot import Snapshot
+from crawler.workers import WorkerDied, Workers
 from finmon.model import Listing
 
 LISTING_REQUIRED = ("store", "store_id", "platform", "package", "name", "source_url", "fetched_at")
