@@ -7,6 +7,7 @@ processes let a crawl of several stores use more than one core.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import csv
 import fcntl
 import json
@@ -254,52 +255,66 @@ class Snapshot:
     policy_failures: dict[str, str] = field(default_factory=dict)
     apks: dict[str, ApkInfo] = field(default_factory=dict)  # download URL -> inspected APK
     bad_lines: int = 0
+    # policy sha256 -> (file, byte offset) of a line holding its text, when read without texts
+    texts: dict[str, tuple[Path, int]] = field(default_factory=dict)
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line number, decoded JSON) of each non-blank line; a line that is not UTF-8 JSON raises ValueError."""
+def _jsonl(path: Path) -> Iterator[tuple[int, int, Any]]:
+    """(line number, byte offset, decoded JSON) of each non-blank line; a line that is not UTF-8 JSON gives its
+    ValueError instead."""
     if not path.exists():
         return
     with open(path, "rb") as fh:
+        offset = 0
         for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield line_no, json.loads(line.decode("utf-8"))
-            except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-                yield line_no, exc
+            if line.strip():
+                try:
+                    yield line_no, offset, json.loads(line.decode("utf-8"))
+                except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+                    yield line_no, offset, exc
+            offset += len(line)
 
 
-def _read_lines(path: Path, snap: Snapshot, read: Callable[[Any], None]) -> None:
-    """Apply ``read`` to each line of ``path``; a line it cannot take is counted, logged with its place, skipped."""
-    for line_no, row in _jsonl(path):
+def _read_lines(path: Path, snap: Snapshot, read: Callable[[Any, int], None]) -> None:
+    """Apply ``read`` to each line of ``path`` (and its offset); a line it cannot take is counted, logged with
+    its place, skipped."""
+    for line_no, offset, row in _jsonl(path):
         try:
             if isinstance(row, Exception):
                 raise row
-            read(row)
+            read(row, offset)
         except (ValueError, RecursionError, TypeError, KeyError, AttributeError) as exc:
             snap.bad_lines += 1
             log.warning("%s:%d: bad snapshot line skipped (%s)", path, line_no, str(exc)[:200])
 
 
-def load_snapshot(*crawl_dirs: Path) -> Snapshot:
-    """Read every listings.jsonl/policies.jsonl/apks.jsonl under the ``crawl_dirs``."""
-    snap = Snapshot()
+def load_snapshot(*crawl_dirs: Path, policy_texts: bool = True) -> Snapshot:
+    """Read every listings.jsonl/policies.jsonl/apks.jsonl under the ``crawl_dirs``.
 
-    def listing(row) -> None:
+    ``policy_texts=False``: policy versions come without their text, and ``texts`` says where to read it back
+    (:func:`with_policy_texts`), so a whole market's policies are never in memory at once.
+    """
+    snap = Snapshot()
+    path = Path()
+
+    def listing(row, offset) -> None:
         snap.listings.append(Listing.from_dict(row))
 
-    def policy(row) -> None:
+    def policy(row, offset) -> None:
         url, status = row["url"], row["status"]
         if not isinstance(url, str):
             raise TypeError(f"url: expected str, got {type(url).__name__}")
         if status == "ok":
-            snap.policies[url] = PolicyVersion.from_dict(row["version"])
+            version = PolicyVersion.from_dict(row["version"])
+            if not policy_texts:
+                snap.texts[version.sha256] = (path, offset)
+                version = dataclasses.replace(version, text="")
+            snap.policies[url] = version
             snap.policy_failures.pop(url, None)
         elif url not in snap.policies:
             snap.policy_failures[url] = POLICY_NOT_FOUND if status == "not_found" else POLICY_UNAVAILABLE
 
-    def apk(row) -> None:
+    def apk(row, offset) -> None:
         if row["status"] == "ok":
             if not isinstance(row["url"], str):
                 raise TypeError(f"url: expected str, got {type(row['url']).__name__}")
@@ -309,9 +324,24 @@ def load_snapshot(*crawl_dirs: Path) -> Snapshot:
                    | {p.parent for d in crawl_dirs for p in d.rglob("policies.jsonl")})
     for root in roots:
         _read_lines(root / "listings.jsonl", snap, listing)
-        _read_lines(root / "policies.jsonl", snap, policy)
+        path = root / "policies.jsonl"
+        _read_lines(path, snap, policy)
         _read_lines(root / "apks.jsonl", snap, apk)
     return snap
+
+
+def with_policy_texts(apps: Iterable[AppSnapshot], snap: Snapshot) -> list[AppSnapshot]:
+    """``apps`` with their policies' texts, read back from the snapshot lines ``snap.texts`` names."""
+    out = []
+    for app in apps:
+        place = snap.texts.get(app.policy.sha256) if app.policy is not None and not app.policy.text else None
+        if place is not None:
+            with place[0].open("rb") as fh:
+                fh.seek(place[1])
+                text = json.loads(fh.readline())["version"]["text"]
+            app = dataclasses.replace(app, policy=dataclasses.replace(app.policy, text=text))
+        out.append(app)
+    return out
 
 
 def load_run_record(path: Path) -> Run | None:
@@ -411,7 +441,7 @@ def _analyze(crawl_dir, store, run: Run, progress: Progress | None, registry, in
     import analyzers
 
     store.save_run(run)
-    snap = load_snapshot(*([crawl_dir] if isinstance(crawl_dir, Path) else crawl_dir))
+    snap = load_snapshot(*([crawl_dir] if isinstance(crawl_dir, Path) else crawl_dir), policy_texts=False)
     every_app = merge_listings(snap.listings, snap.policies, snap.policy_failures, snap.apks)
     version = analyzers.analysis_version(registry)
     inputs = {app.key: input_hash(app, version) for app in every_app}
@@ -426,7 +456,7 @@ def _analyze(crawl_dir, store, run: Run, progress: Progress | None, registry, in
     seen, findings, counts = utcnow(), 0, Counter()
     # analysed and indexed in batches, one transaction each: the findings of the whole market are never held
     for start in range(0, len(apps), settings.FINMON_ANALYZE_BATCH):
-        batch = apps[start:start + settings.FINMON_ANALYZE_BATCH]
+        batch = with_policy_texts(apps[start:start + settings.FINMON_ANALYZE_BATCH], snap)
         results = [analyzers.analyze(app, registry=registry) for app in batch]
         findings += sum(len(r.findings) for r in results)
         counts.update(store.save_analysis(batch, results, seen, skipped_rules=skipped,

@@ -74,7 +74,7 @@ def test_a_finished_run_leaves_no_lock_file(tmp_path):
 
 
 def test_a_failed_run_is_recorded_and_leaves_no_lock_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(jobs, "load_snapshot", lambda *dirs: 1 / 0)
+    monkeypatch.setattr(jobs, "load_snapshot", lambda *dirs, **options: 1 / 0)
     with SQLiteStore(tmp_path / "finmon.db") as store:
         with pytest.raises(ZeroDivisionError):
             jobs.analyze(tmp_path, store, registry=None)

@@ -69,3 +69,18 @@ def test_analyze_command_survives_a_bad_snapshot_and_a_corrupt_run_record(tmp_pa
     assert "run.json: unreadable run record skipped" in caplog.text
     assert "listings.jsonl:3: bad snapshot line skipped" in caplog.text
     assert "'errors/bad_snapshot_line': 9" in result.output
+
+
+def test_policies_read_without_their_texts_get_them_back_per_app(tmp_path):
+    for store, text in (("xiaomi", "我们收集您的手机号。"), ("appgallery", "我们收集您的位置信息。")):
+        crawl = tmp_path / "crawl" / store
+        crawl.mkdir(parents=True)
+        url = f"http://{store}.test/policy"
+        write_lines(crawl / "listings.jsonl", [listing(f"com.{store}.app", store=store, privacy_url=url)])
+        write_lines(crawl / "policies.jsonl", [b"", policy(url=url, sha256=store * 4, text=text) | {"url": url}])
+    full = jobs.load_snapshot(tmp_path / "crawl")
+    lean = jobs.load_snapshot(tmp_path / "crawl", policy_texts=False)
+    assert all(v.text for v in full.policies.values()) and not any(v.text for v in lean.policies.values())
+    apps = jobs.merge_listings(lean.listings, lean.policies, lean.policy_failures)
+    assert jobs.with_policy_texts(apps, lean) == jobs.merge_listings(full.listings, full.policies, full.policy_failures)
+    assert lean.bad_lines == full.bad_lines == 0
