@@ -120,8 +120,9 @@ class Store(Protocol):
     ) -> list[Finding]:
         """Findings matching every given filter, most severe first."""
 
-    def changes(self, since: str, until: str | None = None) -> dict[str, list[Finding]]:
-        """``{"new": first seen in [since, until), "resolved": resolved in [since, until)}``."""
+    def changes(self, since: str, until: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """``{"new": first seen in [since, until), "resolved": resolved in [since, until), "counts": {"new": n,
+        "resolved": m}}``, each list most severe first and at most ``limit`` long; the counts are of all."""
 
     def apps(self) -> list[dict[str, Any]]:
         """Every app with its unresolved finding counts by severity (``counts``) and ``stores``."""

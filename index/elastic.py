@@ -691,13 +691,18 @@ class ElasticStore:
                                                                  max(0, int(offset)), limit)]
 
     @_guarded
-    def changes(self, since: str, until: str | None = None) -> dict[str, list[Finding]]:
+    def changes(self, since: str, until: str | None = None, limit: int | None = None) -> dict[str, Any]:
         window = {"gte": timestamp(since), **({"lt": timestamp(until)} if until else {})}
         sort = [{"severity_rank": "asc"}, {"id": "asc"}]
-        new = self._sorted(self.alias("findings"), {"range": {"first_seen": window}}, sort)
-        resolved = self._sorted(self.alias("findings"), {"bool": {"filter": [
-            {"term": {"status": "resolved"}}, {"range": {"resolved_at": window}}]}}, sort)
-        return {"new": [_finding(h["_source"]) for h in new], "resolved": [_finding(h["_source"]) for h in resolved]}
+        queries = {"new": {"range": {"first_seen": window}}, "resolved": {"bool": {"filter": [
+            {"term": {"status": "resolved"}}, {"range": {"resolved_at": window}}]}}}
+        out: dict[str, Any] = {"counts": {}}
+        for name, query in queries.items():
+            hits = self._sorted(self.alias("findings"), query, sort, 0, None if limit is None else max(0, int(limit)))
+            out[name] = [_finding(h["_source"]) for h in hits]
+            out["counts"][name] = (len(out[name]) if limit is None else
+                                   self.es.count(index=self.alias("findings"), query=query)["count"])
+        return out
 
     def _counts(self, key: str | None = None) -> dict[str, dict[str, int]]:
         """Unresolved findings per app and severity (a composite aggregation, paged)."""

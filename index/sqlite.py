@@ -535,15 +535,18 @@ class SQLiteStore:
                 params.append(given[name])
         return " AND ".join(where), params
 
-    def changes(self, since: str, until: str | None = None) -> dict[str, list[Finding]]:
-        lo, hi = timestamp(since), timestamp(until) if until else "9999"
-        new = self.db.execute(
-            f"SELECT f.* FROM findings f WHERE f.first_seen >= ? AND f.first_seen < ? ORDER BY {_SEVERITY_ORDER}, f.id",
-            (lo, hi))
-        resolved = self.db.execute(
-            f"SELECT f.* FROM findings f WHERE f.status = 'resolved' AND f.resolved_at >= ? AND f.resolved_at < ? "
-            f"ORDER BY {_SEVERITY_ORDER}, f.id", (lo, hi))
-        return {"new": [self._finding(r) for r in new], "resolved": [self._finding(r) for r in resolved]}
+    def changes(self, since: str, until: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        window = (timestamp(since), timestamp(until) if until else "9999")
+        where = {"new": "f.first_seen >= ? AND f.first_seen < ?",
+                 "resolved": "f.status = 'resolved' AND f.resolved_at >= ? AND f.resolved_at < ?"}
+        out: dict[str, Any] = {"counts": {}}
+        for name, condition in where.items():
+            rows = self.db.execute(f"SELECT f.* FROM findings f WHERE {condition} ORDER BY {_SEVERITY_ORDER}, f.id "
+                                   "LIMIT ?", (*window, -1 if limit is None else max(0, int(limit))))
+            out[name] = [self._finding(r) for r in rows]
+            out["counts"][name] = (len(out[name]) if limit is None else
+                                   self.db.execute(f"SELECT count(*) FROM findings f WHERE {condition}", window).fetchone()[0])
+        return out
 
     def _stores(self, keys: Iterable[str] | None = None) -> dict[str, list[str]]:
         if keys is None:

@@ -24,7 +24,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from io import BytesIO
@@ -38,7 +38,7 @@ from babel.support import NullTranslations, Translations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from finmon import settings
-from finmon.model import Evidence, Finding, parse_utc, sha256_hex
+from finmon.model import Evidence, parse_utc, sha256_hex
 
 HERE = Path(__file__).resolve().parent
 LANGS = ("zh", "en")
@@ -224,16 +224,17 @@ def build_context(store: Any, lang: str, week: str | date | None, _: Callable[[s
                  default="")
     start, end = week_window(week, latest or None)
     rules = {r["id"]: r for r in store.rules()}
-    unresolved = store.findings(status=("new", "open"))
-    changes = store.changes(start.isoformat(), end.isoformat())
+    examples_n = settings.FINMON_REPORT_EXAMPLES_PER_RULE
+    changes = store.changes(start.isoformat(), end.isoformat(), limit=examples_n)
     by_key = {a["key"]: a for a in apps}
 
     trend = []
     for back in range(settings.FINMON_REPORT_TREND_WEEKS - 1, -1, -1):
         w_start = start - timedelta(weeks=back)
-        got = changes if back == 0 else store.changes(w_start.isoformat(), (w_start + timedelta(weeks=1)).isoformat())
+        got = changes if back == 0 else store.changes(w_start.isoformat(), (w_start + timedelta(weeks=1)).isoformat(),
+                                                      limit=0)
         iso = w_start.isocalendar()
-        trend.append({"label": f"W{iso.week:02d}", "new": len(got["new"]), "resolved": len(got["resolved"])})
+        trend.append({"label": f"W{iso.week:02d}", **got["counts"]})
 
     latest_crawls: dict[str, dict] = {}  # runs come newest first: the latest crawl of each store
     for run in runs:
@@ -242,21 +243,21 @@ def build_context(store: Any, lang: str, week: str | date | None, _: Callable[[s
     discovery_capped = {job.removeprefix("crawl:"): run["counters"]["discovery_capped"]
                         for job, run in sorted(latest_crawls.items()) if run["counters"].get("discovery_capped")}
 
-    severity_counts = Counter(f.severity for f in unresolved)
     ranked = sorted((a for a in apps if a["risk_score"] > 0),
                     key=lambda a: (-a["risk_score"], -a["counts"]["high"], a["key"]))
 
-    by_rule: dict[str, list[Finding]] = defaultdict(list)
-    for f in unresolved:
-        by_rule[f.rule_id].append(f)
+    # one rule's unresolved findings at a time: the whole market's are never in memory (every finding's rule
+    # is in the rule table, which each analysis saves whole and whose change re-analyses every app)
+    severity_counts: Counter = Counter()
     families = []
-    for fam in FAMILIES + "".join(sorted({r[:1] for r in set(rules) | set(by_rule)} - set(FAMILIES))):
-        ids = sorted({r for r in rules if r[:1] == fam} | {r for r in by_rule if r[:1] == fam})
+    for fam in FAMILIES + "".join(sorted({r[:1] for r in rules} - set(FAMILIES))):
+        ids = sorted(r for r in rules if r[:1] == fam)
         if not ids:
             continue
         blocks = []
         for rule_id in ids:
-            found = sorted(by_rule.get(rule_id, []), key=lambda f: (f.app_key, f.id))
+            found = sorted(store.findings(rule=rule_id, status=("new", "open")), key=lambda f: (f.app_key, f.id))
+            severity_counts.update(f.severity for f in found)
             rule, first = rules.get(rule_id), found[0] if found else None
             blocks.append({
                 "id": rule_id, "title": _rule_text(rule, "title", lang, first.title if first else ""),
@@ -266,7 +267,7 @@ def build_context(store: Any, lang: str, week: str | date | None, _: Callable[[s
                 "regulation": _rule_text(rule, "regulation", lang, first.regulation if first else ""),
                 "not_applied": _rule_text(rule, "not_applied", lang) if (rule or {}).get("applied") is False else "",
                 "count": len(found), "apps": len({f.app_key for f in found}),
-                "examples": found[: settings.FINMON_REPORT_EXAMPLES_PER_RULE],
+                "examples": found[:examples_n],
             })
         families.append({"id": fam, "label": LABELS["family"].get(fam, fam), "rules": blocks,
                          "count": sum(b["count"] for b in blocks)})
@@ -285,18 +286,18 @@ def build_context(store: Any, lang: str, week: str | date | None, _: Callable[[s
         "kpi": {
             "apps": len(apps),
             "high_apps": sum(1 for a in apps if a["counts"]["high"]),
-            "unresolved": len(unresolved),
+            "unresolved": sum(severity_counts.values()),
             "severity": {s: severity_counts.get(s, 0) for s in SEVERITIES},
-            "new": len(changes["new"]),
-            "resolved": len(changes["resolved"]),
+            "new": changes["counts"]["new"],
+            "resolved": changes["counts"]["resolved"],
             "no_policy": sum(policy_counts.get(k, 0) for k in ("none", "not_found")),
         },
         "charts": {"severity": bar_chart(sev_items), "family": bar_chart(fam_items),
                    "policy": bar_chart(policy_items), "trend": trend_chart(trend)},
         "ranked": ranked[: settings.FINMON_REPORT_TOP_APPS],
         "ranked_total": len(ranked),
-        "new": changes["new"][: settings.FINMON_REPORT_EXAMPLES_PER_RULE],
-        "resolved": changes["resolved"][: settings.FINMON_REPORT_EXAMPLES_PER_RULE],
+        "new": changes["new"],
+        "resolved": changes["resolved"],
         "families": families,
         "runs": runs,
         "discovery_capped": discovery_capped,
@@ -305,7 +306,7 @@ def build_context(store: Any, lang: str, week: str | date | None, _: Callable[[s
         "rule_regulations": {rid: _rule_text(r, "regulation", lang) for rid, r in rules.items()},
         "weights": settings.FINMON_RISK_WEIGHTS,
         "top_n": settings.FINMON_REPORT_TOP_APPS,
-        "examples_n": settings.FINMON_REPORT_EXAMPLES_PER_RULE,
+        "examples_n": examples_n,
     }
 
 

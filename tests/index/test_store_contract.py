@@ -268,7 +268,11 @@ def test_changes_in_a_window(store, build, loan, wallet):
     assert [f.rule_id for f in week2["resolved"]] == ["C202"]
     week1 = store.changes("2024-03-04T00:00:00Z", "2024-03-11T00:00:00Z")
     assert len(week1["new"]) == 2 and week1["resolved"] == []
-    assert len(store.changes("2024-01-01")["new"]) == 3
+    everything = store.changes("2024-01-01")
+    assert len(everything["new"]) == 3 and everything["counts"] == {"new": 3, "resolved": 1}
+    first = store.changes("2024-01-01", limit=1)
+    assert [f.id for f in first["new"]] == [f.id for f in everything["new"]][:1] and first["counts"] == everything["counts"]
+    assert store.changes("2024-01-01", limit=0) == {"new": [], "resolved": [], "counts": {"new": 3, "resolved": 1}}
 
 
 def test_finding_filters(store, build, loan, wallet):
