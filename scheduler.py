@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -487,18 +487,27 @@ def recover(cfg: Config) -> tuple[str, ...]:
     return tuple(f"crawl:{store}" for store in cfg.store_urls if cfg.pending(store))
 
 
+def stop_on_signal(sched) -> Callable[[int, Any], None]:
+    """A signal handler that stops the scheduler: it sets STOP and shuts ``sched`` down from another thread.
+
+    The handler runs in the main thread wherever it was, perhaps inside an executor's ``submit`` holding the
+    executor's lock, which the shutdown takes too: shut down from the handler itself, the process deadlocked.
+    """
+    def stop(signum: int, frame: Any) -> None:
+        log.warning("signal %s: stopping (a running crawl checkpoints first)", signum)
+        STOP.set()
+        threading.Thread(target=sched.shutdown, kwargs={"wait": False}, name="stop", daemon=True).start()
+
+    return stop
+
+
 def run(cfg: Config) -> None:
     """Run the scheduler in the foreground until SIGTERM/SIGINT (which stops a running crawl gracefully)."""
     lock = Lock(cfg)
     try:
         STOP.clear()
         sched = build_scheduler(cfg, run_now=recover(cfg))
-
-        def stop(signum, frame):
-            log.warning("signal %s: stopping (a running crawl checkpoints first)", signum)
-            STOP.set()
-            sched.shutdown(wait=False)
-
+        stop = stop_on_signal(sched)
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         log.info("scheduler on %s (pid %d): %s", cfg.data_dir, os.getpid(), ", ".join(job_specs(cfg)))

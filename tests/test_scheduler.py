@@ -87,6 +87,30 @@ def test_trigger_persists_and_unconfigured_jobs_are_dropped(env, monkeypatch):
     assert {j for j in scheduler._stored_next_runs(cfg)} == {"crawl:appgallery", "report:weekly", "retention"}
 
 
+def test_a_signal_inside_an_executor_submit_stops_the_scheduler_without_deadlock(env):
+    """The handler runs in the main thread, maybe inside ThreadPoolExecutor.submit holding the executor's lock,
+    which a shutdown takes too: the handler must return at once and the scheduler stop once the lock is free."""
+    import threading
+
+    sched = scheduler.build_scheduler(scheduler.Config.from_env(), scheduler.BackgroundScheduler)
+    sched.start(paused=True)
+    try:
+        busy = sched._lookup_executor("default")._pool._shutdown_lock
+        with busy:  # as in the middle of submitting a job
+            handled = threading.Thread(target=scheduler.stop_on_signal(sched), args=(signal.SIGTERM, None))
+            handled.start()
+            handled.join(5)
+            assert not handled.is_alive() and scheduler.STOP.is_set()  # the handler did not wait for the lock
+        deadline = time.monotonic() + 10
+        while sched.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not sched.running
+    finally:
+        scheduler.STOP.clear()
+        if sched.running:
+            sched.shutdown(wait=False)
+
+
 def test_turns_go_to_the_job_that_ran_least_recently_never_to_the_first_in_line():
     import threading
 
