@@ -275,14 +275,14 @@ def _jsonl(path: Path) -> Iterator[tuple[int, int, Any]]:
             offset += len(line)
 
 
-def _read_lines(path: Path, snap: Snapshot, read: Callable[[Any, int], None]) -> None:
-    """Apply ``read`` to each line of ``path`` (and its offset); a line it cannot take is counted, logged with
-    its place, skipped."""
+def _read_lines(path: Path, snap: Snapshot, read: Callable[[Any, tuple[Path, int]], None]) -> None:
+    """Apply ``read`` to each line of ``path`` and its place (file, byte offset); a line it cannot take is
+    counted, logged with its place, skipped."""
     for line_no, offset, row in _jsonl(path):
         try:
             if isinstance(row, Exception):
                 raise row
-            read(row, offset)
+            read(row, (path, offset))
         except (ValueError, RecursionError, TypeError, KeyError, AttributeError) as exc:
             snap.bad_lines += 1
             log.warning("%s:%d: bad snapshot line skipped (%s)", path, line_no, str(exc)[:200])
@@ -295,26 +295,25 @@ def load_snapshot(*crawl_dirs: Path, policy_texts: bool = True) -> Snapshot:
     (:func:`with_policy_texts`), so a whole market's policies are never in memory at once.
     """
     snap = Snapshot()
-    path = Path()
 
-    def listing(row, offset) -> None:
+    def listing(row, place) -> None:
         snap.listings.append(Listing.from_dict(row))
 
-    def policy(row, offset) -> None:
+    def policy(row, place) -> None:
         url, status = row["url"], row["status"]
         if not isinstance(url, str):
             raise TypeError(f"url: expected str, got {type(url).__name__}")
         if status == "ok":
             version = PolicyVersion.from_dict(row["version"])
             if not policy_texts:
-                snap.texts[version.sha256] = (path, offset)
+                snap.texts[version.sha256] = place
                 version = dataclasses.replace(version, text="")
             snap.policies[url] = version
             snap.policy_failures.pop(url, None)
         elif url not in snap.policies:
             snap.policy_failures[url] = POLICY_NOT_FOUND if status == "not_found" else POLICY_UNAVAILABLE
 
-    def apk(row, offset) -> None:
+    def apk(row, place) -> None:
         if row["status"] == "ok":
             if not isinstance(row["url"], str):
                 raise TypeError(f"url: expected str, got {type(row['url']).__name__}")
@@ -324,8 +323,7 @@ def load_snapshot(*crawl_dirs: Path, policy_texts: bool = True) -> Snapshot:
                    | {p.parent for d in crawl_dirs for p in d.rglob("policies.jsonl")})
     for root in roots:
         _read_lines(root / "listings.jsonl", snap, listing)
-        path = root / "policies.jsonl"
-        _read_lines(path, snap, policy)
+        _read_lines(root / "policies.jsonl", snap, policy)
         _read_lines(root / "apks.jsonl", snap, apk)
     return snap
 
