@@ -59,8 +59,9 @@ _MAX_SECTION = 8  # sentences walked back to find a section's heading
 _HEADING_ZH, _HEADING_EN = 30, 60  # longest heading, in characters
 _CHANNEL_REACH = 16  # characters before and after a mention read for a channel cue
 _CONTACT_REACH = 300  # characters around a complaint cue read for a contact detail and its subject
-_SANCTION_REACH = 60  # characters before a clause cue read for the operator's sanction
+_NOT_A_ROUTE_REACH = 60  # characters before a clause cue read for the operator's sanction or the user's duty
 _LINK_REACH = 40  # characters after a pointer to a list read for a link
+_REFERENCE_REACH = 20  # characters before a list's name read for a reference to it (请见《…)
 _NOT_USED_REACH = 40  # characters of the line after a heading read for "not used"
 _MAX_BELOW = 3  # lines read under a heading that names the data, for a declaration
 _BELOW = 2  # _declaration: declared by the lines under a heading (truthy, and not True)
@@ -99,7 +100,10 @@ class ClauseCues:
     negation: Cue
     company: re.Pattern
     generic_company: frozenset[str]
-    listed: Cue
+    listed: Cue  # a recipient's name anywhere in the text
+    lists: Cue  # a list of recipients (第三方SDK目录)
+    referred_to: re.Pattern  # before a list: the text only refers to it (请见《…清单》)
+    in_the_document: re.Pattern  # …as a part of the document itself (本政策附件《…清单》)
     linked_away: re.Pattern  # matched right after a pointer to a list: a link out of the text
     purpose: Cue
     sensitive_types: tuple[str, ...]  # data types whose collection needs a stated purpose (C206)
@@ -111,6 +115,7 @@ class ClauseCues:
     back_reference: re.Pattern  # a lead-in that points back to the sentence before it (这些信息包括：)
     channel_types: frozenset[str]
     channel_before: re.Pattern  # searched in the characters right before a mention (anchored with $)
+    channel_code: re.Pattern  # in a mention's sentence: read only to fill in a verification code
     channel_after: re.Pattern  # matched right after a mention
     channel_unless: re.Pattern  # in or right after a mention: a permission, never a channel
     not_used: re.Pattern
@@ -124,8 +129,8 @@ class ClauseCues:
     app_subject: re.Pattern  # the app as the one who shares (我们)
     compelled: re.Pattern  # a law or an authority as the reason (根据法律…向司法机关披露): not sharing
     on_consent: re.Pattern  # sharing that waits for the user's explicit consent (获得您的明确同意后): not sharing
-    sanction: re.Pattern  # the operator's power before a cue (本公司有权…注销用户账号): no route of the user's
-    sanction_clauses: frozenset[str]
+    not_a_route: re.Pattern  # before a cue, the operator's power (本公司有权…注销用户账号) or the user's duty (须…及时更新)
+    not_a_route_clauses: frozenset[str]
     brand_categories: frozenset[str]  # SDK categories whose names are consumer brands too
     brand_context: re.Pattern
     brand_window: int
@@ -154,6 +159,7 @@ def clause_cues() -> ClauseCues:
     lists["contact"] = data["contact_patterns"]
     named = data["named_recipient"]
     lists["listed"] = named["anywhere"]
+    lists["lists"] = named["lists"]
     lists["purpose"] = data["purpose"]["zh"] + data["purpose"]["en"]
     sensitive = data["sensitive_collection"]
     for part in ("collection", "definition"):
@@ -172,18 +178,20 @@ def clause_cues() -> ClauseCues:
     return ClauseCues(
         clauses=clauses, contact=cues["contact"], complaint_subject=both(data["complaint_subject"]), negation=cues["negation"],
         company=_alternation(named["company_in_sentence"]), generic_company=frozenset(named["generic_company"]),
-        listed=cues["listed"], linked_away=re.compile(named["linked_away"], _FLAGS), purpose=cues["purpose"], sensitive_types=tuple(sensitive["types"]),
+        listed=cues["listed"], lists=cues["lists"], linked_away=re.compile(named["linked_away"], _FLAGS),
+        referred_to=re.compile(named["referred_to"], _FLAGS), in_the_document=re.compile(named["in_the_document"], _FLAGS), purpose=cues["purpose"], sensitive_types=tuple(sensitive["types"]),
         collection=cues["collection"], definition=cues["definition"],
         definition_start=both(sensitive["definition_start"]), lead_in=both(sensitive["lead_in"]),
         back_reference=both(sensitive["back_reference"]), channel_types=frozenset(channel["types"]),
         channel_before=both(channel["before"]), channel_after=both(channel["after"]),
+        channel_code=both(channel["verification_code"]),
         channel_unless=_alternation(channel["unless"]), not_used=both(sensitive["not_used"]),
         context=either(sensitive["context"]), not_declaring=either(sensitive["not_declaring"]),
         heading_feature=both(sensitive["heading_feature"]), explicit_act=both(explicit["act"]),
         explicit_use=both(explicit["use"]), consequence=both(explicit["consequence"]),
         user_subject=both(data["sharing_subject"]["user"]), app_subject=both(data["sharing_subject"]["app"]),
         compelled=both(data["sharing_subject"]["compelled"]), on_consent=both(data["sharing_subject"]["on_consent"]),
-        sanction=both(data["sanction"]), sanction_clauses=frozenset(data["sanction"]["clauses"]),
+        not_a_route=both(data["not_a_route"]), not_a_route_clauses=frozenset(data["not_a_route"]["clauses"]),
         brand_categories=frozenset(brands["categories"]), brand_context=_alternation(brands["context"]),
         brand_window=int(brands["window"]))
 
@@ -191,22 +199,23 @@ def clause_cues() -> ClauseCues:
 def cue_prefixes() -> dict[str, frozenset[str]]:
     """The literal prefixes of each cue searched across a text, by cue name (the lexicon's markers)."""
     cues = clause_cues()
-    every = [*cues.clauses.values(), cues.contact, cues.listed, cues.purpose]
+    every = [*cues.clauses.values(), cues.contact, cues.listed, cues.lists, cues.purpose]
     return {cue.name: cue.prefixes for cue in every if cue.prefixes is not None}
 
 
 def has_clause(text: str, clause_id: str) -> bool:
     """Whether one of the clause's cues occurs in ``text``; for the clauses of data/policy_clauses.json's
-    ``sanction``, one that is not the operator's sanction (本公司有权…注销用户账号)."""
+    ``not_a_route``, one that is not the operator's sanction (本公司有权…注销用户账号) or the user's duty
+    (须…及时更新您的个人信息)."""
     cues = clause_cues()
     cue = cues.clauses[clause_id]
-    if clause_id not in cues.sanction_clauses:
+    if clause_id not in cues.not_a_route_clauses:
         return _search(text, cue, 0, len(text)) is not None
     simple, pos = simplified(text), 0
     while (m := _search(text, cue, pos, len(text))) is not None:
-        reach = max(0, m.start() - _SANCTION_REACH)
+        reach = max(0, m.start() - _NOT_A_ROUTE_REACH)
         start = max(reach, *(simple.rfind(c, reach, m.start()) + 1 for c in "。；;.\n"))
-        if cues.sanction.search(simple, start, m.start()) is None:
+        if cues.not_a_route.search(simple, start, m.start()) is None:
             return True
         pos = max(m.end(), m.start() + 1)
     return False
@@ -336,16 +345,23 @@ def _sdk_context(text: str, start: int, end: int, vendor: str) -> bool:
 
 
 def names_recipient(text: str, sentences: tuple[tuple[int, int], ...]) -> bool:
-    """Whether the policy names a recipient: a company in a sharing sentence, or an SDK or third-party list that is
-    not only a link out of the text (《第三方SDK清单》（https://…）)."""
+    """Whether the policy names a recipient: a company in a sharing sentence, a provider's name anywhere, or a
+    list of third parties given in the text: not one it only links to (《第三方SDK清单》（https://…）) or refers to
+    (请见《第三方信息共享清单》, 点击查看SDK详情), unless as a part of itself (本政策附件《第三方SDK清单》)."""
     cues = clause_cues()
-    simple, pos = simplified(text), 0
-    while (m := _search(text, cues.listed, pos, len(text))) is not None:
+    simple = simplified(text)
+    if _search(text, cues.listed, 0, len(text)) is not None:
+        return True
+    pos = 0
+    while (m := _search(text, cues.lists, pos, len(text))) is not None:
         if cues.linked_away.match(simple, m.end(), m.end() + _LINK_REACH) is None:
-            return True
+            before = max(0, m.start() - _REFERENCE_REACH)
+            if (cues.referred_to.search(simple, before, m.start()) is None
+                    or cues.in_the_document.search(simple, before, m.start()) is not None):
+                return True
         pos = max(m.end(), m.start() + 1)
     for start, end in sentences:
-        for m in cues.company.finditer(simplified(text), start, end):
+        for m in cues.company.finditer(simple, start, end):
             if not any(m.group(0).endswith(g) for g in cues.generic_company):
                 return True
     return False
@@ -475,8 +491,10 @@ def _in_title(text: str, start: int, pos: int) -> bool:
 
 def _channel(text: str, m: Mention) -> bool:
     """Whether the mention names a channel the app writes to (通过短信通知您, 短信、电话等方式, by SMS), not a
-    permission (发送短信权限)."""
+    permission (发送短信权限), or what the app reads only to fill in a verification code (读取验证码短信…填写)."""
     cues = clause_cues()
+    if cues.channel_code.search(text, m.sent_start, m.sent_end) is not None:
+        return True
     after_end = min(m.sent_end, m.end + _CHANNEL_REACH)
     if cues.channel_unless.search(text, m.start, min(after_end, m.end + 4)) is not None:
         return False

@@ -234,7 +234,7 @@ def test_purpose_floors_on_the_dev_split(shared_data):
 LABELS = __import__("pathlib").Path(__file__).parent / "data" / "real_policy_labels.jsonl"
 # reached on the 48 labelled dev policies (the targets are 0.90 for each clause rule and 0.85 for C206 precision)
 CLAUSE_FLOORS = {"C203": (1.0, 1.0), "C204": (1.0, 1.0), "C205": (1.0, 1.0), "C207": (1.0, 1.0),
-                 "D302": (1.0, 0.88), "C206": (1.0, 0.28)}
+                 "D302": (1.0, 1.0), "C206": (1.0, 0.28)}
 
 
 def test_clause_floors_on_hand_labelled_real_policies(shared_data):
@@ -245,6 +245,25 @@ def test_clause_floors_on_hand_labelled_real_policies(shared_data):
         assert figures["precision"] >= precision and figures["recall"] >= recall, (rule, figures)
     assert report.extra["c202_evidence"]["precision"] >= 0.95, report.extra["c202_evidence"]
     assert report.extra["finance_type"]["accuracy"] >= 0.95, report.extra["finance_type"]
+
+
+ROUND2 = LABELS.with_name("real_policy_labels_round2.jsonl")
+# The second round: 30 more dev policies (6 finance apps), labelled after the rules were tuned on the first, by
+# annotators who never ran the rules. Scored first as they came (README); the floors are the figures after the fixes
+# of the classes they showed, as counts (true positives may only rise, false positives and misses only fall): a
+# ratio over one or two policies would pin nothing.
+ROUND2_FLOORS = {"C203": (4, 0, 0), "C204": (0, 0, 1), "C205": (2, 1, 0), "C207": (24, 0, 0), "D302": (5, 2, 3),
+                 "C206": (5, 2, 2)}  # rule -> (tp at least, fp at most, fn at most)
+
+
+def test_clause_floors_on_the_second_round_of_real_policies(shared_data):
+    report = ev.evaluate_clauses(ROUND2, shared_data)
+    assert report.policies == 30 and report.bad_lines == 0
+    for rule, (tp, fp, fn) in ROUND2_FLOORS.items():
+        figures = report.per_label[rule]
+        assert figures["tp"] >= tp and figures["fp"] <= fp and figures["fn"] <= fn, (rule, figures)
+    assert report.extra["c202_evidence"]["precision"] == 1.0, report.extra["c202_evidence"]
+    assert report.extra["finance_type"]["accuracy"] == 1.0, report.extra["finance_type"]
 
 
 def test_clause_scoring_counts_each_rule_against_its_label(tmp_path):

@@ -102,7 +102,8 @@ def test_d302_english(make_app):
     "我们不会与第三方共享您的个人信息。",  # negated
     "未经您的同意，我们不会向任何第三方提供您的个人信息。",
     "我们会与第三方共享您的个人信息，接收方为北京星河数据科技有限公司。",  # a named company
-    "我们会与第三方共享您的个人信息，详见《第三方信息共享清单》。",  # a list
+    "我们会与第三方共享您的个人信息，详见本政策附件《第三方信息共享清单》。",  # a list of the policy's own
+    "我们会与第三方共享您的个人信息，共享清单如下：",
     "我们接入了第三方SDK（友盟统计），用于统计分析。",  # an SDK name
 ])
 def test_d302_clean_zh(make_app, extra):
@@ -235,6 +236,11 @@ def reference_names_recipient(text, sentences):
     cues = clause_cues()
     if cues.listed.pattern.search(text):
         return True
+    for m in cues.lists.pattern.finditer(text):
+        before = text[max(0, m.start() - clauses._REFERENCE_REACH):m.start()]
+        if not cues.linked_away.match(text, m.end()) and (not cues.referred_to.search(before)
+                                                           or cues.in_the_document.search(before)):
+            return True
     return any(not any(m.group(0).endswith(g) for g in cues.generic_company)
                for s, e in sentences for m in cues.company.finditer(text, s, e))
 
@@ -245,7 +251,8 @@ FRAGMENTS = ["我们", "不会", "与", "和", "第三方", "合作伙伴", "共
              "所必需", "可以提供", "收集", "通讯录", "身份证号", "是指", "，", "。", "；", "\n", " ", "We ", "do not ",
              "share ", "SHARE ", "your data ", "with ", "third parties", "Third-party SDK", "withdraw consent",
              "Contact us", "in order to ", "prevent fraud", "purpose", ". ", "\u017fhare ", "\u0130", "\u0131", "K",
-             "您通过", "如何", "对", "其他方", "（四）", "披露", "您的", "SDK详情", "微信", "提供方："]
+             "您通过", "如何", "对", "其他方", "（四）", "披露", "您的", "SDK详情", "微信", "提供方：", "请见《", "》", "附件",
+             "点击查看", "第三方SDK目录", "https://a.cn"]
 
 
 @settings(max_examples=400, deadline=None)
@@ -267,7 +274,7 @@ def test_prefix_search_equals_the_plain_search(text):
 def test_every_cue_searched_across_a_text_has_literal_prefixes():
     """Without them a cue is searched by re over the whole text again (correct, but a millisecond per policy)."""
     cues = clause_cues()
-    across = [*cues.clauses.values(), cues.contact, cues.listed, cues.purpose]
+    across = [*cues.clauses.values(), cues.contact, cues.listed, cues.lists, cues.purpose]
     assert [c.name for c in across if not c.prefixes] == []
     assert set(clauses.cue_prefixes()) == {c.name for c in across}
     assert cues.negation.prefixes is cues.collection.prefixes is cues.definition.prefixes is None  # in a sentence
@@ -493,7 +500,7 @@ def test_d302_login_and_payment_brands_name_no_recipient_zh(make_app, extra):
     "SDK名称：微信开放平台SDK\n提供方：深圳市腾讯计算机系统有限公司\n使用目的：微信登录",
     "第三方名称：支付宝\n提供方：支付宝（中国）网络技术有限公司\n共享信息：设备标识符",
     "我们接入了微信SDK，用于微信支付。",
-    "详见《第三方SDK使用场景列表》。",
+    "详见本政策附件《第三方SDK使用场景列表》。",
     "服务提供商北京星河数据科技有限公司向我们提供设备验证服务。",
 ])
 def test_d302_an_sdk_listed_with_its_provider_names_a_recipient_zh(make_app, extra):
@@ -730,3 +737,51 @@ def test_sms_in_brackets_after_a_way_is_a_channel(make_app, text):
 ])
 def test_a_hedge_about_what_others_may_collect_declares_nothing(text, declares):
     assert bool(declared(text, ("app_list",))) is declares
+
+
+# --- round 2 of the real policies: lists only referred to, far-apart implied consent, verification codes -----------
+
+@pytest.mark.parametrize("extra, flagged", [
+    ("第三方信息共享具体情况请见《第三方信息共享清单》。", True),  # the list is another document
+    ("我们对合作方获取信息的软件工具开发包（点击查看SDK详情）进行严格的安全监测。", True),
+    ("您可以通过平台上的“第三方服务商与SDK服务列表”进行查阅。", True),
+    ("\n第三方SDK目录\n高德地图SDK\n使用目的：定位\n", False),  # a list given in the text
+    ("\n第三方SDK名称\n使用目的\n收集的个人信息\n", False),  # a list's own table header
+    ("我们使用环信作为第三方客服工具。", False),  # a messaging SDK named
+])
+def test_d302_a_list_only_referred_to_names_no_recipient(make_app, extra, flagged):
+    text = ALL_ZH + SHARING_ZH + extra
+    assert names_recipient(text, sharing_sentences(text)) is not flagged or names_sdk(text) is not None
+    assert bool(rule_findings(make_app("星河支付", text=text), "D302")) is flagged
+
+
+@pytest.mark.parametrize("text, flagged", [
+    ("如果用户访问、预订或使用本平台的产品或服务（以上统称为“服务”），便视为用户接受了以下隐私政策。", True),
+    ("当您浏览、访问本平台及/或使用本平台中的任一产品或服务（包括本平台自营信息服务及合作服务提供商提供的信息服务）时，"
+     "即表示您已经同意我们按照本政策来收集、使用、共享和保护您的个人信息。", True),  # use and consent 50 characters apart
+    ("在您使用该功能时，我们将收集您的照片，如您开启相机权限，视为您同意授权我们收集照片。", False),  # granting is an act
+])
+def test_c207_implied_consent_far_apart_and_granting_a_permission(make_app, text, flagged):
+    assert bool(clause_sentences(text, "implied_consent")) is flagged
+    assert bool(rule_findings(make_app("星河支付", text=ALL_ZH + text), "C207")) is flagged
+
+
+@pytest.mark.parametrize("text, present", [
+    ("用户不同意条款变更的，可以主动取消注册用户号。", True),  # cancelling the registration closes the account
+    ("用户注册账户时，须对所提供信息的真实性负责，并及时维护和更新您的个人信息。", False),  # a duty, not a route
+    ("您可以在“我的-设置”中更新您的个人信息。", True),
+])
+def test_c204_cancelling_registration_is_a_route_and_a_duty_is_not(make_app, text, present):
+    assert has_clause(text, "deletion_correction") is present
+    base = ALL_ZH.replace(DELETE_ZH, "") + text
+    assert bool(rule_findings(make_app("星河支付", text=base), "C204")) is not present
+
+
+@pytest.mark.parametrize("text, declares", [
+    ("（7）手机短信，在需要短信验证码的环节需要读取验证码短信内容协助您进行验证码填写。", False),
+    ("为了方便您免去手动输入验证码，我们会从您的剪切板里读取短信的内容。", False),
+    ("We read your SMS messages only to auto-fill the verification code.", False),
+    ("我们会读取您的短信内容，用于评估您的还款能力。", True),
+])
+def test_sms_read_only_for_a_verification_code_is_not_collecting_sms(text, declares):
+    assert bool(declared(text, ("sms",))) is declares

@@ -25,6 +25,13 @@ def test_a_package_prefix_matches_whole_segments_only():
     assert ids(["com.igexin.sdk.PushManager"]) == ["getui"]
 
 
+def test_messaging_sdks_are_known_by_package_and_by_name():
+    assert ids(["com.hyphenate.chat.EMClient", "io.agora.rtc.RtcEngine"]) == ["agora", "easemob"]
+    catalog = sdk_catalog()
+    assert catalog.named_in("easemob", "猿辅导客户端使用环信作为第三方客服工具。") == "环信"
+    assert catalog.named_in("agora", "声网SDK用于直播连麦。") == "声网"
+
+
 def test_an_exodus_tracker_outside_the_table_is_reported_with_its_category():
     found = detect_sdks(["com.facebook.ads.AdView"])
     assert [(s["name"], s["category"]) for s in found] == [("Facebook Ads", "ads")]
