@@ -14,17 +14,15 @@ costs one item, never the crawl.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import multiprocessing
-import signal
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, ClassVar
 
+from finmon.processes import die_with_parent
+
 log = logging.getLogger(__name__)
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class WorkerDied(Exception):
@@ -96,14 +94,6 @@ class Workers:
             pool.shutdown(wait=True, cancel_futures=True)
         self._pools.clear()
         self._shared.pop(self.processes, None)
-
-
-def die_with_parent(signum: int = signal.SIGKILL) -> None:
-    """In a child process, first thing: get ``signum`` when the parent dies, even by SIGKILL (Linux prctl;
-    elsewhere nothing). Linux sends it when the parent's thread that started the child ends, and once per
-    such thread, so a child must take a repeat calmly."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum)
 
 
 def _name(function: Callable[..., Any]) -> str:

@@ -245,12 +245,14 @@ def analyze(crawl_dir: Path, db_path: Path) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("report"),
               show_default=True, help="Directory for index.html and apps/.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default=settings.FINMON_LANG, show_default=True)
-def report(db_path: Path, out_dir: Path, lang: str) -> None:
+@click.option("--workers", type=click.IntRange(min=0), default=settings.FINMON_REPORT_WORKERS, show_default=True,
+              help="Processes that render the app pages (0 or 1: this one).")
+def report(db_path: Path, out_dir: Path, lang: str, workers: int) -> None:
     """Render the weekly HTML risk report from the index; prints the report's path."""
     from reports.weekly import ReportError, render_report
 
     try:
-        click.echo(str(render_report(_open_store(db_path), out_dir, lang=lang)))
+        click.echo(str(render_report(_open_store(db_path), out_dir, lang=lang, workers=workers)))
     except ReportError as exc:
         raise click.ClickException(str(exc)) from None
 

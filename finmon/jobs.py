@@ -132,7 +132,7 @@ def crawl(
     from the run.json each crawl writes); a crawl that dies without writing one is reported as a
     failed Run, never raised.
     """
-    from crawler.workers import die_with_parent
+    from finmon.processes import die_with_parent
 
     out_dir.mkdir(parents=True, exist_ok=True)
     crawled = [store for store, url in store_urls.items() if url]

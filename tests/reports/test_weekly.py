@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from jinja2 import Environment
 
 import reports.weekly as weekly
 from finmon.model import Evidence
@@ -278,6 +279,31 @@ def test_a_rerender_links_the_pages_of_unchanged_apps_and_renders_the_changed(tm
     assert all(third[name] != second[name][0] for name in first)
 
 
+def without_render_time(report: Path) -> dict[str, str]:
+    return {str(p.relative_to(report)): re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "", p.read_text(encoding="utf-8"))
+            for p in report.rglob("*") if p.is_file()}
+
+
+def test_worker_processes_render_the_pages_this_process_renders(report_store, tmp_path, monkeypatch):
+    store, _ = report_store
+    render_report(store, tmp_path / "here", lang="zh", week="2024-W11", workers=0)
+    monkeypatch.setattr(weekly.settings, "FINMON_REPORT_BATCH", 1)  # a batch per app: every batch to a worker
+    render_report(store, tmp_path / "workers", lang="zh", week="2024-W11", workers=2)
+    here, workers = without_render_time(tmp_path / "here"), without_render_time(tmp_path / "workers")
+    assert len(here) > 3 and workers == here
+
+
+def test_translated_literals_are_what_the_call_gives_at_render():
+    source = ('{{ _("Risk score") }}|{{ _("updated %(date)s", date="<b>") }}|{{ _(word) }}|{{ _("100%% sure") }}'
+              '|{{ _("Back to the weekly report")|length }}')
+    folded = environment("zh").from_string(source)
+    plain = Environment(autoescape=True, extensions=["jinja2.ext.i18n"])
+    plain.install_gettext_translations(translations("zh"), newstyle=True)
+    assert folded.render(word="Findings") == plain.from_string(source).render(word="Findings")
+    assert "风险分值" in folded.render(word="Findings")
+    assert folded.render(word="Findings").startswith(translations("zh").gettext("Risk score"))
+
+
 def test_an_empty_index_renders(tmp_path):
     with SQLiteStore(tmp_path / "empty.db") as store:
         for lang in ("zh", "en"):
@@ -327,9 +353,9 @@ def test_unknown_language_is_refused(report_store, tmp_path):
 
 
 def template_messages():
-    env = environment("en")
+    env = Environment(extensions=["jinja2.ext.i18n"])  # as pybabel extract reads the templates
     found = set()
-    for name in env.list_templates():
+    for name in environment("en").list_templates():
         source = (Path(weekly.__file__).parent / "templates" / name).read_text(encoding="utf-8")
         for _, _, message in env.extract_translations(source):
             message = message[0] if isinstance(message, tuple) else message
