@@ -348,7 +348,7 @@ def render_report(store: Any, out_dir: str | Path, lang: str = "zh", week: str |
     ``workers``: processes that render the app pages (default ``FINMON_REPORT_WORKERS``; 0 or 1: this one).
     """
     env = environment(lang)
-    gettext = translations(lang).gettext
+    gettext = env.translations.gettext  # type: ignore[attr-defined]
     ctx = build_context(store, lang, week, gettext)
     out = Path(out_dir).absolute()
     if out.is_dir() and not _holds_a_report_only(out):
