@@ -70,6 +70,9 @@ FINMON_SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another one's lo
 FINMON_SEARCH_MAX_TERMS = 16  # phrases kept from one search query (the rest are ignored)
 FINMON_SEARCH_MAX_HITS = 1000  # hits returned by one search call at most
 FINMON_SEARCH_SNIPPET_CHARS = 120  # length of a search hit's snippet
+# SQLite: a search ranks the newest this many matches of each kind first, then the next three times as many, and
+# so on, reading older ones only while its page is not full (Elasticsearch ranks every match as one)
+FINMON_SEARCH_RANK_WINDOW = 2000
 FINMON_RISK_WEIGHTS = {"high": 10, "medium": 3, "low": 1}  # risk score = Σ weight over unresolved findings
 FINMON_REPORT_TOP_APPS = 50  # apps in the report's risk ranking
 FINMON_REPORT_EXAMPLES_PER_RULE = 20  # findings quoted per rule on the report's front page

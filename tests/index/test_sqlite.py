@@ -248,3 +248,19 @@ def test_any_query_is_safe(fuzz_store, query):
         if hit["match"]:
             start, end = hit["match"]
             assert 0 <= start < end <= len(hit["snippet"])
+
+
+def test_a_query_matching_more_than_the_rank_window_still_fills_its_pages(store, build, monkeypatch):
+    """Past FINMON_SEARCH_RANK_WINDOW matches only the newest are ranked, widened while a page is not full: a
+    filter that the newest matches fail still finds the older ones, and paging through gives every match once."""
+    apps = [build.app(build.listing(package=f"com.example.loan{i}", store_id=f"s{i}", name=f"借款{i}"))
+            for i in range(6)]
+    severities = ["high", "low", "low", "low", "low", "low"]  # the oldest is the only high one
+    store.save_analysis(apps, [build.analysis(a, build.perm(a.key, severity=s)) for a, s in zip(apps, severities)],
+                        "2024-03-04T10:00:00Z")
+    everything = {h["id"] for h in store.search("借款", kind="finding", limit=50)}
+    monkeypatch.setattr("finmon.settings.FINMON_SEARCH_RANK_WINDOW", 1)
+    assert [h["severity"] for h in store.search("借款", severity="high")] == ["high"]
+    pages = [store.search("借款", kind="finding", limit=2, offset=o) for o in (0, 2, 4, 6)]
+    assert [len(p) for p in pages] == [2, 2, 2, 0]
+    assert {h["id"] for p in pages for h in p} == everything and len(everything) == 6
