@@ -100,6 +100,8 @@ class ClauseCues:
     negation: Cue
     company: re.Pattern
     generic_company: frozenset[str]
+    generic_words: tuple[str, ...]  # in a company-like phrase: a kind of company, not a name (第三方配送公司)…
+    legal_form: re.Pattern  # …unless what follows them ends in a legal form (第三方北京星河配送有限公司)
     listed: Cue  # a recipient's name anywhere in the text
     lists: Cue  # a list of recipients (第三方SDK目录)
     referred_to: re.Pattern  # before a list: the text only refers to it (请见《…清单》)
@@ -178,6 +180,7 @@ def clause_cues() -> ClauseCues:
     return ClauseCues(
         clauses=clauses, contact=cues["contact"], complaint_subject=both(data["complaint_subject"]), negation=cues["negation"],
         company=_alternation(named["company_in_sentence"]), generic_company=frozenset(named["generic_company"]),
+        generic_words=tuple(named["generic_words"]), legal_form=re.compile(named["legal_form"]),
         listed=cues["listed"], lists=cues["lists"], linked_away=re.compile(named["linked_away"], _FLAGS),
         referred_to=re.compile(named["referred_to"], _FLAGS), in_the_document=re.compile(named["in_the_document"], _FLAGS), purpose=cues["purpose"], sensitive_types=tuple(sensitive["types"]),
         collection=cues["collection"], definition=cues["definition"],
@@ -361,10 +364,19 @@ def names_recipient(text: str, sentences: tuple[tuple[int, int], ...]) -> bool:
                 return True
         pos = max(m.end(), m.start() + 1)
     for start, end in sentences:
-        for m in cues.company.finditer(simple, start, end):
-            if not any(m.group(0).endswith(g) for g in cues.generic_company):
-                return True
+        if any(names_company(m.group(0)) for m in cues.company.finditer(simple, start, end)):
+            return True
     return False
+
+
+def names_company(phrase: str) -> bool:
+    """Whether a company-like phrase of a sharing sentence names a company, not a kind of one (关联公司,
+    第三方配送公司): after its last generic word (第三方, 合作方…) a legal form must follow (第三方北京星河配送有限公司)."""
+    cues = clause_cues()
+    if any(phrase.endswith(g) for g in cues.generic_company):
+        return False
+    cut = max((phrase.rfind(w) + len(w) for w in cues.generic_words if w in phrase), default=0)
+    return not cut or cues.legal_form.search(phrase, cut) is not None
 
 
 @lru_cache(maxsize=512)

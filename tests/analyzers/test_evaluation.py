@@ -252,7 +252,7 @@ ROUND2 = LABELS.with_name("real_policy_labels_round2.jsonl")
 # annotators who never ran the rules. Scored first as they came (README); the floors are the figures after the fixes
 # of the classes they showed, as counts (true positives may only rise, false positives and misses only fall): a
 # ratio over one or two policies would pin nothing.
-ROUND2_FLOORS = {"C203": (4, 0, 0), "C204": (0, 0, 1), "C205": (2, 1, 0), "C207": (24, 0, 0), "D302": (5, 2, 3),
+ROUND2_FLOORS = {"C203": (4, 0, 0), "C204": (0, 0, 1), "C205": (2, 1, 0), "C207": (24, 0, 0), "D302": (6, 2, 2),
                  "C206": (5, 2, 2)}  # rule -> (tp at least, fp at most, fn at most)
 
 

@@ -241,8 +241,7 @@ def reference_names_recipient(text, sentences):
         if not cues.linked_away.match(text, m.end()) and (not cues.referred_to.search(before)
                                                            or cues.in_the_document.search(before)):
             return True
-    return any(not any(m.group(0).endswith(g) for g in cues.generic_company)
-               for s, e in sentences for m in cues.company.finditer(text, s, e))
+    return any(clauses.names_company(m.group(0)) for s, e in sentences for m in cues.company.finditer(text, s, e))
 
 
 FRAGMENTS = ["我们", "不会", "与", "和", "第三方", "合作伙伴", "共享", "提供", "委托", "处理", "撤回", "您的", "授权", "同意",
@@ -785,3 +784,12 @@ def test_c204_cancelling_registration_is_a_route_and_a_duty_is_not(make_app, tex
 ])
 def test_sms_read_only_for_a_verification_code_is_not_collecting_sms(text, declares):
     assert bool(declared(text, ("sms",))) is declares
+
+
+@pytest.mark.parametrize("text, flagged", [
+    ("您在此同意，商户和第三方配送公司、售后服务等可以使用您的订单信息以为您提供商品或服务。", True),  # kinds, no name
+    ("您在此同意，第三方北京星河配送有限公司可以使用您的订单信息以为您提供配送服务。", False),  # a named company
+])
+def test_d302_a_third_party_using_your_data_is_sharing_and_a_kind_of_company_no_name(make_app, text, flagged):
+    assert sharing_sentences(text) == ((0, len(text)),)
+    assert bool(rule_findings(make_app("星河支付", text=ALL_ZH + text), "D302")) is flagged
