@@ -12,7 +12,6 @@ transactions); batches are written with ``executemany`` in one transaction.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import sqlite3
 from contextlib import contextmanager
@@ -221,11 +220,12 @@ def _connect(path: str, timeout: float, read_only: bool) -> sqlite3.Connection:
 
 
 class _Tiers:
-    """The matches of a query in one FTS table, in tiers by age: the newest FINMON_SEARCH_RANK_WINDOW (tier 0), the
-    next three times as many (tier 1), and so on, each four times the one before. A search orders by tier before
-    anything else and reads one more tier only while its page is not full: ranking every match of a word found in
-    most of the index (收集) costs bm25 and a join per match, a third of a second at 100,000 apps, and most pages
-    fill from the newest few thousand. The tiers depend on the query only, so pages stay stable."""
+    """The matches of a query in one FTS table, in tiers by age: tier k holds the newest W·4^k matches but those of
+    the tiers before it (W = FINMON_SEARCH_RANK_WINDOW: the newest 2,000, the rest of the newest 8,000, …). A
+    search orders by tier before anything else and reads one more tier only while its page is not full: ranking
+    every match of a word found in most of the index (收集) costs bm25 and a join per match, a third of a second at
+    100,000 apps, and most pages fill from the newest few thousand. The tiers depend on the query only, so pages
+    stay stable."""
 
     def __init__(self, db: sqlite3.Connection, table: str, match: str) -> None:
         self.db, self.table, self.match = db, table, match
@@ -676,7 +676,8 @@ class SQLiteStore:
         order = {"relevance": "", "newest": "date DESC, ", "severity": "rank, "}[sort]
         tables = {"finding": "findings_fts", "policy": "policies_fts"}
         tiers = {kind: _Tiers(self.db, tables[kind], match) for kind in kinds}
-        for k in itertools.count():
+        k = 0
+        while True:
             parts, params, done = [], [], True
             if "finding" in kinds:
                 where, fparams = self._filters(rule=rule, severity=severity, status=status, **common)
@@ -701,7 +702,7 @@ class SQLiteStore:
             ranked = self.db.execute(sql, [*params, limit, offset]).fetchall()
             if len(ranked) == limit or done:
                 return self._hits(ranked, words)
-        raise AssertionError("unreachable")
+            k += 1
 
     def _hits(self, ranked: list[sqlite3.Row], words: list[str]) -> list[dict[str, Any]]:
         finding_ids = [r["id"] for r in ranked if r["kind"] == "finding"]
