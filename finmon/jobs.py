@@ -7,8 +7,8 @@ processes let a crawl of several stores use more than one core.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import csv
+import dataclasses
 import fcntl
 import json
 import logging
@@ -331,14 +331,18 @@ def load_snapshot(*crawl_dirs: Path, policy_texts: bool = True) -> Snapshot:
 def with_policy_texts(apps: Iterable[AppSnapshot], snap: Snapshot) -> list[AppSnapshot]:
     """``apps`` with their policies' texts, read back from the snapshot lines ``snap.texts`` names."""
     out = []
-    for app in apps:
-        place = snap.texts.get(app.policy.sha256) if app.policy is not None and not app.policy.text else None
-        if place is not None:
-            with place[0].open("rb") as fh:
-                fh.seek(place[1])
-                text = json.loads(fh.readline())["version"]["text"]
-            app = dataclasses.replace(app, policy=dataclasses.replace(app.policy, text=text))
-        out.append(app)
+    with contextlib.ExitStack() as files:
+        opened: dict[Path, Any] = {}  # each snapshot file opened once for the batch
+        for app in apps:
+            place = snap.texts.get(app.policy.sha256) if app.policy is not None and not app.policy.text else None
+            if place is not None:
+                path, offset = place
+                if path not in opened:
+                    opened[path] = files.enter_context(path.open("rb"))
+                opened[path].seek(offset)
+                text = json.loads(opened[path].readline())["version"]["text"]
+                app = dataclasses.replace(app, policy=dataclasses.replace(app.policy, text=text))
+            out.append(app)
     return out
 
 

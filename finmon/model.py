@@ -15,7 +15,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cache
-from typing import Any, Iterable
+from itertools import islice
+from typing import Any, Iterable, Iterator
 
 SEVERITIES = ("high", "medium", "low")
 CONFIDENCES = ("high", "medium", "low")
@@ -339,6 +340,13 @@ def merge_listings(
             )
         )
     return apps
+
+
+def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size`` (the last one shorter), read lazily."""
+    items = iter(items)
+    while chunk := list(islice(items, size)):
+        yield chunk
 
 
 def dumps(obj: Any) -> str:

@@ -39,14 +39,15 @@ import os
 import re
 from collections import Counter, defaultdict
 from contextlib import contextmanager
-from itertools import chain, islice
+from itertools import chain
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 from elasticsearch.helpers import ScanError
 
 from finmon import settings
-from finmon.model import Analysis, AppSnapshot, Evidence, Finding, Listing, PolicyVersion, Run, sha256_hex, utcnow
+from finmon.model import (Analysis, AppSnapshot, Evidence, Finding, Listing, PolicyVersion, Run, chunks, sha256_hex,
+                          utcnow)
 from index.base import (
     EVIDENCE_FIELDS,
     EXPORT_KINDS,
@@ -175,12 +176,6 @@ def _guarded(method: Callable) -> Callable:
             return method(self, *args, **kwargs)
 
     return wrapper
-
-
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    items = iter(items)
-    while chunk := list(islice(items, size)):
-        yield chunk
 
 
 class _Docs:
@@ -386,7 +381,7 @@ class ElasticStore:
 
     def _get(self, kind: str, ids: Iterable[str]) -> Iterator[dict[str, Any]]:
         """The documents of ``kind`` that exist among ``ids``."""
-        for chunk in _chunks(dict.fromkeys(ids), settings.FINMON_ES_PAGE_SIZE):
+        for chunk in chunks(dict.fromkeys(ids), settings.FINMON_ES_PAGE_SIZE):
             yield from (doc for doc in self.es.mget(index=self.alias(kind), ids=chunk)["docs"] if doc.get("found"))
 
     def _scan(self, index: str, query: dict[str, Any], **body: Any) -> Iterator[dict[str, Any]]:
@@ -396,7 +391,7 @@ class ElasticStore:
 
     def _terms(self, kind: str, field: str, values: Iterable[str]) -> Iterator[dict[str, Any]]:
         """Every document of ``kind`` whose ``field`` holds one of ``values``."""
-        for chunk in _chunks(sorted(set(values)), settings.FINMON_ES_PAGE_SIZE):
+        for chunk in chunks(sorted(set(values)), settings.FINMON_ES_PAGE_SIZE):
             yield from self._scan(self.alias(kind), {"terms": {field: chunk}})
 
     def _sorted(self, index: str, query: dict[str, Any], sort: list[Any], offset: int = 0,
@@ -460,14 +455,14 @@ class ElasticStore:
     @_guarded
     def save_listings(self, listings: Iterable[Listing]) -> int:
         done = 0
-        for chunk in _chunks(listings, settings.FINMON_ES_BATCH):
+        for chunk in chunks(listings, settings.FINMON_ES_BATCH):
             self._save(listings=chunk)
             done += len(chunk)
         return done
 
     @_guarded
     def save_policy_versions(self, versions: Iterable[PolicyVersion]) -> int:
-        return sum(self._save(versions=chunk)[1] for chunk in _chunks(versions, settings.FINMON_ES_BATCH))
+        return sum(self._save(versions=chunk)[1] for chunk in chunks(versions, settings.FINMON_ES_BATCH))
 
     @_guarded
     def save_analysis(
@@ -480,7 +475,7 @@ class ElasticStore:
         apps_by_key = {app.key: app for app in apps}
         by_key = {a.app_key: a for a in analyses}
         counts = Counter({"new": 0, "open": 0, "resolved": 0})
-        for keys in _chunks(sorted(apps_by_key.keys() | by_key.keys()), settings.FINMON_ES_BATCH):
+        for keys in chunks(sorted(apps_by_key.keys() | by_key.keys()), settings.FINMON_ES_BATCH):
             counts.update(self._save(apps=[apps_by_key[k] for k in keys if k in apps_by_key],
                                      analyses=[by_key[k] for k in keys if k in by_key], seen=seen,
                                      skipped_rules=skipped, inputs=inputs)[0])

@@ -30,7 +30,7 @@ from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 from babel.messages.mofile import write_mo
@@ -41,7 +41,7 @@ from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
 
 from finmon import settings
-from finmon.model import Evidence, parse_utc, sha256_hex
+from finmon.model import Evidence, chunks, parse_utc, sha256_hex
 from finmon.processes import die_with_parent
 
 HERE = Path(__file__).resolve().parent
@@ -400,7 +400,7 @@ def _render_app_pages(store: Any, lang: str, ctx: dict[str, Any], old: Path, pag
                 yield name, app, old_keys.get(name)
 
     args = (lang, {name: ctx[name] for name in APP_PAGE_CONTEXT}, ctx["generated"], old / "apps", pages)
-    batches = _batched(apps(), settings.FINMON_REPORT_BATCH)
+    batches = chunks(apps(), settings.FINMON_REPORT_BATCH)
     keys: dict[str, str] = {}
     if workers > 1 and len(ctx["apps"]) > settings.FINMON_REPORT_BATCH:
         _write_in_workers(workers, args, batches, keys)
@@ -409,17 +409,6 @@ def _render_app_pages(store: Any, lang: str, ctx: dict[str, Any], old: Path, pag
         for batch in batches:
             keys.update(writer.write(batch))
     (pages.parent / PAGE_KEYS).write_text(json.dumps(keys, sort_keys=True), encoding="utf-8")
-
-
-def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _write_in_workers(workers: int, args: tuple, batches: Iterator[list], keys: dict[str, str]) -> None:
