@@ -8,7 +8,9 @@ Everything lives in one data directory (``FINMON_DATA_DIR``)::
     state/<store>/latest    the store's last complete snapshot (conditional requests, analysis input)
     state/<store>/pending   an unfinished crawl (run id, attempt): the next run resumes it
     state/<store>/jobdir    Scrapy's JOBDIR of that unfinished crawl
-    finmon.db, report/      the index (unless FINMON_ES_URL) and the weekly report
+    finmon.db               the index (unless FINMON_ES_URL)
+    reports/                the weekly report archive: reports/<ISO week>/ per week, reports/index.html lists them
+    report                  a link to reports/ (the report's place before the archive)
 
 Jobs run one at a time, so they never overlap, and each has ``max_instances=1``, coalescing and a
 misfire grace time. Every due job gets a thread at once and waits for its turn (:class:`Turns`): the
@@ -128,6 +130,10 @@ class Config:
     @property
     def jobstore(self) -> Path:
         return self.data_dir / "jobs.sqlite"
+
+    @property
+    def report_archive(self) -> Path:
+        return self.data_dir / "reports"
 
     def state(self, store: str) -> Path:
         path = self.data_dir / "state" / store
@@ -266,7 +272,7 @@ def _crawl_job(data_dir: str, store: str) -> None:
             (state / "pending").unlink(missing_ok=True)
             shutil.rmtree(state / "jobdir", ignore_errors=True)
             latest = [p for p in (cfg.latest(s) for s in cfg.crawls) if p is not None]
-            jobs.analyze(latest, index, incremental=True, job="analyze")
+            jobs.analyze(latest, index, incremental=True, job="analyze", alert_ledger=cfg.data_dir / "alerts.sqlite")
     finally:
         index.close()
 
@@ -302,20 +308,22 @@ def _wait_for_previous_crawl(snapshot: Path, timeout: float | None = None) -> bo
 
 
 def report_job(data_dir: str) -> None:
-    """Render the weekly report into ``<data dir>/report``."""
+    """Render the weekly report into the archive ``<data dir>/reports/`` (its week's folder and the index)."""
     _exclusive(REPORT_JOB, _report_job, data_dir)
 
 
 def _report_job(data_dir: str) -> None:
-    from reports.weekly import render_report
+    from reports.archive import archived_weeks, render_archive
 
     cfg = Config.from_env(data_dir)
     index = cfg.open_store()
     run = _new_run("report", REPORT_JOB)
     index.save_run(run)
     try:
-        path = render_report(index, cfg.data_dir / "report", lang=settings.FINMON_LANG)
-        run.outcome, run.counters = "ok", {"pages": len(list(path.parent.glob("*.html")))}
+        path = render_archive(index, cfg.report_archive, lang=settings.FINMON_LANG)
+        _link_report_to_archive(cfg)
+        run.outcome, run.counters = "ok", {"pages": len(list(path.parent.glob("*.html"))),
+                                           "weeks": len(archived_weeks(cfg.report_archive))}
         log.info("weekly report at %s", path)
     except Exception as exc:
         run.outcome, run.error = "failed", f"{type(exc).__name__}: {exc}"
@@ -326,30 +334,89 @@ def _report_job(data_dir: str) -> None:
         index.close()
 
 
+def _link_report_to_archive(cfg: Config) -> None:
+    """Keep ``<data dir>/report/index.html``, where the report was before the archive, working: ``report`` becomes a
+    link to the archive, whose index lists the weeks. A report an earlier version left there is moved aside to
+    ``report.before-archive``, never deleted; a link the operator made is left alone."""
+    link = cfg.data_dir / "report"
+    if link.is_symlink():
+        return
+    try:
+        if link.exists():
+            aside = link.with_name("report.before-archive")
+            if aside.exists():
+                log.warning("%s is left as it is (%s exists too): the weekly reports are in %s",
+                            link, aside, cfg.report_archive)
+                return
+            link.rename(aside)
+            log.warning("the report written before the archive is now %s; %s links to the archive %s",
+                        aside, link, cfg.report_archive)
+        link.symlink_to(cfg.report_archive.name, target_is_directory=True)
+    except OSError as exc:
+        log.warning("%s cannot link to the archive (%s): the weekly reports are in %s", link, exc, cfg.report_archive)
+
+
 def retention_job(data_dir: str) -> None:
-    """Delete crawl snapshots older than the retention period, except each store's latest and pending ones."""
+    """Delete crawl snapshots older than the retention period, except each store's latest and pending ones, and
+    except the WARC files of the evidence archive that a finding in the index, or a kept latest snapshot, cites."""
     _exclusive(RETENTION_JOB, _retention_job, data_dir)
 
 
 def _retention_job(data_dir: str) -> None:
     cfg = Config.from_env(data_dir)
-    keep = {p.parent.name for p in (cfg.latest(s) for s in cfg.crawls) if p is not None}
+    latest = [p for p in (cfg.latest(s) for s in cfg.crawls) if p is not None]
+    keep = {p.parent.name for p in latest}
     keep |= {p["run_id"] for p in (cfg.pending(s) for s in cfg.crawls) if p}
     cutoff = time.time() - cfg.retention_days * 86400
-    deleted = kept = 0
-    for snapshot in sorted((cfg.data_dir / "crawls").glob("*")):
-        if snapshot.name in keep or snapshot.stat().st_mtime >= cutoff:
-            kept += 1
-            continue
-        shutil.rmtree(snapshot)
-        deleted += 1
+    snapshots = sorted((cfg.data_dir / "crawls").glob("*"))
+    old = [snapshot for snapshot in snapshots if snapshot.name not in keep and snapshot.stat().st_mtime < cutoff]
     index = cfg.open_store()
     try:
+        # read before anything is deleted: an index that cannot be read deletes nothing
+        cited = _cited_warc_files(index, latest) if old else set()
+        deleted = warcs = 0
+        for snapshot in old:
+            held = _delete_all_but(snapshot, cited)
+            deleted += not held
+            warcs += held
         run = _new_run("retention", RETENTION_JOB)
-        run.outcome, run.ended, run.counters = "ok", utcnow(), {"deleted": deleted, "kept": kept}
+        run.outcome, run.ended = "ok", utcnow()
+        run.counters = {"deleted": deleted, "kept": len(snapshots) - len(old), "warcs_kept": warcs}
         index.save_run(run)
     finally:
         index.close()
+
+
+def _cited_warc_files(index, latest: list[Path]) -> set[Path]:
+    """Real paths of the WARC files some finding in the index cites (resolved ones too), or the lines of the
+    stores' latest snapshots (a capture carried forward on 304, which the next analysis cites)."""
+    from finmon.evidence import warc_file
+
+    cited = {Path(os.path.realpath(file)) for file in map(warc_file, index.captures()) if file is not None}
+    for snapshot in latest:
+        cited |= jobs.snapshot_warc_files(snapshot)
+    return cited
+
+
+def _delete_all_but(snapshot: Path, cited: set[Path]) -> int:
+    """Delete a snapshot folder but the WARC files in ``cited``; returns how many it kept (0: the folder is gone).
+    A folder left holding only those keeps its time, so a later run deletes what is no longer cited."""
+    moment = snapshot.stat().st_mtime
+    held = 0
+    for path in sorted(snapshot.rglob("*"), key=lambda p: len(p.parts), reverse=True):  # files before their folders
+        if path.is_dir() and not path.is_symlink():
+            if not any(path.iterdir()):
+                path.rmdir()
+        elif Path(os.path.realpath(path)) in cited and not path.is_symlink():
+            held += 1
+        else:
+            path.unlink()
+    if held:
+        os.utime(snapshot, (moment, moment))
+        log.info("%s deleted but %d WARC file(s) findings still cite", snapshot, held)
+    else:
+        snapshot.rmdir()
+    return held
 
 
 def _wakeup() -> None:
@@ -503,6 +570,12 @@ def stop_on_signal(sched) -> Callable[[int, Any], None]:
 
 def run(cfg: Config) -> None:
     """Run the scheduler in the foreground until SIGTERM/SIGINT (which stops a running crawl gracefully)."""
+    from finmon import alerts
+
+    try:  # a typo in the alerts' settings is an error at start-up, not alerts that never go out
+        alerts.AlertConfig.from_env()
+    except alerts.AlertConfigError as exc:
+        raise SchedulerError(str(exc)) from None
     lock = Lock(cfg)
     try:
         STOP.clear()

@@ -598,3 +598,16 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             spans.append((s, e))
         prev = end
     return spans
+
+
+def policy_diff(old_text: str, new_text: str, old_name: str = "old", new_name: str = "new") -> dict[str, list[str]]:
+    """What changed from one policy text to another: the data types declared that were added or removed, and a
+    sentence-by-sentence unified diff (one sentence of context)."""
+    import difflib
+
+    old_types, new_types = declared_types(scan(old_text)), declared_types(scan(new_text))
+    lines = difflib.unified_diff([old_text[a:b] for a, b in sentence_spans(old_text)],
+                                 [new_text[a:b] for a, b in sentence_spans(new_text)],
+                                 fromfile=old_name, tofile=new_name, lineterm="", n=1)
+    return {"declared_added": sorted(new_types - old_types), "declared_removed": sorted(old_types - new_types),
+            "diff": list(lines)}

@@ -21,6 +21,7 @@ class PolicyFetch:
     etag: str = ""  # validators the server sent, for the next crawl's conditional request
     last_modified: str = ""
     unchanged: bool = False  # the server answered 304: reuse the previous capture's record
+    capture: str = ""  # the response's record in the evidence archive (finmon.evidence)
 
 
 @dataclass

@@ -4,6 +4,8 @@ Extraction and inspection run in the crawl's worker processes (:mod:`crawler.wor
 """
 from __future__ import annotations
 
+import dataclasses
+
 from scrapy.exceptions import DropItem
 
 from analyzers.apk import ApkError, inspect_apk
@@ -13,7 +15,8 @@ from crawler.policy import ExtractionFailed, PolicyExtractor
 from crawler.previous import PreviousCapture
 from crawler.snapshot import Snapshot
 from crawler.workers import WorkerDied, Workers
-from finmon.model import Listing
+from finmon.evidence import rebase
+from finmon.model import Listing, dumps
 
 LISTING_REQUIRED = ("store", "store_id", "platform", "package", "name", "source_url", "fetched_at")
 PLATFORMS = ("android", "ios")
@@ -50,12 +53,13 @@ class _DownloadPipeline:
     """What the policy and APK pipelines share: one record line per URL, reuse on 304, counters.
 
     A ``304 Not Modified`` (the item is ``unchanged``) copies the previous capture's record, so the
-    body is neither downloaded nor extracted or inspected again; the body of a fetched item is dropped
-    once its record is written.
+    body is neither downloaded nor extracted or inspected again, and the line cites the archived record
+    the earlier one cited; the body of a fetched item is dropped once its record is written.
     """
 
     kind = ""  # the snapshot file: "policies" | "apks"
     item_class: type = object
+    inner = ""  # the line's field holding the parsed record, whose ``capture`` is the line's too
 
     def __init__(self, crawler) -> None:
         self.crawler = crawler
@@ -76,7 +80,10 @@ class _DownloadPipeline:
         stats = self.crawler.stats
         record = self.previous.record(self.kind, item.url) if item.unchanged else None
         if record is not None:
-            record.update(unchanged=True, checked_at=item.fetched_at)
+            capture = rebase(record.get("capture") or "", self.previous.path, self.snapshot.path)
+            record.update(unchanged=True, checked_at=item.fetched_at, capture=capture)
+            if isinstance(record.get(self.inner), dict):
+                record[self.inner]["capture"] = capture
             status = "unchanged"
         else:
             if item.unchanged:  # cannot happen unless the previous snapshot lost the line
@@ -98,7 +105,7 @@ class _DownloadPipeline:
 class PolicyPipeline(_DownloadPipeline):
     """Extracts each fetched policy (once per distinct body) and writes one policies.jsonl line per URL."""
 
-    kind, item_class = "policies", PolicyFetch
+    kind, item_class, inner = "policies", PolicyFetch, "version"
 
     def __init__(self, crawler) -> None:
         super().__init__(crawler)
@@ -116,17 +123,20 @@ class PolicyPipeline(_DownloadPipeline):
                 item.status, item.error = "unavailable", f"{EXTRACTION_FAILED}: {exc}"
                 self.snapshot.error(stats, item.store, EXTRACTION_FAILED, item.url, str(exc))
             else:
+                version = dataclasses.replace(version, capture=item.capture)
                 for warning in warnings:
                     stats.inc_value("finmon/warnings")
                     stats.inc_value(f"finmon/warnings/{warning}")
         return {"url": item.url, "status": item.status, "version": version.to_dict() if version else None,
-                "error": item.error, "etag": item.etag, "last_modified": item.last_modified}
+                "error": item.error, "etag": item.etag, "last_modified": item.last_modified,
+                "capture": item.capture}
 
 
 class ApkPipeline(_DownloadPipeline):
-    """Hashes and inspects each downloaded APK and writes one apks.jsonl line per URL (the file is not kept)."""
+    """Hashes and inspects each downloaded APK and writes one apks.jsonl line per URL (the file is not kept: its
+    inspection is archived as a WARC ``metadata`` record)."""
 
-    kind, item_class = "apks", ApkFetch
+    kind, item_class, inner = "apks", ApkFetch, "apk"
 
     def __init__(self, crawler) -> None:
         super().__init__(crawler)
@@ -142,6 +152,12 @@ class ApkPipeline(_DownloadPipeline):
             except (ApkError, WorkerDied) as exc:
                 item.status, item.error = "invalid", f"{APK_INVALID}: {exc}"
                 self.snapshot.error(self.crawler.stats, item.store, APK_INVALID, item.url, str(exc))
+        capture = ""
+        if info is not None:
+            inspection = info.to_dict()
+            del inspection["capture"]
+            capture = self.snapshot.captures.metadata(item.url, dumps(inspection).encode(), item.fetched_at)
+            info = dataclasses.replace(info, capture=capture)
         return {"url": item.url, "status": item.status, "fetched_at": item.fetched_at,
                 "apk": info.to_dict() if info else None, "error": item.error, "etag": item.etag,
-                "last_modified": item.last_modified}
+                "last_modified": item.last_modified, "capture": capture}

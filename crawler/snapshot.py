@@ -1,4 +1,5 @@
-"""The snapshot directory a crawl writes: listings.jsonl, policies.jsonl, apks.jsonl, errors.jsonl, run.json.
+"""The snapshot directory a crawl writes: listings.jsonl, policies.jsonl, apks.jsonl, errors.jsonl, run.json,
+and the WARC files of its evidence archive (captures*.warc.gz, see :mod:`finmon.evidence`).
 
 One :class:`Snapshot` per directory and process, shared by every crawler writing into it
 (pipelines, spiders and the run recorder all reach it through the crawler's settings).
@@ -13,6 +14,7 @@ import os
 import time
 import uuid
 from collections import Counter
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,6 +22,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.settings import BaseSettings
 
 from finmon import settings as finmon_settings
+from finmon.evidence import CaptureWriter
 from finmon.model import Run, dumps, utcnow
 
 FILES = ("listings", "policies", "apks", "errors")
@@ -46,6 +49,7 @@ class Snapshot:
         self.shared_claims: Path | None = None  # FINMON_SHARED_CLAIMS: claims shared with the other stores' crawls
         self._files: dict[str, Any] = {}
         self.max_loss_share = finmon_settings.FINMON_MAX_LOSS_SHARE  # set from the crawl's settings by of()
+        self.captures = CaptureWriter(path)  # the evidence archive; of() sets its limits from the crawl's settings
         # truncate on first open, append if reopened by a later crawler or resuming an interrupted crawl
         self._mode = "a" if resume else "w"
 
@@ -62,6 +66,9 @@ class Snapshot:
                                                                finmon_settings.FINMON_MAX_LOSS_SHARE)
             claims = settings.get("FINMON_SHARED_CLAIMS")
             cls._open[path].shared_claims = Path(claims) if claims else None
+            cls._open[path].captures = CaptureWriter(
+                path, settings.getint("FINMON_WARC_GZIP_LEVEL", finmon_settings.FINMON_WARC_GZIP_LEVEL),
+                settings.getint("FINMON_WARC_MAX_BYTES", finmon_settings.FINMON_WARC_MAX_BYTES))
         return cls._open[path]
 
     # --- writing ------------------------------------------------------------
@@ -74,6 +81,18 @@ class Snapshot:
 
     def write(self, name: str, record: dict[str, Any]) -> None:
         self._file(name).write(dumps(record) + "\n")
+
+    def capture(self, response, fetched_at: str) -> str:
+        """Archive a Scrapy response (status line, headers, body as received) as a WARC ``response`` record; its
+        reference, the file relative to this folder, for the snapshot line that keeps what came of it."""
+        headers = [(name.decode("latin-1"), value.decode("latin-1"))
+                   for name, values in response.headers.items() for value in values]
+        try:
+            reason = HTTPStatus(response.status).phrase
+        except ValueError:
+            reason = ""
+        return self.captures.response(response.url, response.status, headers, response.body, fetched_at,
+                                      protocol=getattr(response, "protocol", None) or "HTTP/1.1", reason=reason)
 
     def error(self, stats, store: str, kind: str, url: str, reason: str, item: str = "", field: str = "") -> None:
         """Record one lost request, item or field: an errors.jsonl line and ``finmon/errors/<kind>``.
@@ -131,6 +150,7 @@ class Snapshot:
         for fh in self._files.values():
             fh.close()
         self._files.clear()
+        self.captures.close()  # a later record starts a new WARC file
         self._mode = "a"
 
     @classmethod

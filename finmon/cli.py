@@ -76,6 +76,24 @@ def _registry(announce: bool = True):
     return registry
 
 
+def _alert_config():
+    """The alerts' configuration (finmon/alerts.py), or one clear error line naming the wrong variable."""
+    from finmon import alerts
+
+    try:
+        return alerts.AlertConfig.from_env()
+    except alerts.AlertConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _alert_ledger(db_path: Path) -> Path:
+    """Where the alerts' ledger of the index at ``db_path`` is, after checking the alerts' configuration."""
+    from finmon import alerts
+
+    _alert_config()
+    return alerts.ledger_path(alerts.beside_index(db_path))
+
+
 class _ProgressBar:
     """A rich progress bar driven by the (label, done, total) callbacks of finmon.jobs."""
 
@@ -154,6 +172,7 @@ def demo(apps: int, seed: int, out_dir: Path, lang: str) -> None:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     registry = _registry()
+    ledger = _alert_ledger(out_dir / "finmon.db")
     store = _open_store(out_dir / "finmon.db", write=True)
     with MarketServer(apps=apps, seed=seed) as market:
         err.print(f"market simulator: {apps} apps (seed {seed}) at {market.base_url}")
@@ -166,7 +185,7 @@ def demo(apps: int, seed: int, out_dir: Path, lang: str) -> None:
     if runs and _failed_crawls(runs) == len(runs):
         raise click.ClickException("every crawl failed (see above): nothing to analyse")
     with _ProgressBar() as bar:
-        run = jobs.analyze(out_dir / "crawl", store, progress=bar, registry=registry)
+        run = jobs.analyze(out_dir / "crawl", store, progress=bar, registry=registry, alert_ledger=ledger)
     _print_runs([run])
     report = render_report(store, out_dir / "report", lang=lang)
     click.echo(str(report))
@@ -230,29 +249,39 @@ def analyze(crawl_dir: Path, db_path: Path) -> None:
     applied and this says so.
     """
     registry = _registry()
+    ledger = _alert_ledger(db_path)
     store = _open_store(db_path, write=True)
     for run_file in sorted(crawl_dir.rglob("run.json")):
         crawl_run = jobs.load_run_record(run_file)
         if crawl_run is not None:
             store.save_run(crawl_run)
     with _ProgressBar() as bar:
-        run = jobs.analyze(crawl_dir, store, progress=bar, registry=registry)
+        run = jobs.analyze(crawl_dir, store, progress=bar, registry=registry, alert_ledger=ledger)
     _print_runs([run])
 
 
 @main.command()
 @_db_option
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("report"),
-              show_default=True, help="Directory for index.html and apps/.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for index.html and apps/ (default: report).")
+@click.option("--archive", "archive_root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="ROOT", help="Instead of --out: the weekly archive, ROOT/<ISO week>/ for this week's report "
+                                   "and ROOT/index.html listing the weeks.")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default=settings.FINMON_LANG, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=settings.FINMON_REPORT_WORKERS, show_default=True,
               help="Processes that render the app pages (0 or 1: this one).")
-def report(db_path: Path, out_dir: Path, lang: str, workers: int) -> None:
+def report(db_path: Path, out_dir: Path | None, archive_root: Path | None, lang: str, workers: int) -> None:
     """Render the weekly HTML risk report from the index; prints the report's path."""
+    from reports.archive import render_archive
     from reports.weekly import ReportError, render_report
 
+    if out_dir is not None and archive_root is not None:
+        raise click.UsageError("give --out or --archive, not both")
     try:
-        click.echo(str(render_report(_open_store(db_path), out_dir, lang=lang, workers=workers)))
+        if archive_root is not None:
+            click.echo(str(render_archive(_open_store(db_path), archive_root, lang=lang, workers=workers)))
+        else:
+            click.echo(str(render_report(_open_store(db_path), out_dir or Path("report"), lang=lang, workers=workers)))
     except ReportError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -290,6 +319,8 @@ _DATE = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M
 @click.option("--since", type=_DATE, help="Findings last seen, policies fetched at or after this time (UTC).")
 @click.option("--until", type=_DATE, help="… and before this time (UTC).")
 @click.option("--kind", type=click.Choice(["finding", "policy"]), help="Only findings or only policies.")
+@click.option("--family", type=click.Choice(list("PCDSVR")), help="Only findings of this rule family.")
+@click.option("--week", help="Only findings first seen in this ISO week (e.g. 2024-W10).")
 @click.option("--sort", type=click.Choice(["relevance", "newest", "severity"]), default="relevance", show_default=True)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
 @click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0),
@@ -297,18 +328,21 @@ _DATE = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
 @_db_option
 def search(query: str, rule: str | None, severity: str | None, status: tuple[str, ...], store: str | None,
-           developer: str | None, finance_type: str | None, since, until, kind: str | None, sort: str, limit: int,
-           offset: int, as_json: bool, db_path: Path) -> None:
+           developer: str | None, finance_type: str | None, since, until, kind: str | None, family: str | None,
+           week: str | None, sort: str, limit: int, offset: int, as_json: bool, db_path: Path) -> None:
     """Full-text search (Chinese and English) over findings and policies, with filters.
 
     Every word must occur as written (Chinese characters adjacent and in order); nothing is
-    query syntax. --rule, --severity and --status leave policies out.
+    query syntax. --rule, --family, --severity, --status and --week leave policies out.
     """
-    hits = _open_store(db_path).search(
-        query, rule=rule, severity=severity, status=status or None, store=store, developer=developer,
-        finance_type=finance_type, since=since and since.isoformat(), until=until and until.isoformat(), kind=kind,
-        sort=sort, limit=limit, offset=offset,
-    )
+    try:
+        hits = _open_store(db_path).search(
+            query, rule=rule, severity=severity, status=status or None, store=store, developer=developer,
+            finance_type=finance_type, since=since and since.isoformat(), until=until and until.isoformat(),
+            kind=kind, family=family, week=week, sort=sort, limit=limit, offset=offset,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     if as_json:
         for hit in hits:
             click.echo(dumps(hit))
@@ -321,6 +355,27 @@ def search(query: str, rule: str | None, severity: str | None, status: tuple[str
         out.add_row(*map(_shown, (hit.get("kind", ""), hit.get("app_name") or hit.get("app_key", ""),
                                   hit.get("rule_id") or "", hit.get("severity") or "", hit.get("snippet", ""))))
     Console().print(out)
+
+
+@main.command()
+@click.option("--host", default=settings.FINMON_SERVE_HOST, show_default=True,
+              help="Address to listen on; anything but loopback needs FINMON_SERVE_TOKEN.")
+@click.option("--port", default=settings.FINMON_SERVE_PORT, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--lang", type=click.Choice(["zh", "en"]), default=settings.FINMON_LANG, show_default=True)
+@_db_option
+def serve(host: str, port: int, lang: str, db_path: Path) -> None:
+    """The investigators' web application (read-only): search with facets, app pages, policy diffs, evidence,
+    and the same as JSON under /api/. Stops on Ctrl-C."""
+    from finmon import web
+
+    _open_store(db_path).close()  # a missing or unreadable index is an error now, not on the first page
+    token = os.environ.get("FINMON_SERVE_TOKEN") or None
+    try:
+        web.check_binding(host, token)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    web.serve(lambda: jobs.open_store(db_path, read_only=True), host, port, lang=lang, token=token,
+              print_line=_echo)
 
 
 _EXPLAIN_APP_FIELDS = ("key", "platform", "package", "name", "developer", "category", "finance_type",
@@ -367,11 +422,14 @@ def _evidence_lines(ev: dict) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @_db_option
 def explain(app_ref: str, as_json: bool, db_path: Path) -> None:
-    """Every finding of one app, with its evidence, rule, severity, status and regulation.
+    """Every finding of one app, with its evidence, rule, severity, status and regulation, and the capture
+    its evidence rests on (open it with `finmon evidence FINDING_ID` or the web application's link).
 
     APP is an app key (android:com.example.app) or an exact app name; an unknown app is an
     error that suggests close matches.
     """
+    from finmon.evidence import evidence_link
+
     store = _open_store(db_path)
     app = _find_app(store, app_ref)
     rules = {r["id"]: r for r in store.rules()}
@@ -385,6 +443,7 @@ def explain(app_ref: str, as_json: bool, db_path: Path) -> None:
             rule = rules.get(f.rule_id, {})
             row["rule"] = {k: rule.get(k, "") for k in ("title", "title_en", "description", "description_en",
                                                         "regulation", "regulation_en", "family")}
+            row["evidence_link"] = evidence_link(f.id) if f.capture else None
             rows.append(row)
         click.echo(json.dumps({"app": {k: app.get(k) for k in _EXPLAIN_APP_FIELDS}, "findings": rows,
                                "not_applied": not_applied}, ensure_ascii=False, indent=2))
@@ -406,10 +465,60 @@ def explain(app_ref: str, as_json: bool, db_path: Path) -> None:
               f"first seen {f.first_seen or '-'}, last seen {f.last_seen or '-'}")
         for line in _evidence_lines(dataclasses.asdict(f.evidence)):
             _echo(line)
+        if f.capture:
+            _echo(f"  capture: {f.capture}")
+            _echo(f"    open it: finmon evidence {f.id}  or  {evidence_link(f.id)}")
+        else:
+            _echo("  capture: none recorded (indexed before the evidence archive, or nothing was captured)")
         _echo(f"  regulation: {f.regulation or rule.get('regulation') or '-'}")
     for rule_id, reason in sorted(not_applied.items()):
         _echo("")
         _echo(f"{rule_id} not applied in the last analysis: {reason}")
+
+
+@main.command()
+@click.argument("finding_id")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the captured body (default: FINDING_ID.<extension> in the current folder).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@_db_option
+def evidence(finding_id: str, out_file: Path | None, as_json: bool, db_path: Path) -> None:
+    """The capture a finding rests on: URL, time, HTTP status, headers and digest, read from the evidence
+    archive with its digest checked; the body is written to a file, never to the terminal.
+
+    An unknown finding, a finding with no capture (indexed before the archive existed), a missing WARC
+    file or a digest that does not match is a one-line error.
+    """
+    from finmon.evidence import EvidenceError, read_capture
+
+    finding = _open_store(db_path).finding(finding_id)
+    if finding is None:
+        raise click.ClickException(str(_shown(f"no finding {finding_id!r} in the index (ids are in `finmon explain "
+                                              "APP --json` and `finmon export findings`)")))
+    try:
+        capture = read_capture(finding.capture)
+    except EvidenceError as exc:
+        raise click.ClickException(str(_shown(f"finding {finding.id}: {exc}"))) from None
+    target = out_file or Path.cwd() / f"{finding.id}{capture.extension()}"
+    try:
+        target.write_bytes(capture.body)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the body to {target}: {exc.strerror or exc}") from None
+    if as_json:
+        click.echo(json.dumps({"finding": finding.to_dict(), "capture": capture.summary(), "body_file": str(target)},
+                              ensure_ascii=False, indent=2))
+        return
+    _echo(f"finding {finding.id}: {finding.rule_id} {finding.title} ({finding.app_key})")
+    _echo(f"capture: {capture.record_type} record {capture.record_id} in {capture.file} at offset {capture.offset}")
+    _echo(f"url: {capture.url}")
+    _echo(f"time: {capture.date}")
+    _echo(f"status: {capture.status} {capture.reason}" if capture.status is not None else
+          "status: - (a metadata record: the APK's inspection; the APK file is not kept)")
+    _echo("headers:" if capture.headers else f"content type: {capture.content_type or '-'}")
+    for name, value in capture.headers:
+        _echo(f"  {name}: {value}")
+    _echo(f"digest: {capture.digest} (digest verified)")
+    _echo(f"body: {len(capture.body):,} bytes written to {target}")
 
 
 @main.command()
@@ -533,9 +642,7 @@ def policy() -> None:
 def policy_diff(app_ref: str, from_sha: str | None, to_sha: str | None, as_json: bool, db_path: Path) -> None:
     """What changed between two versions of an app's privacy policy: the data types it declares, then a
     sentence-by-sentence diff. APP is an app key or an exact app name."""
-    import difflib
-
-    from analyzers.policy_text import declared_types, scan, sentence_spans
+    from analyzers.policy_text import policy_diff as diff_texts
 
     store = _open_store(db_path)
     app = _find_app(store, app_ref)
@@ -558,13 +665,9 @@ def policy_diff(app_ref: str, from_sha: str | None, to_sha: str | None, as_json:
     new = pick(to_sha, 0)
     old = pick(from_sha, min(versions.index(new) + 1, len(versions) - 1))
     texts = {v["sha256"]: store.policy(v["sha256"]).text for v in (old, new)}
-    old_text, new_text = texts[old["sha256"]], texts[new["sha256"]]
-    old_types, new_types = declared_types(scan(old_text)), declared_types(scan(new_text))
-    lines = list(difflib.unified_diff([old_text[a:b] for a, b in sentence_spans(old_text)],
-                                      [new_text[a:b] for a, b in sentence_spans(new_text)],
-                                      fromfile=old["sha256"][:12], tofile=new["sha256"][:12], lineterm="", n=1))
-    doc = {"app": app["key"], "from": old, "to": new, "declared_added": sorted(new_types - old_types),
-           "declared_removed": sorted(old_types - new_types), "diff": lines}
+    doc = {"app": app["key"], "from": old, "to": new,
+           **diff_texts(texts[old["sha256"]], texts[new["sha256"]], old["sha256"][:12], new["sha256"][:12])}
+    lines = doc["diff"]
     if as_json:
         click.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
         return
@@ -582,7 +685,7 @@ def schedule() -> None:
     """Unattended operation: scheduled crawls, analysis, the weekly report and retention (APScheduler).
 
     Everything is kept in FINMON_DATA_DIR (default finmon-data): the job store, crawls, crawl state,
-    the index (unless FINMON_ES_URL) and the report.
+    the index (unless FINMON_ES_URL) and the weekly report archive (reports/).
     """
 
 
@@ -625,14 +728,18 @@ def schedule_list(data_dir: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_data_dir_option
 def schedule_status(as_json: bool, data_dir: Path | None) -> None:
-    """Per job: the last run (start, end, outcome, attempt, counters) and the next run; and the running scheduler."""
+    """Per job: the last run (start, end, outcome, attempt, counters) and the next run; the running scheduler; and
+    where the weekly reports are."""
     sched, cfg = _schedule_config(data_dir)
     rows = sched.status(cfg)
     holder = sched.Lock.holder(cfg)
+    reports = cfg.report_archive / "index.html"
     if as_json:
-        click.echo(json.dumps({"scheduler_pid": holder, "jobs": rows}, ensure_ascii=False, indent=2))
+        click.echo(json.dumps({"scheduler_pid": holder, "jobs": rows, "reports": str(reports)},
+                              ensure_ascii=False, indent=2))
         return
     _echo(f"scheduler: {'running, pid ' + str(holder) if holder else 'not running'} ({cfg.data_dir})")
+    _echo(f"weekly reports: {reports}" + ("" if reports.exists() else " (none yet)"))
     for row in rows:
         last = row["last_run"]
         summary = "never run" if last is None else (
@@ -867,6 +974,60 @@ def eval_clauses(file: Path, data_dir: Path, as_json: bool, predictions_out: Pat
     c202, finance = report.extra["c202_evidence"], report.extra["finance_type"]
     click.echo(f"C202 evidence a real collection statement: {c202['right']}/{c202['right'] + c202['wrong']}")
     click.echo(f"finance type right: {finance['right']}/{finance['policies']}")
+
+
+@main.group()
+def alerts() -> None:
+    """Alerts after each analysis: new findings at or above FINMON_ALERT_SEVERITY and newly watched apps, sent to a
+    webhook (FINMON_ALERT_WEBHOOK) and e-mail (FINMON_SMTP_*)."""
+
+
+@alerts.command("test")
+def alerts_test() -> None:
+    """Send a test message to each configured sink (one attempt each) and say which accepted it; exit 1 otherwise."""
+    from finmon import alerts as alerting
+
+    results = alerting.send_test(_alert_config())
+    if not results:
+        raise click.ClickException("no alert sink configured: set FINMON_ALERT_WEBHOOK or FINMON_SMTP_HOST")
+    for sink, error in results.items():
+        _echo(f"{sink}: {'ok' if error is None else 'FAILED: ' + error}")
+    if any(error is not None for error in results.values()):
+        sys.exit(1)
+
+
+@alerts.command("pending")
+@_db_option
+@click.option("--ledger", "ledger", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The alerts' ledger (default: FINMON_ALERT_LEDGER, else beside the index).")
+@click.option("--json", "as_json", is_flag=True, help="Print each sink's message as the webhook's JSON.")
+def alerts_pending(db_path: Path, ledger: Path | None, as_json: bool) -> None:
+    """What waits for each sink (a sink that failed keeps its items): the message the next analysis sends it,
+    before that analysis's own new items."""
+    from finmon import alerts as alerting
+    from index.base import IndexMissing
+
+    config = _alert_config()
+    try:
+        store = jobs.open_store(db_path, read_only=True)
+    except IndexMissing:
+        store = None  # the items are listed by app key only
+    try:
+        messages = alerting.waiting_messages(ledger or alerting.ledger_path(alerting.beside_index(db_path)), store,
+                                             config)
+    finally:
+        if store is not None:
+            store.close()
+    if as_json:
+        click.echo(json.dumps({sink: message.to_json() for sink, message in messages.items()}, ensure_ascii=False,
+                              indent=2))
+        return
+    if not messages:
+        click.echo("nothing waiting")
+    for sink, message in messages.items():
+        _echo(f"== {sink}: {message.counts['finding'] + message.counts['watch']} items waiting")
+        for line in message.text().splitlines():
+            _echo(line)
 
 
 @main.group()

@@ -297,7 +297,9 @@ def load_snapshot(*crawl_dirs: Path, policy_texts: bool = True) -> Snapshot:
     snap = Snapshot()
 
     def listing(row, place) -> None:
-        snap.listings.append(Listing.from_dict(row))
+        found = Listing.from_dict(row)
+        snap.listings.append(dataclasses.replace(found, capture=_capture(found.capture, place)) if found.capture
+                             else found)
 
     def policy(row, place) -> None:
         url, status = row["url"], row["status"]
@@ -305,6 +307,7 @@ def load_snapshot(*crawl_dirs: Path, policy_texts: bool = True) -> Snapshot:
             raise TypeError(f"url: expected str, got {type(url).__name__}")
         if status == "ok":
             version = PolicyVersion.from_dict(row["version"])
+            version = dataclasses.replace(version, capture=_capture(row.get("capture") or version.capture, place))
             if not policy_texts:
                 snap.texts[version.sha256] = place
                 version = dataclasses.replace(version, text="")
@@ -317,7 +320,9 @@ def load_snapshot(*crawl_dirs: Path, policy_texts: bool = True) -> Snapshot:
         if row["status"] == "ok":
             if not isinstance(row["url"], str):
                 raise TypeError(f"url: expected str, got {type(row['url']).__name__}")
-            snap.apks[row["url"]] = ApkInfo.from_dict(row["apk"])
+            info = ApkInfo.from_dict(row["apk"])
+            snap.apks[row["url"]] = dataclasses.replace(info, capture=_capture(row.get("capture") or info.capture,
+                                                                               place))
 
     roots = sorted({p.parent for d in crawl_dirs for p in d.rglob("listings.jsonl")}
                    | {p.parent for d in crawl_dirs for p in d.rglob("policies.jsonl")})
@@ -326,6 +331,36 @@ def load_snapshot(*crawl_dirs: Path, policy_texts: bool = True) -> Snapshot:
         _read_lines(root / "policies.jsonl", snap, policy)
         _read_lines(root / "apks.jsonl", snap, apk)
     return snap
+
+
+def snapshot_warc_files(crawl_dir: Path) -> set[Path]:
+    """The WARC files the listing, policy and APK lines under ``crawl_dir`` cite (those of a 304 in an earlier
+    snapshot's folder too), as real paths; lines it cannot read are skipped."""
+    from finmon.evidence import warc_file
+
+    cited = set()
+    for path in (p for name in ("listings", "policies", "apks") for p in crawl_dir.rglob(f"{name}.jsonl")):
+        for _, offset, row in _jsonl(path):
+            ref = row.get("capture") if isinstance(row, dict) else None
+            try:
+                file = warc_file(_capture(ref, (path, offset))) if ref else None
+            except (ValueError, TypeError):
+                continue  # load_snapshot warns about the line
+            if file is not None:
+                cited.add(Path(os.path.realpath(file)))
+    return cited
+
+
+def _capture(ref: Any, place: tuple[Path, int]) -> str:
+    """A snapshot line's capture reference with its WARC file as an absolute path (a malformed one costs the line)."""
+    from finmon.evidence import EvidenceError, resolve
+
+    if not isinstance(ref, str):
+        raise TypeError(f"capture: expected str, got {type(ref).__name__}")
+    try:
+        return resolve(ref, place[0].parent)
+    except EvidenceError as exc:
+        raise ValueError(f"capture: {exc}") from None
 
 
 def with_policy_texts(apps: Iterable[AppSnapshot], snap: Snapshot) -> list[AppSnapshot]:
@@ -413,7 +448,7 @@ def input_hash(app: AppSnapshot, version: str) -> str:
 
 
 def analyze(crawl_dir: Path | Iterable[Path], store, progress: Progress | None = None, registry=_FROM_SETTINGS,
-            incremental: bool = False, job: str = "") -> Run:
+            incremental: bool = False, job: str = "", alert_ledger: Path | None = None) -> Run:
     """Merge the crawled listings into apps, run every rule, and index the results.
 
     ``crawl_dir``: one snapshot directory or several (the latest of each store). ``registry``: an
@@ -421,7 +456,8 @@ def analyze(crawl_dir: Path | Iterable[Path], store, progress: Progress | None =
     Rules that could not be applied are marked in the stored rule table (``applied``/``not_applied``)
     and counted in the run (``rules_not_applied``). ``incremental``: apps whose inputs (listings as
     analysed, policy version, APK, and the analysis version) are those of their last analysis are
-    skipped, and keep their findings.
+    skipped, and keep their findings. Then the alerts go out (:mod:`finmon.alerts`, when a sink is
+    configured; ``alert_ledger``: where their ledger is unless FINMON_ALERT_LEDGER says).
     """
     if registry is _FROM_SETTINGS:
         registry = load_registry()
@@ -429,7 +465,7 @@ def analyze(crawl_dir: Path | Iterable[Path], store, progress: Progress | None =
     run.job = job
     with run_in_progress(run.id):
         try:
-            return _analyze(crawl_dir, store, run, progress, registry, incremental)
+            _analyze(crawl_dir, store, run, progress, registry, incremental)
         except BaseException as exc:
             run.ended = utcnow()
             run.outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -437,10 +473,26 @@ def analyze(crawl_dir: Path | Iterable[Path], store, progress: Progress | None =
                 store.save_run(run)
                 run_lock_path(run.id).unlink(missing_ok=True)  # recorded: nothing left for a checker to do
             raise
+        _alert(store, run, alert_ledger)
+    return run
+
+
+def _alert(store, run: Run, ledger: Path | None) -> None:
+    """Send the alerts of a stored analysis and add their counters to its run; a failure never fails the analysis."""
+    from finmon import alerts
+
+    counters = alerts.after_analysis(store, run, ledger)
+    if counters:
+        run.counters.update(counters)
+        try:
+            store.save_run(run)
+        except Exception as exc:  # the analysis is recorded already; only these counters are missing from it
+            log.warning("alert counters of %s not recorded (%s)", run.id, str(exc)[:200])
 
 
 def _analyze(crawl_dir, store, run: Run, progress: Progress | None, registry, incremental: bool) -> Run:
     import analyzers
+    from finmon.evidence import cite
 
     store.save_run(run)
     snap = load_snapshot(*([crawl_dir] if isinstance(crawl_dir, Path) else crawl_dir), policy_texts=False)
@@ -459,7 +511,7 @@ def _analyze(crawl_dir, store, run: Run, progress: Progress | None, registry, in
     # analysed and indexed in batches, one transaction each: the findings of the whole market are never held
     for start in range(0, len(apps), settings.FINMON_ANALYZE_BATCH):
         batch = with_policy_texts(apps[start:start + settings.FINMON_ANALYZE_BATCH], snap)
-        results = [analyzers.analyze(app, registry=registry) for app in batch]
+        results = [cite(app, analyzers.analyze(app, registry=registry)) for app in batch]
         findings += sum(len(r.findings) for r in results)
         counts.update(store.save_analysis(batch, results, seen, skipped_rules=skipped,
                                           inputs={app.key: inputs[app.key] for app in batch}))

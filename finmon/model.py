@@ -110,7 +110,7 @@ class _Record:
 
 
 # Fields of a Listing that say how and when it was captured, not what the store shows: left out of its content hash.
-LISTING_CAPTURE_FIELDS = ("fetched_at", "content_hash", "etag", "last_modified")
+LISTING_CAPTURE_FIELDS = ("fetched_at", "content_hash", "etag", "last_modified", "capture")
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,7 @@ class Listing(_Record):
     content_hash: str = ""
     etag: str = ""  # HTTP validators of the page it was read from, for the next crawl's conditional request
     last_modified: str = ""
+    capture: str = ""  # the page's record in the evidence archive (finmon.evidence.CaptureRef), "" if none
 
     @property
     def app_key(self) -> str:
@@ -164,6 +165,7 @@ class PolicyVersion(_Record):
     title: str = ""
     effective_date: str | None = None
     content_type: str = ""  # "html" | "pdf" | "text"
+    capture: str = ""  # the response it was extracted from, in the evidence archive ("" if none)
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,7 @@ class ApkInfo(_Record):
     exported_unprotected: tuple[dict, ...] = ()  # {"kind", "name"} of exported components no permission guards
     sdks: tuple[dict, ...] = ()  # {"id", "name", "category", "evidence"}
     url: str = ""  # where it was downloaded from, if it was
+    capture: str = ""  # its inspection's record in the evidence archive ("" if none)
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,7 @@ class Finding(_Record):
     first_seen: str = ""
     last_seen: str = ""
     status: str = "new"
+    capture: str = ""  # the record its evidence rests on in the evidence archive; not part of its id
 
     @property
     def id(self) -> str:

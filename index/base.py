@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import unicodedata
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Iterable, Iterator, Mapping, Protocol, runtime_checkable
 
@@ -42,6 +43,10 @@ from finmon.model import (
 EXPORT_KINDS = ("findings", "apps")
 HIT_KINDS = ("finding", "policy")
 SORTS = ("relevance", "newest", "severity")
+# What the hits of a search are counted by (``Store.facets``): finding fields, the app's, and the ISO week first seen.
+FACETS = ("rule", "family", "severity", "status", "store", "finance_type", "developer", "week")
+# Filters that only a finding has: a search given one leaves policies out.
+FINDING_ONLY_FILTERS = ("rule", "family", "severity", "status", "week")
 
 
 class StoreError(Exception):
@@ -120,15 +125,30 @@ class Store(Protocol):
     ) -> list[Finding]:
         """Findings matching every given filter, most severe first."""
 
+    def finding(self, finding_id: str) -> Finding | None:
+        """One finding by its id (with its ``capture``), or None."""
+
+    def captures(self) -> set[str]:
+        """The capture reference of every finding in the index that has one, resolved findings included (what
+        retention keeps the WARC files of)."""
+
     def changes(self, since: str, until: str | None = None, limit: int | None = None) -> dict[str, Any]:
         """``{"new": first seen in [since, until), "resolved": resolved in [since, until), "counts": {"new": n,
         "resolved": m}}``, each list most severe first and at most ``limit`` long; the counts are of all."""
+
+    def first_seen(self, since: str, until: str | None = None, *, severity: str | None = None, after: str = "",
+                   limit: int = 1000) -> list[Finding]:
+        """Findings first seen in [since, until) (of ``severity`` when given) by id: the first ``limit`` whose id
+        sorts after ``after``. To read them all, page on with the last id read (the alerts read a week's new
+        findings this way without holding them)."""
 
     def apps(self) -> list[dict[str, Any]]:
         """Every app with its unresolved finding counts by severity (``counts``) and ``stores``."""
 
     def app(self, key: str) -> dict[str, Any] | None:
-        """One app with ``listings``, ``policy`` (current version or None), ``policy_versions`` and ``findings``."""
+        """One app with ``listings`` (the latest of each store), ``history`` (every distinct content a store showed:
+        the listing's fields, ``content_hash`` and ``first_fetched_at``, newest first), ``policy`` (current version or
+        None), ``policy_versions`` and ``findings``."""
 
     def policy(self, sha256: str) -> PolicyVersion | None:
         """One policy version by the sha256 of its normalised text."""
@@ -149,16 +169,18 @@ class Store(Protocol):
         since: str | None = None,
         until: str | None = None,
         kind: str | None = None,
+        family: str | None = None,
+        week: str | None = None,
         sort: str = "relevance",
         limit: int = 50,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Full-text hits over findings and policies matching every given filter.
 
-        ``rule``, ``severity`` and ``status`` apply to findings only (policies are left out when one
-        is given); ``store``, ``finance_type`` and ``developer`` (exact) to the app of a finding or any
-        app linked to a policy; [``since``, ``until``) to a finding's ``last_seen`` or a policy's
-        ``fetched_at``. ``sort``: "relevance" (best first), "newest" or "severity" (most severe first,
+        ``rule``, ``family``, ``severity``, ``status`` and ``week`` (ISO week first seen, "2024-W10") apply to
+        findings only (policies are left out when one is given); ``store``, ``finance_type`` and ``developer``
+        (exact) to the app of a finding or any app linked to a policy; [``since``, ``until``) to a finding's
+        ``last_seen`` or a policy's ``fetched_at``. ``sort``: "relevance" (best first), "newest" or "severity" (most severe first,
         policies last); ties are broken by kind and id, so ``limit``/``offset`` pages are stable.
 
         Each hit: ``kind`` ("finding" | "policy"), ``id``, ``app_key``, ``app_name``, ``stores``,
@@ -167,6 +189,12 @@ class Store(Protocol):
         ``rule_title_en``, ``severity``, ``status``, ``evidence``; policies add ``url``, ``title``,
         ``language``, ``fetched_at`` and ``apps`` (every app linked to it).
         """
+
+    def facets(self, query: str, **filters: Any) -> dict[str, Any]:
+        """What the hits of ``search(query, **filters)`` are, counted: ``{"total": {"finding": n, "policy": m},
+        <facet>: [{"value", "count"}, …]}`` for each of :data:`FACETS`, over the matching findings (a finding counts
+        once under each store of its app). Values most frequent first (ties by value), at most
+        FINMON_FACET_VALUES of each; weeks newest first. ``filters``: those of ``search`` but the paging and sort."""
 
     def close(self) -> None:
         """Release the backend's connection."""
@@ -249,6 +277,41 @@ def search_scope(
     kinds = tuple(k for k in HIT_KINDS if kind in (None, k) and not (findings_only and k == "policy"))
     page = max(0, min(int(limit), settings.FINMON_SEARCH_MAX_HITS)), max(0, int(offset))
     return kinds, bounds[0], bounds[1], *page
+
+
+def iso_week(value: Any) -> str:
+    """The ISO week of a timestamp, "2024-W10" (weeks start on Monday, UTC); "" when it is no time."""
+    moment = parse_utc(value)
+    if moment is None:
+        return ""
+    year, week, _ = moment.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+_ISO_WEEK = re.compile(r"(\d{4})-W(\d{2})")
+
+
+def week_bounds(week: str) -> tuple[str, str]:
+    """[Monday 00:00, next Monday 00:00) UTC of an ISO week such as "2024-W10"; ValueError for anything else."""
+    found = _ISO_WEEK.fullmatch(str(week).strip())
+    try:
+        if found is None:
+            raise ValueError
+        monday = datetime.fromisocalendar(int(found[1]), int(found[2]), 1).replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ValueError(f"week must be an ISO week such as 2024-W10, not {week!r}") from None
+    return monday.isoformat(), (monday + timedelta(days=7)).isoformat()
+
+
+def facet_counts(counters: Mapping[str, Mapping[str, int]], total: dict[str, int]) -> dict[str, Any]:
+    """The shape ``Store.facets`` returns, from a count per facet and value."""
+    out: dict[str, Any] = {"total": total}
+    for name in FACETS:
+        counts = counters.get(name, {})
+        order = (sorted(counts.items(), reverse=True) if name == "week" else
+                 sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+        out[name] = [{"value": value, "count": n} for value, n in order[:settings.FINMON_FACET_VALUES] if value]
+    return out
 
 
 def statuses(status: str | Iterable[str] | None) -> list[str]:

@@ -51,12 +51,15 @@ from finmon.model import (Analysis, AppSnapshot, Evidence, Finding, Listing, Pol
 from index.base import (
     EVIDENCE_FIELDS,
     EXPORT_KINDS,
+    FINDING_ONLY_FILTERS,
     LISTING_FIELDS,
     StoreError,
     StoreUnavailable,
+    facet_counts,
     finding_fields,
     finding_snippet,
     index_text,
+    iso_week,
     listing_hash,
     policy_body,
     query_words,
@@ -66,11 +69,12 @@ from index.base import (
     snippet,
     statuses,
     timestamp,
+    week_bounds,
 )
 
 log = logging.getLogger(__name__)
 
-MAPPING_VERSION = 2  # 2: listings gained apk_url and HTTP validators, runs job/attempt/error, apps input_hash, runs job/attempt/error, apps input_hash
+MAPPING_VERSION = 3  # 2: listings gained apk_url and HTTP validators, runs job/attempt/error, apps input_hash, runs job/attempt/error, apps input_hash; 3: findings and listings their capture (finmon.evidence)
 KINDS = ("apps", "listings", "policies", "findings", "runs", "rules")
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}  # anything else ranks 3, as in SQLite's ORDER BY
 TEMPLATE_PRIORITY = 200
@@ -97,7 +101,7 @@ MAPPINGS: dict[str, dict[str, Any]] = {
     ),
     "listings": _strict(  # one document per distinct content of a store's listing
         "store", "store_id", "app_key", "platform", "package", "category", "source_url", "version", "updated",
-        "privacy_url", "apk_url", "permissions", "privacy_labels", "content_hash", "etag", "last_modified",
+        "privacy_url", "apk_url", "permissions", "privacy_labels", "content_hash", "etag", "last_modified", "capture",
         name=_NAME, developer=_NAME, description={"type": "text"}, downloads={"type": "long"},
         rating_count={"type": "long"}, fetched_at=_DATE, first_fetched_at=_DATE,
     ),
@@ -108,7 +112,7 @@ MAPPINGS: dict[str, dict[str, Any]] = {
         id={"type": "alias", "path": "sha256"}, date={"type": "alias", "path": "fetched_at"},  # shared sort keys
     ),
     "findings": _strict(
-        "id", "rule_id", "family", "severity", "confidence", "app_key", "status",
+        "id", "rule_id", "family", "severity", "confidence", "app_key", "status", "capture",
         "stores", "finance_type", "developer",  # of the app, for the filters
         severity_rank={"type": "byte"}, title=_NAME, regulation=_NAME,
         evidence={"properties": {
@@ -234,6 +238,7 @@ def _finding(src: dict[str, Any]) -> Finding:
         rule_id=src["rule_id"], severity=src["severity"], confidence=src["confidence"], app_key=src["app_key"],
         title=src["title"], evidence=Evidence.from_dict(src["evidence"]), regulation=src["regulation"],
         first_seen=src["first_seen"], last_seen=src["last_seen"], status=src["status"],
+        capture=src.get("capture") or "",  # none in documents copied from mapping v2
     )
 
 
@@ -609,7 +614,7 @@ class ElasticStore:
                 "severity_rank": SEVERITY_RANK.get(f.severity, 3), "confidence": f.confidence, "app_key": f.app_key,
                 "title": f.title, "evidence": shallow(f.evidence, EVIDENCE_FIELDS), "regulation": f.regulation,
                 "first_seen": first, "last_seen": seen, "status": status, "resolved_at": None,
-                "body": index_text("\n".join(finding_fields(f, name, developer))),
+                "body": index_text("\n".join(finding_fields(f, name, developer))), "capture": f.capture,
             }
         resolved = 0
         for fid, doc in fdocs.src.items():
@@ -660,6 +665,9 @@ class ElasticStore:
         window = {op: given[name] for op, name in (("gte", "since"), ("lt", "until")) if given.get(name)}
         if window:
             out.append({"range": {"date": window}})
+        if kind == "findings" and given.get("week"):
+            monday, next_monday = week_bounds(given["week"])
+            out.append({"range": {"first_seen": {"gte": monday, "lt": next_monday}}})
         return out
 
     @_guarded
@@ -686,6 +694,18 @@ class ElasticStore:
                                                                  max(0, int(offset)), limit)]
 
     @_guarded
+    def finding(self, finding_id: str) -> Finding | None:
+        found = next(self._get("findings", [finding_id]), None) if finding_id else None
+        return _finding(found["_source"]) if found else None
+
+    @_guarded
+    def captures(self) -> set[str]:
+        # Read from _source: a reference longer than ignore_above is kept there but not indexed.
+        hits = self._scan(self.alias("findings"), {"bool": {"must_not": [{"term": {"capture": ""}}]}},
+                          _source=["capture"])
+        return {hit["_source"]["capture"] for hit in hits if hit["_source"].get("capture")}
+
+    @_guarded
     def changes(self, since: str, until: str | None = None, limit: int | None = None) -> dict[str, Any]:
         window = {"gte": timestamp(since), **({"lt": timestamp(until)} if until else {})}
         sort = [{"severity_rank": "asc"}, {"id": "asc"}]
@@ -698,6 +718,20 @@ class ElasticStore:
             out["counts"][name] = (len(out[name]) if limit is None else
                                    self.es.count(index=self.alias("findings"), query=query)["count"])
         return out
+
+    @_guarded
+    def first_seen(self, since: str, until: str | None = None, *, severity: str | None = None, after: str = "",
+                   limit: int = 1000) -> list[Finding]:
+        if limit <= 0:
+            return []
+        window = {"gte": timestamp(since), **({"lt": timestamp(until)} if until else {})}
+        where: list[dict[str, Any]] = [{"range": {"first_seen": window}}]
+        if severity:
+            where.append({"term": {"severity": severity}})
+        if after:
+            where.append({"range": {"id": {"gt": after}}})
+        hits = self._sorted(self.alias("findings"), {"bool": {"filter": where}}, [{"id": "asc"}], 0, int(limit))
+        return [_finding(h["_source"]) for h in hits]
 
     def _counts(self, key: str | None = None) -> dict[str, dict[str, int]]:
         """Unresolved findings per app and severity (a composite aggregation, paged)."""
@@ -740,12 +774,19 @@ class ElasticStore:
         src = found["_source"]
         app = self._app_dict(src, self._counts(key).get(key, {}))
         current: dict[tuple[str, str], dict[str, Any]] = {}
+        contents = []
         for hit in self._scan(self.alias("listings"), {"term": {"app_key": key}}):
             lst = hit["_source"]
+            contents.append(lst)
             slot = (lst["store"], lst["store_id"])
             if slot not in current or lst["fetched_at"] > current[slot]["fetched_at"]:
                 current[slot] = lst
-        app["listings"] = [{name: current[slot][name] for name in LISTING_COLUMNS} for slot in sorted(current)]
+        # .get: documents copied from mapping v2 have no capture
+        app["listings"] = [{name: current[slot].get(name, "") for name in LISTING_COLUMNS} for slot in sorted(current)]
+        app["history"] = sorted(
+            ({**{name: lst.get(name) for name in LISTING_COLUMNS if name != "fetched_at"},
+              "content_hash": lst["content_hash"], "first_fetched_at": lst["first_fetched_at"]} for lst in contents),
+            key=lambda h: (h["first_fetched_at"], h["store"], h["store_id"], h["content_hash"]), reverse=True)
         app["policy"] = self.policy(src["policy_sha256"]) if src.get("policy_sha256") else None
         links = {link["sha256"]: link for link in src.get("policies") or []}
         versions = [hit["_source"] for hit in self._get("policies", links)]
@@ -789,27 +830,63 @@ class ElasticStore:
         since: str | None = None,
         until: str | None = None,
         kind: str | None = None,
+        family: str | None = None,
+        week: str | None = None,
         sort: str = "relevance",
         limit: int = 50,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        kinds, since, until, limit, offset = search_scope(kind, sort, since, until, bool(rule or severity or status),
-                                                          limit, offset)
+        kinds, since, until, limit, offset = search_scope(kind, sort, since, until,
+                                                          any((rule, family, severity, status, week)), limit, offset)
         words = query_words(query)
         if not words or limit == 0 or not kinds:
             return []
-        options = {"rule": rule, "severity": severity, "status": status, "store": store, "finance_type": finance_type,
-                   "developer": developer, "since": since, "until": until}
+        options = {"rule": rule, "family": family, "severity": severity, "status": status, "week": week,
+                   "store": store, "finance_type": finance_type, "developer": developer, "since": since, "until": until}
         indices = ["findings" if hit_kind == "finding" else "policies" for hit_kind in kinds]
-        scopes = [{"bool": {"filter": [{"term": {"_index": self.alias(index)}}, *self._filters(index, **options)]}}
-                  for index in indices]
-        query_dsl = {"bool": {"must": [{"match_phrase": {"body": index_text(word)}} for word in words],
-                              "filter": [{"bool": {"should": scopes, "minimum_should_match": 1}}]}}
+        query_dsl = self._search_query(words, indices, options)
         tail = [{"_score": "desc"}, {"_index": "asc"}, {"id": "asc"}]
         order = {"relevance": tail, "newest": [{"date": "desc"}, *tail],
                  "severity": [{"severity_rank": {"order": "asc", "unmapped_type": "byte"}}, *tail]}[sort]
         hits = self._sorted(",".join(map(self.alias, indices)), query_dsl, order, offset, limit)
         return self._hits(list(hits), words)
+
+    def _search_query(self, words: list[str], indices: list[str], options: dict[str, Any]) -> dict[str, Any]:
+        """Every word as a phrase, in the given indices, each filtered by the options that apply to it."""
+        scopes = [{"bool": {"filter": [{"term": {"_index": self.alias(index)}}, *self._filters(index, **options)]}}
+                  for index in indices]
+        return {"bool": {"must": [{"match_phrase": {"body": index_text(word)}} for word in words],
+                         "filter": [{"bool": {"should": scopes, "minimum_should_match": 1}}]}}
+
+    @_guarded
+    def facets(self, query: str, **filters: Any) -> dict[str, Any]:
+        options = {name: filters.get(name) for name in ("rule", "family", "severity", "status", "week", "store",
+                                                        "finance_type", "developer")}
+        kinds, options["since"], options["until"], _, _ = search_scope(
+            filters.get("kind"), "relevance", filters.get("since"), filters.get("until"),
+            any(options[name] for name in FINDING_ONLY_FILTERS), 0, 0)
+        words = query_words(query)
+        counters: dict[str, dict[str, int]] = {}
+        total = {"finding": 0, "policy": 0}
+        if not words:
+            return facet_counts(counters, total)
+        if "finding" in kinds:
+            order = [{"_count": "desc"}, {"_key": "asc"}]
+            fields = {"rule": "rule_id", "family": "family", "severity": "severity", "status": "status",
+                      "store": "stores", "finance_type": "finance_type", "developer": "developer"}
+            aggs = {name: {"terms": {"field": field, "size": settings.FINMON_FACET_VALUES, "order": order}}
+                    for name, field in fields.items()}
+            aggs["week"] = {"date_histogram": {"field": "first_seen", "calendar_interval": "week", "min_doc_count": 1}}
+            found = self.es.search(index=self.alias("findings"), size=0, track_total_hits=True, aggs=aggs,
+                                   query=self._search_query(words, ["findings"], options))
+            total["finding"] = found["hits"]["total"]["value"]
+            for name, agg in found["aggregations"].items():
+                counters[name] = {(iso_week(b["key_as_string"]) if name == "week" else b["key"]): b["doc_count"]
+                                  for b in agg["buckets"]}
+        if "policy" in kinds:
+            total["policy"] = self.es.count(index=self.alias("policies"),
+                                            query=self._search_query(words, ["policies"], options))["count"]
+        return facet_counts(counters, total)
 
     def _hits(self, ranked: list[dict[str, Any]], words: list[str]) -> list[dict[str, Any]]:
         """Search hits shaped as SQLite's, with app names, stores and rule titles as they are now."""

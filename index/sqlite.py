@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -27,6 +28,7 @@ from finmon.model import (
     Listing,
     PolicyVersion,
     Run,
+    chunks,
     dumps,
     sha256_hex,
     utcnow,
@@ -34,12 +36,15 @@ from finmon.model import (
 from index.base import (
     EVIDENCE_FIELDS,
     EXPORT_KINDS,
+    FACETS,
     LISTING_FIELDS,
     IndexMissing,
     StoreError,
+    facet_counts,
     finding_fields,
     finding_snippet,
     index_text,
+    iso_week,
     listing_hash,
     policy_body,
     query_words,
@@ -49,6 +54,7 @@ from index.base import (
     snippet,
     statuses,
     timestamp,
+    week_bounds,
 )
 
 # Raised for changes older code cannot work with (it refuses a newer file). Added columns are not
@@ -87,7 +93,8 @@ CREATE INDEX IF NOT EXISTS app_policies_sha ON app_policies (sha256);
 CREATE TABLE IF NOT EXISTS findings (
     id TEXT PRIMARY KEY, rule_id TEXT NOT NULL, family TEXT, severity TEXT, confidence TEXT,
     app_key TEXT NOT NULL, title TEXT, evidence TEXT, evidence_kind TEXT, evidence_key TEXT,
-    regulation TEXT, first_seen TEXT, last_seen TEXT, status TEXT NOT NULL, resolved_at TEXT, fts_hash TEXT
+    regulation TEXT, first_seen TEXT, last_seen TEXT, status TEXT NOT NULL, resolved_at TEXT, fts_hash TEXT,
+    capture TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS findings_app ON findings (app_key);
 CREATE INDEX IF NOT EXISTS findings_rule ON findings (rule_id);
@@ -115,6 +122,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS policies_fts USING fts5(
 # missing, with their defaults for the rows it holds. Then _INDEXES, which may need them.
 _ADDED_COLUMNS = {
     "apps": {"input_hash": "TEXT NOT NULL DEFAULT ''"},
+    "findings": {"capture": "TEXT NOT NULL DEFAULT ''"},
     "runs": {"job": "TEXT NOT NULL DEFAULT ''", "attempt": "INTEGER NOT NULL DEFAULT 1",
              "error": "TEXT NOT NULL DEFAULT ''"},
 }
@@ -175,14 +183,14 @@ ON CONFLICT (app_key, sha256) DO UPDATE SET
 """
 _UPSERT_FINDING = """
 INSERT INTO findings (id, rule_id, family, severity, confidence, app_key, title, evidence, evidence_kind,
-                      evidence_key, regulation, first_seen, last_seen, status, resolved_at, fts_hash)
+                      evidence_key, regulation, first_seen, last_seen, status, resolved_at, fts_hash, capture)
 VALUES (:id, :rule_id, :family, :severity, :confidence, :app_key, :title, :evidence, :evidence_kind,
-        :evidence_key, :regulation, :seen, :seen, 'new', NULL, :fts_hash)
+        :evidence_key, :regulation, :seen, :seen, 'new', NULL, :fts_hash, :capture)
 ON CONFLICT (id) DO UPDATE SET
     rule_id = excluded.rule_id, family = excluded.family, severity = excluded.severity,
     confidence = excluded.confidence, title = excluded.title, evidence = excluded.evidence,
     evidence_kind = excluded.evidence_kind, evidence_key = excluded.evidence_key,
-    regulation = excluded.regulation, fts_hash = excluded.fts_hash,
+    regulation = excluded.regulation, fts_hash = excluded.fts_hash, capture = excluded.capture,
     status = CASE WHEN findings.status = 'resolved' OR excluded.last_seen > findings.first_seen
                   THEN 'open' ELSE findings.status END,
     last_seen = excluded.last_seen, resolved_at = NULL
@@ -466,7 +474,7 @@ class SQLiteStore:
                     "confidence": f.confidence, "app_key": f.app_key, "title": f.title,
                     "evidence": dumps(shallow(f.evidence, EVIDENCE_FIELDS)), "evidence_kind": f.evidence.kind,
                     "evidence_key": f.evidence.key, "regulation": f.regulation, "seen": seen,
-                    "fts_hash": hashes[fid],
+                    "fts_hash": hashes[fid], "capture": f.capture,
                 })
             db.executemany(_UPSERT_FINDING, rows)
             after = db.execute(batch)
@@ -505,8 +513,15 @@ class SQLiteStore:
             rule_id=row["rule_id"], severity=row["severity"], confidence=row["confidence"], app_key=row["app_key"],
             title=row["title"], evidence=Evidence.from_dict(json.loads(row["evidence"])),
             regulation=row["regulation"], first_seen=row["first_seen"], last_seen=row["last_seen"],
-            status=row["status"],
+            status=row["status"], capture=row["capture"],
         )
+
+    def finding(self, finding_id: str) -> Finding | None:
+        row = self.db.execute("SELECT * FROM findings WHERE id = ?", (finding_id,)).fetchone()
+        return self._finding(row) if row else None
+
+    def captures(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT DISTINCT capture FROM findings WHERE capture != ''")}
 
     def findings(
         self,
@@ -532,8 +547,11 @@ class SQLiteStore:
     def _filters(**given: Any) -> tuple[str, list[Any]]:
         """A WHERE clause over findings ``f`` for the filters of ``findings`` and ``search``."""
         where, params = ["1"], []
+        if given.get("week"):
+            given["first_seen_from"], given["first_seen_before"] = week_bounds(given["week"])
         simple = {"app_key": "f.app_key = ?", "rule": "f.rule_id = ?", "family": "f.family = ?",
                   "severity": "f.severity = ?", "since": "f.last_seen >= ?", "until": "f.last_seen < ?",
+                  "first_seen_from": "f.first_seen >= ?", "first_seen_before": "f.first_seen < ?",
                   "store": "EXISTS (SELECT 1 FROM listings l WHERE l.app_key = f.app_key AND l.store = ?)",
                   "finance_type": "EXISTS (SELECT 1 FROM apps a WHERE a.key = f.app_key AND a.finance_type = ?)",
                   "developer": "EXISTS (SELECT 1 FROM apps a WHERE a.key = f.app_key AND a.developer = ?)"}
@@ -574,6 +592,14 @@ class SQLiteStore:
             out["counts"][name] = (len(out[name]) if limit is None else
                                    self.db.execute(f"SELECT count(*) FROM findings f WHERE {condition}", window).fetchone()[0])
         return out
+
+    def first_seen(self, since: str, until: str | None = None, *, severity: str | None = None, after: str = "",
+                   limit: int = 1000) -> list[Finding]:
+        where = "f.first_seen >= ? AND f.first_seen < ? AND f.id > ?" + (" AND f.severity = ?" if severity else "")
+        params = [timestamp(since), timestamp(until) if until else "9999", after, *([severity] if severity else [])]
+        rows = self.db.execute(f"SELECT f.* FROM findings f WHERE {where} ORDER BY f.id LIMIT ?",
+                               (*params, max(0, int(limit))))
+        return [self._finding(r) for r in rows]
 
     def _stores(self, keys: Iterable[str] | None = None) -> dict[str, list[str]]:
         if keys is None:
@@ -623,6 +649,15 @@ class SQLiteStore:
             listing["permissions"] = json.loads(listing["permissions"] or "[]")
             listing["privacy_labels"] = json.loads(listing["privacy_labels"] or "[]")
             app["listings"].append(listing)
+        app["history"] = [
+            {**json.loads(r["data"]), "app_key": key, "content_hash": r["content_hash"], "first_fetched_at": r["fetched_at"]}
+            for r in self.db.execute(
+                "SELECT h.* FROM listing_history h JOIN listings l ON l.store = h.store AND l.store_id = h.store_id "
+                "WHERE l.app_key = ? ORDER BY h.fetched_at DESC, h.store, h.store_id, h.content_hash", (key,))]
+        for listing in app["history"]:
+            listing.pop("fetched_at", None)
+            listing["permissions"], listing["privacy_labels"] = (list(listing.get("permissions") or []),
+                                                                 list(listing.get("privacy_labels") or []))
         app["policy"] = self.policy(row["policy_sha256"]) if row["policy_sha256"] else None
         app["policy_versions"] = [dict(r) for r in self.db.execute(
             "SELECT p.sha256, p.url, p.final_url, p.fetched_at, p.title, p.language, p.effective_date, "
@@ -662,12 +697,14 @@ class SQLiteStore:
         since: str | None = None,
         until: str | None = None,
         kind: str | None = None,
+        family: str | None = None,
+        week: str | None = None,
         sort: str = "relevance",
         limit: int = 50,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        kinds, since, until, limit, offset = search_scope(kind, sort, since, until, bool(rule or severity or status),
-                                                          limit, offset)
+        kinds, since, until, limit, offset = search_scope(kind, sort, since, until,
+                                                          any((rule, family, severity, status, week)), limit, offset)
         words = query_words(query)
         match = fts_match(words)
         if match is None or limit == 0 or not kinds:
@@ -680,7 +717,8 @@ class SQLiteStore:
         while True:
             parts, params, done = [], [], True
             if "finding" in kinds:
-                where, fparams = self._filters(rule=rule, severity=severity, status=status, **common)
+                where, fparams = self._filters(rule=rule, family=family, severity=severity, status=status, week=week,
+                                               **common)
                 tier, floor, more = tiers["finding"].upto(k)
                 parts.append(
                     f"SELECT 'finding' AS kind, f.id AS id, bm25(findings_fts) AS score, f.last_seen AS date, "
@@ -703,6 +741,45 @@ class SQLiteStore:
             if len(ranked) == limit or done:
                 return self._hits(ranked, words)
             k += 1
+
+    def facets(self, query: str, **filters: Any) -> dict[str, Any]:
+        given = {name: filters.get(name) for name in ("rule", "family", "severity", "status", "week")}
+        common = {name: filters.get(name) for name in ("store", "finance_type", "developer")}
+        kinds, common["since"], common["until"], _, _ = search_scope(
+            filters.get("kind"), "relevance", filters.get("since"), filters.get("until"), any(given.values()), 0, 0)
+        match = fts_match(query_words(query))
+        counters: dict[str, Counter] = {name: Counter() for name in FACETS}
+        total = {"finding": 0, "policy": 0}
+        if match is None:
+            return facet_counts(counters, total)
+        if "finding" in kinds:
+            where, params = self._filters(**given, **common)
+            rows = self.db.execute(
+                "SELECT f.rule_id, f.family, f.severity, f.status, f.app_key, f.first_seen FROM findings_fts "
+                f"JOIN findings f ON f.rowid = findings_fts.rowid WHERE findings_fts MATCH ? AND {where}",
+                [match, *params]).fetchall()
+            keys = list({row[4] for row in rows})
+            apps = {r[0]: (r[1], r[2]) for key_chunk in chunks(keys, 500) for r in self.db.execute(
+                f"SELECT key, finance_type, developer FROM apps WHERE key IN ({', '.join('?' * len(key_chunk))})",
+                key_chunk)}
+            stores = {k: v for key_chunk in chunks(keys, 500) for k, v in self._stores(key_chunk).items()}
+            weeks: dict[str, str] = {}
+            for rule, family, severity, status, key, first_seen in rows:
+                finance_type, developer = apps.get(key, ("", ""))
+                day = (first_seen or "")[:10]
+                if day not in weeks:
+                    weeks[day] = iso_week(day)
+                for name, value in (("rule", rule), ("family", family), ("severity", severity), ("status", status),
+                                    ("finance_type", finance_type), ("developer", developer), ("week", weeks[day])):
+                    counters[name][value or ""] += 1
+                counters["store"].update(stores.get(key, []))
+            total["finding"] = len(rows)
+        if "policy" in kinds:
+            where, params = self._policy_filters(**common)
+            total["policy"] = self.db.execute(
+                "SELECT count(*) FROM policies_fts JOIN policies p ON p.rowid = policies_fts.rowid "
+                f"WHERE policies_fts MATCH ? AND {where}", [match, *params]).fetchone()[0]
+        return facet_counts(counters, total)
 
     def _hits(self, ranked: list[sqlite3.Row], words: list[str]) -> list[dict[str, Any]]:
         finding_ids = [r["id"] for r in ranked if r["kind"] == "finding"]

@@ -41,6 +41,7 @@ from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
 
 from finmon import settings
+from finmon.evidence import serve_url
 from finmon.model import Evidence, chunks, parse_utc, sha256_hex
 from finmon.processes import die_with_parent
 
@@ -307,8 +308,8 @@ def build_context(store: Any, lang: str, week: str | date | None, _: Callable[[s
                                  ("unavailable", "#7f8c8d"))]
     iso = start.isocalendar()
     return {
-        "week": {"year": iso.year, "number": iso.week, "start": start.date().isoformat(),
-                 "end": (end - timedelta(days=1)).date().isoformat()},
+        "week": {"year": iso.year, "number": iso.week, "name": f"{iso.year}-W{iso.week:02d}",
+                 "start": start.date().isoformat(), "end": (end - timedelta(days=1)).date().isoformat()},
         "generated": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
         "kpi": {
             "apps": len(apps),
@@ -332,13 +333,14 @@ def build_context(store: Any, lang: str, week: str | date | None, _: Callable[[s
         "rule_titles": {rid: _rule_text(r, "title", lang) for rid, r in rules.items()},
         "rule_regulations": {rid: _rule_text(r, "regulation", lang) for rid, r in rules.items()},
         "weights": settings.FINMON_RISK_WEIGHTS,
+        "evidence_base": safe_url(serve_url()),  # a finding with a capture links to <this>/evidence/<finding id>
         "top_n": settings.FINMON_REPORT_TOP_APPS,
         "examples_n": examples_n,
     }
 
 
 def render_report(store: Any, out_dir: str | Path, lang: str = "zh", week: str | date | None = None,
-                  workers: int | None = None) -> Path:
+                  workers: int | None = None, reuse_from: str | Path | None = None) -> Path:
     """Render index.html and apps/<app>.html into ``out_dir``; returns the path of index.html.
 
     ``week`` is an ISO week ("2024-W10") or a date in it; by default the week of the latest
@@ -346,10 +348,17 @@ def render_report(store: Any, out_dir: str | Path, lang: str = "zh", week: str |
     The report is rendered into a new sibling folder and swapped in whole: until then the previous
     report stays as it was, and a failure (a full disk) leaves it so and removes the new folder.
     ``workers``: processes that render the app pages (default ``FINMON_REPORT_WORKERS``; 0 or 1: this one).
+    ``reuse_from``: the report whose unchanged app pages are linked instead of rendered (default: ``out_dir``'s).
     """
+    ctx = build_context(store, lang, week, translations(lang).gettext)
+    return write_report(store, lang, ctx, out_dir, workers, reuse_from)
+
+
+def write_report(store: Any, lang: str, ctx: dict[str, Any], out_dir: str | Path, workers: int | None = None,
+                 reuse_from: str | Path | None = None) -> Path:
+    """The report of ``ctx`` (from :func:`build_context`) into ``out_dir`` as :func:`render_report` describes, with
+    ``kpis.json`` (its week and the figures of its KPI block) beside index.html; returns the path of index.html."""
     env = environment(lang)
-    gettext = env.translations.gettext  # type: ignore[attr-defined]
-    ctx = build_context(store, lang, week, gettext)
     out = Path(out_dir).absolute()
     if out.is_dir() and not _holds_a_report_only(out):
         raise ReportError(f"{out} holds other files than a report: give an empty or new folder")
@@ -362,9 +371,11 @@ def render_report(store: Any, out_dir: str | Path, lang: str = "zh", week: str |
         _remove_leftovers(out)
         pages = new / "apps"
         pages.mkdir()
-        _render_app_pages(store, lang, ctx, out, pages,
+        _render_app_pages(store, lang, ctx, out if reuse_from is None else Path(reuse_from).absolute(), pages,
                           settings.FINMON_REPORT_WORKERS if workers is None else workers)
         (new / "index.html").write_text(env.get_template("index.html").render(ctx), encoding="utf-8")
+        (new / KPIS).write_text(json.dumps({"week": ctx["week"], "generated": ctx["generated"], "lang": lang,
+                                            "kpi": ctx["kpi"]}, sort_keys=True, indent=1), encoding="utf-8")
         new.chmod(0o755)  # mkdtemp's folder is private; a report folder is as any other
         _swap_in(new, out)
     except BaseException:
@@ -376,8 +387,9 @@ def render_report(store: Any, out_dir: str | Path, lang: str = "zh", week: str |
 
 
 # What an app page shows besides its app (StrictUndefined: a page reading anything else fails to render).
-APP_PAGE_CONTEXT = ("rule_titles", "rule_regulations", "weights")
+APP_PAGE_CONTEXT = ("rule_titles", "rule_regulations", "weights", "evidence_base")
 PAGE_KEYS = "pages.json"  # in a report folder: each app page's file name -> the digest of what it shows
+KPIS = "kpis.json"  # in a report folder: its week and KPI figures, which the archive's index lists (reports/archive.py)
 
 
 def _render_app_pages(store: Any, lang: str, ctx: dict[str, Any], old: Path, pages: Path, workers: int) -> None:
@@ -506,7 +518,7 @@ def _remove_leftovers(out: Path) -> None:
 def _holds_a_report_only(folder: Path) -> bool:
     """True when ``folder`` holds nothing but a report's files (swapping it out loses nothing else)."""
     pages = folder / "apps"
-    return (all(p.name in ("index.html", "apps", PAGE_KEYS) for p in folder.iterdir())
+    return (all(p.name in ("index.html", "apps", PAGE_KEYS, KPIS) for p in folder.iterdir())
             and (not pages.is_dir() or all(p.suffix == ".html" and p.is_file() for p in pages.iterdir())))
 
 

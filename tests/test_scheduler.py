@@ -461,7 +461,52 @@ def test_retention_keeps_recent_latest_and_pending_snapshots(env, monkeypatch):
     scheduler.retention_job(str(cfg.data_dir))
     assert sorted(p.name for p in crawls.iterdir()) == ["old-latest", "old-pending", "recent"]
     (run,) = runs(cfg.data_dir)
-    assert (run["job"], run["outcome"], run["counters"]) == ("retention", "ok", {"deleted": 1, "kept": 3})
+    assert (run["job"], run["outcome"], run["counters"]) == ("retention", "ok", {"deleted": 1, "kept": 3,
+                                                                                 "warcs_kept": 0})
+
+
+def test_retention_keeps_the_warc_files_findings_or_the_latest_snapshot_cite(env):
+    import dataclasses
+
+    from finmon.evidence import CaptureWriter, read_capture, resolve
+    from finmon.model import Analysis, Evidence, Finding
+
+    cfg = scheduler.Config.from_env()
+    crawls = cfg.data_dir / "crawls"
+    folders = {name: crawls / name / "appgallery" for name in ("cited", "carried", "uncited", "latest")}
+    refs = {}
+    for name, folder in folders.items():
+        writer = CaptureWriter(folder)
+        refs[name] = resolve(writer.response(f"http://s.test/{name}", 200, [], name.encode(), "2026-01-01T00:00:00Z"),
+                             folder)
+        writer.close()
+        (folder / "listings.jsonl").write_text("{}\n", encoding="utf-8")
+    # the latest snapshot's line carries forward (304) a capture of an older snapshot
+    carried = json.dumps({"capture": "../../carried/appgallery/captures.warc.gz" + refs["carried"].split(".warc.gz")[1]})
+    (folders["latest"] / "listings.jsonl").write_text(carried + "\n", encoding="utf-8")
+    for name in ("cited", "carried", "uncited"):
+        os.utime(crawls / name, (time.time() - 100 * 86400,) * 2)
+    (cfg.state("appgallery") / "latest").write_text(str(folders["latest"]))
+    finding = Finding(rule_id="P101", severity="high", confidence="high", app_key="android:a", title="t",
+                      evidence=Evidence(kind="permission", key="p"), regulation="r")
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    with SQLiteStore(cfg.data_dir / "finmon.db") as store:  # a resolved finding still cites its capture
+        cited = dataclasses.replace(finding, capture=refs["cited"])
+        store.save_analysis([], [Analysis("android:a", "lending", 1.0, (cited,))], "2026-01-01T00:00:00Z")
+        store.save_analysis([], [Analysis("android:a", "lending", 1.0, ())], "2026-01-02T00:00:00Z")
+        assert store.finding(finding.id).status == "resolved"
+    scheduler.retention_job(str(cfg.data_dir))
+    assert sorted(p.name for p in crawls.iterdir()) == ["carried", "cited", "latest"]
+    assert [p.name for p in (crawls / "cited").rglob("*") if p.is_file()] == ["captures.warc.gz"]
+    assert [p.name for p in (crawls / "carried").rglob("*") if p.is_file()] == ["captures.warc.gz"]
+    for name in ("cited", "carried", "latest"):
+        assert read_capture(refs[name]).body == name.encode()
+    (run,) = runs(cfg.data_dir)
+    assert run["counters"] == {"deleted": 1, "kept": 1, "warcs_kept": 2}
+    with SQLiteStore(cfg.data_dir / "finmon.db") as store:  # no longer cited: the next run deletes it
+        store.save_analysis([], [Analysis("android:a", "lending", 1.0, (finding,))])
+    scheduler.retention_job(str(cfg.data_dir))
+    assert sorted(p.name for p in crawls.iterdir()) == ["carried", "latest"]
 
 
 def test_report_job_renders_and_records_its_run(env):
@@ -470,3 +515,78 @@ def test_report_job_renders_and_records_its_run(env):
     assert (data / "report" / "index.html").exists()
     (run,) = runs(data)
     assert run["job"] == "report:weekly" and run["outcome"] == "ok"
+
+
+def test_report_job_renders_into_the_archive_and_keeps_the_old_report_path(env):
+    from reports.archive import render_archive
+    from tests.reports.conftest import populate
+
+    data = Path(env["FINMON_DATA_DIR"])
+    data.mkdir()
+    with SQLiteStore(data / "finmon.db") as store:
+        populate(store)
+        render_archive(store, data / "reports", week="2024-W10", workers=0)  # last week's, already archived
+    last_week = {p: p.read_bytes() for p in (data / "reports" / "2024-W10").rglob("*") if p.is_file()}
+    (data / "report").mkdir()  # the report an earlier version wrote
+    (data / "report" / "index.html").write_text("<p>before the archive</p>", encoding="utf-8")
+    weeks = {"{}-W{:02d}".format(*datetime.now(timezone.utc).isocalendar()[:2])}
+    scheduler.report_job(env["FINMON_DATA_DIR"])
+    scheduler.report_job(env["FINMON_DATA_DIR"])  # again: the same week's folder replaced, the link kept
+    weeks.add("{}-W{:02d}".format(*datetime.now(timezone.utc).isocalendar()[:2]))
+
+    (this_week,) = [p.name for p in (data / "reports").glob("*-W*") if p.name != "2024-W10"]
+    assert this_week in weeks  # the week of the latest run: the report's own
+    assert (data / "reports" / this_week / "index.html").is_file()
+    assert {p: p.read_bytes() for p in (data / "reports" / "2024-W10").rglob("*") if p.is_file()} == last_week
+    index = (data / "reports" / "index.html").read_text(encoding="utf-8")
+    assert index.index(f'id="week-{this_week}"') < index.index('id="week-2024-W10"')
+    assert (data / "report").is_symlink() and (data / "report" / "index.html").read_text(encoding="utf-8") == index
+    assert (data / "report.before-archive" / "index.html").read_text(encoding="utf-8") == "<p>before the archive</p>"
+    reports = [r for r in runs(data) if r["job"] == "report:weekly"]
+    assert [r["outcome"] for r in reports] == ["ok", "ok"] and reports[-1]["counters"]["weeks"] == 2
+
+    old = time.time() - 400 * 86400
+    for week in (data / "reports").iterdir():
+        os.utime(week, (old, old))
+    scheduler.retention_job(env["FINMON_DATA_DIR"])  # retention never deletes archived reports
+    assert sorted(p.name for p in (data / "reports").glob("*-W*")) == ["2024-W10", this_week]
+
+
+def test_the_analysis_after_a_crawl_sends_alerts_and_keeps_their_ledger_in_the_data_directory(env, monkeypatch):
+    import sqlite3
+
+    from finmon import jobs
+    from finmon.model import Listing, Run
+
+    for name in ("FINMON_ALERT_LEDGER", "FINMON_ALERT_WATCHLIST", "FINMON_SMTP_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FINMON_ALERT_WEBHOOK", "http://127.0.0.1:9/hook")  # nothing listens: the items wait
+    monkeypatch.setenv("FINMON_ALERT_TRIES", "1")
+
+    def crawl(out, store_urls, *args, **kwargs):  # a snapshot of one app without a privacy policy (C201, high)
+        (store,) = store_urls
+        (out / store).mkdir(parents=True, exist_ok=True)
+        listing = Listing(store=store, store_id="1", platform="android", package="com.example.loan", name="快乐借款",
+                          developer="快乐科技有限公司", category="金融", source_url="http://store.test/1",
+                          fetched_at="2024-03-04T08:00:00+00:00")
+        (out / store / "listings.jsonl").write_text(json.dumps(listing.to_dict()) + "\n", encoding="utf-8")
+        return [Run(id="x", kind="crawl", started="t", outcome="ok", counters={"requests": 1})]
+
+    monkeypatch.setattr(jobs, "crawl", crawl)
+    data = Path(env["FINMON_DATA_DIR"])
+    scheduler.crawl_job(str(data), "appgallery")
+    [analysis] = [r for r in runs(data) if r["job"] == "analyze"]
+    assert analysis["outcome"] == "ok" and analysis["counters"]["alerts/failed"] == 1
+    with sqlite3.connect(data / "alerts.sqlite") as ledger:
+        waiting = ledger.execute("SELECT sink, kind, app_key, severity FROM items WHERE sent_at IS NULL").fetchall()
+    ledger.close()
+    assert ("webhook", "finding", "android:com.example.loan", "high") in waiting
+    assert analysis["counters"]["alerts/pending"] == len(waiting)
+
+
+def test_a_wrong_alert_setting_stops_the_scheduler_at_start(env, monkeypatch):
+    monkeypatch.setenv("FINMON_ALERT_WEBHOOK", "http://127.0.0.1:9/hook")
+    monkeypatch.setenv("FINMON_ALERT_SEVERITY", "urgent")
+    with pytest.raises(scheduler.SchedulerError, match="FINMON_ALERT_SEVERITY must be one of high, medium, low"):
+        scheduler.run(scheduler.Config.from_env())
+    assert not (Path(env["FINMON_DATA_DIR"]) / "scheduler.lock").exists()

@@ -22,6 +22,7 @@ from crawler.items import ApkFetch, PolicyFetch
 from crawler.parsers import ParseError
 from crawler.previous import PreviousCapture
 from crawler.snapshot import Snapshot
+from finmon.evidence import rebase
 from finmon.model import Listing, utcnow
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,9 @@ class StoreSpider(scrapy.Spider):
         return self._conditional("listings", url, callback, self.store_failed, cb_kwargs, {})
 
     def page_listing(self, response, parser: Callable, *args: Any, **kwargs: Any) -> Listing | None:
-        """The listing a detail page shows: parsed (with the page's validators), or on a 304 the previous
-        capture's listing of that page, captured again now. None after recording why there is none."""
+        """The listing a detail page shows: parsed (with the page's validators and the page archived as its
+        capture), or on a 304 the previous capture's listing of that page, captured again now (its archived page
+        still the one it cites). None after recording why there is none."""
         if response.status == 304:
             record = self.previous.record("listings", response.url)
             if record is None:
@@ -82,12 +84,15 @@ class StoreSpider(scrapy.Spider):
                 self.settle(response.request, ERRORS)
                 return None
             self.settle(response.request, ITEMS)
-            return dataclasses.replace(Listing.from_dict(record), fetched_at=utcnow())
+            return dataclasses.replace(Listing.from_dict(record), fetched_at=utcnow(),
+                                       capture=rebase(record.get("capture") or "", self.previous.path,
+                                                      self.snapshot.path))
         listing = self.parsed(response, parser, *args, **kwargs)
         if listing is None:
             return None
         validators = _validators(response)
-        return dataclasses.replace(listing, etag=validators["etag"], last_modified=validators["last_modified"])
+        return dataclasses.replace(listing, etag=validators["etag"], last_modified=validators["last_modified"],
+                                   capture=self.snapshot.capture(response, listing.fetched_at))
 
     def discovery_capped(self, keyword: str, pages: int) -> None:
         """A search has more pages than FINMON_MAX_PAGES lets the spider follow: apps beyond them go unseen."""
@@ -212,15 +217,18 @@ class StoreSpider(scrapy.Spider):
         self.settle(response.request, ERRORS)
 
     def parse_policy(self, response, url: str):
+        """The policy's response, archived as received (a 304 is not: the earlier capture is carried forward)."""
         self.settle(response.request, ITEMS)
+        fetched_at = utcnow()
         yield PolicyFetch(
             url=url,
             store=self.store,
             status="ok",
-            fetched_at=utcnow(),
+            fetched_at=fetched_at,
             final_url=response.url,
             body=response.body,
             content_type=response.headers.get("Content-Type", b"").decode("latin-1"),
+            capture="" if response.status == 304 else self.snapshot.capture(response, fetched_at),
             **_validators(response),
         )
 

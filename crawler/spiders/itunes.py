@@ -49,7 +49,7 @@ class ItunesSpider(StoreSpider):
             return
         yield from self.listing_and_links(with_hash(dataclasses.replace(
             listing, privacy_url=page.privacy_url, privacy_labels=page.privacy_labels, etag=page.etag,
-            last_modified=page.last_modified)))
+            last_modified=page.last_modified, capture=page.capture)))
 
 
 def _page_listing(listing: Listing, response, problems: list | None = None) -> Listing:

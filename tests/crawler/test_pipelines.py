@@ -10,6 +10,7 @@ from crawler.pipelines import ApkPipeline, ListingPipeline, PolicyPipeline
 from finmon.model import ApkInfo
 from market.apk import ApkSpec, build_apk
 from crawler.snapshot import Snapshot
+from finmon.evidence import read_capture, resolve
 from tests.crawler.conftest import through
 
 NOW = "2024-06-01T00:00:00+00:00"
@@ -63,7 +64,7 @@ def test_policy_lines_per_status(make_crawler, fx):
     assert rows[ok.url]["version"]["effective_date"] == "2024-03-01"
     assert "手机号码" in rows[ok.url]["version"]["text"]
     assert rows[missing.url] == {"url": missing.url, "status": "not_found", "version": None, "error": "not_found: HTTP 404",
-                                 "etag": "", "last_modified": ""}
+                                 "etag": "", "last_modified": "", "capture": ""}
     assert rows[down.url]["status"] == "unavailable"
     assert rows[broken.url]["status"] == "unavailable" and rows[broken.url]["error"].startswith("extraction_failed")
     assert [e["kind"] for e in lines(crawler, "errors")] == ["extraction_failed"]
@@ -87,7 +88,13 @@ def test_apk_lines_per_status(make_crawler):
     assert info.package == "com.anxin.loan" and info.url == ok.url and [s["id"] for s in info.sdks] == ["jpush"]
     assert rows[broken.url]["status"] == "invalid" and rows[broken.url]["error"].startswith("apk_invalid: ")
     assert rows[down.url] == {"url": down.url, "status": "unavailable", "fetched_at": NOW, "apk": None,
-                              "error": "too_large: over the limit", "etag": "", "last_modified": ""}
+                              "error": "too_large: over the limit", "etag": "", "last_modified": "", "capture": ""}
+    # the inspection is archived as a metadata record (the APK itself is not kept), and the line cites it
+    capture = read_capture(resolve(rows[ok.url]["capture"], Snapshot.of(crawler.settings).path))
+    assert rows[ok.url]["apk"]["capture"] == rows[ok.url]["capture"] and rows[broken.url]["capture"] == ""
+    assert (capture.record_type, capture.url, capture.status, capture.content_type) == (
+        "metadata", ok.url, None, "application/json")
+    assert json.loads(capture.body) == {k: v for k, v in rows[ok.url]["apk"].items() if k != "capture"}
     assert [e["kind"] for e in lines(crawler, "errors")] == ["apk_invalid"]
     stats = crawler.stats.get_stats()
     assert (stats["finmon/apks"], stats["finmon/apks/ok"], stats["finmon/apks/invalid"]) == (3, 1, 1)

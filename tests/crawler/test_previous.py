@@ -101,3 +101,38 @@ def test_a_detail_page_304_reuses_the_previous_listing(make_spider, respond, fx,
     assert reused.fetched_at >= listing.fetched_at and policy.url == listing.privacy_url
     missing = again.parse_detail(respond(url.replace("C1", "C2"), b"", "application/json", status=304))
     assert list(missing) == [] and again.crawler.stats.get_value("finmon/errors/other") == 1
+
+
+def test_a_304_cites_the_archived_response_of_the_earlier_capture(make_spider, respond, fx, tmp_path):
+    from crawler.pipelines import ListingPipeline
+    from crawler.spiders.appgallery import AppGallerySpider
+    from finmon.evidence import read_capture, resolve
+    from finmon.model import Listing
+
+    url = "http://127.0.0.1:9/appgallery/uowap/index?method=internal.getTabDetail&serviceType=20&uri=C1"
+    prev, again_dir = tmp_path / "prev", tmp_path / "again"
+    first = make_spider(AppGallerySpider, FINMON_SNAPSHOT_DIR=str(prev))
+    page = respond(url, fx.bytes("appgallery_detail.json"), "application/json")
+    page.headers["ETag"] = '"d1"'
+    listing = next(x for x in first.parse_detail(page) if isinstance(x, Listing))
+    ListingPipeline.from_crawler(first.crawler).process_item(listing)
+    served = respond(POLICY, "<html><body><p>我们会收集您的手机号码。</p><script>alert(1)</script></body></html>".encode())
+    served.headers["ETag"] = '"p1"'
+    (policy,) = first.parse_policy(served, url=POLICY)
+    through(PolicyPipeline.from_crawler(first.crawler), policy)
+    Snapshot.close_all()
+    PreviousCapture.forget_all()
+
+    again = make_spider(AppGallerySpider, FINMON_PREVIOUS_SNAPSHOT=str(prev), FINMON_SNAPSHOT_DIR=str(again_dir))
+    reused = next(x for x in again.parse_detail(respond(url, b"", "application/json", status=304))
+                  if isinstance(x, Listing))
+    assert reused.capture.startswith("../prev/captures.warc.gz#")  # relative to the new snapshot's folder
+    assert read_capture(resolve(reused.capture, again_dir)).body == fx.bytes("appgallery_detail.json")
+    (unchanged,) = again.parse_policy(respond(POLICY, b"", status=304), url=POLICY)
+    through(PolicyPipeline.from_crawler(again.crawler), unchanged)
+    Snapshot.close_all()
+    (row,) = [json.loads(line) for line in (again_dir / "policies.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert row["unchanged"] and row["capture"] == row["version"]["capture"] != ""
+    kept = read_capture(resolve(row["capture"], again_dir))
+    assert kept.body == served.body and (kept.status, kept.url) == (200, POLICY)  # the script kept verbatim
+    assert not list(again_dir.glob("*.warc.gz"))  # a 304 archives nothing new

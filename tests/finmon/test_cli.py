@@ -401,3 +401,22 @@ def test_market_truth_names_the_data_faults_of_the_fault_rate():
         return sum(1 for app in json.loads(result.output)["app_list"] if app["faults"])
 
     assert faulted("--fault-rate", "0.5") > faulted() + 10
+
+
+def test_report_into_the_archive_prints_the_weeks_report(tmp_path):
+    from index.sqlite import SQLiteStore
+    from tests.reports.conftest import populate
+
+    db, root = tmp_path / "finmon.db", tmp_path / "reports"
+    with SQLiteStore(db) as store:
+        populate(store)  # its latest analysis is in 2024-W11
+    runner = CliRunner(env={"FINMON_ES_URL": ""})
+    result = runner.invoke(main, ["report", "--db", str(db), "--archive", str(root), "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == str(root / "2024-W11" / "index.html")
+    assert 'id="week-2024-W11"' in (root / "index.html").read_text(encoding="utf-8")
+    both = runner.invoke(main, ["report", "--db", str(db), "--archive", str(root), "--out", str(tmp_path / "r")])
+    assert both.exit_code == 2 and "give --out or --archive, not both" in both.output
+    assert runner.invoke(main, ["report", "--db", str(db), "--out", str(tmp_path / "r"), "--workers", "0"]).exit_code == 0
+    refused = runner.invoke(main, ["report", "--db", str(db), "--archive", str(tmp_path / "r")])
+    assert refused.exit_code == 1 and "is not a weekly report archive's index" in refused.output.splitlines()[-1]

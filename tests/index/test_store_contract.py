@@ -1,5 +1,6 @@
 """The store contract (index/base.py), written against the ``store`` fixture so every backend can run it."""
 import csv
+import dataclasses
 import io
 import json
 
@@ -131,6 +132,10 @@ def test_listings_keep_the_latest_per_store_id(store, build):
     assert app["listings"][0]["permissions"] == list(new.permissions)
     assert app["first_seen"].startswith("2024-03-04") and app["last_seen"].startswith("2024-03-11")
     assert store.apps()[0]["name"] == "快乐借款"
+    history = app["history"]  # every distinct content, newest first, dated by when it was first seen
+    assert [(h["version"], h["first_fetched_at"][:10]) for h in history] == [("2.0", "2024-03-11"), ("1.0", "2024-03-04")]
+    assert history[1]["permissions"] == list(old.permissions) and history[0]["app_key"] == old.app_key
+    assert "fetched_at" not in history[0] and history[0]["content_hash"] != history[1]["content_hash"]
 
 
 def test_save_analysis_round_trip(store, build, loan, wallet):
@@ -259,6 +264,26 @@ def test_an_older_analysis_replayed_late_changes_nothing(store, build, loan):
     assert all(f.last_seen == T2 for f in store.findings())
 
 
+def test_one_finding_by_id_with_its_capture_updated_by_a_newer_analysis(store, build, loan):
+    snap, (perm, quote) = loan
+    first = "/data/crawls/a/xiaomi/captures.warc.gz#100;<urn:uuid:1>;sha256:" + "a" * 64
+    later = "/data/crawls/b/xiaomi/captures.warc.gz#200;<urn:uuid:2>;sha256:" + "b" * 64
+    cited = dataclasses.replace(perm, capture=first)
+    assert cited.id == perm.id  # the capture is not part of the id
+    store.save_analysis([snap], [build.analysis(snap, cited, quote)], T1)
+    got = store.finding(perm.id)
+    assert got == dataclasses.replace(cited, first_seen=T1, last_seen=T1, status="new")
+    assert store.finding(quote.id).capture == ""  # none recorded
+    assert store.finding("0" * 24) is None and store.finding("") is None
+    assert store.captures() == {first}
+    store.save_analysis([snap], [build.analysis(snap, dataclasses.replace(perm, capture=later))], T2)
+    assert (store.finding(perm.id).capture, store.finding(perm.id).status) == (later, "open")
+    assert store.finding(quote.id).status == "resolved" and store.captures() == {later}
+    assert [f.capture for f in store.findings(app_key=snap.key, rule="P101")] == [later]
+    exported = {row["id"]: row for row in store.export("findings")}
+    assert exported[perm.id]["capture"] == later
+
+
 def test_changes_in_a_window(store, build, loan, wallet):
     save(store, build, loan, at=T1)
     snap, (perm, _) = loan
@@ -273,6 +298,24 @@ def test_changes_in_a_window(store, build, loan, wallet):
     first = store.changes("2024-01-01", limit=1)
     assert [f.id for f in first["new"]] == [f.id for f in everything["new"]][:1] and first["counts"] == everything["counts"]
     assert store.changes("2024-01-01", limit=0) == {"new": [], "resolved": [], "counts": {"new": 3, "resolved": 1}}
+
+
+def test_first_seen_reads_a_window_by_id_in_pages(store, build, loan, wallet):
+    save(store, build, loan, at=T1)
+    save(store, build, loan, wallet, at=T2)  # the loan app's findings seen again: first seen still T1
+    assert ids(store.first_seen(T2)) == ids(wallet[1])
+    assert ids(store.first_seen(T1, T2)) == ids(loan[1])
+    assert store.first_seen(T1, T2, severity="medium") == [] and store.first_seen(T3) == []
+    assert ids(store.first_seen("2024-01-01", severity="medium")) == ids(wallet[1])
+    every = store.first_seen("2024-01-01")
+    assert [f.id for f in every] == ids(loan[1] + wallet[1])  # by id
+    pages, after = [], ""
+    while page := store.first_seen("2024-01-01", after=after, limit=2):
+        pages.append([f.id for f in page])
+        after = page[-1].id
+    assert pages == [[f.id for f in every[:2]], [every[2].id]]
+    assert store.first_seen("2024-01-01", limit=0) == []
+    assert every[0].first_seen.startswith("2024-03-04") and every[0].severity == "high"
 
 
 def test_finding_filters(store, build, loan, wallet):
@@ -388,6 +431,45 @@ def test_search_by_developer_status_and_date(store, build, loan, wallet):
     assert [h["id"] for h in store.search("android", status="resolved")] == [perm.id]
     with pytest.raises(ValueError):
         store.search("android", since="last week")
+
+
+def test_search_by_family_and_week_first_seen(store, build, loan, wallet):
+    save(store, build, loan, at=T1)  # 2024-W10
+    save(store, build, wallet, at=T2)  # 2024-W11
+    assert {h["rule_id"] for h in store.search("android", family="P")} == {"P101", "P102"}
+    assert [h["rule_id"] for h in store.search("通讯录", family="C")] == ["C202"]  # a family leaves policies out
+    assert [h["app_key"] for h in store.search("android", week="2024-W11")] == [wallet[0].key]
+    assert store.search("android", week="2024-W12") == []
+    with pytest.raises(ValueError):
+        store.search("android", week="2024-13")
+
+
+def test_facets_count_the_matching_findings(store, build, loan, wallet):
+    save(store, build, loan, at=T1)
+    save(store, build, wallet, at=T2)
+    facets = store.facets("android")
+    assert facets["total"] == {"finding": 2, "policy": 0}
+    assert facets["rule"] == [{"value": "P101", "count": 1}, {"value": "P102", "count": 1}]
+    assert facets["severity"] == [{"value": "high", "count": 1}, {"value": "medium", "count": 1}]
+    assert facets["family"] == [{"value": "P", "count": 2}]
+    assert facets["status"] == [{"value": "new", "count": 2}]
+    assert facets["store"] == [{"value": "xiaomi", "count": 2}, {"value": "appgallery", "count": 1}]  # by app
+    assert facets["finance_type"] == [{"value": "lending", "count": 1}, {"value": "payment", "count": 1}]
+    assert facets["developer"] == [{"value": "快乐科技有限公司", "count": 2}]
+    assert facets["week"] == [{"value": "2024-W11", "count": 1}, {"value": "2024-W10", "count": 1}]  # newest first
+    contacts = store.facets("通讯录")
+    assert contacts["total"] == {"finding": 1, "policy": 1}
+    assert contacts["rule"] == [{"value": "C202", "count": 1}]
+    # the filters of search narrow the counts alike, and the totals are those of search
+    narrowed = store.facets("android", week="2024-W10", store="appgallery")
+    assert narrowed["total"] == {"finding": 1, "policy": 0} and narrowed["rule"] == [{"value": "P101", "count": 1}]
+    assert len(store.search("android", week="2024-W10", store="appgallery")) == 1
+    assert store.facets("通讯录", severity="high")["total"] == {"finding": 1, "policy": 0}
+    assert store.facets("通讯录", kind="policy")["total"] == {"finding": 0, "policy": 1}
+    assert store.facets("nothing-like-this")["total"] == {"finding": 0, "policy": 0}
+    assert store.facets("")["rule"] == [] and store.facets("")["total"] == {"finding": 0, "policy": 0}
+    with pytest.raises(ValueError):
+        store.facets("android", week="W10")
 
 
 def test_search_sort_orders_and_pages(store, build, loan, wallet):

@@ -100,3 +100,46 @@ def test_app_pages_in_chromium(page, report, tmp_path):
     page.wait_for_load_state("load")
     assert page.url.endswith("/index.html")
     assert_clean(page)
+
+
+def glyphs_differ(page, a: str, b: str) -> bool:
+    """Whether two CJK characters drawn in the page's body font differ (a missing font draws both as the same box)."""
+    return page.evaluate("""([a, b]) => {
+        const font = '32px ' + getComputedStyle(document.body).fontFamily;
+        const draw = (ch) => {
+            const canvas = document.createElement('canvas'); canvas.width = canvas.height = 40;
+            const ctx = canvas.getContext('2d'); ctx.font = font; ctx.fillText(ch, 2, 34);
+            return Array.from(ctx.getImageData(0, 0, 40, 40).data).join(',');
+        };
+        return draw(a) !== draw(b);
+    }""", [a, b])
+
+
+def test_archive_index_in_chromium(page, report_store, tmp_path):
+    from reports.archive import render_archive
+
+    store, _ = report_store
+    root = tmp_path / "reports"
+    for week in ("2024-W10", "2024-W11"):
+        render_archive(store, root, lang="zh", week=week, workers=0)
+    page.goto((root / "index.html").as_uri())
+    page.wait_for_load_state("load")
+    assert page.title().startswith("周报归档")
+    assert page.locator("#archive-weeks tbody tr").count() == 2
+    newest = page.locator("#archive-weeks tbody tr").first
+    assert newest.get_attribute("id") == "week-2024-W11" and newest.is_visible()
+    assert newest.locator("td").nth(6).inner_text() == "1"  # new this week
+    assert glyphs_differ(page, "周", "报")  # Chinese is drawn, not empty boxes
+    shot = tmp_path / "archive.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("FINMON_SCREENSHOT"):
+        shutil.copy(shot, Path(os.environ["FINMON_SCREENSHOT"]).with_suffix(".archive.png"))
+    page.get_by_role("link", name="2024年第10周").click()
+    page.wait_for_load_state("load")
+    assert page.url.endswith("/2024-W10/index.html")
+    assert page.locator("#kpi-new .value").inner_text() == "7"
+    page.locator("#archive-link").click()
+    page.wait_for_load_state("load")
+    assert page.url == (root / "index.html").as_uri()
+    assert_clean(page)
