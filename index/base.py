@@ -143,7 +143,8 @@ class Store(Protocol):
         findings this way without holding them)."""
 
     def apps(self) -> list[dict[str, Any]]:
-        """Every app with its unresolved finding counts by severity (``counts``) and ``stores``."""
+        """Every app with its unresolved finding counts by severity (``counts``), ``stores`` and ``sdks`` (the SDKs
+        and trackers found in its APK: id, name, category, evidence)."""
 
     def app(self, key: str) -> dict[str, Any] | None:
         """One app with ``listings`` (the latest of each store), ``history`` (every distinct content a store showed:
@@ -301,6 +302,14 @@ def week_bounds(week: str) -> tuple[str, str]:
     except ValueError:
         raise ValueError(f"week must be an ISO week such as 2024-W10, not {week!r}") from None
     return monday.isoformat(), (monday + timedelta(days=7)).isoformat()
+
+
+def app_sdks(app: AppSnapshot) -> list[dict[str, Any]]:
+    """The SDKs and trackers found in an app's APK, as stored with the app: id, name, category and the class that
+    matched, by id."""
+    sdks = app.apk.sdks if app.apk else ()
+    return sorted(({name: sdk.get(name) for name in ("id", "name", "category", "evidence")} for sdk in sdks),
+                  key=lambda sdk: str(sdk["id"]))
 
 
 def facet_counts(counters: Mapping[str, Mapping[str, int]], total: dict[str, int]) -> dict[str, Any]:

@@ -55,6 +55,7 @@ from index.base import (
     LISTING_FIELDS,
     StoreError,
     StoreUnavailable,
+    app_sdks,
     facet_counts,
     finding_fields,
     finding_snippet,
@@ -74,7 +75,7 @@ from index.base import (
 
 log = logging.getLogger(__name__)
 
-MAPPING_VERSION = 3  # 2: listings gained apk_url and HTTP validators, runs job/attempt/error, apps input_hash, runs job/attempt/error, apps input_hash; 3: findings and listings their capture (finmon.evidence)
+MAPPING_VERSION = 4  # 2: listings apk_url and HTTP validators, runs job/attempt/error, apps input_hash; 3: findings and listings their capture (finmon.evidence); 4: apps their SDKs
 KINDS = ("apps", "listings", "policies", "findings", "runs", "rules")
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}  # anything else ranks 3, as in SQLite's ORDER BY
 TEMPLATE_PRIORITY = 200
@@ -98,6 +99,7 @@ MAPPINGS: dict[str, dict[str, Any]] = {
         name=_NAME, developer=_NAME, finance_confidence={"type": "float"},
         first_seen=_DATE, last_seen=_DATE, analysed_at=_DATE,
         policies={"properties": {"sha256": _KEYWORD, "url": _KEYWORD, "first_seen": _DATE, "last_seen": _DATE}},
+        sdks=_OPAQUE,
     ),
     "listings": _strict(  # one document per distinct content of a store's listing
         "store", "store_id", "app_key", "platform", "package", "category", "source_url", "version", "updated",
@@ -578,6 +580,7 @@ class ElasticStore:
                 policy_sha256=app.policy.sha256 if app.policy else None, permissions=sorted(app.permissions),
                 privacy_labels=sorted(app.privacy_labels), first_seen=min(doc["first_seen"] or first, first),
                 last_seen=max(doc["last_seen"] or "", seen), analysed_at=seen, input_hash=input_hash,
+                sdks=app_sdks(app),
             )
             if analysis and analysis.finance_type is not None:
                 doc["finance_type"] = analysis.finance_type
@@ -755,7 +758,7 @@ class ElasticStore:
     @staticmethod
     def _app_dict(src: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
         app = {name: src.get(name) for name in APP_FIELDS}
-        app["stores"] = src.get("stores") or []
+        app["stores"], app["sdks"] = src.get("stores") or [], src.get("sdks") or []
         app["counts"] = {sev: counts.get(sev, 0) for sev in ("high", "medium", "low")}
         app["risk_score"] = risk_score(counts, settings.FINMON_RISK_WEIGHTS)
         return app

@@ -40,6 +40,7 @@ from index.base import (
     LISTING_FIELDS,
     IndexMissing,
     StoreError,
+    app_sdks,
     facet_counts,
     finding_fields,
     finding_snippet,
@@ -121,7 +122,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS policies_fts USING fts5(
 # Columns added since tables were first created (also in _SCHEMA): added to an older file when
 # missing, with their defaults for the rows it holds. Then _INDEXES, which may need them.
 _ADDED_COLUMNS = {
-    "apps": {"input_hash": "TEXT NOT NULL DEFAULT ''"},
+    "apps": {"input_hash": "TEXT NOT NULL DEFAULT ''", "sdks": "TEXT NOT NULL DEFAULT '[]'"},
     "findings": {"capture": "TEXT NOT NULL DEFAULT ''"},
     "runs": {"job": "TEXT NOT NULL DEFAULT ''", "attempt": "INTEGER NOT NULL DEFAULT 1",
              "error": "TEXT NOT NULL DEFAULT ''"},
@@ -159,10 +160,10 @@ ON CONFLICT (key) DO UPDATE SET
 _UPSERT_APP = """
 INSERT INTO apps (key, platform, package, name, developer, category, finance_type, finance_confidence,
                   policy_status, policy_url, policy_sha256, permissions, privacy_labels, first_seen, last_seen,
-                  analysed_at, input_hash)
+                  analysed_at, input_hash, sdks)
 VALUES (:key, :platform, :package, :name, :developer, :category, :finance_type, :finance_confidence,
         :policy_status, :policy_url, :policy_sha256, :permissions, :privacy_labels, :first_seen, :seen, :seen,
-        :input_hash)
+        :input_hash, :sdks)
 ON CONFLICT (key) DO UPDATE SET
     platform = excluded.platform, package = excluded.package, name = excluded.name,
     developer = excluded.developer, category = excluded.category,
@@ -173,7 +174,7 @@ ON CONFLICT (key) DO UPDATE SET
     privacy_labels = excluded.privacy_labels,
     first_seen = min(coalesce(apps.first_seen, excluded.first_seen), excluded.first_seen),
     last_seen = max(coalesce(apps.last_seen, ''), excluded.last_seen),
-    analysed_at = excluded.analysed_at, input_hash = excluded.input_hash
+    analysed_at = excluded.analysed_at, input_hash = excluded.input_hash, sdks = excluded.sdks
 WHERE excluded.analysed_at >= coalesce(apps.analysed_at, '')
 """
 _UPSERT_LINK = """
@@ -501,6 +502,7 @@ class SQLiteStore:
             "policy_sha256": app.policy.sha256 if app.policy else None,
             "permissions": dumps(sorted(app.permissions)), "privacy_labels": dumps(sorted(app.privacy_labels)),
             "first_seen": min([seen, *fetched]), "seen": seen, "input_hash": input_hash,
+            "sdks": dumps(app_sdks(app)),
         }
 
     def analysis_inputs(self) -> dict[str, str]:
@@ -628,6 +630,7 @@ class SQLiteStore:
         del app["input_hash"]  # the store's bookkeeping (analysis_inputs), not a property of the app
         app["permissions"] = json.loads(app["permissions"] or "[]")
         app["privacy_labels"] = json.loads(app["privacy_labels"] or "[]")
+        app["sdks"] = json.loads(app["sdks"] or "[]")
         app["stores"] = stores
         app["counts"] = {sev: counts.get(sev, 0) for sev in ("high", "medium", "low")}
         app["risk_score"] = risk_score(counts, settings.FINMON_RISK_WEIGHTS)

@@ -84,7 +84,8 @@ def test_app_page_history_versions_and_findings(web_index):
     assert any(f["status"] == "resolved" and f["evidence"]["key"].endswith("ACCESS_FINE_LOCATION") for f in app["findings"])
     status, _, body = get(web_index["url"] + f"/app/{key}")
     html = body.decode()
-    assert status == 200 and 'id="history"' in html and 'href="/evidence/' in html
+    assert status == 200 and 'id="history"' in html and 'href="/evidence/' in html and 'id="sdks"' in html
+    assert app["sdks"] == []  # no APK in this index (the store contract tests keep SDKs)
     assert api(web_index, "/api/app/android:no.such.app")[0] == 404
     status, answer = api(web_index, f"/api/app/{key}/diff")
     assert status == 400 and "nothing to compare" in answer["error"]

@@ -433,6 +433,21 @@ def test_search_by_developer_status_and_date(store, build, loan, wallet):
         store.search("android", since="last week")
 
 
+def test_apps_keep_the_sdks_found_in_their_apk(store, build, loan):
+    import dataclasses
+
+    from finmon.model import ApkInfo
+
+    snap, findings = loan
+    sdk = {"id": "getui", "name": "个推", "category": "push", "evidence": "com.igexin.sdk.PushManager"}
+    with_apk = dataclasses.replace(snap, apk=ApkInfo(sha256="ab" * 32, size=10, package=snap.package, sdks=(sdk,)))
+    store.save_analysis([with_apk], [build.analysis(with_apk, *findings)], T1)
+    assert store.app(snap.key)["sdks"] == [sdk]
+    assert [a["sdks"] for a in store.apps()] == [[sdk]]
+    store.save_analysis([snap], [build.analysis(snap, *findings)], T2)  # an analysis without the APK
+    assert store.app(snap.key)["sdks"] == []
+
+
 def test_search_by_family_and_week_first_seen(store, build, loan, wallet):
     save(store, build, loan, at=T1)  # 2024-W10
     save(store, build, wallet, at=T2)  # 2024-W11
