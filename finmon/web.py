@@ -31,6 +31,7 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from finmon import settings
+from finmon.evidence import evidence_link
 from finmon.model import SEVERITIES, FINDING_STATUSES, utcnow
 from index.base import FACETS, HIT_KINDS, SORTS, StoreError, StoreUnavailable, query_words, week_bounds
 
@@ -151,7 +152,7 @@ async def search_answer(store: StoreThread, ask: SearchRequest) -> dict[str, Any
     for hit in hits:
         hit["href"] = app_href(hit["app_key"]) if hit.get("app_key") else None
         if hit["kind"] == "finding":
-            hit["evidence_href"] = f"/evidence/{quote(hit['id'], safe='')}"
+            hit["evidence_href"] = evidence_link(hit["id"], base="")
     facet_links = {}
     for name in FACETS:
         facet_links[name] = [
@@ -189,7 +190,7 @@ def app_json(app: dict[str, Any]) -> dict[str, Any]:
     """An app as ``/api/app`` gives it: findings and the policy as plain records, each finding with its id and
     evidence link."""
     return {**app, "policy": app["policy"].to_dict() if app.get("policy") is not None else None,
-            "findings": [{**f.to_dict(), "id": f.id, "evidence_href": f"/evidence/{quote(f.id, safe='')}"}
+            "findings": [{**f.to_dict(), "id": f.id, "evidence_href": evidence_link(f.id, base="")}
                          for f in app["findings"]]}
 
 
@@ -330,7 +331,7 @@ async def evidence_answer(store: StoreThread, finding_id: str, with_body: bool =
     if finding is None:
         raise web.HTTPNotFound(text=f"no finding {finding_id!r} in the index")
     answer: dict[str, Any] = {"finding": {**finding.to_dict(), "id": finding.id}, "verified": False, "error": "",
-                              "capture": None, "body_href": f"/evidence/{quote(finding_id, safe='')}/body"}
+                              "capture": None, "body_href": evidence_link(finding_id, base="") + "/body"}
     body = b""
     try:
         capture = await asyncio.get_running_loop().run_in_executor(None, evidence.read_capture, finding.capture)
