@@ -282,6 +282,10 @@ def _crawl_once(cfg: Config, store: str, url: str, run_id: str, run: Run, resume
     previous = cfg.latest(store)
     overrides = {"JOBDIR": str(cfg.state(store) / "jobdir"), "FINMON_RUN_ID": run.id, "FINMON_RESUME": resume,
                  "FINMON_PREVIOUS_SNAPSHOT": str(previous) if previous else ""}
+    if store in jobs.LOOKUP_STORES:  # looks up the apps the other stores' latest crawls listed
+        others = (cfg.latest(s) for s in cfg.crawls if s != store)
+        overrides["FINMON_LOOKUP_LISTINGS"] = [str(p / "listings.jsonl") for p in others
+                                               if p is not None and (p / "listings.jsonl").exists()]
     out = cfg.data_dir / "crawls" / run_id
     (result,) = jobs.crawl(out, {store: url}, cfg.allow_hosts,
                            timeout=cfg.crawl_time_limit, overrides=overrides, stop=STOP)

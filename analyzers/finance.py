@@ -281,9 +281,11 @@ def classify(name: str, category: str = "", developer: str = "", description: st
 
 
 def explain_app(app: AppSnapshot) -> FinanceVerdict:
-    """:func:`explain` on a snapshot's merged listing fields and its policy, when one was fetched."""
+    """:func:`explain` on a snapshot's merged listing fields (the developer: its legal entity and the name the
+    store shows) and its policy, when one was fetched."""
     policy = app.policy.text if app.policy_status == POLICY_OK and app.policy is not None else ""
-    return explain(app.name, app.category, app.developer, app.description, policy or "")
+    developer = "；".join(dict.fromkeys(name for name in (app.legal_entity, app.developer) if name))
+    return explain(app.name, app.category, developer, app.description, policy or "")
 
 
 def classify_app(app: AppSnapshot) -> tuple[str, float]:

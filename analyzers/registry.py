@@ -2,7 +2,8 @@
 
 Pure: built from rows (dicts) that the CLI/jobs layer reads from the CSV named by
 ``FINMON_REGISTRY`` (format: docs/registry.md). An app is registered when its package is
-listed, or else when its normalised name *and* normalised developer are listed together.
+listed, or else when its normalised name *and* normalised developer (its legal entity where a store
+gives one, else the name the store shows) are listed together.
 Rows without an app (no package, no app name) are institution licences: they never register
 an app, but the finding says whether the developer holds a listed licence.
 """
@@ -15,7 +16,7 @@ from typing import Iterable, Mapping
 
 from finmon.model import AppSnapshot
 
-__all__ = ["COLUMNS", "Match", "Registry", "RegistryEntry", "RegistryError", "normalise_developer", "normalise_name"]
+__all__ = ["COLUMNS", "Match", "Registry", "RegistryEntry", "RegistryError", "developer_names", "normalise_developer", "normalise_name"]
 
 COLUMNS = ("app_name", "package", "developer", "licence_no", "licence_type", "registered_on")
 
@@ -133,11 +134,20 @@ class Registry:
         entry = self._packages.get((app.package or "").strip().lower())
         if entry is not None:
             return Match("package", entry)
-        entry = self._names.get((normalise_name(app.name), normalise_developer(app.developer)))
-        if entry is not None and entry.app_name:
-            return Match("name_developer", entry)
+        for developer in developer_names(app):
+            entry = self._names.get((normalise_name(app.name), normalise_developer(developer)))
+            if entry is not None and entry.app_name:
+                return Match("name_developer", entry)
         return None
 
-    def licence(self, developer: str) -> RegistryEntry | None:
-        """The listed licence of a developer (any row with a licence number), if any."""
-        return self._licences.get(normalise_developer(developer))
+    def licence(self, app: AppSnapshot) -> RegistryEntry | None:
+        """The listed licence of the app's developer (any row with a licence number), if any: by its legal
+        entity first, then by the name the store shows."""
+        return next((entry for developer in developer_names(app)
+                     if (entry := self._licences.get(normalise_developer(developer))) is not None), None)
+
+
+def developer_names(app: AppSnapshot) -> tuple[str, ...]:
+    """The names a registry may list the app's developer under: its legal entity first (what a licence names),
+    then the name the store shows."""
+    return tuple(dict.fromkeys(name for name in (app.legal_entity, app.developer) if name))

@@ -23,6 +23,7 @@ from finmon.model import (
     AppSnapshot,
     Evidence,
     Finding,
+    Listing,
 )
 from finmon.settings import FINMON_MIN_TARGET_SDK
 
@@ -31,7 +32,7 @@ from .clauses import (clause_sentences, declarations, has_clause, has_contact_ch
 from .finance import FinanceType, finance_data, finance_types
 from .fundraising import fundraising_data, scan_listing_text
 from .policy_text import Lexicon, Mention, declared_types, lexicon, load_json, scan, simplified
-from .registry import Registry
+from .registry import Registry, developer_names, normalise_developer
 from .sdks import sdk_catalog
 
 __all__ = ["Context", "RULES", "Rule", "not_applied", "rule", "rules_table"]
@@ -207,6 +208,17 @@ class Context:
     @cached_property
     def declared(self) -> frozenset[str]:
         return declared_types(self.mentions)
+
+    @cached_property
+    def data_safety_listing(self) -> Listing | None:
+        """The first of the app's listings that carries a store's Data safety form (Google Play), if any."""
+        return next((lst for lst in self.app.listings if lst.data_safety is not None), None)
+
+    def data_safety_declares(self, type_id: str) -> bool:
+        """Whether the Data safety form declares collecting something that covers our data type ``type_id``."""
+        declared = {(str(e.get("category", "")).casefold(), str(e.get("type", "")).casefold())
+                    for e in (self.data_safety_listing.data_safety.get("collected") or ())}
+        return bool(declared & _data_safety_types().get(type_id, frozenset()))
 
     def data_type(self, permission: str) -> str | None:
         return self.lexicon.by_permission.get(permission)
@@ -439,6 +451,67 @@ def undeclared_sdk_data(ctx: Context) -> Iterator[Evidence]:
                            detail=type_id)
 
 
+@rule("D304", severity="medium", confidence="medium",
+      title="应用商店数据安全声明未申报应用权限所涉及的个人信息",
+      title_en="The store's Data safety form omits a data type the app's permissions reach",
+      regulation=("identification_2019_2", "pipl_17"))
+def data_safety_omits_permission(ctx: Context) -> Iterator[Evidence]:
+    """应用在 Google Play“数据安全”表单中未申报收集某类个人信息（或声明“不收集任何数据”），但应用申请了获取该类信息的危险权限（位置、通讯录、短信、相机、麦克风、日历、设备标识符、本机号码）。按 Google 的定义，仅在设备上处理、不传出设备的数据不算“收集”，因此本规则是待核查的线索：请核对应用是否把这些数据传出设备。每类信息一条，证据列出权限和表单所申报的类别。仅在取得数据安全表单时检查。
+
+    The app's Google Play Data safety form does not declare collecting a type of personal information (or declares that no data is collected) while the app requests a dangerous permission that reaches that type (location, contacts, SMS, camera, microphone, calendar, device identifiers, the phone number). By Google's definition data processed only on the device is not "collected", so this is a lead to check: whether the app sends that data off the device. One finding per data type; the evidence lists the permissions and what the form declares. Checked only when a Data safety form was obtained.
+    """
+    listing = ctx.data_safety_listing
+    if listing is None:
+        return
+    by_type: dict[str, list[str]] = {}
+    for perm in ctx.permissions:
+        type_id = ctx.data_type(perm)
+        if type_id in _data_safety_types() and ctx.is_dangerous(perm):
+            by_type.setdefault(type_id, []).append(perm)
+    for type_id in sorted(by_type):
+        if not ctx.data_safety_declares(type_id):
+            yield Evidence(kind="permission", key=type_id, text=", ".join(by_type[type_id]), url=listing.source_url,
+                           detail=f"Data safety: {_declared_summary(listing.data_safety)}")
+
+
+@rule("D305", severity="medium", confidence="medium",
+      title="应用商店数据安全声明与隐私政策不一致：政策声明收集的个人信息未在表单中申报",
+      title_en="The store's Data safety form omits a data type the privacy policy says is collected",
+      regulation=("identification_2019_2", "pipl_17"))
+def data_safety_omits_policy(ctx: Context) -> Iterator[Evidence]:
+    """隐私政策肯定性地声明收集某类个人信息（如位置、通讯录、身份证号、银行卡、手机号），但应用在 Google Play“数据安全”表单中未申报收集该类信息（或声明“不收集任何数据”）：两份面向用户的声明互相矛盾，至少一份不真实。每类信息一条，证据为政策中第一处提及该类信息的原句及表单所申报的类别。仅在取得隐私政策和数据安全表单时检查。
+
+    The privacy policy affirmatively says it collects a type of personal information (such as location, contacts, the ID number, the bank card or the phone number) while the app's Google Play Data safety form does not declare collecting it (or declares that no data is collected): two statements to users contradict each other, and at least one is untrue. One finding per data type; the evidence is the first policy sentence that names the type, with what the form declares. Checked only when both the policy and a Data safety form were obtained.
+    """
+    listing = ctx.data_safety_listing
+    if listing is None or not ctx.policy_ok:
+        return
+    text = ctx.app.policy.text
+    first: dict[str, Mention] = {}
+    for mention in ctx.mentions:
+        if not mention.negated and mention.type in _data_safety_types():
+            first.setdefault(mention.type, mention)
+    for type_id in sorted(ctx.declared & set(first)):
+        if not ctx.data_safety_declares(type_id):
+            m = first[type_id]
+            yield Evidence(kind="quote", key=type_id, text=text[m.sent_start:m.sent_end], start=m.sent_start,
+                           end=m.sent_end, url=ctx.app.policy.url,
+                           detail=f"{type_id}; Data safety: {_declared_summary(listing.data_safety)}")
+
+
+@lru_cache(maxsize=1)
+def _data_safety_types() -> dict[str, frozenset[tuple[str, str]]]:
+    """Our data type -> the Data safety (category, data type) pairs that cover it (data/data_safety.json)."""
+    return {t: frozenset((c.casefold(), d.casefold()) for c, d in pairs)
+            for t, pairs in load_json("data_safety.json")["types"].items()}
+
+
+def _declared_summary(data_safety: dict) -> str:
+    """What a Data safety form declares collected, in a line: its categories, or that it declares none."""
+    categories = dict.fromkeys(entry.get("category", "") for entry in data_safety.get("collected") or ())
+    return "collects " + ", ".join(c for c in categories if c) if categories else "no data collected"
+
+
 # --- S4xx third-party SDKs ----------------------------------------------------------
 
 
@@ -561,24 +634,26 @@ def outdated_target_sdk(ctx: Context) -> Iterator[Evidence]:
       title_en="App or developer not in the supplied registry",
       regulation=("nifa_registration", "internet_finance_rectification_2016"))
 def not_in_registry(ctx: Context) -> Iterator[Evidence]:
-    """应用既未按包名、也未按（规范化后的）应用名称加开发者名称出现在所提供的登记名单（中国互联网金融协会式的应用登记/备案名单）中。网络借贷、网络支付、投资理财类为高风险，其他类型为中风险；证据说明查找了什么，以及开发者是否出现在机构许可名单中。未配置名单时本规则不执行，报告和命令行会注明“未执行”。
+    """应用既未按包名、也未按（规范化后的）应用名称加开发者名称（商店给出开发者法定名称时用法定名称，否则用商店显示的名称）出现在所提供的登记名单（中国互联网金融协会式的应用登记/备案名单）中。网络借贷、网络支付、投资理财类为高风险，其他类型为中风险；证据说明查找了什么，以及开发者是否出现在机构许可名单中。未配置名单时本规则不执行，报告和命令行会注明“未执行”。
 
-    The app appears in the supplied registry (a NIFA-style app registration list) neither by package name nor by its normalised app name together with its normalised developer. High severity for lending, payment and investment apps, medium for the other types; the evidence says what was looked up and whether the developer holds a listed institution licence. Without a configured registry the rule is not applied, and the report and the CLI say so.
+    The app appears in the supplied registry (a NIFA-style app registration list) neither by package name nor by its normalised app name together with its normalised developer (its legal entity where a store gives one, else the name the store shows). High severity for lending, payment and investment apps, medium for the other types; the evidence says what was looked up and whether the developer holds a listed institution licence. Without a configured registry the rule is not applied, and the report and the CLI say so.
     """
     registry = ctx.registry
     if registry is None or registry.lookup(ctx.app) is not None:
         return
     app = ctx.app
-    licence = registry.licence(app.developer)
+    licence = registry.licence(app)
     if licence is not None:
         held = f"developer licensed: {licence.licence_type or 'licence'} {licence.licence_no} (line {licence.line})"
     else:
         held = "developer not in the licence list"
     source = f" in {registry.source}" if registry.source else ""
+    developers = " / ".join(repr(name) for name in developer_names(app)) or "''"
     detail = (f"looked up{source} ({registry.app_count} apps, {registry.licence_count} licensed institutions): "
-              f"package {app.package!r}; name {app.name!r} + developer {app.developer!r}; {held}")
+              f"package {app.package!r}; name {app.name!r} + developer {developers}; {held}")
     url = next((lst.source_url for lst in app.listings if lst.source_url), None)
-    yield Evidence(kind="absence", key="registry", text=f"未在登记名单中找到：{app.name}（{app.developer}，{app.package}）",
+    owner = app.legal_entity or app.developer
+    yield Evidence(kind="absence", key="registry", text=f"未在登记名单中找到：{app.name}（{owner}，{app.package}）",
                    url=url, detail=detail)
 
 
@@ -608,3 +683,30 @@ def fundraising_language(ctx: Context) -> Iterator[Evidence]:
             yield Evidence(kind="quote", key=hit.category, text=text[hit.sent_start:hit.sent_end],
                            start=hit.sent_start, end=hit.sent_end, url=url,
                            detail=f"{field_name}: {hit.phrase}{annual} [{titles[hit.category]['title_en']}]")
+
+
+@rule("R603", severity="high", confidence="medium",
+      title="同一应用在不同商店登记的开发者法定主体不一致",
+      title_en="The same app is listed under different legal owners in different stores",
+      regulation=("nifa_registration", "jrt_0092_2019"))
+def conflicting_legal_owners(ctx: Context) -> Iterator[Evidence]:
+    """同一应用（同一平台、同一包名）在不同应用商店登记的开发者法定主体不一致（按规范化后的名称比较：去掉“有限公司”“Co., Ltd.”等组织形式和“（中国）”）：可能是仿冒或二次打包的应用、未经授权的分发渠道，或主体变更后未同步更新的商店信息。只比较商店给出法定主体的页面，且只比较同一文字（中文与中文、拉丁字母与拉丁字母），因为同一公司的中英文名称无法可靠对应。证据列出每个商店及其登记的主体。
+
+    The same app (same platform and package) is listed under different legal owners in different stores, compared by normalised name (legal forms such as 有限公司 or "Co., Ltd." and "(China)" removed): possibly a counterfeit or repackaged app, an unauthorised distribution channel, or a store not updated after a change of owner. Only listings whose store gives a legal entity are compared, and only names in the same script (Chinese with Chinese, Latin with Latin), because a company's Chinese and English names cannot be matched reliably. The evidence lists each store with the owner it names.
+    """
+    by_script: dict[bool, dict[str, list[str]]] = {}
+    for lst in ctx.app.listings:
+        if lst.legal_entity and (normalised := normalise_developer(lst.legal_entity)):
+            owners = by_script.setdefault(_has_cjk(lst.legal_entity), {})
+            owners.setdefault(normalised, []).append(f"{lst.store}: {lst.legal_entity}")
+    for cjk in sorted(by_script, reverse=True):
+        owners = by_script[cjk]
+        if len(owners) > 1:
+            listed = sorted(entry for entries in owners.values() for entry in entries)
+            url = next((lst.source_url for lst in ctx.app.listings if lst.source_url), None)
+            yield Evidence(kind="listing", key="legal_entity" if cjk else "legal_entity_latin", text="；".join(listed),
+                           url=url, detail=f"{len(owners)} different legal owners")
+
+
+def _has_cjk(text: str) -> bool:
+    return any("\u4e00" <= char <= "\u9fff" for char in text)

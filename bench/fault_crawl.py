@@ -29,7 +29,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 LEDGER = ("ledger/requests", "ledger/items", "ledger/errors", "ledger/duplicates")
 # The store id an error line's URL names: iTunes app page /id<trackId>, AppGallery uri=app|<appid>, Xiaomi id=<package>
 URL_IDS = {"itunes": re.compile(r"/id(\d+)"), "appgallery": re.compile(r"app\|(C\d+)"),
-           "xiaomi": re.compile(r"[?&]id=([^&#]+)")}
+           "xiaomi": re.compile(r"[?&]id=([^&#]+)"), "googleplay": re.compile(r"[?&]id=([^&#]+)"),
+           "myapp": re.compile(r"/appdetail/([^/?#]+)")}
 
 
 def _jsonl(paths: Iterator[Path]) -> Iterator[dict]:

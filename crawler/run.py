@@ -57,7 +57,7 @@ def crawl(
     """Crawl the stores into ``out_dir`` (a snapshot directory) and return the Run record.
 
     ``spiders`` defaults to every store with a URL (spider names are the store names:
-    itunes, appgallery, xiaomi). Raises NotConfigured naming ``FINMON_STORES`` when a
+    itunes, appgallery, xiaomi, googleplay, myapp). Raises NotConfigured naming ``FINMON_STORES`` when a
     requested store has no URL or none has one. Runs a reactor: once per process.
     """
     settings = crawl_settings(out_dir, store_urls, settings_overrides)
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crawler.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="snapshot directory to write")
     parser.add_argument("--store", action="append", type=_store_arg, default=[], metavar="NAME=URL",
-                        help="store base URL (itunes, appgallery, xiaomi); repeatable")
+                        help="store base URL (itunes, appgallery, xiaomi, googleplay, myapp); repeatable")
     parser.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]", type=_allow_arg,
                         help="private/loopback host (with a port: that port only) that URLs from store data may "
                              "point at; repeatable")

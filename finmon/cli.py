@@ -220,7 +220,18 @@ def _allow_hosts(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
               help="A private or loopback host (with a port: that port only) that URLs from store data may point at.")
 @click.option("--timeout", type=float, default=None, help="Stop a store's crawl after this many seconds.")
 def crawl(out_dir: Path, stores: tuple[str, ...], allow_hosts: tuple[str, ...], timeout: float | None) -> None:
-    """Crawl the configured stores into a snapshot directory (listings, policies, errors, run records)."""
+    """Crawl the configured stores into a snapshot directory (listings, policies, errors, run records).
+
+    How far each store's format is confirmed (docs/stores.md says what each adapter relies on):
+
+    \b
+    itunes      Search API field names checked on answers saved by public projects; app page not
+    googleplay  confirmed on real pages recorded in 2026; a search yields its first page only (~30 apps)
+    myapp       detail page confirmed on a real 2026 page; its search API only on 2015 and 2020 answers
+    appgallery  NOT confirmed: no real response found; follows public scrapers (the current web API
+                also wants an Interface-Code header this adapter does not send)
+    xiaomi      NOT confirmed: no whole real page found; follows public scrapers and a 2015 fragment
+    """
     store_urls = jobs.env_store_urls(settings.FINMON_STORES)
     for spec in stores:
         name, sep, url = spec.partition("=")

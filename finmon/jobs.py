@@ -123,7 +123,8 @@ def crawl(
     overrides: dict[str, Any] | None = None,
     stop: threading.Event | None = None,
 ) -> list[Run]:
-    """Crawl each configured store in its own subprocess, side by side, into ``out_dir/<store>``.
+    """Crawl each configured store in its own subprocess, side by side, into ``out_dir/<store>``; a store of
+    LOOKUP_STORES (Google Play) starts when the others are done and looks up the Android apps they listed.
 
     ``overrides`` are settings for the crawl (JOBDIR, FINMON_PREVIOUS_SNAPSHOT, …). A crawl past
     ``timeout`` seconds, or when ``stop`` is set, gets SIGTERM: Scrapy finishes its requests in
@@ -143,15 +144,14 @@ def crawl(
         claims.mkdir()
         overrides["FINMON_SHARED_CLAIMS"] = str(claims)
     procs = {}
-    for store, url in store_urls.items():
-        if not url:
-            continue
+
+    def start(store: str, settings_: dict[str, Any]) -> None:
         store_dir = out_dir / store
         store_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "crawler.run", "--out", str(store_dir), "--store", f"{store}={url}"]
+        cmd = [sys.executable, "-m", "crawler.run", "--out", str(store_dir), "--store", f"{store}={store_urls[store]}"]
         for host in allow_hosts:
             cmd += ["--allow-host", host]
-        for key, value in (overrides or {}).items():
+        for key, value in settings_.items():
             cmd += ["--set", f"{key}={json.dumps(value)}"]
         log_file = open(store_dir / "crawl.log", "ab")
         # its own session: a terminal's Ctrl-C reaches this process, which stops the crawl once, gracefully;
@@ -159,11 +159,29 @@ def crawl(
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
                                 preexec_fn=partial(die_with_parent, signal.SIGUSR1))
         procs[store] = (proc, log_file, time.monotonic())
+
+    # a store that looks up what the others listed starts when they are done (unless given listings to look up)
+    later = [s for s in crawled if s in LOOKUP_STORES and len(crawled) > 1 and "FINMON_LOOKUP_LISTINGS" not in overrides]
+    for store in crawled:
+        if store not in later:
+            start(store, overrides)
     count_listings = LineCounter()
     runs = []
     stopping: dict[str, float] = {}  # store -> when SIGTERM was sent
     try:
-        while procs:
+        while procs or later:
+            if later and not procs:
+                listings = [str(out_dir / s / "listings.jsonl") for s in crawled if s not in later
+                            and (out_dir / s / "listings.jsonl").exists()]
+                for store in later:
+                    if stop is not None and stop.is_set():  # stopped before it began: nothing to resume
+                        run = new_run("crawl")
+                        run.job, run.ended, run.outcome = f"crawl:{store}", utcnow(), "interrupted"
+                        run.error = "stopped before it started (it waits for the other stores' crawls)"
+                        runs.append(run)
+                    else:
+                        start(store, {**overrides, "FINMON_LOOKUP_LISTINGS": listings})
+                later = []
             for store, (proc, log_file, started) in list(procs.items()):
                 over = timeout is not None and time.monotonic() - started > timeout
                 if (over or (stop is not None and stop.is_set())) and store not in stopping:
@@ -189,6 +207,9 @@ def crawl(
                 proc.wait()
             log_file.close()
     return runs
+
+
+LOOKUP_STORES = ("googleplay",)  # crawled after the others, looking up the Android apps they listed
 
 
 def _crawl_result(store: str, store_dir: Path, returncode: int, timed_out: bool) -> Run:
@@ -436,8 +457,8 @@ def rules_with_status(registry: analyzers.Registry | None) -> list[dict]:
 
 
 # What an analysis reads of a listing (not downloads, ratings or capture times, which change every week).
-ANALYSED_LISTING_FIELDS = ("store", "store_id", "name", "developer", "category", "description", "privacy_url",
-                           "permissions", "privacy_labels", "apk_url")
+ANALYSED_LISTING_FIELDS = ("store", "store_id", "name", "developer", "legal_entity", "category", "description",
+                           "privacy_url", "permissions", "privacy_labels", "apk_url", "data_safety")
 
 
 def input_hash(app: AppSnapshot, version: str) -> str:

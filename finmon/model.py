@@ -122,10 +122,13 @@ class Listing(_Record):
     platform: str  # "android" | "ios"
     package: str  # Android package name or iOS bundle id
     name: str
-    developer: str
+    developer: str  # the name the store shows
     category: str
     source_url: str
     fetched_at: str
+    legal_entity: str = ""  # the developer's legal name where the store gives one (iTunes sellerName, …)
+    legal_address: str = ""  # the legal entity's address where the store gives one (Google Play)
+    developer_email: str = ""  # the contact e-mail the store shows (Google Play)
     version: str = ""
     updated: str = ""  # update date as the store states it (ISO date when parseable)
     description: str = ""
@@ -135,6 +138,10 @@ class Listing(_Record):
     permissions: tuple[str, ...] = ()  # Android permission names
     privacy_labels: tuple[str, ...] = ()  # iOS privacy-label data categories
     apk_url: str | None = None  # the store's APK download link (Android)
+    # What the developer declared in the store's data-safety form (Google Play's Data safety section), None when the
+    # store has no such form or the developer gave none: {"collected": [entry], "shared": [entry], "practices": [str]},
+    # an entry {"category", "type", "optional", "purpose"} as the store words them.
+    data_safety: dict | None = None
     content_hash: str = ""
     etag: str = ""  # HTTP validators of the page it was read from, for the next crawl's conditional request
     last_modified: str = ""
@@ -146,10 +153,14 @@ class Listing(_Record):
 
     def content_digest(self) -> str:
         """sha256 of what the store shows (the capture fields left out): the listing's content hash."""
-        return sha256_hex(dumps({name: getattr(self, name) for name in _LISTING_CONTENT_FIELDS}))
+        content = {name: getattr(self, name) for name in _LISTING_CONTENT_FIELDS}
+        return sha256_hex(dumps({k: v for k, v in content.items() if k not in _LISTING_LATER_FIELDS or v}))
 
 
 _LISTING_CONTENT_FIELDS = tuple(f.name for f in dataclasses.fields(Listing) if f.name not in LISTING_CAPTURE_FIELDS)
+# Content fields added after listings were first stored: hashed only when set, so that an upgrade does not make
+# every stored listing look changed.
+_LISTING_LATER_FIELDS = ("legal_entity", "legal_address", "developer_email", "data_safety")
 
 
 @dataclass(frozen=True)
@@ -202,6 +213,7 @@ class AppSnapshot:
     developer: str
     category: str
     description: str = ""
+    legal_entity: str = ""  # the first store's legal name for the developer ("" when no store gives one)
     listings: tuple[Listing, ...] = ()
     permissions: frozenset[str] = frozenset()
     privacy_labels: frozenset[str] = frozenset()
@@ -215,7 +227,7 @@ class AppSnapshot:
 class Evidence(_Record):
     """What a finding rests on. ``key`` makes the finding id stable across runs."""
 
-    kind: str  # "quote" | "permission" | "sdk" | "manifest" | "url" | "absence"
+    kind: str  # "quote" | "permission" | "sdk" | "manifest" | "url" | "absence" | "listing"
     key: str
     text: str = ""  # the quoted sentence, the permission name, ...
     start: int | None = None  # offsets of ``text`` in the policy text, for quotes
@@ -332,6 +344,7 @@ def merge_listings(
                 name=next((lst.name for lst in group if lst.name), ""),
                 developer=next((lst.developer for lst in group if lst.developer), ""),
                 category=next((lst.category for lst in group if lst.category), ""),
+                legal_entity=next((lst.legal_entity for lst in group if lst.legal_entity), ""),
                 description=max((lst.description for lst in group), key=len, default=""),
                 listings=tuple(group),
                 permissions=frozenset(p for lst in group for p in lst.permissions),

@@ -20,6 +20,8 @@ FINMON_STORES = {
     "itunes": "",  # iTunes Search/Lookup API root (…/search, …/lookup)
     "appgallery": "",  # AppGallery-like JSON API root (…/uowap/index)
     "xiaomi": "",  # Xiaomi-like web store root (…/search, …/details)
+    "googleplay": "",  # Google Play root (…/store/search, …/store/apps/details, …/_/PlayStoreUi/data/batchexecute)
+    "myapp": "",  # Tencent MyApp (应用宝) root (…/myapp/searchAjax.htm, …/appdetail/<package>)
 }
 # Keywords used to discover finance apps through store search.
 FINMON_KEYWORDS = [
@@ -47,6 +49,20 @@ FINMON_POLICY_CACHE_SIZE = 4096  # extracted policy bodies kept per crawl (same 
 # Worker processes per crawl process for policy text extraction and APK inspection (0: on the event loop)
 FINMON_CRAWL_WORKERS = 1
 FINMON_APPGALLERY_PAGE_SIZE = 25  # maxResults of an AppGallery search page
+# Google Play: the interface language of the pages read (the Data safety labels the D304/D305 rules map are
+# English) and the storefront country (Google Play does not serve mainland China; Hong Kong lists its finance apps).
+FINMON_GOOGLEPLAY_LANG = "en"
+FINMON_GOOGLEPLAY_COUNTRY = "hk"
+# listings.jsonl files of other stores' crawls: the Google Play crawl also looks up every Android package they list
+# (its web search shows one page of results per query). finmon.jobs.crawl and the scheduler fill it in.
+FINMON_LOOKUP_LISTINGS: list[str] = []
+# Scrapy settings of one store's crawl, over the ones below (robots.txt is obeyed and AutoThrottle is on for all):
+# Google Play answers bursts with 429s, captchas and hour-long IP bans, and MyApp's public crawlers run two requests
+# at a time, so those two get fewer requests in flight per host (docs/stores.md).
+FINMON_STORE_SETTINGS: dict[str, dict] = {
+    "googleplay": {"CONCURRENT_REQUESTS_PER_DOMAIN": 4, "AUTOTHROTTLE_TARGET_CONCURRENCY": 2.0},
+    "myapp": {"CONCURRENT_REQUESTS_PER_DOMAIN": 4, "AUTOTHROTTLE_TARGET_CONCURRENCY": 2.0},
+}
 # Search result pages followed per keyword at most: a guard against a store that pages without end, set far
 # beyond any real listing so discovery runs to the end. A search it stops is counted (run counter
 # discovery_capped, a warning in crawl.log) and the report says discovery was incomplete.
@@ -198,6 +214,8 @@ SCHEDULE_CRAWLS = {
     "itunes": {"cron": "0 1 * * *"},
     "appgallery": {"cron": "0 2 * * *"},
     "xiaomi": {"cron": "0 3 * * *"},
+    "myapp": {"cron": "30 3 * * *"},
+    "googleplay": {"cron": "0 5 * * *"},  # after the others: it looks up the Android apps their crawls listed
 }
 SCHEDULE_REPORT = {"cron": "0 8 * * mon"}  # the weekly report: Monday 08:00
 SCHEDULE_RETENTION = {"cron": "0 5 * * sun"}

@@ -75,7 +75,7 @@ from index.base import (
 
 log = logging.getLogger(__name__)
 
-MAPPING_VERSION = 4  # 2: listings apk_url and HTTP validators, runs job/attempt/error, apps input_hash; 3: findings and listings their capture (finmon.evidence); 4: apps their SDKs
+MAPPING_VERSION = 5  # 2: listings apk_url and HTTP validators, runs job/attempt/error, apps input_hash; 3: findings and listings their capture (finmon.evidence); 4: apps their SDKs; 5: apps and listings the developer's legal entity, listings its address and e-mail and the Data safety form
 KINDS = ("apps", "listings", "policies", "findings", "runs", "rules")
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}  # anything else ranks 3, as in SQLite's ORDER BY
 TEMPLATE_PRIORITY = 200
@@ -96,7 +96,7 @@ MAPPINGS: dict[str, dict[str, Any]] = {
     "apps": _strict(
         "key", "platform", "package", "category", "finance_type", "policy_status", "policy_url", "policy_sha256",
         "permissions", "privacy_labels", "stores", "input_hash",
-        name=_NAME, developer=_NAME, finance_confidence={"type": "float"},
+        name=_NAME, developer=_NAME, legal_entity=_NAME, finance_confidence={"type": "float"},
         first_seen=_DATE, last_seen=_DATE, analysed_at=_DATE,
         policies={"properties": {"sha256": _KEYWORD, "url": _KEYWORD, "first_seen": _DATE, "last_seen": _DATE}},
         sdks=_OPAQUE,
@@ -104,7 +104,9 @@ MAPPINGS: dict[str, dict[str, Any]] = {
     "listings": _strict(  # one document per distinct content of a store's listing
         "store", "store_id", "app_key", "platform", "package", "category", "source_url", "version", "updated",
         "privacy_url", "apk_url", "permissions", "privacy_labels", "content_hash", "etag", "last_modified", "capture",
-        name=_NAME, developer=_NAME, description={"type": "text"}, downloads={"type": "long"},
+        "developer_email",
+        name=_NAME, developer=_NAME, legal_entity=_NAME, legal_address=_SHOWN, data_safety=_OPAQUE,
+        description={"type": "text"}, downloads={"type": "long"},
         rating_count={"type": "long"}, fetched_at=_DATE, first_fetched_at=_DATE,
     ),
     "policies": _strict(
@@ -133,9 +135,9 @@ MAPPINGS: dict[str, dict[str, Any]] = {
 }
 
 APP_FIELDS = (
-    "key", "platform", "package", "name", "developer", "category", "finance_type", "finance_confidence",
-    "policy_status", "policy_url", "policy_sha256", "permissions", "privacy_labels", "first_seen", "last_seen",
-    "analysed_at",
+    "key", "platform", "package", "name", "developer", "legal_entity", "category", "finance_type",
+    "finance_confidence", "policy_status", "policy_url", "policy_sha256", "permissions", "privacy_labels", "first_seen",
+    "last_seen", "analysed_at",
 )
 LISTING_COLUMNS = ("app_key", *LISTING_FIELDS)
 
@@ -562,8 +564,8 @@ class ElasticStore:
                     "name": lst.name, "developer": lst.developer, "category": lst.category, "permissions": [],
                     "privacy_labels": [], "first_seen": first, "last_seen": last, "stores": [], "policies": [],
                 }
-            for name in ("name", "developer", "category"):
-                app[name] = app[name] or getattr(lst, name)
+            for name in ("name", "developer", "legal_entity", "category"):
+                app[name] = app.get(name) or getattr(lst, name)
             app["first_seen"], app["last_seen"] = min(app["first_seen"], first), max(app["last_seen"], last)
             app["stores"] = sorted(set(app["stores"]) | stores)
 
@@ -576,7 +578,7 @@ class ElasticStore:
         if seen >= (doc["analysed_at"] or ""):
             doc.update(
                 key=app.key, platform=app.platform, package=app.package, name=app.name, developer=app.developer,
-                category=app.category, policy_status=app.policy_status, policy_url=app.policy_url,
+                legal_entity=app.legal_entity, category=app.category, policy_status=app.policy_status, policy_url=app.policy_url,
                 policy_sha256=app.policy.sha256 if app.policy else None, permissions=sorted(app.permissions),
                 privacy_labels=sorted(app.privacy_labels), first_seen=min(doc["first_seen"] or first, first),
                 last_seen=max(doc["last_seen"] or "", seen), analysed_at=seen, input_hash=input_hash,

@@ -122,7 +122,10 @@ CREATE VIRTUAL TABLE IF NOT EXISTS policies_fts USING fts5(
 # Columns added since tables were first created (also in _SCHEMA): added to an older file when
 # missing, with their defaults for the rows it holds. Then _INDEXES, which may need them.
 _ADDED_COLUMNS = {
-    "apps": {"input_hash": "TEXT NOT NULL DEFAULT ''", "sdks": "TEXT NOT NULL DEFAULT '[]'"},
+    "apps": {"input_hash": "TEXT NOT NULL DEFAULT ''", "sdks": "TEXT NOT NULL DEFAULT '[]'",
+             "legal_entity": "TEXT NOT NULL DEFAULT ''"},
+    "listings": {"legal_entity": "TEXT NOT NULL DEFAULT ''", "legal_address": "TEXT NOT NULL DEFAULT ''",
+                 "developer_email": "TEXT NOT NULL DEFAULT ''", "data_safety": "TEXT"},
     "findings": {"capture": "TEXT NOT NULL DEFAULT ''"},
     "runs": {"job": "TEXT NOT NULL DEFAULT ''", "attempt": "INTEGER NOT NULL DEFAULT 1",
              "error": "TEXT NOT NULL DEFAULT ''"},
@@ -139,7 +142,7 @@ _SEVERITY_ORDER = "CASE f.severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 WHEN 
 _LISTING_COLUMNS = (
     "store", "store_id", "app_key", "platform", "package", "name", "developer", "category", "source_url",
     "fetched_at", "version", "updated", "description", "downloads", "rating_count", "privacy_url",
-    "permissions", "privacy_labels", "content_hash",
+    "permissions", "privacy_labels", "content_hash", "legal_entity", "legal_address", "developer_email", "data_safety",
 )
 _UPSERT_LISTING = (
     f"INSERT INTO listings ({', '.join(_LISTING_COLUMNS)}) VALUES ({', '.join('?' * len(_LISTING_COLUMNS))}) "
@@ -148,11 +151,12 @@ _UPSERT_LISTING = (
     + " WHERE excluded.fetched_at >= listings.fetched_at"
 )
 _UPSERT_APP_FROM_LISTING = """
-INSERT INTO apps (key, platform, package, name, developer, category, first_seen, last_seen)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO apps (key, platform, package, name, developer, category, first_seen, last_seen, legal_entity)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET
     name = CASE WHEN coalesce(apps.name, '') = '' THEN excluded.name ELSE apps.name END,
     developer = CASE WHEN coalesce(apps.developer, '') = '' THEN excluded.developer ELSE apps.developer END,
+    legal_entity = CASE WHEN apps.legal_entity = '' THEN excluded.legal_entity ELSE apps.legal_entity END,
     category = CASE WHEN coalesce(apps.category, '') = '' THEN excluded.category ELSE apps.category END,
     first_seen = min(apps.first_seen, excluded.first_seen),
     last_seen = max(apps.last_seen, excluded.last_seen)
@@ -160,13 +164,13 @@ ON CONFLICT (key) DO UPDATE SET
 _UPSERT_APP = """
 INSERT INTO apps (key, platform, package, name, developer, category, finance_type, finance_confidence,
                   policy_status, policy_url, policy_sha256, permissions, privacy_labels, first_seen, last_seen,
-                  analysed_at, input_hash, sdks)
+                  analysed_at, input_hash, sdks, legal_entity)
 VALUES (:key, :platform, :package, :name, :developer, :category, :finance_type, :finance_confidence,
         :policy_status, :policy_url, :policy_sha256, :permissions, :privacy_labels, :first_seen, :seen, :seen,
-        :input_hash, :sdks)
+        :input_hash, :sdks, :legal_entity)
 ON CONFLICT (key) DO UPDATE SET
     platform = excluded.platform, package = excluded.package, name = excluded.name,
-    developer = excluded.developer, category = excluded.category,
+    developer = excluded.developer, category = excluded.category, legal_entity = excluded.legal_entity,
     finance_type = coalesce(excluded.finance_type, apps.finance_type),
     finance_confidence = coalesce(excluded.finance_confidence, apps.finance_confidence),
     policy_status = excluded.policy_status, policy_url = excluded.policy_url,
@@ -399,14 +403,15 @@ class SQLiteStore:
                 lst.store, lst.store_id, lst.app_key, lst.platform, lst.package, lst.name, lst.developer,
                 lst.category, lst.source_url, fetched, lst.version, lst.updated, lst.description, lst.downloads,
                 lst.rating_count, lst.privacy_url, dumps(list(lst.permissions)), dumps(list(lst.privacy_labels)),
-                content_hash,
+                content_hash, lst.legal_entity, lst.legal_address, lst.developer_email,
+                None if lst.data_safety is None else dumps(lst.data_safety),
             ))
             history.append((lst.store, lst.store_id, content_hash, fetched, dumps(shallow(lst, LISTING_FIELDS))))
             known = apps.get(lst.app_key)
             first = min(fetched, known[6]) if known else fetched
             last = max(fetched, known[7]) if known else fetched
             apps[lst.app_key] = (lst.app_key, lst.platform, lst.package, lst.name, lst.developer, lst.category,
-                                 first, last)
+                                 first, last, lst.legal_entity)
         db.executemany(_UPSERT_LISTING, rows)
         db.executemany("INSERT OR IGNORE INTO listing_history VALUES (?, ?, ?, ?, ?)", history)
         db.executemany(_UPSERT_APP_FROM_LISTING, apps.values())
@@ -495,7 +500,7 @@ class SQLiteStore:
         fetched = [timestamp(lst.fetched_at) for lst in app.listings]
         return {
             "key": app.key, "platform": app.platform, "package": app.package, "name": app.name,
-            "developer": app.developer, "category": app.category,
+            "developer": app.developer, "legal_entity": app.legal_entity, "category": app.category,
             "finance_type": analysis.finance_type if analysis else None,
             "finance_confidence": analysis.finance_confidence if analysis else None,
             "policy_status": app.policy_status, "policy_url": app.policy_url,
@@ -651,6 +656,7 @@ class SQLiteStore:
             listing = dict(r)
             listing["permissions"] = json.loads(listing["permissions"] or "[]")
             listing["privacy_labels"] = json.loads(listing["privacy_labels"] or "[]")
+            listing["data_safety"] = None if listing["data_safety"] is None else json.loads(listing["data_safety"])
             app["listings"].append(listing)
         app["history"] = [
             {**json.loads(r["data"]), "app_key": key, "content_hash": r["content_hash"], "first_fetched_at": r["fetched_at"]}

@@ -44,7 +44,8 @@ PREFIX = RULES["permission_prefix"]
 PERMISSION_TYPES: dict[str, str | None] = {**RULES["dangerous_permissions"], **RULES["normal_permissions"]}
 TEXT_VARIANTS = ("html", "gbk", "pdf")  # variants whose URL serves a policy text
 EXTENSIONS = {"html": "html", "gbk": "htm", "pdf": "pdf", "missing": "html"}
-ANDROID_STORES = ("appgallery", "xiaomi")
+ANDROID_STORES = ("appgallery", "xiaomi")  # drawn together (population.json android_stores)
+MORE_ANDROID_STORES = ("googleplay", "myapp")  # each drawn on its own (more_android_stores)
 POLICY_FAULT = "policy_500"
 DATA_FAULTS = tuple(GEN["faults"]["data"])  # "<store>_<what>": broken store data, see Market.data_fault
 
@@ -108,6 +109,7 @@ _P102_TYPES = frozenset(RULES["P102"]["never_necessary_types"])
 _C202_TYPES = frozenset(RULES["C202"]["checked_types"])
 _SCOPES = {t: frozenset(scope) for t, scope in RULES["necessary_scope"].items()}
 _DANGEROUS: dict[str, str] = RULES["dangerous_permissions"]
+_DATA_SAFETY: dict[str, list[str]] = RULES["data_safety"]["types"]
 _DEVICE_TYPES = frozenset(TEMPLATES["device_types"])
 _SDKS: dict[str, dict[str, Any]] = {s["id"]: s for s in SDKS["sdks"]}
 _MANIFEST = SDKS["manifest"]
@@ -223,6 +225,9 @@ class App:
     artist_id: int
     apk: Apk | None  # Android apps only
     changes: tuple[int, ...] = ()  # weeks in which it requested one more permission (new version)
+    developer_display: str = ""  # the short name a store shows beside the legal entity (``developer``)
+    owner_conflict: tuple[str, str] | None = None  # (store, another legal entity that store lists the app under)
+    data_safety: tuple[str, ...] = ()  # the data types its Google Play Data safety form declares (none: "no data")
 
     index = _from_card("index")
     platform = _from_card("platform")
@@ -242,6 +247,12 @@ class App:
     def appgallery_id(self) -> str:
         return f"C{1_000_000 + self.card.index}"
 
+    def legal_entity(self, store: str) -> str:
+        """The legal entity ``store`` lists the app under: the developer, unless that store has it under another."""
+        if self.owner_conflict is not None and self.owner_conflict[0] == store:
+            return self.owner_conflict[1]
+        return self.developer
+
     def category(self, store: str) -> str:
         table = GEN["categories"][store]
         return table.get(self.card.finance_type, table["_default"])
@@ -250,6 +261,11 @@ class App:
         """iOS privacy-label categories for the data types the policy declares."""
         labels = LABELS["privacy_labels"]
         return list(dict.fromkeys(labels[t] for t in self.policy.declared if t in labels))
+
+
+def _permission_types(app: App) -> set[str]:
+    """The data types the app's dangerous permissions reach."""
+    return {_DANGEROUS[p.removeprefix(PREFIX)] for p in app.permissions if p.removeprefix(PREFIX) in _DANGEROUS}
 
 
 def expected(app: App) -> dict[str, list[str]]:
@@ -271,6 +287,13 @@ def expected(app: App) -> dict[str, list[str]]:
             out["C202"] = sorted((declared & _C202_TYPES) - scope)
         if app.platform == "android":
             out["D301"] = sorted({_DANGEROUS[p] for p in short if p in _DANGEROUS} - declared)
+    if app.owner_conflict is not None:
+        out["R603"] = ["legal_entity"]
+    if "googleplay" in app.stores:
+        pairs = {tuple(pair) for t, pair in _DATA_SAFETY.items() if t in app.data_safety}
+        out["D304"] = sorted(t for t in _permission_types(app) & set(_DATA_SAFETY) if tuple(_DATA_SAFETY[t]) not in pairs)
+        if policy.has_text:
+            out["D305"] = sorted(t for t in set(policy.declared) & set(_DATA_SAFETY) if tuple(_DATA_SAFETY[t]) not in pairs)
     apk = app.apk
     if apk is not None and not apk.invalid:  # evidence keys as the analyzers' S4xx, D303 and V5xx rules give them
         out["S402"] = sorted(s for s in apk.sdks if _SDKS[s]["advertising"])
@@ -439,13 +462,15 @@ class Market:
 
     def app_truth(self, app: App) -> dict[str, Any]:
         policy = app.policy
-        ids = {"itunes": app.track_id, "appgallery": app.appgallery_id, "xiaomi": app.package}
+        ids = {"itunes": app.track_id, "appgallery": app.appgallery_id, "xiaomi": app.package, "googleplay": app.package,
+               "myapp": app.package}
         changed = {"changed": self.changed(app)} if self.week else {}
         return {
             "key": app.key,
             "package": app.package,
             "name": app.name,
             "developer": app.developer,
+            "legal_entities": {store: app.legal_entity(store) for store in app.stores},
             "finance_type": app.finance_type,
             "platform": app.platform,
             "stores": list(app.stores),
@@ -494,7 +519,7 @@ class Market:
             dev = _Developer("".join(p[0] for p in parts), f"{pinyin}-{number}", f"{pinyin}{number}", [])
             words: dict[str, int] = {}
             for i in range(start, start + size):
-                dev.cards.append(self._card(rng, i, dev, words))
+                dev.cards.append(self._more_stores(self._card(rng, i, dev, words)))
             developers.append(dev)
             start += size
         return rng, developers
@@ -527,6 +552,15 @@ class Market:
         package = f"com.{dev.package_prefix}.{word}{n if n > 1 else ''}"
         return Card(i, platform, package, name, finance_type, stores, description, None)
 
+    def _more_stores(self, card: Card) -> Card:
+        """An Android card also listed in the stores of MORE_ANDROID_STORES, each at its share, drawn from (seed,
+        app index) alone, so the rest of the population does not depend on them."""
+        if card.platform != "android":
+            return card
+        rng = random.Random(f"{self.seed}:more-stores:{card.index}")
+        more = tuple(store for store in MORE_ANDROID_STORES if rng.random() < GEN["more_android_stores"][store])
+        return replace(card, stores=card.stores + more) if more else card
+
     # --- generation: stage 2, apps ------------------------------------------
     def _block(self, block: int) -> list[App]:
         rng, developers = self._block_cards(block)
@@ -547,15 +581,44 @@ class Market:
         industries = GEN["developer_industry"]
         industry = _choice(rng, industries[next(iter(types))] if len(types) == 1 else industries["_mixed"])
         suffix = GEN["developer_suffix"].get(industry, GEN["developer_suffix"]["_default"])
-        developer = f"{_choice(rng, GEN['cities'])}{dev.brand}{industry}{suffix}"
+        city = _choice(rng, GEN["cities"])
+        developer = f"{city}{dev.brand}{industry}{suffix}"
         policies = self._policies(rng, dev, needs, developer)
         if self.week:
             evolved = {id(p): self._evolve_policy(p) for p in policies.values()}
             policies = {i: evolved[id(p)] for i, p in policies.items()}
         artist_id = 1_300_000_000 + dev.cards[0].index
-        return [self._data_fault(self._evolve_app(self._app(card, app_rng, developer, dev.slug, needs[card.index],
-                                                            policies[card.index], artist_id)))
-                for card, app_rng in zip(dev.cards, rngs)]
+        apps = (self._evolve_app(self._app(card, app_rng, developer, dev.slug, needs[card.index], policies[card.index],
+                                           artist_id)) for card, app_rng in zip(dev.cards, rngs))
+        return [self._data_safety(self._owner_conflict(self._data_fault(
+            replace(app, developer_display=f"{dev.brand}{industry}")), city, dev.brand)) for app in apps]
+
+    def _data_safety(self, app: App) -> App:
+        """The data types an app on Google Play declares in its Data safety form: what its permissions reach and
+        its policy declares (of the types the form has), except that at ``none_share`` it declares no data at all
+        and at ``omit_share`` it leaves one type out. Drawn from (seed, app index) alone."""
+        if "googleplay" not in app.stores:
+            return app
+        rng = random.Random(f"{self.seed}:data-safety:{app.index}")
+        table = RULES["data_safety"]
+        covered = sorted((_permission_types(app) | (set(app.policy.declared) if app.policy.has_text else set()))
+                         & set(table["types"]))
+        x = rng.random()
+        if x < table["none_share"]:
+            covered = []
+        elif x < table["none_share"] + table["omit_share"] and covered:
+            del covered[int(rng.random() * len(covered))]
+        return replace(app, data_safety=tuple(covered))
+
+    def _owner_conflict(self, app: App, city: str, brand: str) -> App:
+        """An Android app in two or more stores is, at ``owner_conflict_rate``, listed by its last store under another
+        legal entity (same brand, another city and trade: a reseller's or a counterfeiter's company). Drawn from
+        (seed, app index) alone, so the rest of the population does not depend on it."""
+        rng = random.Random(f"{self.seed}:owner:{app.index}")
+        if app.platform != "android" or len(app.stores) < 2 or rng.random() >= GEN["owner_conflict_rate"]:
+            return app
+        other_city = _choice(rng, [c for c in GEN["cities"] if c != city])
+        return replace(app, owner_conflict=(app.stores[-1], f"{other_city}{brand}{GEN['owner_conflict_trade']}有限公司"))
 
     def _data_fault(self, app: App) -> App:
         """The app with one of DATA_FAULTS added at ``fault_rate``, drawn from (seed, app index) alone (so the
@@ -629,7 +692,7 @@ class Market:
         candidates = [t for t in table["negated_preferred"] if t not in needs]
         negated = set(_sample(rng, candidates, int(r() * (table["negated_max"] + 1))))
         faults: tuple[str, ...] = ()
-        if card.stores == ANDROID_STORES:  # store faults only where the other store still lists the app
+        if set(ANDROID_STORES) <= set(card.stores):  # store faults only where the other store still lists the app
             x = r()
             for fault, share in GEN["faults"]["store"].items():
                 if x < share:

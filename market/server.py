@@ -2,7 +2,8 @@
 
 One aiohttp application serves every store under its own path prefix (see the shared spec):
 ``/itunes`` (iTunes Search/Lookup JSON) with app pages under ``/apple``, ``/appgallery``
-(AppGallery-like JSON API), ``/xiaomi`` (Xiaomi-like HTML) and ``/policies``. Search indexes
+(AppGallery-like JSON API), ``/xiaomi`` (Xiaomi-like HTML), ``/myapp`` (Tencent MyApp's search JSON and
+app pages, market/myapp.py) and ``/policies``. Search indexes
 for the configured keywords are built at startup from the population's cards; full apps and
 policy texts are generated on first request.
 
@@ -34,21 +35,26 @@ import jinja2
 from aiohttp import web
 
 from finmon import settings
+from market import googleplay, myapp
 from market.apk import build_apk, zip_bomb
 from market.population import (LABELS, PREFIX, TERMS, App, Card, Market, Policy, apk_path, apk_spec,
                                policy_document)
 
 log = logging.getLogger(__name__)
 
-STORES = ("itunes", "appgallery", "xiaomi")
+STORES = ("itunes", "appgallery", "xiaomi", "googleplay", "myapp")
 ITUNES_TRACK_BASE = 1_400_000_000
 APPGALLERY_ID_BASE = 1_000_000
 ITUNES_MAX_LIMIT = 200
 APPGALLERY_MAX_RESULTS = 100
+APPGALLERY_SEARCH_LAYOUT = (1001, "searchresultcard")  # (layoutId, layoutName) of search results: parsers ignore the name
+# The detail card of each field a wrong-typed fault replaces (market/data/population.json wrong_type_fields).
+APPGALLERY_FIELD_CARDS = {"name": "detailheadcard", "intro": "detailheadcard", "releaseDate": "detailappinfocard",
+                          "developer": "detailappinfocard", "appIntro": "detailappintrocard"}
 XIAOMI_PAGE_SIZE = 30
 SEARCH_CACHE_SIZE = 256  # keywords outside settings.FINMON_KEYWORDS kept indexed
 ROBOTS_TXT = "User-agent: *\nDisallow: /private/\n"
-CONTENT_VERSION = 1  # part of every ETag: bump it when a template or a page format changes
+CONTENT_VERSION = 2  # part of every ETag: bump it when a template or a page format changes
 NOT_MODIFIED = "not_modified"  # the hits key counting 304 answers
 UNREACHABLE_PORT = 1  # where an unreachable app page points (tcpmux: nothing listens on it here)
 FAULTED = "faulted"  # the hits key counting answers with a seeded fault (an app's faults, a policy's 500)
@@ -78,6 +84,7 @@ class MarketApp:
         self.hits: collections.Counter[str] = collections.Counter()  # requests per route name, and 304s
         self._served: set[str] = set()  # detail pages already hit once (transient faults)
         self._xiaomi_ids = {c.package: c.index for c in self.cards.values() if "xiaomi" in c.stores}
+        self._play_ids = {c.package: c.index for c in self.cards.values() if "googleplay" in c.stores}
         self._android_ids = {c.package: c.index for c in self.cards.values() if c.platform == "android"}
         self._search: dict[str, dict[str, list[int]]] = {}
         self._fixed = set(settings.FINMON_KEYWORDS if keywords is None else keywords)
@@ -88,6 +95,7 @@ class MarketApp:
         """Serve ``fresh``'s market and indexes from now on (call it on the server's loop); hits carry over."""
         self.market, self.cards, self._search = fresh.market, fresh.cards, fresh._search
         self._xiaomi_ids, self._android_ids = fresh._xiaomi_ids, fresh._android_ids
+        self._play_ids = fresh._play_ids
 
     # --- application ----------------------------------------------------------
     def build(self) -> web.Application:
@@ -104,9 +112,16 @@ class MarketApp:
             ("/apk/{package}.apk", self.apk),
             ("/private/{tail:.*}", self.private),
             ("/redirect/{target}/{package}", self.hostile_redirect),
+            ("/googleplay/store/search", self.googleplay_search),
+            ("/googleplay/store/apps/details", self.googleplay_details),
+            ("/googleplay/store/apps/datasafety", self.googleplay_datasafety),
+            ("/myapp/myapp/searchAjax.htm", self.myapp_search),
+            ("/myapp/appdetail/{package}", self.myapp_detail),
         ]
         for path, handler in routes:
             app.router.add_get(path, handler, name=handler.__name__)
+        app.router.add_post("/googleplay/_/PlayStoreUi/data/batchexecute", self.googleplay_batch,
+                            name="googleplay_batch")
         return app
 
     @web.middleware
@@ -297,12 +312,18 @@ class MarketApp:
         found = self.search("appgallery", keyword)
         items = []
         for i in found[(page - 1) * size:page * size]:
-            card = self.cards[i]
+            app = self.market[i]
             appid = f"C{APPGALLERY_ID_BASE + i}"
-            items.append({"appid": appid, "name": card.name, "package": card.package, "detailId": f"app|{appid}",
-                          "icon": f"{_origin(request)}/static/icon/{appid}.png"})
-        return _json({"rtnCode": 0, "count": len(found), "totalPages": -(-len(found) // size),
-                      "layoutData": [{"layoutName": "searchlist", "dataList": items}]})
+            items.append({"appid": appid, "name": app.name, "package": app.package,
+                          "icon": f"{_origin(request)}/static/icon/{appid}.png", "tagName": app.category("appgallery"),
+                          "kindName": app.category("appgallery"), "downCountDesc": _install_text(app.downloads),
+                          "memo": app.description.split("。", 1)[0][:40], "detailId": f"app|{appid}",
+                          "appVersionName": app.version})
+        pages = -(-len(found) // size)
+        layout = {"layoutId": APPGALLERY_SEARCH_LAYOUT[0], "layoutName": APPGALLERY_SEARCH_LAYOUT[1]}
+        return _json({"rtnCode": 0, "name": f"searchApp|{keyword}", "statKey": "searchApp", "count": len(found),
+                      "totalPages": pages, "hasNextPage": int(page < pages), "layout": [{**layout, "maxRows": -1}],
+                      "layoutData": [{**layout, "dataList": items}]})
 
     def _appgallery_detail(self, request: web.Request, appid: str) -> web.Response:
         number = _int(appid[1:], -1, None, None) if appid.startswith("C") else -1
@@ -321,21 +342,31 @@ class MarketApp:
         if (unchanged := self._not_modified(request, headers)) is not None:
             return unchanged
         labels = LABELS["permissions"]
-        layout: list[dict[str, Any]] = [
-            {"layoutName": "appdetailheadercard", "dataList": [{
-                "appid": appid, "name": app.name, "package": app.package, "developer": app.developer,
-                "tagName": app.category("appgallery"), "versionName": app.version, "releaseDate": app.updated,
-                "intro": app.description, "downloads": str(app.downloads), "size": str(app.size_bytes),
-                "downurl": self.apk_url(request, app),
-                "icon": f"{_origin(request)}/static/icon/{appid}.png", **self._wrong_typed(app, "appgallery")}]},
-            {"layoutName": "appdetailpermissioncard", "dataList": [{"permissions": [
+        icon = f"{_origin(request)}/static/icon/{appid}.png"
+        cards: dict[str, dict[str, Any]] = {
+            "detailheadcard": {"appid": appid, "name": app.name, "icoUri": icon, "intro": _install_text(app.downloads),
+                               "stars": str(app.rating), "gradeCount": str(app.rating_count)},
+            "detailhiddencard": {"appid": appid, "package": app.package, "name": app.name, "versionName": app.version,
+                                 "versionCode": str(_version_code(app.version)), "icon": icon,
+                                 "downurl": self.apk_url(request, app), "detailId": f"app|{appid}",
+                                 "size": app.size_bytes},
+            "detailappinfocard": {"developer": app.legal_entity("appgallery"), "releaseDate": app.updated,
+                                  "version": app.version, "sizeDesc": f"{app.size_bytes / 1048576:.1f}MB"},
+            "detailappintrocard": {"appIntro": app.description},
+            "appdetailpermissioncard": {"permissions": [  # card name unconfirmed (no public source shows one)
                 labels[p.removeprefix(PREFIX)] if "appgallery_string_permissions" in app.faults
-                else {"name": p, "desc": labels[p.removeprefix(PREFIX)]} for p in app.permissions]}]},
-        ]
+                else {"name": p, "desc": labels[p.removeprefix(PREFIX)]} for p in app.permissions]},
+        }
+        for field, value in self._wrong_typed(app, "appgallery").items():
+            cards[APPGALLERY_FIELD_CARDS[field]][field] = value
         url = self.policy_url(request, app)
         if url:
-            layout.append({"layoutName": "appprivacycard", "dataList": [{"privacyUrl": url}]})
-        text = json.dumps({"rtnCode": 0, "layoutData": layout}, ensure_ascii=False)
+            cards["appprivacycard"] = {"privacyUrl": url}  # card name unconfirmed, as the permissions'
+        layout = [{"layoutId": 2001 + n, "layoutName": name, "dataList": [card]}
+                  for n, (name, card) in enumerate(cards.items())]
+        text = json.dumps({"rtnCode": 0, "name": f"app|{appid}", "statKey": "appdetail",
+                           "layout": [{"layoutId": c["layoutId"], "layoutName": c["layoutName"]} for c in layout],
+                           "layoutData": layout}, ensure_ascii=False)
         if "appgallery_malformed_json" in app.faults:
             text = text[: len(text) // 2]
         if {"appgallery_malformed_json", "appgallery_wrong_type", "appgallery_string_permissions"} & set(app.faults):
@@ -369,10 +400,86 @@ class MarketApp:
             return unchanged
         labels = LABELS["permissions"]
         html = _templates.get_template("xiaomi_details.html").render(
-            app=app, category=app.category("xiaomi"), policy_url=self.policy_url(request, app),
+            app=app, category=app.category("xiaomi"), legal_entity=app.legal_entity("xiaomi"),
+            policy_url=self.policy_url(request, app),
             apk_url=self.apk_url(request, app),
             permission_labels=[labels[p.removeprefix(PREFIX)] for p in app.permissions])
         return web.Response(text=html, content_type="text/html", headers=headers)
+
+    async def googleplay_search(self, request: web.Request) -> web.Response:
+        """The first page of a Google Play search (its ~30 results; a token says there are more)."""
+        found = self.search("googleplay", request.query.get("q", ""))
+        apps = [self.market[i] for i in found[:googleplay.SEARCH_PAGE_SIZE]]
+        return web.Response(text=googleplay.search_page(apps, len(found) > googleplay.SEARCH_PAGE_SIZE),
+                            content_type="text/html")
+
+    def _play_app(self, request: web.Request) -> App:
+        index = self._play_ids.get(request.query.get("id", ""))
+        if index is None:
+            raise web.HTTPNotFound()
+        return self.market[index]
+
+    async def googleplay_details(self, request: web.Request) -> web.Response:
+        app = self._play_app(request)
+        if self._transient("googleplay", app.package, app):
+            self.hits[FAULTED] += 1
+            raise web.HTTPServiceUnavailable()
+        # the page summarises the Data safety form, which follows the policy: it changes with either
+        headers = self._validators(request, f"googleplay:{app.index}", app.updated, app.changes, app.policy.revisions)
+        if (unchanged := self._not_modified(request, headers)) is not None:
+            return unchanged
+        page = googleplay.details_page(app, _origin(request), self.policy_url(request, app))
+        return web.Response(text=page, content_type="text/html", headers=headers)
+
+    async def googleplay_datasafety(self, request: web.Request) -> web.Response:
+        app = self._play_app(request)
+        if "googleplay_datasafety_500" in app.faults:
+            self.hits[FAULTED] += 1
+            raise web.HTTPInternalServerError()
+        return web.Response(text=googleplay.datasafety_page(app, self.policy_url(request, app)),
+                            content_type="text/html")
+
+    async def googleplay_batch(self, request: web.Request) -> web.Response:
+        """The batchexecute endpoint, for the permission list (RPC xdSrCf) only; an unknown app gets a null payload."""
+        form = await request.post()
+        try:
+            call = json.loads(str(form.get("f.req", "")))[0][0]
+            package = json.loads(call[1])[0][1][0]
+        except (ValueError, TypeError, IndexError, KeyError):
+            raise web.HTTPBadRequest(text="f.req: not a batchexecute call")
+        if call[0] != "xdSrCf":
+            raise web.HTTPBadRequest(text=f"unknown rpc {call[0]!r}")
+        index = self._play_ids.get(package)
+        return web.Response(text=googleplay.permissions_answer(self.market[index] if index is not None else None),
+                            content_type="application/json")
+
+    async def myapp_search(self, request: web.Request) -> web.Response:
+        """The older MyApp site's search API: a page of results from the offset its ``pns`` encodes."""
+        start = myapp.offset_of(request.query.get("pns", ""))
+        found = self.search("myapp", request.query.get("kw", ""))
+        end = start + myapp.SEARCH_PAGE_SIZE
+        items = [myapp.search_item(app, _origin(request), self.apk_url(request, app))
+                 for app in (self.market[i] for i in found[start:end])]
+        return web.Response(text=myapp.search_answer(items, end if end < len(found) else None),
+                            content_type="application/json", charset="utf-8")
+
+    async def myapp_detail(self, request: web.Request) -> web.Response:
+        """The MyApp app page (``/appdetail/<package>``); 404 for a package the store does not list."""
+        card = self._card(self._android_ids.get(request.match_info["package"], -1), "myapp")
+        if card is None:
+            raise web.HTTPNotFound()
+        app = self.market[card.index]
+        if self._transient("myapp", app.package, app):
+            self.hits[FAULTED] += 1
+            raise web.HTTPServiceUnavailable()
+        headers = self._validators(request, f"myapp:{app.index}", app.updated, app.changes)
+        if (unchanged := self._not_modified(request, headers)) is not None:
+            return unchanged
+        wrong = self._wrong_typed(app, "myapp")
+        if wrong:
+            self.hits[FAULTED] += 1
+        page = myapp.detail_page(app, _origin(request), self.policy_url(request, app), self.apk_url(request, app), wrong)
+        return web.Response(text=page, content_type="text/html", charset="utf-8", headers=headers)
 
     async def apk(self, request: web.Request) -> web.Response:
         """The app's APK, built from its spec; a seeded fault serves it truncated."""
@@ -499,9 +606,9 @@ def _itunes_result(base: str, app: App) -> dict[str, Any]:
         "trackCensoredName": app.name,
         "bundleId": app.package,
         "artistId": app.artist_id,
-        "artistName": app.developer,
+        "artistName": app.developer_display,
         "artistViewUrl": f"{base}/apple/cn/developer/id{app.artist_id}",
-        "sellerName": app.developer,
+        "sellerName": app.legal_entity("itunes"),
         "sellerUrl": f"https://www.{app.developer_slug}.com.cn/",
         "primaryGenreName": genre,
         "primaryGenreId": 6015,
@@ -537,6 +644,19 @@ def _itunes_result(base: str, app: App) -> dict[str, Any]:
         "contentAdvisoryRating": "4+",
         "trackContentRating": "4+",
     }
+
+
+def _install_text(downloads: int) -> str:
+    """An install count as AppGallery writes it: "152万次安装", "1.2亿次安装", "5230次安装"."""
+    if downloads >= 100_000_000:
+        return f"{downloads / 100_000_000:.1f}亿次安装"
+    return f"{downloads // 10_000}万次安装" if downloads >= 10_000 else f"{downloads}次安装"
+
+
+def _version_code(version: str) -> int:
+    """The versionCode of a "major.minor.patch" version (as the APK's manifest has it)."""
+    major, minor, patch = (int(x) for x in version.split("."))
+    return major * 10_000 + minor * 100 + patch
 
 
 def _track_view_url(base: str, app: App) -> str:
@@ -636,8 +756,7 @@ class MarketServer:
             raise self._error
         self.base_url = f"http://{self.host}:{self.port}"
         self.market.base_url = self.base_url
-        self.store_urls = {"itunes": f"{self.base_url}/itunes", "appgallery": f"{self.base_url}/appgallery",
-                           "xiaomi": f"{self.base_url}/xiaomi"}
+        self.store_urls = {store: f"{self.base_url}/{store}" for store in STORES}
         log.info("market simulator: %d apps (seed %d, week %d) at %s", len(self.market), self.market.seed,
                  self.market.week, self.base_url)
         return self

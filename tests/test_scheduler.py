@@ -590,3 +590,18 @@ def test_a_wrong_alert_setting_stops_the_scheduler_at_start(env, monkeypatch):
     with pytest.raises(scheduler.SchedulerError, match="FINMON_ALERT_SEVERITY must be one of high, medium, low"):
         scheduler.run(scheduler.Config.from_env())
     assert not (Path(env["FINMON_DATA_DIR"]) / "scheduler.lock").exists()
+
+
+def test_the_google_play_crawl_looks_up_the_apps_of_the_other_stores_latest_crawls(env, monkeypatch):
+    monkeypatch.setenv("FINMON_STORE_GOOGLEPLAY", "http://127.0.0.1:9/googleplay")
+    monkeypatch.setenv("FINMON_SCHEDULE_CRAWLS", json.dumps({s: {"interval": 3600}
+                                                             for s in (*STORES, "googleplay")}))
+    data = Path(env["FINMON_DATA_DIR"])
+    calls = fake_crawls(monkeypatch, ["ok", "ok"])
+    scheduler.crawl_job(str(data), "appgallery")
+    cfg = scheduler.Config.from_env()
+    listings = cfg.latest("appgallery") / "listings.jsonl"
+    listings.write_text('{"platform": "android", "package": "com.a"}\n', encoding="utf-8")
+    scheduler.crawl_job(str(data), "googleplay")
+    assert "FINMON_LOOKUP_LISTINGS" not in calls[0]  # only the store that looks up gets the list
+    assert calls[1]["FINMON_LOOKUP_LISTINGS"] == [str(listings)]  # xiaomi never crawled: nothing of it

@@ -42,6 +42,13 @@ class StoreSpider(scrapy.Spider):
     store = ""
 
     @classmethod
+    def update_settings(cls, settings) -> None:
+        """The store's own politeness settings (FINMON_STORE_SETTINGS) over the project's."""
+        super().update_settings(settings)
+        for name, value in settings.getdict("FINMON_STORE_SETTINGS").get(cls.store, {}).items():
+            settings.set(name, value, priority="spider")
+
+    @classmethod
     def from_crawler(cls, crawler, *args: Any, **kwargs: Any):
         spider = super().from_crawler(crawler, *args, **kwargs)
         settings = crawler.settings
@@ -94,11 +101,12 @@ class StoreSpider(scrapy.Spider):
         return dataclasses.replace(listing, etag=validators["etag"], last_modified=validators["last_modified"],
                                    capture=self.snapshot.capture(response, listing.fetched_at))
 
-    def discovery_capped(self, keyword: str, pages: int) -> None:
-        """A search has more pages than FINMON_MAX_PAGES lets the spider follow: apps beyond them go unseen."""
+    def discovery_capped(self, keyword: str, pages: int, why: str = "FINMON_MAX_PAGES") -> None:
+        """A search has more pages than the spider follows (FINMON_MAX_PAGES, or what the store lets it page
+        through: ``why``): apps beyond them go unseen."""
         self.crawler.stats.inc_value("finmon/discovery_capped")
-        log.warning("%s: search %r stopped at FINMON_MAX_PAGES (%d pages); the apps beyond it are not discovered",
-                    self.store, keyword, pages)
+        log.warning("%s: search %r stopped at %s (%d pages); the apps beyond it are not discovered",
+                    self.store, keyword, why, pages)
 
     def first_time(self, key: str) -> bool:
         """True the first time ``key`` (an app id, a detail URL) is seen by this spider."""

@@ -26,21 +26,23 @@ class AppGallerySpider(StoreSpider):
         return self.store_request(url, self.parse_search, keyword=keyword, page=page)
 
     def parse_search(self, response, keyword: str, page: int):
-        found = self.parsed(response, parse_appgallery_search, response.body, problems=[])
+        """One search page: its apps' detail requests (each with the category the search item gives), then the
+        next page while the store says there is one (hasNextPage), up to FINMON_MAX_PAGES."""
+        found = self.parsed(response, parse_appgallery_search, response.body, problems=[], page=page)
         if found is None:
             return
-        detail_ids, total_pages = found
-        for detail_id in detail_ids:
+        for detail_id in found.detail_ids:
             if self.first_time(detail_id):
-                yield self.detail_request(self.api(uri=detail_id), self.parse_detail)
-        if page == 1:
-            if total_pages > self.max_pages:
-                self.discovery_capped(keyword, self.max_pages)
-            for next_page in range(2, min(total_pages, self.max_pages) + 1):
-                yield self.search(keyword, next_page)
+                yield self.detail_request(self.api(uri=detail_id), self.parse_detail,
+                                          category=found.categories.get(detail_id, ""))
+        if found.has_next_page and page >= self.max_pages:
+            self.discovery_capped(keyword, page)
+        elif found.has_next_page:
+            yield self.search(keyword, page + 1)
 
-    def parse_detail(self, response):
-        listing = self.page_listing(response, parse_appgallery_detail, response.body, response.url, problems=[])
+    def parse_detail(self, response, category: str = ""):
+        listing = self.page_listing(response, parse_appgallery_detail, response.body, response.url, problems=[],
+                                    category=category)
         if listing is None:
             return
         yield from self.listing_and_links(listing)

@@ -4,7 +4,7 @@ import pytest
 
 from analyzers import RULES, Registry, analyze, not_applied, rules_table
 from analyzers.sdks import detect_sdks
-from finmon.model import POLICY_NOT_FOUND, POLICY_UNAVAILABLE, SEVERITIES, CONFIDENCES, ApkInfo
+from finmon.model import POLICY_NOT_FOUND, POLICY_UNAVAILABLE, SEVERITIES, CONFIDENCES, ApkInfo, Listing
 
 P = "android.permission."
 FULL_ZH = ("我们会收集您的手机号码、姓名、身份证号码和银行卡号，用于实名认证。"
@@ -216,8 +216,8 @@ def test_doubtful_finance_type_lowers_confidence_of_type_dependent_rules(make_ap
 def test_rule_table_is_complete():
     table = rules_table()
     ids = [r["id"] for r in table]
-    assert ids == ["P101", "P102", "C201", "C202", "C203", "C204", "C205", "C206", "C207", "D301", "D302", "D303", "S401", "S402",
-                   "V501", "V502", "V503", "V504", "V505", "R601", "R602"]
+    assert ids == ["P101", "P102", "C201", "C202", "C203", "C204", "C205", "C206", "C207", "D301", "D302", "D303", "D304",
+                   "D305", "S401", "S402", "V501", "V502", "V503", "V504", "V505", "R601", "R602", "R603"]
     assert len(set(ids)) == len(ids)
     fields = {"id", "family", "severity", "confidence", "title", "title_en", "description", "regulation"}
     for row in table:
@@ -254,6 +254,12 @@ def test_every_rule_has_a_flagged_and_a_clean_example(make_app, rule_id):
         "V505": with_apk(make_app("星河支付"), target_sdk=28),
         "R601": make_app("星河支付", text=SCOPE_ONLY_ZH, package="com.unregistered.pay"),
         "R602": make_app("星河支付", text=SCOPE_ONLY_ZH, description="保本保息，稳赚不赔。"),
+        "R603": with_listings(make_app("星河支付", text=SCOPE_ONLY_ZH), listing("appgallery", "杭州星河支付科技有限公司"),
+                              listing("xiaomi", "深圳星河网络科技有限公司")),
+        "D304": with_listings(make_app("星河支付", text=SCOPE_ONLY_ZH, permissions=["ACCESS_FINE_LOCATION"]),
+                              listing("googleplay", data_safety=declaring())),
+        "D305": with_listings(make_app("星河支付", text=SCOPE_ONLY_ZH + "我们会收集您的位置信息。"),
+                              listing("googleplay", data_safety=declaring(("Personal info", "Name")))),
     }[rule_id]
     clean = with_apk(make_app(
         "星河支付", text=FULL_ZH.replace("通讯录、通话记录、短信内容、位置信息和已安装应用列表", "交易记录") + SDK_DATA_ZH
@@ -263,6 +269,100 @@ def test_every_rule_has_a_flagged_and_a_clean_example(make_app, rule_id):
     assert rule_id in {f.rule_id for f in analyze(flagged, registry=registry).findings}
     assert analyze(clean, registry=registry).findings == ()
     assert analyze(clean).findings == ()
+
+
+def listing(store: str, legal_entity: str = "", data_safety: dict | None = None, permissions=()) -> Listing:
+    return Listing(store=store, store_id="1", platform="android", package="com.example.app", name="星河支付",
+                   developer="星河支付", category="", source_url=f"https://{store}.example/app/1",
+                   fetched_at="2026-01-01T00:00:00+00:00", legal_entity=legal_entity, data_safety=data_safety,
+                   permissions=tuple(permissions))
+
+
+def with_listings(app, *listings):
+    return dataclasses.replace(app, listings=listings, legal_entity=next((l.legal_entity for l in listings
+                                                                          if l.legal_entity), ""))
+
+
+def declaring(*pairs: tuple[str, str]) -> dict:
+    """A Data safety form declaring these (category, data type) pairs collected."""
+    return {"collected": [{"category": c, "type": t, "optional": False, "purpose": "App functionality"}
+                          for c, t in pairs], "shared": [], "practices": []}
+
+
+def test_r603_flags_different_legal_owners_of_one_package(make_app):
+    app = with_listings(make_app("星河支付"), listing("appgallery", "杭州星河支付科技有限公司"),
+                        listing("xiaomi", "深圳星河网络科技有限公司"), listing("myapp", "杭州星河支付科技有限公司"))
+    [finding] = findings(app, "R603")
+    assert finding.evidence.key == "legal_entity" and finding.severity == "high"
+    assert finding.evidence.text == ("appgallery: 杭州星河支付科技有限公司；myapp: 杭州星河支付科技有限公司；"
+                                     "xiaomi: 深圳星河网络科技有限公司")
+    assert finding.evidence.url == "https://appgallery.example/app/1"
+
+
+def test_r603_clean_same_owner_in_other_words_another_script_or_no_legal_name(make_app):
+    same = with_listings(make_app("星河支付"), listing("appgallery", "杭州星河支付科技有限公司"),
+                         listing("xiaomi", "杭州星河支付科技（中国）有限公司"), listing("myapp", "杭州星河支付科技有限公司 "),
+                         listing("googleplay", "Hangzhou Xinghe Payment Technology Co., Ltd."),
+                         listing("itunes", ""))
+    assert findings(same, "R603") == []
+    latin = with_listings(make_app("星河支付"), listing("googleplay", "Xinghe Pay Co., Ltd."),
+                          listing("appgallery", "Xinghe Pay Limited"))
+    assert findings(latin, "R603") == []  # legal forms are not owners
+    other = with_listings(make_app("星河支付"), listing("googleplay", "Xinghe Pay Co., Ltd."),
+                          listing("appgallery", "Moon Finance Ltd."))
+    assert [f.evidence.key for f in findings(other, "R603")] == ["legal_entity_latin"]
+
+
+def test_d304_flags_permission_types_the_data_safety_form_leaves_out(make_app):
+    app = with_listings(make_app("星河支付", permissions=["ACCESS_FINE_LOCATION", "READ_CONTACTS", "CAMERA",
+                                                          "READ_CALL_LOG", "INTERNET"]),
+                        listing("googleplay", data_safety=declaring(("Photos and videos", "Photos"))))
+    got = {f.evidence.key: f.evidence for f in findings(app, "D304")}
+    assert set(got) == {"contacts", "location"}  # camera declared; call logs have no Data safety type
+    assert got["location"].text == "android.permission.ACCESS_FINE_LOCATION"
+    assert got["location"].detail == "Data safety: collects Photos and videos"
+    nothing = with_listings(make_app("星河支付", permissions=["ACCESS_COARSE_LOCATION"]),
+                            listing("googleplay", data_safety=declaring()))
+    assert [f.evidence.detail for f in findings(nothing, "D304")] == ["Data safety: no data collected"]
+
+
+def test_d304_clean_when_declared_or_when_no_form_was_obtained(make_app):
+    declared = with_listings(make_app("星河支付", permissions=["ACCESS_FINE_LOCATION", "RECORD_AUDIO"]),
+                             listing("googleplay", data_safety=declaring(("Location", "Approximate location"),
+                                                                         ("Audio", "Voice or sound recordings"))))
+    assert findings(declared, "D304") == []
+    no_form = with_listings(make_app("星河支付", permissions=["ACCESS_FINE_LOCATION"]), listing("googleplay"))
+    assert findings(no_form, "D304") == []
+
+
+def test_d305_quotes_the_policy_sentence_of_each_type_the_form_leaves_out(make_app):
+    text = "我们会收集您的身份证号码和手机号码。为了推荐附近网点，我们会获取您的位置信息。我们不会收集您的通讯录。"
+    app = with_listings(make_app("星河支付", text=text),
+                        listing("googleplay", data_safety=declaring(("Personal info", "Phone number"))))
+    got = {f.evidence.key: f.evidence for f in findings(app, "D305")}
+    assert set(got) == {"id_number", "location"}  # the phone number is declared; contacts are denied, not collected
+    assert got["location"].text == "为了推荐附近网点，我们会获取您的位置信息。"
+    assert text[got["location"].start:got["location"].end] == got["location"].text
+
+
+def test_d305_clean(make_app):
+    text = "我们会收集您的手机号码和位置信息。"
+    app = with_listings(make_app("星河支付", text=text),
+                        listing("googleplay", data_safety=declaring(("Personal info", "Phone number"),
+                                                                    ("Location", "Precise location"))))
+    assert findings(app, "D305") == []
+    assert findings(with_listings(make_app("星河支付", text=text)), "D305") == []  # no form: nothing to compare
+
+
+def test_r601_looks_the_developer_up_by_its_legal_entity(make_app):
+    app = with_listings(make_app("星河支付", developer="星河"), listing("itunes", "杭州星河支付科技有限公司"))
+    registry = Registry.from_rows([{"app_name": "星河支付", "package": "", "developer": "杭州星河支付科技有限公司",
+                                    "licence_no": "Z123", "licence_type": "支付业务许可证", "registered_on": ""}])
+    assert "R601" not in {f.rule_id for f in analyze(app, registry=registry).findings}
+    stranger = with_listings(make_app("星河借款", developer="星河", package="com.other"),
+                             listing("itunes", "杭州星河支付科技有限公司"))
+    [finding] = [f for f in analyze(stranger, registry=registry).findings if f.rule_id == "R601"]
+    assert "杭州星河支付科技有限公司" in finding.evidence.text and "支付业务许可证 Z123" in finding.evidence.detail
 
 
 def test_rules_needing_an_input_say_they_were_not_applied():

@@ -38,6 +38,7 @@ def crawler_settings(tmp_path):
         "itunes": "http://127.0.0.1:9/itunes",
         "appgallery": "http://127.0.0.1:9/appgallery",
         "xiaomi": "http://127.0.0.1:9/xiaomi",
+        "googleplay": "http://127.0.0.1:9/googleplay",
     }
     settings["FINMON_SNAPSHOT_DIR"] = str(tmp_path / "snapshot")
     return settings

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crawler.parsers import (
+    FieldMalformed,
     ParseError,
     parse_apple_page,
     parse_appgallery_detail,
@@ -24,6 +25,8 @@ from crawler.parsers import (
     parse_xiaomi_detail,
     parse_xiaomi_search,
 )
+from crawler.parsers import (parse_googleplay_datasafety, parse_googleplay_details, parse_googleplay_permissions,
+                             parse_googleplay_search, parse_myapp_detail, parse_myapp_search)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 URL = "https://store.example/details?id=com.example.app"
@@ -36,11 +39,13 @@ JSON_PARSERS: dict[str, Callable[[bytes], Any]] = {
     "appgallery_search.json": lambda body: parse_appgallery_search(body, problems=[]),
     "appgallery_detail.json": lambda body: parse_appgallery_detail(body, URL, problems=[]),
     "appgallery_detail_no_policy.json": lambda body: parse_appgallery_detail(body, URL, problems=[]),
+    "myapp_search_real.json": lambda body: parse_myapp_search(body, problems=[]),
 }
 HTML_PARSERS: dict[str, Callable[[str], Any]] = {
     "apple_app_page.html": lambda html: parse_apple_page(html, URL, problems=[]),
     "xiaomi_search.html": lambda html: parse_xiaomi_search(html, URL, problems=[]),
     "xiaomi_detail.html": lambda html: parse_xiaomi_detail(html, URL, problems=[]),
+    "myapp_detail_real.html": lambda html: parse_myapp_detail(html, URL, problems=[]),
 }
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
@@ -149,6 +154,27 @@ def test_a_wrong_typed_field_in_one_result_costs_that_field_only():
         ("malformed_field", str(doc["results"][1]["trackId"]), "trackName")]
 
 
+@pytest.mark.parametrize("field", ["name", "releaseDate", "intro", "appIntro", "developer"])
+def test_the_simulators_wrong_typed_appgallery_fields_cost_the_field_or_the_item(field):
+    """Each wrong-typed value the simulator serves (population.json wrong_type_fields), in the card it serves it in:
+    an optional field costs that field, a required one the listing; either way the problem names item and field."""
+    from market.population import GEN
+    from market.server import APPGALLERY_FIELD_CARDS
+
+    value = GEN["faults"]["wrong_type_fields"]["appgallery"][field]
+    doc = json.loads((FIXTURES / "appgallery_detail.json").read_bytes())
+    for layout in doc["layoutData"]:
+        if layout["layoutName"] == APPGALLERY_FIELD_CARDS[field]:
+            layout["dataList"][0][field] = value
+    problems: list[ParseError] = []
+    try:
+        parse_appgallery_detail(json.dumps(doc), URL, problems=problems)
+    except FieldMalformed as exc:
+        problems.append(exc)
+        assert field in ("name", "developer")
+    assert [(p.kind, p.item, p.field) for p in problems] == [("malformed_field", "C10132067", field)]
+
+
 def test_appgallery_permissions_as_plain_strings_are_read():
     doc = json.loads((FIXTURES / "appgallery_detail.json").read_bytes())
     expected = parse_appgallery_detail(json.dumps(doc), URL).permissions
@@ -188,3 +214,85 @@ def test_a_policy_link_that_is_not_a_url_costs_that_field():
     problems: list[ParseError] = []
     privacy_url, labels = parse_apple_page(html.replace(good, "http://[::1/privacy"), URL, problems=problems)
     assert privacy_url is None and labels and [(p.kind, p.field) for p in problems] == [("malformed_field", "privacy_url")]
+
+
+@FUZZ
+@given(data=st.data())
+def test_myapp_page_survives_a_mutated_next_data_record(data):
+    """The app page's data is JSON inside the HTML: mutate that JSON (the GameDetail record and the envelope around
+    it) as the JSON fixtures are, and put it back in the page."""
+    html = (FIXTURES / "myapp_detail_real.html").read_text(encoding="utf-8")
+    start = html.index('type="application/json">') + len('type="application/json">')
+    end = html.index("</script>", start)
+    doc = json.loads(html[start:end])
+    focus = data.draw(st.sampled_from(["record", "envelope", "page"]))
+    if focus == "record":
+        target = doc["props"]["pageProps"]["dynamicCardResponse"]["data"]["components"][1]["data"]["itemData"][0]
+    elif focus == "envelope":
+        target = doc["props"]["pageProps"]["dynamicCardResponse"]
+    else:
+        target = doc
+    for _ in range(data.draw(st.integers(1, 4))):
+        _mutate(data, target)
+    depth = data.draw(st.sampled_from([2, 50, 5_000, 200_000]))
+    _only_parse_errors(lambda body: parse_myapp_detail(body, URL, problems=[]),
+                       html[:start] + _serialise(doc, depth).decode("utf-8") + html[end:])
+
+
+def test_myapp_record_fields_of_any_type_cost_the_field_or_the_listing():
+    """Each field the parser reads, set to a value of each other type: a required field costs the listing
+    (LayoutChanged or FieldMalformed), an optional one that field (a problem naming it); nothing else escapes."""
+    html = (FIXTURES / "myapp_detail_real.html").read_text(encoding="utf-8")
+    start = html.index('type="application/json">') + len('type="application/json">')
+    end = html.index("</script>", start)
+    fields = ("pkg_name", "name", "developer", "app_id", "cate_name", "cate_name_new", "download_num", "version_name",
+              "update_time", "description", "editor_intro", "privacy_agreement", "permissions_list", "download_url",
+              "apk_url")
+    for field in fields:
+        for value in (None, 12, 1.5, True, [], ["x"], {"a": 1}, "", "x", -5, 10 ** 30):
+            doc = json.loads(html[start:end])
+            doc["props"]["pageProps"]["dynamicCardResponse"]["data"]["components"][1]["data"]["itemData"][0][field] = value
+            problems: list[ParseError] = []
+            try:
+                parse_myapp_detail(html[:start] + json.dumps(doc, ensure_ascii=False) + html[end:], URL,
+                                   problems=problems)
+            except ParseError as exc:
+                assert field in ("pkg_name", "name", "developer"), (field, value, exc)
+                continue
+            assert all(p.field.startswith(field) or field == "app_id" for p in problems), (field, value, problems)
+
+
+GOOGLE_PLAY_PAGES: dict[str, Callable[[str], Any]] = {
+    "googleplay_details_minecraft.html": lambda html: parse_googleplay_details(html, URL, problems=[]),
+    "googleplay_datasafety_translate.html": lambda html: parse_googleplay_datasafety(html, problems=[]),
+    "googleplay_search_panda.html": lambda html: parse_googleplay_search(html, problems=[]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOOGLE_PLAY_PAGES))
+@FUZZ
+@given(data=st.data())
+def test_google_play_pages_survive_mutated_data_blocks(name, data):
+    """A Google Play page's data is JSON inside an AF_initDataCallback script: mutate it (the app record, or the
+    whole block) as the JSON fixtures are, and put it back in the page."""
+    html = (FIXTURES / name).read_text(encoding="utf-8")
+    start = html.index("data:", html.index("AF_initDataCallback")) + len("data:")
+    end = html.index(", sideChannel: {}});</script>", start)
+    doc = json.loads(html[start:end])
+    record = doc[1][2] if name.startswith("googleplay_details") else doc
+    for _ in range(data.draw(st.integers(1, 4))):
+        _mutate(data, data.draw(st.sampled_from([record, doc])))
+    depth = data.draw(st.sampled_from([2, 50, 5_000, 200_000]))
+    _only_parse_errors(GOOGLE_PLAY_PAGES[name], html[:start] + _serialise(doc, depth).decode("utf-8") + html[end:])
+
+
+@FUZZ
+@given(data=st.data())
+def test_google_play_permission_answer_survives_a_mutated_payload(data):
+    frames = json.loads((FIXTURES / "googleplay_permissions_translate.txt").read_text(encoding="utf-8")[4:].strip())
+    payload = json.loads(frames[0][2])
+    for _ in range(data.draw(st.integers(1, 4))):
+        payload = _mutate(data, payload)
+    depth = data.draw(st.sampled_from([2, 50, 5_000, 200_000]))
+    frames[0][2] = _serialise(payload, depth).decode("utf-8")
+    _only_parse_errors(lambda body: parse_googleplay_permissions(body, problems=[]), ")]}'\n\n" + json.dumps(frames))

@@ -96,9 +96,10 @@ def test_a_detail_page_304_reuses_the_previous_listing(make_spider, respond, fx,
                         FINMON_SNAPSHOT_DIR=str(tmp_path / "again"))
     request = again.detail_request(url, again.parse_detail)
     assert request.headers["If-None-Match"] == b'"d1"' and request.meta["handle_httpstatus_list"] == [304]
-    reused, policy = list(again.parse_detail(respond(url, b"", "application/json", status=304)))
+    reused, policy, apk = list(again.parse_detail(respond(url, b"", "application/json", status=304)))
     assert reused.content_hash == listing.content_hash and reused.permissions == listing.permissions
     assert reused.fetched_at >= listing.fetched_at and policy.url == listing.privacy_url
+    assert apk.url == listing.apk_url
     missing = again.parse_detail(respond(url.replace("C1", "C2"), b"", "application/json", status=304))
     assert list(missing) == [] and again.crawler.stats.get_value("finmon/errors/other") == 1
 

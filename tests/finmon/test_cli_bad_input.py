@@ -132,7 +132,8 @@ def test_a_folder_the_system_refuses_is_one_error(tmp_path):
                    "Not a directory")
 
 
-STORES = ["itunes", "apple-page", "appgallery-search", "appgallery", "xiaomi-search", "xiaomi", "policy"]
+STORES = ["itunes", "apple-page", "appgallery-search", "appgallery", "xiaomi-search", "xiaomi", "googleplay-search",
+          "googleplay", "googleplay-datasafety", "googleplay-permissions", "myapp-search", "myapp", "policy"]
 BAD_FILES = {
     "empty": b"",
     "invalid-utf8": b"\xff\xfe\x00\xc3(" * 100,

@@ -15,7 +15,7 @@ APPS, SEED = 300, 11
 # Other rules are scored by their own flagged/clean examples in tests/analyzers. R601 and R602
 # must stay silent on the simulated market (see test_unsimulated_rules_stay_silent); the policy-clause
 # rules (C203-C205, D302) may fire or not, as the simulator's policies do not model those clauses.
-SIMULATED_RULES = {"P101", "P102", "C201", "C202", "D301",
+SIMULATED_RULES = {"P101", "P102", "C201", "C202", "D301", "D304", "D305", "R603",
                    "S401", "S402", "D303", "V501", "V502", "V503", "V504", "V505"}  # the last eight from APKs
 
 
@@ -98,6 +98,18 @@ def test_a_policy_or_apk_linked_from_two_stores_is_fetched_once(market_run):
     # the market does list apps with a policy and an APK in both Android stores
     assert any(a["stores"] == ["appgallery", "xiaomi"] and a["policy"] and a["apk"]
                for a in market_run["truth"]["app_list"])
+
+
+def test_google_play_looks_up_every_android_app_the_other_stores_listed(market_run):
+    """Its web search shows one page per query; the lookups find the rest, after the other crawls end."""
+    runs = {run.job: run for run in market_run["runs"]}
+    play = runs["crawl:googleplay"]
+    assert play.started >= max(run.ended for job, run in runs.items() if job != "crawl:googleplay")
+    listed = {json.loads(line)["package"] for line in
+              (market_run["out"] / "crawl" / "googleplay" / "listings.jsonl").read_text(encoding="utf-8").splitlines()}
+    on_play = {a["package"] for a in market_run["truth"]["app_list"] if "googleplay" in a["stores"]}
+    assert on_play and listed == on_play
+    assert play.counters["lookup_not_listed"] > 0  # the others' apps that Google Play does not list
 
 
 def test_reanalysing_the_same_crawl_is_idempotent(market_run):

@@ -41,7 +41,7 @@ def test_no_app_is_lost_and_every_ledger_adds_up(fault_crawl):
     result = fault_crawl["account"]
     assert result["apps"].get("lost", 0) == 0 and result["listings"].get("lost", 0) == 0, result["lost_apps"]
     assert result["apps"]["failed"] > 0 and result["apps"]["crawled"] > 0.6 * APPS
-    assert set(result["ledgers"]) == {"itunes", "appgallery", "xiaomi"}
+    assert set(result["ledgers"]) == {"itunes", "appgallery", "xiaomi", "googleplay", "myapp"}
     for store, ledger in result["ledgers"].items():
         assert ledger_adds_up(ledger) and ledger["ledger/errors"] > 0, (store, ledger)
     for run in fault_crawl["runs"]:

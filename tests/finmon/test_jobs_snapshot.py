@@ -84,3 +84,19 @@ def test_policies_read_without_their_texts_get_them_back_per_app(tmp_path):
     apps = jobs.merge_listings(lean.listings, lean.policies, lean.policy_failures)
     assert jobs.with_policy_texts(apps, lean) == jobs.merge_listings(full.listings, full.policies, full.policy_failures)
     assert lean.bad_lines == full.bad_lines == 0
+
+
+def test_an_apps_analysis_input_changes_with_its_legal_entity_and_data_safety_form():
+    """Incremental analysis re-analyses an app when what R603, D304 and D305 read changes."""
+    import dataclasses
+
+    from finmon.model import AppSnapshot, Listing
+
+    listing = Listing(store="googleplay", store_id="p", platform="android", package="p", name="n", developer="d",
+                      category="c", source_url="u", fetched_at="2026-01-01T00:00:00+00:00")
+    digests = {jobs.input_hash(AppSnapshot(key="android:p", platform="android", package="p", name="n",
+                                           developer="d", category="c", listings=(lst,)), "v1")
+               for lst in (listing, dataclasses.replace(listing, legal_entity="某某有限公司"),
+                           dataclasses.replace(listing, data_safety={"collected": [], "shared": [], "practices": []}),
+                           dataclasses.replace(listing, downloads=10))}
+    assert len(digests) == 3  # downloads change every week and are not read: no new analysis

@@ -11,6 +11,7 @@ from market.population import GEN, RULES, TEMPLATES, TERMS, Market, expected, po
 
 RULE_IDS = ("P101", "P102", "C201", "C202", "D301")
 APK_RULE_IDS = ("S401", "S402", "D303", "V501", "V502", "V503", "V504", "V505")  # from the APK: rarer
+LISTING_RULE_IDS = ("R603", "D304", "D305")  # from how the stores list an app (Google Play for D304/D305)
 ALL_TERMS = {t for lang in ("zh", "en") for terms in TERMS[lang].values() for t in terms}
 
 
@@ -65,13 +66,14 @@ def test_truth_shape(truth: dict) -> None:
         if a["platform"] == "ios":
             assert a["stores"] == ["itunes"] and a["permissions"] == []
         else:
-            assert a["stores"] and set(a["stores"]) <= {"appgallery", "xiaomi"}
+            assert a["stores"] and set(a["stores"]) <= {"appgallery", "xiaomi", "googleplay", "myapp"}
+            assert set(a["stores"]) & {"appgallery", "xiaomi"}  # the stores drawn first; the others come on top
             assert all(p.startswith("android.permission.") for p in a["permissions"])
         policy = a["policy"]
         assert policy["variant"] in ("html", "gbk", "pdf", "missing", "none")
         assert (policy["url"] is None) == (policy["variant"] == "none")
         assert not set(policy["declared"]) & set(policy["negated"])
-        assert set(a["expected"]) <= set(RULE_IDS + APK_RULE_IDS)
+        assert set(a["expected"]) <= set(RULE_IDS + APK_RULE_IDS + LISTING_RULE_IDS)
         assert (a["apk"] is not None) == (a["platform"] == "android")
 
 
@@ -82,8 +84,12 @@ def test_population_mix(truth: dict) -> None:
     android_keys = {a["package"] for a in apps if a["platform"] == "android"}
     twins = [a for a in ios if a["package"] in android_keys]
     assert 0.2 < len(ios) / n < 0.4 and twins
-    both = [a for a in apps if a["stores"] == ["appgallery", "xiaomi"]]
+    both = [a for a in apps if {"appgallery", "xiaomi"} <= set(a["stores"])]
     assert len(both) > 0.5 * (n - len(ios))
+    android = n - len(ios)
+    for store, share in (("googleplay", 0.3), ("myapp", 0.6)):
+        listed = sum(store in a["stores"] for a in apps)
+        assert share - 0.1 < listed / android < share + 0.1, store
     assert {a["finance_type"] for a in apps} == set(RULES["finance_types"])
     variants = collections.Counter(a["policy"]["variant"] for a in apps)
     assert set(variants) == {"html", "gbk", "pdf", "missing", "none"}
@@ -101,7 +107,7 @@ def test_every_rule_fires_for_some_apps_and_not_for_others(truth: dict) -> None:
     for rule in RULE_IDS:
         firing = sum(rule in a["expected"] for a in truth["app_list"])
         assert 0.05 * truth["apps"] < firing < 0.8 * truth["apps"], rule
-    for rule in APK_RULE_IDS:
+    for rule in APK_RULE_IDS + LISTING_RULE_IDS:
         firing = sum(rule in a["expected"] for a in truth["app_list"])
         assert 0 < firing < 0.8 * truth["apps"], rule
     lending = [a for a in truth["app_list"] if a["finance_type"] == "lending" and a["platform"] == "android"]
@@ -143,7 +149,7 @@ def test_faults(market: Market, truth: dict) -> None:
     assert 0.01 * truth["apps"] < faulted < 0.08 * truth["apps"]
     for a in truth["app_list"]:
         if set(a["faults"]) - {"policy_500"}:
-            assert a["stores"] == ["appgallery", "xiaomi"]
+            assert {"appgallery", "xiaomi"} <= set(a["stores"])
         if "policy_500" in a["faults"]:
             assert a["policy"]["variant"] in ("html", "gbk", "pdf")
             assert "C201" not in a["expected"]  # the policy exists; a scorer decides what to expect
@@ -260,3 +266,20 @@ def test_apk_specs_build_for_every_android_app():
         assert [f"receiver:{c['name']}" for c in info.exported_unprotected] == exp.get("V504", [])
         assert info.debuggable == ("V501" in exp) and info.allow_backup == ("V502" in exp)
         assert bool(info.uses_cleartext_traffic) == ("V503" in exp)
+
+
+def test_some_android_apps_are_listed_under_another_legal_entity_in_one_store(truth: dict) -> None:
+    """R603's truth: the conflicting store lists another company; every other store the developer itself."""
+    conflicts = [a for a in truth["app_list"] if "R603" in a["expected"]]
+    assert conflicts and all(a["platform"] == "android" and len(a["stores"]) > 1 for a in conflicts)
+    for a in truth["app_list"]:
+        owners = set(a["legal_entities"].values())
+        assert a["developer"] in owners
+        assert (len(owners) > 1) == ("R603" in a["expected"]), a["key"]
+
+
+def test_ios_listings_show_a_short_name_and_the_legal_entity_as_seller():
+    market = Market(apps=80, seed=3)
+    ios = next(app for app in market.apps() if app.platform == "ios")
+    assert ios.developer_display and ios.developer_display in ios.developer and ios.developer_display != ios.developer
+    assert ios.legal_entity("itunes") == ios.developer

@@ -18,6 +18,7 @@ import pytest
 from parsel import Selector
 from pypdf import PdfReader
 
+from crawler import parsers
 from finmon import settings
 from market.population import LABELS
 from market.server import MarketServer
@@ -49,10 +50,10 @@ def apps(truth: dict) -> dict[str, dict]:
     return {a["key"]: a for a in truth["app_list"]}
 
 
-def get(url: str) -> tuple[int, dict, bytes]:
+def get(url: str, **headers: str) -> tuple[int, dict, bytes]:
     assert url.startswith("http://127.0.0.1:")
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         with error:
@@ -90,14 +91,14 @@ def itunes_search(server: MarketServer, keyword: str) -> list[dict]:
 
 
 def appgallery_search(server: MarketServer, keyword: str) -> list[dict]:
-    items, page, total = [], 1, 1
-    while page <= total:
+    items, page, more = [], 1, True
+    while more:
         data = get_json(appgallery_url(server, f"searchApp|{keyword}", reqPageNum=page, maxResults=25))
-        assert data["rtnCode"] == 0
-        total = data["totalPages"]
-        [layout] = data["layoutData"]
-        assert layout["layoutName"] == "searchlist"
-        items += layout["dataList"]
+        assert data["rtnCode"] == 0 and data["hasNextPage"] == int(page < data["totalPages"])
+        more = data["hasNextPage"] == 1
+        for layout in data["layoutData"]:  # every layout, whatever its name, as public parsers read them
+            assert isinstance(layout["layoutId"], int) and layout["layoutName"]
+            items += layout["dataList"]
         page += 1
     return items
 
@@ -112,7 +113,8 @@ def xiaomi_search(server: MarketServer, keyword: str) -> list[str]:
         links = page.css("ul.applist li a")
         assert len(links) <= 30
         packages += [href.split("id=", 1)[1] for href in links.xpath("@href").getall()]
-        next_href = page.css("a.next::attr(href)").get()
+        assert not page.css("a.next")  # as on real pages: the pager's link reading 下一页
+        next_href = page.xpath("//div[@class='pages']/a[text()='下一页']/@href").get()
         url = urljoin(url, next_href) if next_href else None
     return packages
 
@@ -145,7 +147,8 @@ def test_itunes_search_and_lookup_use_the_real_field_names(server: MarketServer,
         assert result["kind"] == "software" and result["primaryGenreName"] == "财务"
         assert result["currentVersionReleaseDate"].endswith("Z")
         app = apps[f"ios:{result['bundleId']}"]
-        assert (result["trackName"], result["artistName"]) == (app["name"], app["developer"])
+        assert (result["trackName"], result["sellerName"]) == (app["name"], app["developer"])
+        assert result["artistName"] and result["artistName"] in app["developer"]  # the short name
         assert result["trackId"] == app["store_ids"]["itunes"]
     status, headers, _ = get(f"{server.store_urls['itunes']}/search?term=%E9%87%91%E8%9E%8D")
     assert status == 200 and headers["Content-Type"].startswith("text/javascript")
@@ -180,11 +183,14 @@ def test_appgallery_detail(server: MarketServer, truth: dict) -> None:
     appid = app["store_ids"]["appgallery"]
     data = get_json(appgallery_url(server, f"app|{appid}"))
     cards = {layout["layoutName"]: layout["dataList"] for layout in data["layoutData"]}
-    [header] = cards["appdetailheadercard"]
-    assert (header["appid"], header["name"], header["package"], header["developer"]) == (
-        appid, app["name"], app["package"], app["developer"])
-    assert header["downloads"].isdigit() and len(header["releaseDate"]) == 10
-    assert header["tagName"] and header["versionName"] and "金融" in header["intro"]
+    assert all(isinstance(layout["layoutId"], int) for layout in data["layoutData"])
+    [head], [hidden], [info], [intro] = (cards[name] for name in (
+        "detailheadcard", "detailhiddencard", "detailappinfocard", "detailappintrocard"))
+    assert (head["appid"], head["name"]) == (hidden["appid"], hidden["name"]) == (appid, app["name"])
+    assert hidden["package"] == app["package"] and hidden["detailId"] == f"app|{appid}" and hidden["versionName"]
+    assert info["developer"] == app["legal_entities"]["appgallery"] and len(info["releaseDate"]) == 10
+    assert head["intro"].endswith("次安装") and parsers.install_count(head["intro"]) > 0
+    assert "金融" in intro["appIntro"] and "tagName" not in head  # the category is on the search items only
     [permissions] = cards["appdetailpermissioncard"]
     assert [p["name"] for p in permissions["permissions"]] == app["permissions"]
     assert all(LABEL_TO_PERMISSION[p["desc"]] == p["name"] for p in permissions["permissions"])
@@ -198,9 +204,33 @@ def test_appgallery_detail(server: MarketServer, truth: dict) -> None:
 def test_appgallery_search_pagination(server: MarketServer) -> None:
     first = get_json(appgallery_url(server, "searchApp|金融", reqPageNum=1, maxResults=25))
     items = appgallery_search(server, "金融")
-    assert first["totalPages"] == -(-len(items) // 25) > 1
+    assert first["totalPages"] == -(-len(items) // 25) > 1 and first["count"] == len(items)
+    assert first["hasNextPage"] == 1 and first["layoutData"][0]["layoutName"] == "searchresultcard"
     assert len({i["appid"] for i in items}) == len(items)
     assert all(i["detailId"] == f"app|{i['appid']}" for i in items)
+    assert all(i["tagName"] and i["package"] and i["downCountDesc"].endswith("次安装") for i in items)
+    parsed = parsers.parse_appgallery_search(json.dumps(first))
+    assert parsed.has_next_page and parsed.detail_ids == [i["detailId"] for i in items[:25]]
+
+
+def test_appgallery_data_faults_are_served_in_the_real_cards() -> None:
+    """A wrong-typed field sits in the card that carries that field; string permissions are plain labels."""
+    from market.server import APPGALLERY_FIELD_CARDS
+
+    with MarketServer(apps=80, seed=7, fault_rate=1.0) as market:
+        apps = [a for a in market.truth()["app_list"] if len(a["faults"]) == 1]
+        wrong = [a for a in apps if a["faults"] == ["appgallery_wrong_type"]]
+        strings = [a for a in apps if a["faults"] == ["appgallery_string_permissions"]]
+        assert wrong and strings
+        for app in wrong + strings:
+            appid = app["store_ids"]["appgallery"]
+            cards = {layout["layoutName"]: layout["dataList"][0]
+                     for layout in get_json(appgallery_url(market, f"app|{appid}"))["layoutData"]}
+            if app in strings:
+                assert all(isinstance(p, str) for p in cards["appdetailpermissioncard"]["permissions"])
+                continue
+            field, value = market.market.wrong_typed_field(market.market[int(appid[1:]) - 1_000_000], "appgallery")
+            assert cards[APPGALLERY_FIELD_CARDS[field]][field] == value
 
 
 # --- Xiaomi ------------------------------------------------------------------------------------
@@ -211,7 +241,9 @@ def test_xiaomi_detail(server: MarketServer, truth: dict) -> None:
     assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
     page = Selector(text=body.decode("utf-8"))
     titles = page.css("div.intro-titles")
-    assert titles.css("p::text").get() == app["developer"] and titles.css("h3::text").get() == app["name"]
+    assert titles.css("p::text").get() == app["legal_entities"]["xiaomi"] and titles.css("h3::text").get() == app["name"]
+    assert page.css("div.details.preventDefault > ul.cf li.special-li::text").get() == app["package"]
+    assert "软件大小:" in page.css("div.details li.weight-font::text").getall()  # an ASCII colon, as on real pages
     assert titles.css("p.special-font.action::text").get() == "金融理财" or app["finance_type"] == "other"
     pairs = page.css("div.details ul.cf li::text").getall()
     info = dict(zip(pairs[::2], pairs[1::2]))
@@ -299,7 +331,7 @@ def test_faults_are_served_as_the_truth_lists_them(server: MarketServer, truth: 
         url = f"{server.store_urls['xiaomi']}/details?id={app['package']}"
         assert [get(url)[0], get(url)[0]] == [503, 200]
     for app in by_fault["xiaomi_503"] + by_fault["appgallery_malformed_json"]:  # still found elsewhere
-        assert app["stores"] == ["appgallery", "xiaomi"]
+        assert {"appgallery", "xiaomi"} <= set(app["stores"])
 
 
 # --- the rest ----------------------------------------------------------------------------------
@@ -309,7 +341,9 @@ def test_robots_and_hits(server: MarketServer) -> None:
     before = server.hits["private"]
     assert get(f"{server.base_url}/private/admin")[0] == 200
     assert server.hits["private"] == before + 1
-    assert set(server.store_urls) == {"itunes", "appgallery", "xiaomi"}
+    from market.server import STORES
+
+    assert set(server.store_urls) == set(STORES) >= {"itunes", "appgallery", "xiaomi", "myapp"}
     assert all(url.startswith(server.base_url) for url in server.store_urls.values())
 
 
@@ -382,3 +416,133 @@ def test_hostile_links_are_opt_in_seeded_and_served():
             assert zf.getinfo("classes.dex").file_size == 64 * 1024 ** 2
     assert {kind for _, kind in by_kind} == {"private", "file", "other_port", "loopback_name", "redirect_private",
                                              "apk_bomb"}
+
+
+# --- Tencent MyApp -----------------------------------------------------------------------------
+def myapp_search(server: MarketServer, keyword: str) -> list[dict]:
+    """Every result of a MyApp search, following pageNumberStack while hasNext says there is more."""
+    import base64
+
+    items, pns = [], ""
+    while True:
+        url = f"{server.store_urls['myapp']}/myapp/searchAjax.htm?kw={quote(keyword)}&pns={quote(pns)}&sid=0"
+        status, headers, body = get(url)
+        assert status == 200 and headers["Content-Type"] == "application/json; charset=utf-8"
+        answer = json.loads(body)
+        assert answer["success"] is True and "pageContext" in answer
+        obj = answer["obj"]
+        assert len(obj["appDetails"]) <= 10 and obj["hasNext"] in (0, 1)
+        items += obj["appDetails"]
+        if not obj["hasNext"]:
+            assert obj["pageNumberStack"] == ""
+            return items
+        assert base64.b64decode(obj["pageNumberStack"]).decode() == str(len(items))  # base64 of the next offset
+        pns = obj["pageNumberStack"]
+
+
+def myapp_page(server: MarketServer, package: str, **headers: str) -> tuple[int, dict, bytes]:
+    return get(f"{server.store_urls['myapp']}/appdetail/{package}", **headers)
+
+
+def next_data(body: bytes) -> dict:
+    page = Selector(text=body.decode("utf-8"))
+    return json.loads(page.css("script#__NEXT_DATA__[type='application/json']::text").get())
+
+
+def test_myapp_search_finds_every_app_of_the_store_with_the_real_item_fields(server: MarketServer, truth: dict,
+                                                                              apps: dict) -> None:
+    found = {}
+    for keyword in settings.FINMON_KEYWORDS:
+        for item in myapp_search(server, keyword):
+            found[f"android:{item['pkgName']}"] = item
+    assert set(found) == {a["key"] for a in truth["app_list"] if "myapp" in a["stores"]} and found
+    for key, item in list(found.items())[:40]:
+        app = apps[key]
+        assert (item["appName"], item["authorName"]) == (app["name"], app["legal_entities"]["myapp"])
+        assert isinstance(item["appId"], int) and isinstance(item["appDownCount"], int)
+        assert isinstance(item["apkPublishTime"], int) and item["versionName"] and item["categoryName"]
+        assert item["appRatingInfo"]["ratingCount"] == sum(item["appRatingInfo"]["ratingDistribution"].values())
+    assert myapp_search(server, "不存在的关键词") == []
+
+
+def test_myapp_search_pages_parse_as_the_crawler_reads_them(server: MarketServer) -> None:
+    url = f"{server.store_urls['myapp']}/myapp/searchAjax.htm?kw={quote('金融')}&pns=&sid=0"
+    packages, pns = parsers.parse_myapp_search(get(url)[2])
+    assert len(packages) == 10 and pns == "MTA="  # "10"
+    second, _ = parsers.parse_myapp_search(get(url.replace("pns=&", f"pns={quote(pns)}&"))[2])
+    assert second and not set(second) & set(packages)
+    assert [i["pkgName"] for i in myapp_search(server, "金融")][:20] == packages + second
+
+
+def test_myapp_detail_page(server: MarketServer, truth: dict) -> None:
+    app = pick(truth, lambda a: "myapp" in a["stores"] and not a["faults"] and a["policy"]["url"] and a["apk"]
+               and len(a["permissions"]) > 3)
+    status, headers, body = myapp_page(server, app["package"])
+    assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8" and headers["ETag"]
+    page = Selector(text=body.decode("utf-8"))
+    url = f"{server.store_urls['myapp']}/appdetail/{app['package']}"
+    assert page.css("link[rel=canonical]::attr(href)").get() == url
+    assert page.css("title::text").get().startswith(f"{app['name']}app-官方正版软件")
+    data = next_data(body)
+    assert data["page"] == "/appdetail/[pkgname]" and data["query"] == {"pkgname": app["package"]}
+    response = data["props"]["pageProps"]["dynamicCardResponse"]
+    assert (response["ret"], response["msg"]) == (0, "sucess")  # sic, as the real site
+    [card] = [c for c in response["data"]["components"] if c["data"]["name"] == "GameDetail"]
+    assert card["cardId"] == card["data"]["cardid"] == "yybn_game_basic_info"
+    record, reviews = card["data"]["itemData"]
+    assert reviews == {"comments": [], "hasNext": False, "total": 0}
+    legal = app["legal_entities"]["myapp"]
+    assert (record["pkg_name"], record["name"]) == (app["package"], app["name"])
+    assert record["developer"] == record["operator"] == record["icp_entity"] == legal
+    assert record["privacy_agreement"] == app["policy"]["url"]
+    assert record["download_url"] == server.base_url + app["apk"]["path"]
+    assert record["update_time"].isdigit() and record["download_num"].isdigit() and record["app_id"].isdigit()
+    table = parsers.permission_labels()
+    assert sorted(table[p["title"]] for p in record["permissions_list"]) == app["permissions"]
+    assert all(p["description"] for p in record["permissions_list"])
+    listing = parsers.parse_myapp_detail(body.decode("utf-8"), url)
+    assert (listing.store_id, listing.legal_entity, listing.privacy_url) == (app["package"], legal, app["policy"]["url"])
+    assert sorted(listing.permissions) == app["permissions"] and listing.apk_url == record["download_url"]
+    none = pick(truth, lambda a: "myapp" in a["stores"] and a["policy"]["variant"] == "none" and not a["faults"])
+    assert next_data(myapp_page(server, none["package"])[2])["props"]["pageProps"]["dynamicCardResponse"]["data"][
+        "components"][1]["data"]["itemData"][0]["privacy_agreement"] == ""
+    elsewhere = pick(truth, lambda a: a["platform"] == "android" and "myapp" not in a["stores"])
+    assert myapp_page(server, elsewhere["package"])[0] == myapp_page(server, "com.example.none")[0] == 404
+
+
+def test_every_permission_label_myapp_serves_maps_back(server: MarketServer, truth: dict) -> None:
+    from market import myapp
+
+    table = parsers.permission_labels()
+    permissions = {p for a in truth["app_list"] if "myapp" in a["stores"] for p in a["permissions"]}
+    permissions |= {"android.permission." + name for name in LABELS["permissions"]}
+    for permission in permissions:
+        assert table[myapp.permission_label(permission)] == permission
+    assert myapp.permission_label("android.permission.INTERNET") == "拥有完全的网络访问权限"  # the system's label
+
+
+def test_myapp_page_answers_conditional_requests_and_its_transient_fault() -> None:
+    """A current ETag gets an empty 304; an app with myapp_transient_503 is 503 once, then served."""
+    import dataclasses
+
+    with MarketServer(apps=60, seed=7) as market:
+        app = next(a for a in market.market.apps() if "myapp" in a.stores)
+        status, headers, _ = myapp_page(market, app.package)
+        assert status == 200
+        status, _, body = myapp_page(market, app.package, **{"If-None-Match": headers["ETag"]})
+        assert (status, body) == (304, b"")
+
+        class Faulty:  # the same market, with the transient fault on this app
+            def __getattr__(self, name):
+                return getattr(market.market, name)
+
+            def __getitem__(self, index):
+                found = market.market[index]
+                if index != app.index:
+                    return found
+                return dataclasses.replace(found, faults=found.faults + ("myapp_transient_503",))
+
+        market._handlers.market = Faulty()
+        faulted = market.hits["faulted"]
+        assert [myapp_page(market, app.package)[0] for _ in range(2)] == [503, 200]
+        assert market.hits["faulted"] == faulted + 1
