@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from finmon.cli import main
@@ -143,6 +144,64 @@ def test_parse_reports_layout_changed():
     result = CliRunner().invoke(main, ["parse", "appgallery", str(FIXTURES / "appgallery_detail_layout_changed.json")])
     assert result.exit_code == 2
     assert "layout changed" in result.output
+
+
+def _drop_af_field(html: str, path: tuple) -> str:
+    """A Google Play page with one value of its first AF_initDataCallback block's data set to null."""
+    start = html.index("data:", html.index("AF_initDataCallback")) + len("data:")
+    end = html.index(", sideChannel: {}});</script>", start)
+    data = json.loads(html[start:end])
+    target = data
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = None
+    return html[:start] + json.dumps(data, ensure_ascii=False) + html[end:]
+
+
+def _without_key(text: str, key: str) -> str:
+    """A JSON document with every ``key`` removed, wherever it is."""
+    def drop(node):
+        if isinstance(node, dict):
+            return {k: drop(v) for k, v in node.items() if k != key}
+        return [drop(v) for v in node] if isinstance(node, list) else node
+    return json.dumps(drop(json.loads(text)), ensure_ascii=False)
+
+
+# (page type, fixture, how a required field is taken away, what the message names). The Google Play and MyApp
+# fixtures are real responses (fixtures/SOURCES.md); the others are hand-made in the stores' formats.
+LAYOUT_CHANGES = [
+    ("itunes", "itunes_search.json", lambda t: _without_key(t, "bundleId"), "bundleId"),
+    ("apple-page", "apple_app_page.html", lambda t: t.replace("app-privacy", "app-data"), "app-privacy"),
+    ("appgallery-search", "appgallery_search.json", lambda t: _without_key(_without_key(t, "detailId"), "appid"),
+     "appid"),
+    ("appgallery", "appgallery_detail.json", lambda t: _without_key(t, "developer"), "detailappinfocard.developer"),
+    ("xiaomi-search", "xiaomi_search.html", lambda t: t.replace('class="applist"', 'class="apps"'), "applist"),
+    ("xiaomi", "xiaomi_detail.html", lambda t: t.replace("<h3>", "<h4>").replace("</h3>", "</h4>"), "name"),
+    ("googleplay-search", "googleplay_search_panda.html", lambda t: t.replace("AF_initDataCallback", "AF_other"),
+     "search result sections"),
+    ("googleplay", "googleplay_details_minecraft.html", lambda t: _drop_af_field(t, (1, 2, 68)), "developer"),
+    ("googleplay-datasafety", "googleplay_datasafety_translate.html", lambda t: _drop_af_field(t, (1, 2, 1)),
+     "Data safety record"),
+    ("googleplay-permissions", "googleplay_permissions_translate.txt", lambda t: t.replace("xdSrCf", "other"),
+     "xdSrCf frame"),
+    ("myapp-search", "myapp_search_real.json", lambda t: _without_key(t, "pkgName"), "pkgName"),
+    ("myapp", "myapp_detail_real.html", lambda t: t.replace('"pkg_name":"com.larus.nova",', ""), "pkg_name"),
+]
+
+
+@pytest.mark.parametrize(("page_type", "fixture", "break_it", "missing"), LAYOUT_CHANGES,
+                         ids=[case[0] for case in LAYOUT_CHANGES])
+def test_parse_names_what_is_missing_when_a_required_field_is_taken_away(tmp_path, page_type, fixture, break_it,
+                                                                         missing):
+    whole = CliRunner().invoke(main, ["parse", page_type, str(FIXTURES / fixture), "--json"])
+    assert whole.exit_code == 0, whole.output  # the saved response parses
+    broken = tmp_path / fixture
+    changed = break_it((FIXTURES / fixture).read_text(encoding="utf-8"))
+    assert changed != (FIXTURES / fixture).read_text(encoding="utf-8")
+    broken.write_text(changed, encoding="utf-8")
+    result = CliRunner().invoke(main, ["parse", page_type, str(broken)])
+    assert result.exit_code == 2, result.output
+    assert "layout changed" in result.output and missing in result.output, result.output
 
 
 def test_market_truth_prints_expected_rules():
