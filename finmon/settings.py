@@ -18,8 +18,8 @@ FINMON_REGISTRY = ""
 # point them at the local market simulator. A store whose URL is empty is not crawled.
 FINMON_STORES = {
     "itunes": "",  # iTunes Search/Lookup API root (…/search, …/lookup)
-    "appgallery": "",  # AppGallery-like JSON API root (…/uowap/index)
-    "xiaomi": "",  # Xiaomi-like web store root (…/search, …/details)
+    "appgallery": "",  # AppGallery JSON API root (…/uowap/index)
+    "xiaomi": "",  # Xiaomi GetApps web store root (…/search, …/details)
     "googleplay": "",  # Google Play root (…/store/search, …/store/apps/details, …/_/PlayStoreUi/data/batchexecute)
     "myapp": "",  # Tencent MyApp (应用宝) root (…/myapp/searchAjax.htm, …/appdetail/<package>)
 }

@@ -1,4 +1,5 @@
-"""Android apps through an AppGallery-like JSON API: keyword search pages → app detail → policy."""
+"""Android apps through AppGallery's JSON API (format not confirmed on real responses: docs/stores.md): keyword search
+pages → app detail → policy."""
 from __future__ import annotations
 
 from urllib.parse import urlencode

@@ -1,4 +1,5 @@
-"""Android apps through a Xiaomi-like web store: search pages (next links) → detail page → policy."""
+"""Android apps on Xiaomi GetApps (format not confirmed on a whole real page: docs/stores.md): search pages (next
+links) → detail page → policy."""
 from __future__ import annotations
 
 from urllib.parse import urlencode
