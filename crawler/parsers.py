@@ -1051,6 +1051,28 @@ def parse_myapp_search(body: bytes | str, problems: list[ParseError] | None = No
     entries = obj[where] if obj[where] is not None else []
     if not isinstance(entries, list):
         raise FieldMalformed("myapp", "", f"obj.{where}", entries, "a list")
+    return _myapp_packages(entries, where, problems), _myapp_next_page(obj, problems)
+
+
+def parse_myapp_category(body: bytes | str, problems: list[ParseError] | None = None) -> list[str]:
+    """Tencent MyApp category list JSON (``/myapp/cate/appList.htm?orgame=1&categoryId=N&pageSize=S&pageContext=
+    OFFSET``, the older site's, known from public scrapers' code only) → the packages of the page's ``obj[]`` items
+    (the same fields as search results). An empty ``obj`` is the end of the list; an entry without a package costs
+    that entry (a problem)."""
+    data = _load_json("myapp", body)
+    if isinstance(data, dict) and data.get("success") is False:
+        raise MalformedResponse("myapp", f"success=false, msg={_preview(data.get('msg'))}")
+    if not isinstance(data, dict) or "obj" not in data:
+        raise LayoutChanged("myapp", ["obj"])
+    entries = data["obj"] if data["obj"] is not None else []
+    if not isinstance(entries, list):
+        raise FieldMalformed("myapp", "", "obj", entries, "a list")
+    return _myapp_packages(entries, "obj", problems)
+
+
+def _myapp_packages(entries: list, where: str, problems: list | None) -> list[str]:
+    """The packages of search or category entries (``pkgName``; under ``appDetail`` for ``items``); an entry without a
+    usable one costs that entry (a problem), and a page none of whose entries has one fails."""
     packages, failed = [], []
     for place, entry in enumerate(entries):
         spot = f"{where}[{place}]"
@@ -1071,7 +1093,7 @@ def parse_myapp_search(body: bytes | str, problems: list[ParseError] | None = No
         raise failed[0]
     for problem in failed:
         _report(problems, problem)
-    return list(dict.fromkeys(packages)), _myapp_next_page(obj, problems)
+    return list(dict.fromkeys(packages))
 
 
 def _myapp_next_page(obj: dict, problems: list | None) -> str | None:
@@ -1120,6 +1142,7 @@ _FILE_PARSERS: dict[str, Callable[[bytes, str], Any]] = {
     "googleplay-datasafety": lambda body, url: {"data_safety": parse_googleplay_datasafety(_decode(body))},
     "googleplay-permissions": lambda body, url: {"permissions": list(parse_googleplay_permissions(body))},
     "myapp-search": lambda body, url: dict(zip(("packages", "next_pns"), parse_myapp_search(body))),
+    "myapp-category": lambda body, url: {"packages": parse_myapp_category(body)},
     "myapp": lambda body, url: parse_myapp_detail(_decode(body), url).to_dict(),
     "policy": lambda body, url: _parse_policy_file(body, url),
 }
@@ -1152,6 +1175,7 @@ def parse_file(store: str, path: str | Path, url: str | None = None) -> Any:
     - ``googleplay-datasafety``: Google Play Data safety page → ``{"data_safety"}``
     - ``googleplay-permissions``: Google Play permission list (batchexecute answer) → ``{"permissions"}``
     - ``myapp-search``: Tencent MyApp search JSON (searchAjax.htm) → ``{"packages", "next_pns"}``
+    - ``myapp-category``: Tencent MyApp category list JSON → ``{"packages"}``
     - ``myapp``: Tencent MyApp app page HTML (sj.qq.com/appdetail/…) → listing dict
     - ``policy``: a privacy policy page (HTML, any charset, or PDF) → policy version dict
 

@@ -227,7 +227,8 @@ def crawl(out_dir: Path, stores: tuple[str, ...], allow_hosts: tuple[str, ...], 
     \b
     itunes      Search API field names checked on answers saved by public projects; app page not
     googleplay  confirmed on real pages recorded in 2026; a search yields its first page only (~30 apps)
-    myapp       detail page confirmed on a real 2026 page; its search API only on 2015 and 2020 answers
+    myapp       detail page confirmed on a real 2026 page; its search API only on 2015 and 2020 answers,
+                its category list not at all
     appgallery  NOT confirmed: no real response found; follows public scrapers (the current web API
                 also wants an Interface-Code header this adapter does not send)
     xiaomi      NOT confirmed: no whole real page found; follows public scrapers and a 2015 fragment

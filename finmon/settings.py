@@ -53,6 +53,10 @@ FINMON_APPGALLERY_PAGE_SIZE = 25  # maxResults of an AppGallery search page
 # English) and the storefront country (Google Play does not serve mainland China; Hong Kong lists its finance apps).
 FINMON_GOOGLEPLAY_LANG = "en"
 FINMON_GOOGLEPLAY_COUNTRY = "hk"
+# MyApp category lists walked besides the keyword searches (categoryId of the older site's cate/appList.htm): 114 is
+# 理财 in the category table public scrapers use (unconfirmed: docs/stores.md). Empty: keywords only.
+FINMON_MYAPP_CATEGORIES: list[int] = [114]
+FINMON_MYAPP_CATEGORY_PAGE_SIZE = 20
 # listings.jsonl files of other stores' crawls: the Google Play crawl also looks up every Android package they list
 # (its web search shows one page of results per query). finmon.jobs.crawl and the scheduler fill it in.
 FINMON_LOOKUP_LISTINGS: list[str] = []

@@ -66,7 +66,7 @@ def search_item(app: App, origin: str, apk_url: str | None) -> dict[str, Any]:
         "flag": 0,
         "fileSize": app.size_bytes,
         "authorId": app.artist_id,
-        "categoryId": CATEGORY_IDS.get(category, 114),
+        "categoryId": category_id(category),
         "pkgName": app.package,
         "appId": APP_ID_BASE + app.index,
         "appName": app.name,
@@ -85,6 +85,16 @@ def search_item(app: App, origin: str, apk_url: str | None) -> dict[str, Any]:
         "appRatingInfo": {"averageRating": app.rating, "ratingCount": app.rating_count,
                           "ratingDistribution": {"1": app.rating_count - high, "2": 0, "3": 0, "4": 0, "5": high}},
     }
+
+
+def category_id(category: str) -> int:
+    """The older site's categoryId of a category name."""
+    return CATEGORY_IDS.get(category, 114)
+
+
+def category_answer(items: list[dict[str, Any]], offset: int) -> str:
+    """A cate/appList.htm answer: the page's apps in ``obj`` (empty past the end), as public scrapers read it."""
+    return json.dumps({"success": True, "obj": items, "pageContext": offset + len(items)}, ensure_ascii=False)
 
 
 def search_answer(items: list[dict[str, Any]], next_offset: int | None) -> str:

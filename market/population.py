@@ -254,8 +254,7 @@ class App:
         return self.developer
 
     def category(self, store: str) -> str:
-        table = GEN["categories"][store]
-        return table.get(self.card.finance_type, table["_default"])
+        return category_of(self.card, store)
 
     def privacy_labels(self) -> list[str]:
         """iOS privacy-label categories for the data types the policy declares."""
@@ -266,6 +265,12 @@ class App:
 def _permission_types(app: App) -> set[str]:
     """The data types the app's dangerous permissions reach."""
     return {_DANGEROUS[p.removeprefix(PREFIX)] for p in app.permissions if p.removeprefix(PREFIX) in _DANGEROUS}
+
+
+def category_of(card: Card, store: str) -> str:
+    """The category ``store`` files an app under (by its finance type)."""
+    table = GEN["categories"][store]
+    return table.get(card.finance_type, table["_default"])
 
 
 def expected(app: App) -> dict[str, list[str]]:

@@ -37,7 +37,7 @@ from aiohttp import web
 from finmon import settings
 from market import googleplay, myapp
 from market.apk import build_apk, zip_bomb
-from market.population import (LABELS, PREFIX, TERMS, App, Card, Market, Policy, apk_path, apk_spec,
+from market.population import (LABELS, PREFIX, TERMS, App, Card, Market, Policy, apk_path, apk_spec, category_of,
                                policy_document)
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ class MarketApp:
         self._served: set[str] = set()  # detail pages already hit once (transient faults)
         self._xiaomi_ids = {c.package: c.index for c in self.cards.values() if "xiaomi" in c.stores}
         self._play_ids = {c.package: c.index for c in self.cards.values() if "googleplay" in c.stores}
+        self._myapp_categories: dict[int, list[int]] = {}  # categoryId -> indices of its apps, built on first use
         self._android_ids = {c.package: c.index for c in self.cards.values() if c.platform == "android"}
         self._search: dict[str, dict[str, list[int]]] = {}
         self._fixed = set(settings.FINMON_KEYWORDS if keywords is None else keywords)
@@ -95,7 +96,7 @@ class MarketApp:
         """Serve ``fresh``'s market and indexes from now on (call it on the server's loop); hits carry over."""
         self.market, self.cards, self._search = fresh.market, fresh.cards, fresh._search
         self._xiaomi_ids, self._android_ids = fresh._xiaomi_ids, fresh._android_ids
-        self._play_ids = fresh._play_ids
+        self._play_ids, self._myapp_categories = fresh._play_ids, fresh._myapp_categories
 
     # --- application ----------------------------------------------------------
     def build(self) -> web.Application:
@@ -116,6 +117,7 @@ class MarketApp:
             ("/googleplay/store/apps/details", self.googleplay_details),
             ("/googleplay/store/apps/datasafety", self.googleplay_datasafety),
             ("/myapp/myapp/searchAjax.htm", self.myapp_search),
+            ("/myapp/myapp/cate/appList.htm", self.myapp_category),
             ("/myapp/appdetail/{package}", self.myapp_detail),
         ]
         for path, handler in routes:
@@ -452,6 +454,21 @@ class MarketApp:
         index = self._play_ids.get(package)
         return web.Response(text=googleplay.permissions_answer(self.market[index] if index is not None else None),
                             content_type="application/json")
+
+    async def myapp_category(self, request: web.Request) -> web.Response:
+        """The older MyApp site's category list: the apps of ``categoryId``, ``pageSize`` from ``pageContext``."""
+        category = _int(request.query.get("categoryId"), -1, None, None)
+        size = _int(request.query.get("pageSize"), 20, 1, 100)
+        start = _int(request.query.get("pageContext"), 0, 0, None)
+        listed = self._myapp_categories.get(category)
+        if listed is None:
+            listed = self._myapp_categories[category] = [
+                i for i in sorted(self.cards) if "myapp" in self.cards[i].stores
+                and myapp.category_id(category_of(self.cards[i], "myapp")) == category]
+        items = [myapp.search_item(app, _origin(request), self.apk_url(request, app))
+                 for app in (self.market[i] for i in listed[start:start + size])]
+        return web.Response(text=myapp.category_answer(items, start), content_type="application/json",
+                            charset="utf-8")
 
     async def myapp_search(self, request: web.Request) -> web.Response:
         """The older MyApp site's search API: a page of results from the offset its ``pns`` encodes."""

@@ -10,6 +10,9 @@ What is confirmed of the real formats, and what is not:
   (``obj.appDetails``, ``obj.hasNext``, ``obj.pageNumberStack`` as the next ``pns``) are confirmed by real responses
   from 2015 and 2020 only, and the current site may have retired it. The current site's search page
   (``/search?q=KW``) carries a SearchList card whose paging could not be confirmed, so it is not used.
+* Category lists, ``{base}/myapp/cate/appList.htm?orgame=1&categoryId=N&pageSize=S&pageContext=OFFSET``
+  (FINMON_MYAPP_CATEGORIES), walked until a page comes back empty, are the older site's too and known from public
+  scrapers' code only.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from urllib.parse import quote, urlencode
 from scrapy.spidermiddlewares.httperror import HttpError
 
 from crawler.errors import NOT_FOUND
-from crawler.parsers import parse_myapp_detail, parse_myapp_search
+from crawler.parsers import parse_myapp_category, parse_myapp_detail, parse_myapp_search
 from crawler.spiders import ERRORS, StoreSpider
 
 
@@ -26,9 +29,34 @@ class MyAppSpider(StoreSpider):
     name = "myapp"
     store = "myapp"
 
+    def setup(self, settings) -> None:
+        self.categories = [int(c) for c in settings.getlist("FINMON_MYAPP_CATEGORIES")]
+        self.category_page_size = settings.getint("FINMON_MYAPP_CATEGORY_PAGE_SIZE")
+
     async def start(self):
         for keyword in self.keywords:
             yield self.search(keyword, "", 1)
+        for category in self.categories:
+            yield self.category(category, 0)
+
+    def category(self, category: int, offset: int):
+        query = {"orgame": 1, "categoryId": category, "pageSize": self.category_page_size, "pageContext": offset}
+        return self.store_request(f"{self.base_url}/myapp/cate/appList.htm?{urlencode(query)}", self.parse_category,
+                                  category=category, offset=offset)
+
+    def parse_category(self, response, category: int, offset: int):
+        """One page of a category list: its new apps' pages, then the next page until one comes back empty."""
+        packages = self.parsed(response, parse_myapp_category, response.body, problems=[])
+        if not packages:
+            return
+        for package in packages:
+            if self.first_time(package):
+                yield self.detail_request(self.detail_url(package), self.parse_detail)
+        page = offset // self.category_page_size + 1
+        if page >= self.max_pages:
+            self.discovery_capped(f"category {category}", page)
+        else:
+            yield self.category(category, offset + self.category_page_size)
 
     def search(self, keyword: str, pns: str, page: int):
         url = f"{self.base_url}/myapp/searchAjax.htm?{urlencode({'kw': keyword, 'pns': pns, 'sid': 0})}"

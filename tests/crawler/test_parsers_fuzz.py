@@ -26,7 +26,7 @@ from crawler.parsers import (
     parse_xiaomi_search,
 )
 from crawler.parsers import (parse_googleplay_datasafety, parse_googleplay_details, parse_googleplay_permissions,
-                             parse_googleplay_search, parse_myapp_detail, parse_myapp_search)
+                             parse_googleplay_search, parse_myapp_category, parse_myapp_detail, parse_myapp_search)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 URL = "https://store.example/details?id=com.example.app"
@@ -40,6 +40,7 @@ JSON_PARSERS: dict[str, Callable[[bytes], Any]] = {
     "appgallery_detail.json": lambda body: parse_appgallery_detail(body, URL, problems=[]),
     "appgallery_detail_no_policy.json": lambda body: parse_appgallery_detail(body, URL, problems=[]),
     "myapp_search_real.json": lambda body: parse_myapp_search(body, problems=[]),
+    "myapp_category.json": lambda body: parse_myapp_category(body, problems=[]),
 }
 HTML_PARSERS: dict[str, Callable[[str], Any]] = {
     "apple_app_page.html": lambda html: parse_apple_page(html, URL, problems=[]),

@@ -185,6 +185,7 @@ LAYOUT_CHANGES = [
     ("googleplay-permissions", "googleplay_permissions_translate.txt", lambda t: t.replace("xdSrCf", "other"),
      "xdSrCf frame"),
     ("myapp-search", "myapp_search_real.json", lambda t: _without_key(t, "pkgName"), "pkgName"),
+    ("myapp-category", "myapp_category.json", lambda t: _without_key(t, "pkgName"), "pkgName"),
     ("myapp", "myapp_detail_real.html", lambda t: t.replace('"pkg_name":"com.larus.nova",', ""), "pkg_name"),
 ]
 

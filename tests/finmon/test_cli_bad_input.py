@@ -133,7 +133,8 @@ def test_a_folder_the_system_refuses_is_one_error(tmp_path):
 
 
 STORES = ["itunes", "apple-page", "appgallery-search", "appgallery", "xiaomi-search", "xiaomi", "googleplay-search",
-          "googleplay", "googleplay-datasafety", "googleplay-permissions", "myapp-search", "myapp", "policy"]
+          "googleplay", "googleplay-datasafety", "googleplay-permissions", "myapp-search", "myapp-category", "myapp",
+          "policy"]
 BAD_FILES = {
     "empty": b"",
     "invalid-utf8": b"\xff\xfe\x00\xc3(" * 100,

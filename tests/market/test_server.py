@@ -546,3 +546,21 @@ def test_myapp_page_answers_conditional_requests_and_its_transient_fault() -> No
         faulted = market.hits["faulted"]
         assert [myapp_page(market, app.package)[0] for _ in range(2)] == [503, 200]
         assert market.hits["faulted"] == faulted + 1
+
+
+def test_myapp_category_lists_page_through_the_finance_apps(server: MarketServer, truth: dict) -> None:
+    """The older site's cate/appList.htm: categoryId 114 (理财) lists the finance apps on MyApp, pageSize at a time
+    from pageContext, an empty obj past the end."""
+    base = f"{server.store_urls['myapp']}/myapp/cate/appList.htm?orgame=1&categoryId="
+    packages, offset = [], 0
+    while True:
+        page = get_json(f"{base}114&pageSize=25&pageContext={offset}")
+        assert page["success"] is True and isinstance(page["obj"], list)
+        if not page["obj"]:
+            break
+        packages += [item["pkgName"] for item in page["obj"]]
+        offset += 25
+    assert packages and len(packages) == len(set(packages))
+    assert set(packages) == {a["package"] for a in truth["app_list"]
+                             if "myapp" in a["stores"] and a["finance_type"] != "other"}
+    assert get_json(f"{base}999&pageSize=25&pageContext=0")["obj"] == []

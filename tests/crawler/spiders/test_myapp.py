@@ -35,9 +35,10 @@ def search_page(packages, has_next=0, pns=""):
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
-def test_start_searches_each_keyword_from_its_first_page(spider):
+def test_start_searches_each_keyword_from_its_first_page_then_each_category(spider):
     requests = asyncio.run(collect(spider.start()))
-    assert len(requests) == len(spider.keywords)
+    assert len(requests) == len(spider.keywords) + 1  # the default category list: 114 (理财)
+    assert requests[-1].callback == spider.parse_category and requests[-1].cb_kwargs == {"category": 114, "offset": 0}
     first = requests[0]
     assert first.url == SEARCH + "?kw=%E8%B4%B7%E6%AC%BE&pns=&sid=0"
     assert query(first.url) == {"kw": "贷款", "pns": "", "sid": "0"}
@@ -107,3 +108,21 @@ def test_an_app_the_store_does_not_have_is_not_found_not_a_layout_change(spider,
     stats = spider.crawler.stats.get_stats()
     assert stats["finmon/errors/not_found"] == 2 and stats["finmon/errors/http_5xx"] == 1
     assert "finmon/errors/layout_changed" not in stats
+
+
+def test_category_lists_are_walked_until_a_page_comes_back_empty(make_spider, respond):
+    spider = make_spider(MyAppSpider, FINMON_STORES={"myapp": BASE}, FINMON_KEYWORDS=[], FINMON_MYAPP_CATEGORIES=[114],
+                         FINMON_MYAPP_CATEGORY_PAGE_SIZE=2)
+    (first,) = asyncio.run(collect(spider.start()))
+    assert first.url == BASE + "/myapp/cate/appList.htm?orgame=1&categoryId=114&pageSize=2&pageContext=0"
+    page = json.dumps({"success": True, "obj": [{"pkgName": "com.a", "appId": 1}, {"pkgName": "com.b", "appId": 2}],
+                       "pageContext": 2}).encode()
+    out = list(spider.parse_category(respond(first.url, page, content_type="application/json"), **first.cb_kwargs))
+    assert [r.url for r in out] == [BASE + "/appdetail/com.a", BASE + "/appdetail/com.b",
+                                    BASE + "/myapp/cate/appList.htm?orgame=1&categoryId=114&pageSize=2&pageContext=2"]
+    last = respond(out[-1].url, b'{"success": true, "obj": [], "pageContext": 2}', content_type="application/json")
+    assert list(spider.parse_category(last, **out[-1].cb_kwargs)) == []  # the end of the list
+    spider.max_pages = 1
+    assert [r.callback for r in spider.parse_category(respond(first.url, page, content_type="application/json"),
+                                                      **first.cb_kwargs)] == []  # both seen; the cap is said
+    assert spider.crawler.stats.get_value("finmon/discovery_capped") == 1
