@@ -496,7 +496,7 @@ def data_safety_omits_policy(ctx: Context) -> Iterator[Evidence]:
             m = first[type_id]
             yield Evidence(kind="quote", key=type_id, text=text[m.sent_start:m.sent_end], start=m.sent_start,
                            end=m.sent_end, url=ctx.app.policy.url,
-                           detail=f"{type_id}; Data safety: {_declared_summary(listing.data_safety)}")
+                           detail=f"Data safety: {_declared_summary(listing.data_safety)}")
 
 
 @lru_cache(maxsize=1)

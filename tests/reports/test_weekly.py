@@ -280,7 +280,9 @@ def test_a_rerender_links_the_pages_of_unchanged_apps_and_renders_the_changed(tm
 
 
 def without_render_time(report: Path) -> dict[str, str]:
-    return {str(p.relative_to(report)): re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "", p.read_text(encoding="utf-8"))
+    """The report's files without the times they were rendered at (the pages' minute, kpis.json's "generated")."""
+    render_time = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC|\"generated\": \"[^\"]*\"")
+    return {str(p.relative_to(report)): render_time.sub("", p.read_text(encoding="utf-8"))
             for p in report.rglob("*") if p.is_file()}
 
 
@@ -426,3 +428,27 @@ def test_week_window():
     assert week_window(None, "2024-03-11T01:00:00+08:00")[0] == datetime(2024, 3, 4, tzinfo=timezone.utc)
     with pytest.raises(ValueError):
         week_window("last week")
+
+
+def test_evidence_shows_a_detail_that_adds_to_the_quote_or_permission():
+    """What a Data safety form declares (D304, D305) is shown beside the permission or the quote; a detail that only
+    repeats the key or is the quote's highlighted term is not shown twice."""
+    from finmon.model import Finding
+
+    macro = environment("en").from_string('{% import "_macros.html" as m %}{{ m.evidence(f) }}')
+
+    def shown(**evidence):
+        finding = Finding(rule_id="D304", severity="medium", confidence="medium", app_key="android:a", title="t",
+                          evidence=Evidence(**evidence), regulation="r")
+        return " ".join(macro.render(f=finding).split())
+
+    assert "Data safety: no data collected" in shown(kind="permission", key="location",
+                                                     text="android.permission.ACCESS_FINE_LOCATION",
+                                                     detail="Data safety: no data collected")
+    assert shown(kind="permission", key="contacts", text="android.permission.READ_CONTACTS",
+                 detail="contacts") == "<code>android.permission.READ_CONTACTS</code>"
+    quote = shown(kind="quote", key="location", text="我们会获取您的位置信息。", start=0, end=12,
+                  detail="Data safety: collects Personal info")
+    assert "我们会获取您的位置信息" in quote and "Data safety: collects Personal info" in quote
+    term = shown(kind="quote", key="location", text="我们会获取您的位置信息。", detail="位置信息")
+    assert "<mark>位置信息</mark>" in term and term.count("位置信息") == 1
