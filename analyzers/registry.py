@@ -16,7 +16,8 @@ from typing import Iterable, Mapping
 
 from finmon.model import AppSnapshot
 
-__all__ = ["COLUMNS", "Match", "Registry", "RegistryEntry", "RegistryError", "developer_names", "normalise_developer", "normalise_name"]
+__all__ = ["COLUMNS", "Match", "Registry", "RegistryEntry", "RegistryError", "developer_names", "normalise_developer",
+           "normalise_name"]
 
 COLUMNS = ("app_name", "package", "developer", "licence_no", "licence_type", "registered_on")
 

@@ -633,8 +633,8 @@ def parse_xiaomi_detail(html: str, url: str, *, fetched_at: str | None = None,
 # send the tail of the array that way): :func:`_play_field` reads both. The ds:N keys move between page versions,
 # so blocks are recognised by their shape, never by key. Paths and shapes: docs/stores.md.
 
-_PLAY_BLOCK = re.compile(
-    r"AF_initDataCallback\(\s*\{\s*key:\s*'ds:\d+'.*?data:\s*(.*?),\s*sideChannel:\s*\{\}\s*\}\s*\)\s*;?\s*</script", re.S)
+_PLAY_BLOCK = re.compile(r"AF_initDataCallback\(\s*\{\s*key:\s*'ds:\d+'.*?data:\s*(.*?),"
+                         r"\s*sideChannel:\s*\{\}\s*\}\s*\)\s*;?\s*</script", re.S)
 _PLAY_PACKAGE = re.compile(r"details\?id(?:=|\\u003d)([A-Za-z][\w.]*)")
 _TAG = re.compile(r"<[^>]+>")
 _BREAK = re.compile(r"<br\s*/?>", re.I)
@@ -699,7 +699,8 @@ def _unix_date(value: Any) -> str:
         return ""
 
 
-_APP_FIELDS = (1, 14, 69, 70, 73, 80, 100, 146)  # name, installs, developer, contact, description, genre, policy, updated
+# name, installs, developer, contact, description, genre, policy, updated
+_APP_FIELDS = (1, 14, 69, 70, 73, 80, 100, 146)
 
 
 def _app_fields(record: Any) -> int:
@@ -727,7 +728,8 @@ def parse_googleplay_details(html: str, url: str, *, fetched_at: str | None = No
         raise FieldMalformed("googleplay", url, bad, name if bad == "name" else developer, "a string")
     package = parse_qs(urlsplit(url).query).get("id", [""])[0]
     if not package:
-        canonical = _PLAY_PACKAGE.search(Selector(text=html, type="html").css("link[rel=canonical]::attr(href)").get(""))
+        link = Selector(text=html, type="html").css("link[rel=canonical]::attr(href)").get("")
+        canonical = _PLAY_PACKAGE.search(link)
         package = canonical.group(1) if canonical else ""
     if not package:
         raise LayoutChanged("googleplay", ["package (the page URL's id=, or its canonical link)"])

@@ -161,7 +161,8 @@ def crawl(
         procs[store] = (proc, log_file, time.monotonic())
 
     # a store that looks up what the others listed starts when they are done (unless given listings to look up)
-    later = [s for s in crawled if s in LOOKUP_STORES and len(crawled) > 1 and "FINMON_LOOKUP_LISTINGS" not in overrides]
+    later = [s for s in crawled
+             if s in LOOKUP_STORES and len(crawled) > 1 and "FINMON_LOOKUP_LISTINGS" not in overrides]
     for store in crawled:
         if store not in later:
             start(store, overrides)

@@ -578,7 +578,8 @@ class ElasticStore:
         if seen >= (doc["analysed_at"] or ""):
             doc.update(
                 key=app.key, platform=app.platform, package=app.package, name=app.name, developer=app.developer,
-                legal_entity=app.legal_entity, category=app.category, policy_status=app.policy_status, policy_url=app.policy_url,
+                legal_entity=app.legal_entity, category=app.category, policy_status=app.policy_status,
+                policy_url=app.policy_url,
                 policy_sha256=app.policy.sha256 if app.policy else None, permissions=sorted(app.permissions),
                 privacy_labels=sorted(app.privacy_labels), first_seen=min(doc["first_seen"] or first, first),
                 last_seen=max(doc["last_seen"] or "", seen), analysed_at=seen, input_hash=input_hash,

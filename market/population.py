@@ -296,9 +296,10 @@ def expected(app: App) -> dict[str, list[str]]:
         out["R603"] = ["legal_entity"]
     if "googleplay" in app.stores:
         pairs = {tuple(pair) for t, pair in _DATA_SAFETY.items() if t in app.data_safety}
-        out["D304"] = sorted(t for t in _permission_types(app) & set(_DATA_SAFETY) if tuple(_DATA_SAFETY[t]) not in pairs)
+        undeclared = {t for t in _DATA_SAFETY if tuple(_DATA_SAFETY[t]) not in pairs}
+        out["D304"] = sorted(_permission_types(app) & undeclared)
         if policy.has_text:
-            out["D305"] = sorted(t for t in set(policy.declared) & set(_DATA_SAFETY) if tuple(_DATA_SAFETY[t]) not in pairs)
+            out["D305"] = sorted(set(policy.declared) & undeclared)
     apk = app.apk
     if apk is not None and not apk.invalid:  # evidence keys as the analyzers' S4xx, D303 and V5xx rules give them
         out["S402"] = sorted(s for s in apk.sdks if _SDKS[s]["advertising"])

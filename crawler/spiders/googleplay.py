@@ -122,8 +122,9 @@ def android_packages(paths: list[str]) -> list[str]:
                     except ValueError:
                         log.warning("%s:%d: not a listing line, skipped", path, number)
                         continue
-                    if isinstance(row, dict) and row.get("platform") == "android" and isinstance(row.get("package"), str):
-                        packages.setdefault(row["package"], None)
+                    package = row.get("package") if isinstance(row, dict) and row.get("platform") == "android" else None
+                    if isinstance(package, str) and package:
+                        packages.setdefault(package, None)
         except OSError as exc:
             log.warning("lookup listings %s not read: %s", path, exc)
     return list(packages)
