@@ -452,3 +452,29 @@ def test_evidence_shows_a_detail_that_adds_to_the_quote_or_permission():
     assert "我们会获取您的位置信息" in quote and "Data safety: collects Personal info" in quote
     term = shown(kind="quote", key="location", text="我们会获取您的位置信息。", detail="位置信息")
     assert "<mark>位置信息</mark>" in term and term.count("位置信息") == 1
+
+
+def test_legal_entities_and_data_safety_forms_are_shown(tmp_path):
+    """The app page gives each listing's legal entity (with its address) and what its Data safety form declares; the
+    ranking gives the legal entity under the name the store shows."""
+    from finmon.model import Analysis, Finding, Listing, merge_listings
+
+    play = Listing(store="googleplay", store_id="com.star.pay", platform="android", package="com.star.pay",
+                   name="星河支付", developer="Star Pay", legal_entity="杭州星河支付科技有限公司",
+                   legal_address="1 Star Road\nHangzhou", developer_email="help@star.test", category="Finance",
+                   source_url="http://play.test/details?id=com.star.pay", fetched_at="2024-03-04T08:00:00Z",
+                   permissions=("android.permission.ACCESS_FINE_LOCATION",),
+                   data_safety={"collected": [{"category": "Personal info", "type": "Name", "optional": False,
+                                               "purpose": "Account management"}], "shared": [], "practices": []})
+    (app,) = merge_listings([play], {}, {})
+    finding = Finding(rule_id="D304", severity="medium", confidence="medium", app_key=app.key, title="t",
+                      evidence=Evidence(kind="permission", key="location", text="android.permission.ACCESS_FINE_LOCATION",
+                                        detail="Data safety: collects Personal info"), regulation="r")
+    with SQLiteStore(tmp_path / "play.db") as store:
+        store.save_analysis([app], [Analysis(app.key, "payment", 0.9, (finding,))], "2024-03-11T10:00:00+00:00")
+        index = render_report(store, tmp_path / "report", lang="en", week="2024-W11")
+    ranking = index.read_text(encoding="utf-8")
+    assert "Star Pay" in ranking and "杭州星河支付科技有限公司" in ranking
+    page = (index.parent / "apps" / app_filename(app.key)).read_text(encoding="utf-8")
+    assert "Legal entity" in page and "1 Star Road" in page and "help@star.test" in page
+    assert "collects: Personal info" in page and "Data safety: collects Personal info" in page
