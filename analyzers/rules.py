@@ -470,7 +470,7 @@ def data_safety_omits_permission(ctx: Context) -> Iterator[Evidence]:
             by_type.setdefault(type_id, []).append(perm)
     for type_id in sorted(by_type):
         if not ctx.data_safety_declares(type_id):
-            yield Evidence(kind="permission", key=type_id, text=", ".join(by_type[type_id]), url=listing.source_url,
+            yield Evidence(kind="data_safety", key=type_id, text=", ".join(by_type[type_id]), url=listing.source_url,
                            detail=f"Data safety: {_declared_summary(listing.data_safety)}")
 
 

@@ -306,14 +306,18 @@ def cite(app: AppSnapshot, analysis: Analysis) -> Analysis:
 def finding_capture(app: AppSnapshot, ev: Evidence) -> str:
     """The capture a finding's evidence rests on ("" when none was captured).
 
-    An SDK or a manifest flag: the APK's inspection. A permission: the listing of the first store that shows it,
-    else the APK whose manifest requests it. Evidence whose URL is a store page (listing text, a registry lookup):
-    that listing. Evidence from the policy (a quote, a missing clause): the policy's response. No policy at all:
+    An SDK or a manifest flag: the APK's inspection. A Data safety declaration: the form's page. A permission: the
+    listing of the first store that shows it, else the APK whose manifest requests it. Evidence whose URL is a store
+    page (listing text, a registry lookup): that listing. Evidence from the policy (a quote, a missing clause): the policy's response. No policy at all:
     the listing that names the policy URL, else the first listing captured.
     """
     apk = app.apk.capture if app.apk is not None else ""
     if ev.kind in ("sdk", "manifest"):
         return apk
+    if ev.kind == "data_safety":  # what a store's Data safety form declares: that page, else the listing's page
+        form = _first(lst.data_safety_capture for lst in app.listings if lst.data_safety is not None)
+        if form:
+            return form
     if ev.kind == "permission":
         wanted = {ev.key, *(p.strip() for p in ev.text.split(","))} - {""}
         for lst in app.listings:
@@ -330,6 +334,10 @@ def finding_capture(app: AppSnapshot, ev: Evidence) -> str:
         return policy.capture
     return (_listing(app.listings, lambda lst: ev.url is not None and lst.privacy_url == ev.url)
             or _listing(app.listings, lambda lst: True))
+
+
+def _first(captures: Iterable[str]) -> str:
+    return next((capture for capture in captures if capture), "")
 
 
 def _listing(listings: Iterable[Listing], wanted) -> str:

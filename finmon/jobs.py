@@ -320,8 +320,9 @@ def load_snapshot(*crawl_dirs: Path, policy_texts: bool = True) -> Snapshot:
 
     def listing(row, place) -> None:
         found = Listing.from_dict(row)
-        snap.listings.append(dataclasses.replace(found, capture=_capture(found.capture, place)) if found.capture
-                             else found)
+        captures = {name: _capture(ref, place) for name in ("capture", "data_safety_capture")
+                    if (ref := getattr(found, name))}
+        snap.listings.append(dataclasses.replace(found, **captures) if captures else found)
 
     def policy(row, place) -> None:
         url, status = row["url"], row["status"]

@@ -110,7 +110,7 @@ class _Record:
 
 
 # Fields of a Listing that say how and when it was captured, not what the store shows: left out of its content hash.
-LISTING_CAPTURE_FIELDS = ("fetched_at", "content_hash", "etag", "last_modified", "capture")
+LISTING_CAPTURE_FIELDS = ("fetched_at", "content_hash", "etag", "last_modified", "capture", "data_safety_capture")
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,7 @@ class Listing(_Record):
     etag: str = ""  # HTTP validators of the page it was read from, for the next crawl's conditional request
     last_modified: str = ""
     capture: str = ""  # the page's record in the evidence archive (finmon.evidence.CaptureRef), "" if none
+    data_safety_capture: str = ""  # the record of the page its data_safety was read from, "" if none
 
     @property
     def app_key(self) -> str:
@@ -227,7 +228,7 @@ class AppSnapshot:
 class Evidence(_Record):
     """What a finding rests on. ``key`` makes the finding id stable across runs."""
 
-    kind: str  # "quote" | "permission" | "sdk" | "manifest" | "url" | "absence" | "listing"
+    kind: str  # "quote" | "permission" | "data_safety" | "sdk" | "manifest" | "url" | "absence" | "listing"
     key: str
     text: str = ""  # the quoted sentence, the permission name, ...
     start: int | None = None  # offsets of ``text`` in the policy text, for quotes

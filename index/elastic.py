@@ -75,7 +75,7 @@ from index.base import (
 
 log = logging.getLogger(__name__)
 
-MAPPING_VERSION = 5  # 2: listings apk_url and HTTP validators, runs job/attempt/error, apps input_hash; 3: findings and listings their capture (finmon.evidence); 4: apps their SDKs; 5: apps and listings the developer's legal entity, listings its address and e-mail and the Data safety form
+MAPPING_VERSION = 6  # 2: listings apk_url and HTTP validators, runs job/attempt/error, apps input_hash; 3: findings and listings their capture (finmon.evidence); 4: apps their SDKs; 5: apps and listings the developer's legal entity, listings its address and e-mail and the Data safety form; 6: listings the capture of that form
 KINDS = ("apps", "listings", "policies", "findings", "runs", "rules")
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}  # anything else ranks 3, as in SQLite's ORDER BY
 TEMPLATE_PRIORITY = 200
@@ -104,6 +104,7 @@ MAPPINGS: dict[str, dict[str, Any]] = {
     "listings": _strict(  # one document per distinct content of a store's listing
         "store", "store_id", "app_key", "platform", "package", "category", "source_url", "version", "updated",
         "privacy_url", "apk_url", "permissions", "privacy_labels", "content_hash", "etag", "last_modified", "capture",
+        "data_safety_capture",
         "developer_email",
         name=_NAME, developer=_NAME, legal_entity=_NAME, legal_address=_SHOWN, data_safety=_OPAQUE,
         description={"type": "text"}, downloads={"type": "long"},

@@ -91,9 +91,9 @@ class StoreSpider(scrapy.Spider):
                 self.settle(response.request, ERRORS)
                 return None
             self.settle(response.request, ITEMS)
-            return dataclasses.replace(Listing.from_dict(record), fetched_at=utcnow(),
-                                       capture=rebase(record.get("capture") or "", self.previous.path,
-                                                      self.snapshot.path))
+            earlier = {name: rebase(record.get(name) or "", self.previous.path, self.snapshot.path)
+                       for name in ("capture", "data_safety_capture")}
+            return dataclasses.replace(Listing.from_dict(record), fetched_at=utcnow(), **earlier)
         listing = self.parsed(response, parser, *args, **kwargs)
         if listing is None:
             return None

@@ -21,7 +21,7 @@ from crawler.errors import classify
 from crawler.parsers import (parse_googleplay_datasafety, parse_googleplay_details, parse_googleplay_permissions,
                              parse_googleplay_search, with_hash)
 from crawler.spiders import ERRORS, ITEMS, StoreSpider
-from finmon.model import Listing
+from finmon.model import Listing, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,10 @@ class GooglePlaySpider(StoreSpider):
                              cb_kwargs={"listing": listing})
 
     def parse_datasafety(self, response, listing: Listing):
+        """The Data safety form, its page archived as the evidence of what the developer declared."""
         declared = self.parsed(response, parse_googleplay_datasafety, response.text, problems=[])
-        yield self.permissions_request(dataclasses.replace(listing, data_safety=declared))
+        capture = self.snapshot.capture(response, utcnow()) if declared is not None else ""
+        yield self.permissions_request(dataclasses.replace(listing, data_safety=declared, data_safety_capture=capture))
 
     def permissions_request(self, listing: Listing) -> scrapy.Request:
         """The batchexecute call that answers the app's permission list (RPC xdSrCf)."""

@@ -289,6 +289,12 @@ def test_the_crawl_archives_every_listing_policy_and_apk_it_keeps(crawled):
             assert row["name"].encode() in got.body or json.dumps(row["name"]).encode() in got.body
             cited.add(got.record_id)
             seen["listings"] += 1
+            if row.get("data_safety_capture"):  # the Data safety page a Google Play listing's form was read from
+                form = read_capture(resolve(row["data_safety_capture"], folder))
+                assert (form.status, form.url) == (200, row["source_url"].replace("/details?", "/datasafety?")
+                                                   .replace("&gl=hk", ""))
+                cited.add(form.record_id)
+                seen["data_safety"] = seen.get("data_safety", 0) + 1
         for row in lines(folder, "policies"):
             if row["status"] != "ok":
                 continue
@@ -317,7 +323,7 @@ def test_the_crawl_archives_every_listing_policy_and_apk_it_keeps(crawled):
                     if record.rec_type != "warcinfo":
                         archived.add(record.rec_headers.get_header("WARC-Record-ID"))
         assert cited == archived, folder  # one record per kept line, none left over
-    assert min(seen.values()) > 10, seen
+    assert min(seen.values()) > 10 and "data_safety" in seen, seen
 
 
 @pytest.fixture(params=["sqlite", pytest.param("elastic", marks=pytest.mark.elasticsearch)])
@@ -351,6 +357,8 @@ def test_every_finding_opens_its_capture_with_the_digest_verified(analysed, tmp_
         kinds.setdefault(f["rule_id"][0], set()).add(got.record_type)
         if f["evidence"]["kind"] == "quote":
             assert got.url == f["evidence"]["url"]  # the policy it quotes
+        if f["evidence"]["kind"] == "data_safety":  # D304: the Data safety page the form was read from
+            assert "/store/apps/datasafety?" in got.url and got.status == 200
     assert kinds["S"] == kinds["V"] == {"metadata"} and kinds["P"] == kinds["C"] == {"response"}
     assert store.captures() == {f["capture"] for f in findings}
     monkeypatch.chdir(tmp_path)

@@ -106,3 +106,31 @@ def test_looks_up_the_android_apps_other_stores_listed(make_spider, tmp_path, re
     stats = spider.crawler.stats.get_stats()
     assert stats["finmon/lookup_not_listed"] == 1  # not on Google Play: an answer, not an error
     assert stats["finmon/ledger/items"] == 1 and stats["finmon/errors/http_5xx"] == 1
+
+
+def test_the_data_safety_page_is_archived_and_carried_forward_on_a_304(make_spider, fx, respond, tmp_path):
+    from crawler.pipelines import ListingPipeline
+    from crawler.previous import PreviousCapture
+    from crawler.snapshot import Snapshot
+    from finmon.evidence import read_capture, resolve
+
+    prev, again_dir = tmp_path / "prev", tmp_path / "again"
+    first = make_spider(GooglePlaySpider, FINMON_SNAPSHOT_DIR=str(prev))
+    page = respond(DETAILS, fx.bytes("googleplay_details_minecraft.html"))
+    page.headers["ETag"] = '"g1"'
+    (datasafety,) = first.parse_details(page)
+    (permissions,) = first.parse_datasafety(respond(datasafety.url, fx.bytes("googleplay_datasafety_translate.html")),
+                                            **datasafety.cb_kwargs)
+    form = permissions.cb_kwargs["listing"].data_safety_capture
+    assert read_capture(resolve(form, prev)).url == datasafety.url  # archived as received
+    listing, _policy = first.parse_permissions(
+        respond(permissions.url, fx.bytes("googleplay_permissions_translate.txt"), content_type="application/json"),
+        **permissions.cb_kwargs)
+    ListingPipeline.from_crawler(first.crawler).process_item(listing)
+    Snapshot.close_all()
+    PreviousCapture.forget_all()
+
+    again = make_spider(GooglePlaySpider, FINMON_PREVIOUS_SNAPSHOT=str(prev), FINMON_SNAPSHOT_DIR=str(again_dir))
+    reused, _policy = again.parse_details(respond(DETAILS, b"", status=304))
+    assert reused.data_safety == listing.data_safety and reused.data_safety_capture.startswith("../prev/")
+    assert read_capture(resolve(reused.data_safety_capture, again_dir)).url == datasafety.url
