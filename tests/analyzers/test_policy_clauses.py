@@ -221,11 +221,12 @@ def test_sensitive_types_are_lexicon_types():
 def reference_sharing(text):
     """Sharing sentences by a plain search: a sentence, not a heading, with a match that counts."""
     cues = clause_cues()
-    sharing, negation = cues.clauses["third_party_sharing"].pattern, cues.negation.pattern
+    sharing = cues.clauses["third_party_sharing"].pattern
     out = []
     for s, e in sentence_spans(text):
         m = sharing.search(text, s, e)
-        if m is None or negation.search(text, s, m.start()) is not None or clauses._bare_heading(text, s, e):
+        # a negation counts outside quotation marks and titles only (clauses._negated), whatever the search
+        if m is None or clauses._negated(text, s, m.start()) or clauses._bare_heading(text, s, e):
             continue
         if any(clauses.counts("third_party_sharing", text, s, n) for n in sharing.finditer(text, s, e)):
             out.append((s, e))
@@ -254,9 +255,18 @@ FRAGMENTS = ["我们", "不会", "与", "和", "第三方", "合作伙伴", "共
              "点击查看", "第三方SDK目录", "https://a.cn"]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
 @given(st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join))
 def test_prefix_search_equals_the_plain_search(text):
+    check_prefix_search(text)
+
+
+@pytest.mark.parametrize("text", ["我们请见《不会Third-party SDK"])  # an unclosed title: its 不会 negates nothing
+def test_prefix_search_equals_the_plain_search_on_found_examples(text):
+    check_prefix_search(text)
+
+
+def check_prefix_search(text):
     cues = clause_cues()
     for cid, cue in cues.clauses.items():
         assert has_clause(text, cid) == (cue.pattern.search(text) is not None), cid
