@@ -214,11 +214,16 @@ class Context:
         """The first of the app's listings that carries a store's Data safety form (Google Play), if any."""
         return next((lst for lst in self.app.listings if lst.data_safety is not None), None)
 
+    @cached_property
+    def data_safety_collected(self) -> frozenset[tuple[str, str]]:
+        """The (category, data type) pairs, case-folded, that the Data safety form declares collected."""
+        listing = self.data_safety_listing
+        entries = (listing.data_safety.get("collected") or ()) if listing is not None else ()
+        return frozenset((str(e.get("category", "")).casefold(), str(e.get("type", "")).casefold()) for e in entries)
+
     def data_safety_declares(self, type_id: str) -> bool:
         """Whether the Data safety form declares collecting something that covers our data type ``type_id``."""
-        declared = {(str(e.get("category", "")).casefold(), str(e.get("type", "")).casefold())
-                    for e in (self.data_safety_listing.data_safety.get("collected") or ())}
-        return bool(declared & _data_safety_types().get(type_id, frozenset()))
+        return bool(self.data_safety_collected & _data_safety_types().get(type_id, frozenset()))
 
     def data_type(self, permission: str) -> str | None:
         return self.lexicon.by_permission.get(permission)

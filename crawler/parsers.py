@@ -151,10 +151,14 @@ def _require(store: str, record: dict, fields: tuple[str, ...], item: str = "") 
 
 def _optional_str(store: str, record: dict, name: str, item: str, problems: list | None) -> str:
     """An optional text field: "" when absent; a value of another type costs the field (a problem)."""
-    value = record.get(name)
+    return _optional_text(store, record.get(name), item, name, problems)
+
+
+def _optional_text(store: str, value: Any, item: str, field: str, problems: list | None) -> str:
+    """An optional text value: "" when absent; a value of another type costs the field (a problem)."""
     if value is None or isinstance(value, str):
         return value or ""
-    _report(problems, FieldMalformed(store, item, name, value, "a string"))
+    _report(problems, FieldMalformed(store, item, field, value, "a string"))
     return ""
 
 
@@ -167,6 +171,18 @@ def _optional_int(store: str, record: dict, name: str, item: str, problems: list
     if number is None:
         _report(problems, FieldMalformed(store, item, name, value, "a whole number"))
     return number
+
+
+def _at(value: Any, *path: int | str) -> Any:
+    """``value[p0][p1]…`` through arrays (int steps) and objects (any step, as a string key); None off the data."""
+    for step in path:
+        if isinstance(value, list) and isinstance(step, int) and -len(value) <= step < len(value):
+            value = value[step]
+        elif isinstance(value, dict):
+            value = value.get(str(step))
+        else:
+            return None
+    return value
 
 
 def _ident(value: Any) -> str:
@@ -651,18 +667,6 @@ def _play_blocks(html: str) -> list[Any]:
     return blocks
 
 
-def _at(value: Any, *path: int | str) -> Any:
-    """``value[p0][p1]…`` through arrays (int steps) and objects (any step, as a string key); None off the data."""
-    for step in path:
-        if isinstance(value, list) and isinstance(step, int) and -len(value) <= step < len(value):
-            value = value[step]
-        elif isinstance(value, dict):
-            value = value.get(str(step))
-        else:
-            return None
-    return value
-
-
 def _play_field(record: Any, number: int) -> Any:
     """Field ``number`` of a Google Play record: index number - 1 of an array (or the key of a trailing object that
     holds the array's tail), or the key "number" of an object."""
@@ -674,14 +678,6 @@ def _play_field(record: Any, number: int) -> Any:
     if value is None and record and isinstance(record[-1], dict):
         value = record[-1].get(str(number))
     return value
-
-
-def _play_text(store: str, value: Any, item: str, field: str, problems: list | None) -> str:
-    """An optional text value of a Google Play record: "" when absent; another type costs the field (a problem)."""
-    if value is None or isinstance(value, str):
-        return value or ""
-    _report(problems, FieldMalformed(store, item, field, value, "a string"))
-    return ""
 
 
 def _html_text(fragment: str) -> str:
@@ -736,7 +732,7 @@ def parse_googleplay_details(html: str, url: str, *, fetched_at: str | None = No
     item = package
 
     def text(field: str, value: Any) -> str:
-        return _play_text("googleplay", value, item, field, problems)
+        return _optional_text("googleplay", value, item, field, problems)
 
     contact, installs = _play_field(record, 70), _play_field(record, 14)
     exact = _at(installs, 2)
@@ -897,17 +893,10 @@ class AppNotFound(ParseError):
         super().__init__(store, "the store has no such app", item=item)
 
 
-def _dig(value: Any, *keys: str) -> Any:
-    """``value[k0][k1]…`` through objects; None off the data."""
-    for key in keys:
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
-
-
 def _myapp_gone(html: str, data: Any) -> bool:
     """Whether a page without the app's card is the site saying it has no such app: Next.js's error page, or a
     找不到-style text outside the page's scripts (what scripts that read the site test)."""
-    if _dig(data, "page") in ("/404", "/_error"):
+    if _at(data, "page") in ("/404", "/_error"):
         return True
     visible = _SCRIPT_BLOCK.sub(" ", html)
     return any(marker in visible for marker in _MYAPP_GONE)
@@ -922,7 +911,7 @@ def _myapp_record(html: str, url: str) -> dict:
             raise AppNotFound("myapp", item=url)
         raise LayoutChanged("myapp", ["__NEXT_DATA__"], item=url)
     data = _load_json("myapp", match.group(1))
-    envelope = _dig(data, "props", "pageProps", "dynamicCardResponse")
+    envelope = _at(data, "props", "pageProps", "dynamicCardResponse")
     if not isinstance(envelope, dict):
         if _myapp_gone(html, data):
             raise AppNotFound("myapp", item=url)
@@ -931,7 +920,7 @@ def _myapp_record(html: str, url: str) -> dict:
         raise LayoutChanged("myapp", ["dynamicCardResponse.ret"], item=url)
     if _int(envelope["ret"]) != 0:
         raise MalformedResponse("myapp", f"ret={_preview(envelope['ret'])}, msg={_preview(envelope.get('msg'))}")
-    components = _dig(envelope, "data", "components")
+    components = _at(envelope, "data", "components")
     if not isinstance(components, list):
         raise LayoutChanged("myapp", ["dynamicCardResponse.data.components"], item=url)
     cards = [c["data"] for c in components if isinstance(c, dict) and isinstance(c.get("data"), dict)
@@ -953,13 +942,10 @@ def _myapp_date(record: dict, item: str, problems: list | None) -> str:
         if value is None or value == "":
             continue
         seconds = None if isinstance(value, (bool, float, list, dict)) else _int(value)
-        try:
-            if seconds is not None and seconds > 0:
-                return datetime.fromtimestamp(seconds, timezone.utc).date().isoformat()
-        except (ValueError, OverflowError, OSError):
-            pass
-        _report(problems, FieldMalformed("myapp", item, name, value, "unix seconds"))
-        return ""
+        day = _unix_date(seconds) if seconds is not None and seconds > 0 else ""
+        if not day:
+            _report(problems, FieldMalformed("myapp", item, name, value, "unix seconds"))
+        return day
     return ""
 
 
