@@ -30,6 +30,7 @@ import shutil
 import signal
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -74,6 +75,7 @@ class Config:
     crawl_retries: int
     retry_backoff: float
     wakeup: float
+    crawl_processes: int = 1
 
     @classmethod
     def from_env(cls, data_dir: str | Path | None = None) -> "Config":
@@ -95,7 +97,8 @@ class Config:
         path = data_dir or os.environ.get("FINMON_DATA_DIR") or settings.SCHEDULE_DATA_DIR
         cfg = cls(Path(path).resolve(), value("TIMEZONE"), value("CRAWLS"), value("REPORT"), value("RETENTION"),
                   number("RETENTION_DAYS"), number("MISFIRE_GRACE_SECONDS", int), number("CRAWL_TIME_LIMIT"),
-                  number("CRAWL_RETRIES", int), number("RETRY_BACKOFF"), number("WAKEUP_SECONDS"))
+                  number("CRAWL_RETRIES", int), number("RETRY_BACKOFF"), number("WAKEUP_SECONDS"),
+                  max(number("CRAWL_PROCESSES", int), 1))
         cfg._check_triggers()
         return cfg
 
@@ -119,6 +122,11 @@ class Config:
         """Private/loopback hosts whose policy URLs may be fetched (env FINMON_ALLOWED_PRIVATE_HOSTS, comma-separated)."""
         raw = os.environ.get("FINMON_ALLOWED_PRIVATE_HOSTS")
         return [h.strip() for h in raw.split(",") if h.strip()] if raw else list(settings.FINMON_ALLOWED_PRIVATE_HOSTS)
+
+    @property
+    def frontier(self) -> str:
+        """The Redis the crawls are shared through (FINMON_FRONTIER); "" when each crawl keeps its own queue."""
+        return os.environ.get("FINMON_FRONTIER", settings.FINMON_FRONTIER)
 
     @property
     def store_urls(self) -> dict[str, str]:
@@ -249,18 +257,21 @@ def _crawl_job(data_dir: str, store: str) -> None:
         pending = cfg.pending(store)
         if pending:  # a crawl stopped by SIGTERM, a time limit or a killed scheduler: resume its JOBDIR ...
             run_id, attempt = pending["run_id"], pending["attempt"] + 1
-            # ... if it checkpointed (wrote its run record); else run it again from scratch
-            resume = _wait_for_previous_crawl(cfg.data_dir / "crawls" / run_id / store)
+            # ... if it checkpointed (wrote its run record); else run it again from scratch. A shared crawl's
+            # queue is in Redis: it resumes by joining the same frontier crawl again.
+            shared = pending.get("frontier_crawl") if cfg.frontier else None
+            resume = bool(shared) or _wait_for_previous_crawl(cfg.data_dir / "crawls" / run_id / store)
         else:
             run_id, attempt, resume = f"crawl-{store}-{time.strftime('%Y%m%dT%H%M%S')}", 1, False
         retries = 0
         while True:
             if not resume:
                 shutil.rmtree(state / "jobdir", ignore_errors=True)
-            _write(state / "pending", json.dumps({"run_id": run_id, "attempt": attempt}))
+                shared = f"{run_id}-{attempt}-{uuid.uuid4().hex[:6]}" if cfg.frontier else None  # a fresh one
+            _write(state / "pending", json.dumps({"run_id": run_id, "attempt": attempt, "frontier_crawl": shared}))
             run = _new_run("crawl", f"crawl:{store}", attempt, run_id)
             index.save_run(run)
-            outcome = _crawl_once(cfg, store, url, run_id, run, resume, index)
+            outcome = _crawl_once(cfg, store, url, run_id, run, resume, index, shared)
             if outcome in ("ok", "interrupted"):
                 break
             if retries >= cfg.crawl_retries or STOP.wait(cfg.retry_backoff * 2 ** retries):
@@ -277,23 +288,27 @@ def _crawl_job(data_dir: str, store: str) -> None:
         index.close()
 
 
-def _crawl_once(cfg: Config, store: str, url: str, run_id: str, run: Run, resume: bool, index) -> str:
-    """One crawl subprocess; the Run gets its counters and outcome. Returns the outcome."""
+def _crawl_once(cfg: Config, store: str, url: str, run_id: str, run: Run, resume: bool, index,
+                shared: str | None = None) -> str:
+    """One crawl subprocess (or, on a frontier, ``cfg.crawl_processes`` of them sharing the frontier crawl
+    ``shared`` with the crawler hosts); the Run gets its counters and outcome. Returns the outcome."""
     previous = cfg.latest(store)
     overrides = {"JOBDIR": str(cfg.state(store) / "jobdir"), "FINMON_RUN_ID": run.id, "FINMON_RESUME": resume,
                  "FINMON_PREVIOUS_SNAPSHOT": str(previous) if previous else ""}
+    if shared:
+        overrides.update(FINMON_FRONTIER=cfg.frontier, FINMON_FRONTIER_CRAWL=shared)
     if store in jobs.LOOKUP_STORES:  # looks up the apps the other stores' latest crawls listed
         others = (cfg.latest(s) for s in cfg.crawls if s != store)
-        overrides["FINMON_LOOKUP_LISTINGS"] = [str(p / "listings.jsonl") for p in others
-                                               if p is not None and (p / "listings.jsonl").exists()]
+        overrides["FINMON_LOOKUP_LISTINGS"] = sorted(str(f) for p in others if p is not None
+                                                     for f in p.rglob("listings.jsonl"))
     out = cfg.data_dir / "crawls" / run_id
-    (result,) = jobs.crawl(out, {store: url}, cfg.allow_hosts,
-                           timeout=cfg.crawl_time_limit, overrides=overrides, stop=STOP)
+    (result,) = jobs.crawl(out, {store: url}, cfg.allow_hosts, timeout=cfg.crawl_time_limit, overrides=overrides,
+                           stop=STOP, processes=cfg.crawl_processes if shared else 1)
     run.counters, run.ended = result.counters, utcnow()
     run.outcome = result.outcome
     if result.outcome != "ok":
         run.error = "stopped (SIGTERM or time limit): resumes next run" if result.outcome == "interrupted" else (
-            f"crawl failed; see {out / store / 'crawl.log'}")
+            f"crawl failed; see crawl.log in {out / store}")
     index.save_run(run)
     return run.outcome
 

@@ -80,7 +80,8 @@ class _DownloadPipeline:
         stats = self.crawler.stats
         record = self.previous.record(self.kind, item.url) if item.unchanged else None
         if record is not None:
-            capture = rebase(record.get("capture") or "", self.previous.path, self.snapshot.path)
+            folder = self.previous.folder(self.kind, item.url)
+            capture = rebase(record.get("capture") or "", folder, self.snapshot.path)
             record.update(unchanged=True, checked_at=item.fetched_at, capture=capture)
             if isinstance(record.get(self.inner), dict):
                 record[self.inner]["capture"] = capture

@@ -1,8 +1,8 @@
 """The previous capture of a store: validators for conditional requests, and records to reuse on 304.
 
 A scheduled crawl names the last complete snapshot of its store (``FINMON_PREVIOUS_SNAPSHOT``). Its
-listings.jsonl (by page URL), policies.jsonl and apks.jsonl (by URL) are indexed once (URL → line
-offset, ETag, Last-Modified), so a request can carry ``If-None-Match``/``If-Modified-Since`` and a
+listings.jsonl (by page URL), policies.jsonl and apks.jsonl (by URL), those of every part of a shared crawl
+too, are indexed once (URL → file, line offset, ETag, Last-Modified), so a request can carry ``If-None-Match``/``If-Modified-Since`` and a
 ``304 Not Modified`` reuses the earlier record (already parsed, extracted or inspected) instead of
 downloading and parsing again.
 Only the small index stays in memory; a record is read from its line when it is reused.
@@ -26,7 +26,7 @@ class PreviousCapture:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._index: dict[str, dict[str, tuple[int, str, str]]] = {kind: {} for kind in KINDS}
+        self._index: dict[str, dict[str, tuple[Path, int, str, str]]] = {kind: {} for kind in KINDS}
         if path is not None:
             for kind in KINDS:
                 self._load(kind)
@@ -47,9 +47,10 @@ class PreviousCapture:
         cls._open.clear()
 
     def _load(self, kind: str) -> None:
-        file = self.path / f"{kind}.jsonl"
-        if not file.exists():
-            return
+        for file in sorted(self.path.rglob(f"{kind}.jsonl")):  # the snapshot's, or its parts'
+            self._load_file(kind, file)
+
+    def _load_file(self, kind: str, file: Path) -> None:
         index = self._index[kind]
         with file.open("rb") as fh:
             offset = 0
@@ -60,7 +61,7 @@ class PreviousCapture:
                     if not all(isinstance(v, str) for v in (url, etag, modified)):
                         raise TypeError("URL and validators must be strings")
                     if row.get("status", "ok") == "ok" and (etag or modified):
-                        index[url] = (offset, etag, modified)
+                        index[url] = (file, offset, etag, modified)
                 except (ValueError, KeyError, AttributeError, TypeError, RecursionError):
                     log.warning("%s: unreadable line at byte %d skipped", file, offset)
                 offset += len(line)
@@ -70,7 +71,7 @@ class PreviousCapture:
         entry = self._index[kind].get(url)
         if entry is None:
             return {}
-        _, etag, last_modified = entry
+        _, _, etag, last_modified = entry
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
@@ -83,9 +84,14 @@ class PreviousCapture:
         entry = self._index[kind].get(url)
         if entry is None:
             return None
-        with (self.path / f"{kind}.jsonl").open("rb") as fh:
-            fh.seek(entry[0])
+        with entry[0].open("rb") as fh:
+            fh.seek(entry[1])
             return json.loads(fh.readline())
+
+    def folder(self, kind: str, url: str) -> Path | None:
+        """The folder of the file holding ``url``'s record (a capture reference in it is relative to it)."""
+        entry = self._index[kind].get(url)
+        return entry[0].parent if entry is not None else None
 
     def __len__(self) -> int:
         return sum(len(index) for index in self._index.values())

@@ -42,6 +42,11 @@ def crawl_settings(
         settings.set("FINMON_RUN_ID", new_run_id(), priority="cmdline")
     for key, value in (settings_overrides or {}).items():
         settings.set(key, value, priority="cmdline")
+    if settings.get("FINMON_FRONTIER"):  # a shared crawl: the queue and duplicate filter are in Redis
+        settings.set("SCHEDULER", "crawler.frontier.FrontierScheduler", priority="cmdline")
+        settings.set("SPIDER_MIDDLEWARES", {**settings.getdict("SPIDER_MIDDLEWARES"), "crawler.frontier.SeedOnce": 0},
+                     priority="cmdline")
+        settings.set("FINMON_SHARED_CLAIMS", "", priority="cmdline")
     apk_slot = {"concurrency": settings.getint("FINMON_APK_DOWNLOADS_AT_ONCE")}
     settings.set("DOWNLOAD_SLOTS", {**settings.getdict("DOWNLOAD_SLOTS"), settings.get("FINMON_APK_SLOT"): apk_slot},
                  priority="cmdline")

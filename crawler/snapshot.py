@@ -108,7 +108,8 @@ class Snapshot:
 
         With ``shared_claims`` (a folder the crawls of one run share), a URL another store's crawl claimed
         first is not fetched again here: the same app in two stores links the same policy and APK, and
-        the analysis reads every store's snapshot of the run together."""
+        the analysis reads every store's snapshot of the run together. (A shared crawl on a frontier has no
+        such folder: its duplicate filter, in Redis, drops the second request instead.)"""
         if url in self._claimed:
             return False
         self._claimed.add(url)

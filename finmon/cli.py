@@ -219,7 +219,15 @@ def _allow_hosts(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--allow-host", "allow_hosts", multiple=True, metavar="HOST[:PORT]", callback=_allow_hosts,
               help="A private or loopback host (with a port: that port only) that URLs from store data may point at.")
 @click.option("--timeout", type=float, default=None, help="Stop a store's crawl after this many seconds.")
-def crawl(out_dir: Path, stores: tuple[str, ...], allow_hosts: tuple[str, ...], timeout: float | None) -> None:
+@click.option("--frontier", envvar="FINMON_FRONTIER", default=settings.FINMON_FRONTIER, metavar="redis://HOST[:PORT][/DB]",
+              help="Share the crawl through this Redis with every process given the same --crawl-id, on any host "
+                   "(env FINMON_FRONTIER). Each process writes its own part under --out.")
+@click.option("--crawl-id", envvar="FINMON_FRONTIER_CRAWL", default=None, metavar="NAME",
+              help="The shared crawl to join (with --frontier; default: a new one, whose name is printed).")
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Crawler processes per store on this host (with --frontier).")
+def crawl(out_dir: Path, stores: tuple[str, ...], allow_hosts: tuple[str, ...], timeout: float | None,
+          frontier: str, crawl_id: str | None, processes: int) -> None:
     """Crawl the configured stores into a snapshot directory (listings, policies, errors, run records).
 
     How far each store's format is confirmed (docs/stores.md says what each adapter relies on):
@@ -243,12 +251,56 @@ def crawl(out_dir: Path, stores: tuple[str, ...], allow_hosts: tuple[str, ...], 
         store_urls[name] = url
     if not any(store_urls.values()):
         raise click.UsageError("no store URL configured: pass --store NAME=URL or set FINMON_STORE_<NAME>")
+    overrides: dict[str, str] = {}
+    if frontier:
+        if not re.match(r"rediss?://[^/?#]", frontier):
+            raise click.BadParameter(f"{frontier!r}: expected a redis:// URL", param_hint="--frontier")
+        overrides = {"FINMON_FRONTIER": frontier, "FINMON_FRONTIER_CRAWL": crawl_id or jobs.new_run("crawl").id}
+        from crawler.frontier import redacted
+
+        err.print(f"shared crawl {overrides['FINMON_FRONTIER_CRAWL']} on {redacted(frontier)}: other hosts join "
+                  f"it with `finmon crawl-worker` or with --crawl-id {overrides['FINMON_FRONTIER_CRAWL']}")
+    elif crawl_id or processes > 1:
+        raise click.UsageError("--crawl-id and --processes share a crawl through Redis: give --frontier too")
+    from crawler.frontier import FrontierUnavailable
+
     with _ProgressBar() as bar:
-        runs = jobs.crawl(out_dir, store_urls, allow_hosts=allow_hosts, progress=bar, timeout=timeout)
+        try:
+            runs = jobs.crawl(out_dir, store_urls, allow_hosts=allow_hosts, progress=bar, timeout=timeout,
+                              overrides=overrides, processes=processes)
+        except FrontierUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
     _print_runs(runs)
     click.echo(str(out_dir))
     if _failed_crawls(runs):
         sys.exit(1)
+
+
+@main.command("crawl-worker")
+@click.option("--frontier", envvar="FINMON_FRONTIER", required=True, metavar="redis://HOST[:PORT][/DB]",
+              help="The Redis the scheduler announces its crawls on (env FINMON_FRONTIER).")
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Crawler processes per joined crawl on this host.")
+def crawl_worker(frontier: str, processes: int) -> None:
+    """A crawler host: join every crawl announced on the frontier until SIGTERM or Ctrl-C.
+
+    Each part is written into the crawl's folder as announced, which must be the same path here (shared
+    storage); see docs/deploy.md.
+    """
+    import signal
+    import threading
+
+    from crawler.frontier import FrontierUnavailable, redacted
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    err.print(f"waiting for crawls on {redacted(frontier)} (SIGTERM or Ctrl-C stops, gracefully)")
+    try:
+        runs = jobs.crawl_worker(frontier, processes, stop)
+    except FrontierUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_runs(runs)
 
 
 @main.command()

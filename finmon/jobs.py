@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -122,9 +123,20 @@ def crawl(
     timeout: float | None = None,
     overrides: dict[str, Any] | None = None,
     stop: threading.Event | None = None,
+    processes: int = 1,
+    announce: bool = True,
 ) -> list[Run]:
     """Crawl each configured store in its own subprocess, side by side, into ``out_dir/<store>``; a store of
     LOOKUP_STORES (Google Play) starts when the others are done and looks up the Android apps they listed.
+
+    With ``FINMON_FRONTIER`` (in ``overrides`` or the environment) the crawl is shared through Redis
+    (:mod:`crawler.frontier`) with every process, here or on other hosts, given the same ``FINMON_FRONTIER_CRAWL``
+    (a new name when none is given): ``processes`` processes per store here, each writing its own part,
+    ``out_dir/<store>/part-<host>-<n>``, until the shared crawl is drained. The store's Run then sums its parts;
+    a part that died (even by SIGKILL) costs nothing when the others drained the crawl. Unless ``announce`` is
+    false, each store's crawl is announced in Redis while it runs, for ``finmon crawl-worker`` on other hosts to
+    join (:func:`crawl_worker`). Raises :class:`crawler.frontier.FrontierUnavailable` when that Redis does not
+    answer.
 
     ``overrides`` are settings for the crawl (JOBDIR, FINMON_PREVIOUS_SNAPSHOT, …). A crawl past
     ``timeout`` seconds, or when ``stop`` is set, gets SIGTERM: Scrapy finishes its requests in
@@ -138,27 +150,48 @@ def crawl(
     out_dir.mkdir(parents=True, exist_ok=True)
     crawled = [store for store, url in store_urls.items() if url]
     overrides = dict(overrides or {})
-    if len(crawled) > 1 and "JOBDIR" not in overrides:  # a resumable crawl keeps its own claims
+    frontier = overrides.get("FINMON_FRONTIER", os.environ.get("FINMON_FRONTIER", settings.FINMON_FRONTIER))
+    redis = None
+    if frontier:
+        from crawler import frontier as shared
+
+        redis = shared.connect(frontier)  # FrontierUnavailable now, rather than a failed crawl per process
+        overrides["FINMON_FRONTIER"] = frontier
+        overrides.setdefault("FINMON_FRONTIER_CRAWL", os.environ.get("FINMON_FRONTIER_CRAWL") or new_run("crawl").id)
+        overrides.pop("JOBDIR", None)  # the queue lives in Redis, and outlives the processes
+    elif len(crawled) > 1 and "JOBDIR" not in overrides:  # a resumable crawl keeps its own claims
         claims = out_dir / ".claims"
         shutil.rmtree(claims, ignore_errors=True)
         claims.mkdir()
         overrides["FINMON_SHARED_CLAIMS"] = str(claims)
-    procs = {}
+    tag = f"{socket.gethostname()}-{uuid.uuid4().hex[:4]}"  # parts of other hosts and runs in the same folder
+    parts = [f"part-{tag}-{n}" for n in range(max(processes, 1))] if frontier else [""]
+    procs: dict[tuple[str, str], tuple[subprocess.Popen, Any, float]] = {}
+
+    prefix = overrides.get("FINMON_FRONTIER_PREFIX", settings.FINMON_FRONTIER_PREFIX)
+    announced = []
 
     def start(store: str, settings_: dict[str, Any]) -> None:
-        store_dir = out_dir / store
-        store_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "crawler.run", "--out", str(store_dir), "--store", f"{store}={store_urls[store]}"]
-        for host in allow_hosts:
-            cmd += ["--allow-host", host]
-        for key, value in settings_.items():
-            cmd += ["--set", f"{key}={json.dumps(value)}"]
-        log_file = open(store_dir / "crawl.log", "ab")
-        # its own session: a terminal's Ctrl-C reaches this process, which stops the crawl once, gracefully;
-        # SIGUSR1 if this process dies (crawler.run then stops gracefully, once however often it comes)
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=partial(die_with_parent, signal.SIGUSR1))
-        procs[store] = (proc, log_file, time.monotonic())
+        if redis is not None and announce:
+            shared.publish(redis, prefix, overrides["FINMON_FRONTIER_CRAWL"], store, {
+                "url": store_urls[store], "out": str(out_dir.resolve()), "allow_hosts": list(allow_hosts),
+                "settings": {k: v for k, v in settings_.items() if k != "FINMON_FRONTIER"}})
+            announced.append(store)
+        for part in parts:
+            part_dir = out_dir / store / part
+            part_dir.mkdir(parents=True, exist_ok=True)
+            cmd = [sys.executable, "-m", "crawler.run", "--out", str(part_dir),
+                   "--store", f"{store}={store_urls[store]}"]
+            for host in allow_hosts:
+                cmd += ["--allow-host", host]
+            for key, value in settings_.items():
+                cmd += ["--set", f"{key}={json.dumps(value)}"]
+            log_file = open(part_dir / "crawl.log", "ab")
+            # its own session: a terminal's Ctrl-C reaches this process, which stops the crawl once, gracefully;
+            # SIGUSR1 if this process dies (crawler.run then stops gracefully, once however often it comes)
+            proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=partial(die_with_parent, signal.SIGUSR1))
+            procs[store, part] = (proc, log_file, time.monotonic())
 
     # a store that looks up what the others listed starts when they are done (unless given listings to look up)
     later = [s for s in crawled
@@ -167,13 +200,13 @@ def crawl(
         if store not in later:
             start(store, overrides)
     count_listings = LineCounter()
-    runs = []
-    stopping: dict[str, float] = {}  # store -> when SIGTERM was sent
+    runs: list[Run] = []
+    stopping: dict[tuple[str, str], float] = {}  # (store, part) -> when SIGTERM was sent
     try:
         while procs or later:
             if later and not procs:
-                listings = [str(out_dir / s / "listings.jsonl") for s in crawled if s not in later
-                            and (out_dir / s / "listings.jsonl").exists()]
+                listings = sorted(str(p) for s in crawled if s not in later
+                                  for p in (out_dir / s).rglob("listings.jsonl"))
                 for store in later:
                     if stop is not None and stop.is_set():  # stopped before it began: nothing to resume
                         run = new_run("crawl")
@@ -183,21 +216,26 @@ def crawl(
                     else:
                         start(store, {**overrides, "FINMON_LOOKUP_LISTINGS": listings})
                 later = []
-            for store, (proc, log_file, started) in list(procs.items()):
+            for key, (proc, log_file, started) in list(procs.items()):
                 over = timeout is not None and time.monotonic() - started > timeout
-                if (over or (stop is not None and stop.is_set())) and store not in stopping:
+                if (over or (stop is not None and stop.is_set())) and key not in stopping:
                     proc.terminate()
-                    stopping[store] = time.monotonic()
-                if store in stopping and time.monotonic() - stopping[store] > settings.FINMON_CRAWL_STOP_GRACE:
+                    stopping[key] = time.monotonic()
+                if key in stopping and time.monotonic() - stopping[key] > settings.FINMON_CRAWL_STOP_GRACE:
                     proc.kill()
                 if proc.poll() is not None:
                     log_file.close()
-                    del procs[store]
-                    runs.append(_crawl_result(store, out_dir / store, proc.returncode, store in stopping))
+                    del procs[key]
+                    store, part = key
+                    runs.append(_crawl_result(store, out_dir / store / part, proc.returncode, key in stopping))
             if progress:
-                progress("crawl", count_listings(out_dir.glob("*/listings.jsonl")), None)
+                progress("crawl", count_listings(out_dir.glob("*/**/listings.jsonl")), None)
             time.sleep(0.2)
     finally:  # interrupted (Ctrl-C, an error): stop what still runs, gracefully first
+        if redis is not None:
+            for store in announced:
+                shared.withdraw(redis, prefix, overrides["FINMON_FRONTIER_CRAWL"], store)
+            redis.close()
         for proc, _, _ in procs.values():
             proc.terminate()
         for proc, log_file, _ in procs.values():
@@ -207,7 +245,76 @@ def crawl(
                 proc.kill()
                 proc.wait()
             log_file.close()
+    return [merge_part_runs(store, [r for r in runs if r.job == f"crawl:{store}"]) for store in crawled
+            if any(r.job == f"crawl:{store}" for r in runs)] if frontier else runs
+
+
+def crawl_worker(frontier: str, processes: int = 1, stop: threading.Event | None = None, poll: float = 5.0,
+                 prefix: str = settings.FINMON_FRONTIER_PREFIX) -> list[Run]:
+    """A crawler host's loop: join every crawl announced on the frontier (:func:`crawl`) with ``processes``
+    processes, writing parts into the folder the announcement names (shared storage: the same path on every
+    host), until ``stop`` is set; returns the Runs of the crawls it joined. Each crawl is joined once."""
+    from crawler import frontier as shared
+
+    stop = stop or threading.Event()
+    redis = shared.connect(frontier)
+    joined: dict[str, threading.Thread] = {}
+    runs: list[Run] = []
+
+    def join(spec: dict[str, Any], crawl_id: str, store: str) -> None:
+        overrides = {**spec.get("settings", {}), "FINMON_FRONTIER": frontier, "FINMON_FRONTIER_CRAWL": crawl_id,
+                     "FINMON_FRONTIER_PREFIX": prefix}
+        try:
+            runs.extend(crawl(Path(spec["out"]), {store: spec["url"]}, spec.get("allow_hosts", ()), stop=stop,
+                              overrides=overrides, processes=processes, announce=False))
+        except Exception as exc:  # one crawl's trouble (its folder, the frontier) never ends the worker
+            log.error("joining the crawl of %s %s failed: %s", store, crawl_id, exc)
+
+    try:
+        while not stop.is_set():
+            try:
+                announced = shared.published(redis, prefix)
+            except Exception as exc:  # Redis away for a while: keep asking
+                log.warning("frontier: %s", exc)
+                announced = {}
+            for key, spec in announced.items():
+                crawl_id, _, store = key.rpartition(":")
+                if key not in joined and isinstance(spec.get("url"), str) and isinstance(spec.get("out"), str):
+                    log.info("joining the crawl of %s %s", store, crawl_id)
+                    joined[key] = threading.Thread(target=join, args=(spec, crawl_id, store), daemon=True)
+                    joined[key].start()
+            stop.wait(poll)
+    finally:
+        for thread in joined.values():
+            thread.join()
+        redis.close()
     return runs
+
+
+def merge_part_runs(store: str, parts: list[Run]) -> Run:
+    """One Run for a store's shared crawl from the Runs of its processes here: counters summed. A process that
+    died without a run record costs nothing when another finished, since the crawl only finishes drained."""
+    if len(parts) == 1:
+        return parts[0]
+    recorded = [run for run in parts if run.counters.get("exit_code") is None]
+    run = dataclasses.replace(recorded[0] if recorded else parts[0], counters={})
+    for part in recorded:
+        for name, value in part.counters.items():
+            run.counters[name] = run.counters.get(name, 0) + value
+    run.counters["processes"], run.counters["processes_lost"] = len(parts), len(parts) - len(recorded)
+    run.started = min(part.started for part in parts)
+    run.ended = max((part.ended for part in parts if part.ended), default=run.ended)
+    outcomes = {part.outcome for part in recorded}
+    if not recorded:
+        run.outcome, run.error = "failed", "every process of the crawl died: " + (parts[0].error or "")
+    elif "interrupted" in outcomes:
+        run.outcome, run.error = "interrupted", "stopped before the end"
+    else:
+        from crawler.snapshot import outcome
+
+        run.outcome, run.error = outcome(["finished"], run.counters, settings.FINMON_MAX_LOSS_SHARE)
+    run.job = f"crawl:{store}"
+    return run
 
 
 LOOKUP_STORES = ("googleplay",)  # crawled after the others, looking up the Android apps they listed

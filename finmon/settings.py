@@ -74,6 +74,15 @@ FINMON_MAX_PAGES = 20_000
 # A folder the stores' crawls of one `finmon crawl` share: a policy or APK URL is fetched by the first
 # store's crawl that claims it (set by finmon.jobs.crawl for its run; empty: each crawl claims alone).
 FINMON_SHARED_CLAIMS = ""
+# A crawl shared by several crawler processes, on any hosts (crawler/frontier.py): a redis:// URL (empty: each crawl
+# process keeps its own queue, as always) and the name of the shared crawl (processes given the same name share it;
+# `finmon crawl --frontier` and the scheduler name it).
+FINMON_FRONTIER = ""
+FINMON_FRONTIER_CRAWL = ""
+FINMON_FRONTIER_PREFIX = "finmon"  # Redis key prefix
+FINMON_FRONTIER_WORKER = ""  # this process's name in the frontier (default: host-pid-tag)
+FINMON_FRONTIER_LEASE = 30  # seconds a silent process keeps its requests before another puts them back in the queue
+FINMON_FRONTIER_KEEP_DAYS = 7.0  # a drained crawl's keys (its duplicate filter) are kept this long
 FINMON_ANALYZE_BATCH = 500  # apps analysed and indexed per transaction by `finmon analyze`
 # A finished crawl is `failed` (non-zero exit) when it reached nothing, or when more than this share of its
 # requests ended in an error line (run counters ledger/errors over ledger/requests).
@@ -226,6 +235,9 @@ SCHEDULE_RETENTION = {"cron": "0 5 * * sun"}
 SCHEDULE_RETENTION_DAYS = 56  # crawl snapshots older than this are deleted (each store's latest is kept)
 SCHEDULE_MISFIRE_GRACE_SECONDS = 6 * 3600  # a job that missed its time by less than this still runs (once)
 SCHEDULE_CRAWL_TIME_LIMIT = 4 * 3600  # seconds; then the crawl is stopped (and resumes next time)
+# Crawler processes of each scheduled crawl on the scheduler's host when FINMON_FRONTIER is set (crawler hosts
+# running `finmon crawl-worker` join them)
+SCHEDULE_CRAWL_PROCESSES = 1
 SCHEDULE_CRAWL_RETRIES = 2  # a failed crawl is retried this often, from scratch …
 SCHEDULE_RETRY_BACKOFF = 300.0  # … after this many seconds, doubled for each next retry
 SCHEDULE_WAKEUP_SECONDS = 10  # the scheduler rereads its job store at least this often (schedule trigger)

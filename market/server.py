@@ -82,6 +82,7 @@ class MarketApp:
         self.hostile, self.bomb_bytes = hostile, bomb_bytes
         self.cards = {c.index: c for c in market.cards()}  # the listed apps, by index
         self.hits: collections.Counter[str] = collections.Counter()  # requests per route name, and 304s
+        self.fetches: collections.Counter[str] = collections.Counter()  # requests per method, URL path and body
         self._served: set[str] = set()  # detail pages already hit once (transient faults)
         self._xiaomi_ids = {c.package: c.index for c in self.cards.values() if "xiaomi" in c.stores}
         self._play_ids = {c.package: c.index for c in self.cards.values() if "googleplay" in c.stores}
@@ -130,6 +131,8 @@ class MarketApp:
     async def _count(self, request: web.Request, handler: Callable) -> web.StreamResponse:
         route = request.match_info.route
         self.hits[route.name or "unknown"] += 1
+        body = await request.read() if request.can_read_body else b""
+        self.fetches[f"{request.method} {request.path_qs} {hashlib.sha256(body).hexdigest()[:16] if body else ''}"] += 1
         return await handler(request)
 
     # --- search ---------------------------------------------------------------
@@ -711,7 +714,8 @@ class MarketServer:
     """The simulator on a background thread with its own event loop; use as a context manager.
 
     ``with MarketServer(apps=300, seed=7) as m:`` → ``m.base_url``, ``m.store_urls``,
-    ``m.truth()``, ``m.hits`` (requests per route, 304s under ``NOT_MODIFIED``), ``m.advance()``.
+    ``m.truth()``, ``m.hits`` (requests per route, 304s under ``NOT_MODIFIED``), ``m.fetches`` (per request),
+    ``m.advance()``.
     ``hostile=rate`` gives that share of apps a hostile link (:meth:`MarketApp.hostile_link`), listed by
     ``m.hostile_links()``; a zip-bomb APK inflates to ``bomb_bytes``. ``fault_rate=share`` gives that share of
     apps a data fault (``market.population.DATA_FAULTS``: wrong-typed fields, plain-string permission lists,
@@ -737,6 +741,11 @@ class MarketServer:
     @property
     def hits(self) -> collections.Counter[str]:
         return self._handlers.hits if self._handlers else collections.Counter()
+
+    @property
+    def fetches(self) -> collections.Counter[str]:
+        """How often each request (method, path and query, digest of the body) was made."""
+        return self._handlers.fetches if self._handlers else collections.Counter()
 
     def truth(self) -> dict[str, Any]:
         """The current week's ground truth, with policy URLs on this server."""

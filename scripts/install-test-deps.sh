@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs: Debian's chromium (the browser
-# tests drive it through Playwright), a CJK font so Chinese renders in screenshots, and the
-# Android platform tools the APK tests check against (aapt with the framework resources, dexdump).
+# tests drive it through Playwright), a CJK font so Chinese renders in screenshots, the
+# Android platform tools the APK tests check against (aapt with the framework resources, dexdump),
+# and Redis, the shared crawl frontier the tests start on loopback.
 set -euo pipefail
 
 need=()
@@ -10,6 +11,7 @@ fc-list 2>/dev/null | grep -qiE 'wqy|noto sans cjk' || need+=(fonts-wqy-zenhei)
 command -v aapt >/dev/null 2>&1 || need+=(aapt)
 [ -f /usr/share/android-framework-res/framework-res.apk ] || need+=(android-framework-res)
 command -v dexdump >/dev/null 2>&1 || need+=(dexdump)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""

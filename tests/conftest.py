@@ -1,5 +1,9 @@
-"""Session-wide servers: one Elasticsearch node for every test that needs one."""
+"""Session-wide servers: one Elasticsearch node and one Redis server for every test that needs them."""
 import os
+import shutil
+import socket
+import subprocess
+import time
 
 import pytest
 
@@ -55,3 +59,33 @@ def drop_es_prefix():
             es.indices.delete_index_template(name=template["name"])
 
     return drop
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A Redis server on loopback (Debian's redis-server), started once per session, nothing kept on disk."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        required("Redis", "install the Debian package redis-server (scripts/install-test-deps.sh does)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                               "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    break
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            required("Redis", f"redis-server did not start on port {port}")
+        time.sleep(0.1)
+    yield f"redis://127.0.0.1:{port}/0"
+    server.terminate()
+    server.wait(30)

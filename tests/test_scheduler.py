@@ -330,7 +330,12 @@ def crawl_all(data: Path) -> list[dict]:
     return [r for r in runs(data) if r["id"] not in before]
 
 
-def test_unchanged_week_reanalyses_nothing_and_next_week_touches_only_changed_apps(tmp_path, monkeypatch):
+@pytest.mark.parametrize("shared", [False, True], ids=["one process", "two processes on a frontier"])
+def test_unchanged_week_reanalyses_nothing_and_next_week_touches_only_changed_apps(tmp_path, monkeypatch, request,
+                                                                                   shared):
+    if shared:  # each crawl shared by two processes through Redis, each writing its part
+        monkeypatch.setenv("FINMON_FRONTIER", request.getfixturevalue("redis_url"))
+        monkeypatch.setenv("FINMON_SCHEDULE_CRAWL_PROCESSES", "2")
     with MarketServer(apps=200, seed=9) as market:
         for key, value in market_env(tmp_path, market).items():
             monkeypatch.setenv(key, value)
@@ -362,6 +367,9 @@ def test_unchanged_week_reanalyses_nothing_and_next_week_touches_only_changed_ap
     assert 0 < versions3 - versions1 <= len(new_texts)  # old versions are kept; new ones only for changed or new apps
     new_findings = set(findings3) - set(findings1)
     assert new_findings and {findings3[f] for f in new_findings} <= changed
+    if shared:
+        latest = Path(os.environ["FINMON_DATA_DIR"]) / "state" / "xiaomi" / "latest"
+        assert len(list(Path(latest.read_text()).glob("part-*/listings.jsonl"))) == 2
 
 
 def fake_crawls(monkeypatch, outcomes: list[str]):

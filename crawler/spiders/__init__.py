@@ -4,8 +4,9 @@ error recording, the request ledger and the policy and APK downloads (each dedup
 The request ledger: every request a spider issues (``ledger/requests``, counted when first scheduled, not its
 retries or redirect hops) ends in exactly one of ``ledger/items`` (its response was parsed: a search page's
 links, a listing, a policy or APK fetch), ``ledger/errors`` (an errors.jsonl line says why it was lost) or
-``ledger/duplicates`` (the duplicate filter dropped it, with an errors.jsonl line of kind ``duplicate``). So
-at the end of a finished crawl requests = items + errors + duplicates.
+``ledger/duplicates`` (the duplicate filter dropped it, with an errors.jsonl line of kind ``duplicate``, except in a
+crawl shared with other processes, where that is how they split the work). So at the end of a finished crawl
+requests = items + errors + duplicates (in a shared crawl, summed over its processes).
 """
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ class StoreSpider(scrapy.Spider):
         spider.snapshot = Snapshot.of(settings)
         spider.previous = PreviousCapture.of(settings)
         spider.seen = set()
+        spider.shared_crawl = bool(settings.get("FINMON_FRONTIER"))  # crawler/frontier.py
         spider.setup(settings)
         crawler.signals.connect(spider.request_scheduled, signal=signals.request_scheduled)
         crawler.signals.connect(spider.request_dropped, signal=signals.request_dropped)
@@ -91,7 +93,8 @@ class StoreSpider(scrapy.Spider):
                 self.settle(response.request, ERRORS)
                 return None
             self.settle(response.request, ITEMS)
-            earlier = {name: rebase(record.get(name) or "", self.previous.path, self.snapshot.path)
+            folder = self.previous.folder("listings", response.url)
+            earlier = {name: rebase(record.get(name) or "", folder, self.snapshot.path)
                        for name in ("capture", "data_safety_capture")}
             return dataclasses.replace(Listing.from_dict(record), fetched_at=utcnow(), **earlier)
         listing = self.parsed(response, parser, *args, **kwargs)
@@ -207,7 +210,9 @@ class StoreSpider(scrapy.Spider):
         redirect loop (an error of the request that redirected), anything else a duplicate."""
         if spider is not self:
             return
-        if _issued_by_spider(request):
+        if self.shared_crawl and _issued_by_spider(request):  # another process of the crawl requested it first
+            self.settle(request, DUPLICATES)
+        elif _issued_by_spider(request):
             self.record_error(DUPLICATE, request.url, "dropped by the duplicate filter: requested before")
             self.settle(request, DUPLICATES)
         else:

@@ -165,3 +165,26 @@ def test_a_long_error_stays_one_line(tmp_path):
     big.write_bytes(b"x" * (50 * 1024 * 1024 + 1))
     result = invoke(["parse", "policy", str(big)])
     assert result.exit_code != 0 and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("args, match, code", [
+    (["--frontier", "http://redis.example"], "expected a redis:// URL", 2),
+    (["--processes", "2"], "give --frontier too", 2),
+    (["--crawl-id", "week-49"], "give --frontier too", 2),
+])
+def test_crawl_frontier_options_are_checked(tmp_path, args, match, code):
+    one_line_error(["crawl", "--out", str(tmp_path / "c"), "--store", "xiaomi=http://127.0.0.1:9/xiaomi", *args],
+                   match, code)
+
+
+def test_a_frontier_that_does_not_answer_is_one_error_without_its_password(tmp_path):
+    result = one_line_error(["crawl", "--out", str(tmp_path / "c"), "--store", "xiaomi=http://127.0.0.1:9/xiaomi",
+                             "--frontier", f"redis://:s3cret@127.0.0.1:{_closed_port()}/0"], "does not answer")
+    assert "s3cret" not in result.output
+    assert not (tmp_path / "c" / "xiaomi").exists()  # no process started

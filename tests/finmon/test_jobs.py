@@ -234,3 +234,46 @@ def test_line_counter_reads_only_what_was_appended(tmp_path, monkeypatch):
     assert reads == [len(b'{"x": 3}\n'), 15]  # a: from the unfinished line on; b: whole
     a.write_bytes(b"{}\n")  # rewritten from the start
     assert count([a, b]) == 1 + 5
+
+
+def test_jobs_crawl_shares_each_store_over_processes_and_the_analysis_reads_the_parts(redis_url, tmp_path):
+    with MarketServer(apps=300, seed=5, fault_rate=0) as market:
+        urls = {s: market.store_urls[s] for s in ("itunes", "xiaomi")}
+        runs = jobs.crawl(tmp_path / "shared", urls, allow_hosts=["127.0.0.1"], processes=2,
+                          overrides={"FINMON_FRONTIER": redis_url, "FINMON_FRONTIER_PREFIX": "finmon-test"})
+        alone = jobs.crawl(tmp_path / "alone", urls, allow_hosts=["127.0.0.1"])
+    assert sorted(run.job for run in runs) == ["crawl:itunes", "crawl:xiaomi"]
+    assert all(run.outcome == "ok" and run.counters["processes"] == 2 for run in runs)
+    assert len(list((tmp_path / "shared" / "xiaomi").glob("part-*/listings.jsonl"))) == 2
+    shared, single = jobs.load_snapshot(tmp_path / "shared"), jobs.load_snapshot(tmp_path / "alone")
+    assert sorted((lst.store, lst.store_id) for lst in shared.listings) == sorted(
+        (lst.store, lst.store_id) for lst in single.listings)
+    assert set(shared.policies) == set(single.policies) and set(shared.apks) == set(single.apks)
+    assert sum(run.counters["listings"] for run in runs) == len(single.listings)
+
+
+def test_a_crawler_host_joins_the_crawls_announced_on_the_frontier_and_writes_its_own_parts(redis_url, tmp_path):
+    import threading
+    import uuid
+
+    prefix = f"finmon-test-{uuid.uuid4().hex[:8]}"
+    stop = threading.Event()
+    joined: list = []
+    worker = threading.Thread(target=lambda: joined.extend(
+        jobs.crawl_worker(redis_url, processes=1, stop=stop, poll=0.2, prefix=prefix)))
+    worker.start()
+    try:
+        with MarketServer(apps=1000, seed=5, fault_rate=0) as market:
+            (run,) = jobs.crawl(tmp_path / "crawl", {"xiaomi": market.store_urls["xiaomi"]}, allow_hosts=["127.0.0.1"],
+                                overrides={"FINMON_FRONTIER": redis_url, "FINMON_FRONTIER_PREFIX": prefix})
+            truth = market.truth()["app_list"]
+    finally:
+        stop.set()
+        worker.join(120)
+    assert run.outcome == "ok" and len(joined) == 1 and joined[0].counters["listings"] > 0  # it did part of it
+    parts = list((tmp_path / "crawl" / "xiaomi").glob("part-*"))
+    assert len(parts) == 2
+    snap = jobs.load_snapshot(tmp_path / "crawl")
+    assert {lst.store_id for lst in snap.listings} == {
+        a["store_ids"]["xiaomi"] for a in truth if "xiaomi" in a["stores"] and "xiaomi_503" not in a["faults"]}
+    assert len(snap.listings) == run.counters["listings"] + joined[0].counters["listings"]

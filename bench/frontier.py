@@ -1,0 +1,103 @@
+"""One crawler process against two sharing a crawl through the Redis frontier, on the same simulated market.
+
+Each configuration crawls the market's stores (Google Play aside: it looks up what the others listed) in a
+``python -m crawler.run`` process, the two-process one through ``FINMON_FRONTIER``. Every process does its CPU
+work on its own event loop (``FINMON_CRAWL_WORKERS=0``), so one process uses one core and two use both; the
+simulator runs in this process. Prints both times, their ratio, and how many requests either made twice.
+
+    python bench/frontier.py [--apps 5000] [--seed 7] [--redis redis://HOST:PORT/DB]
+
+Without --redis it starts a throwaway ``redis-server`` (Debian's package) on a free loopback port.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+# run as a script, this file's folder comes first on sys.path, where bench/market.py hides the simulator package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from finmon import jobs  # noqa: E402
+from market.server import MarketServer  # noqa: E402
+
+STORES = ("itunes", "appgallery", "xiaomi", "myapp")
+
+
+@contextlib.contextmanager
+def throwaway_redis():
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (Debian package redis-server); or give --redis URL")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+                              stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            time.sleep(0.1)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def crawl(market, out: Path, processes: int, redis_url: str) -> tuple[float, int, list[dict]]:
+    """Seconds, requests made more than once (robots.txt aside) and the processes' run records."""
+    before = collections.Counter(market.fetches)
+    cmd = [sys.executable, "-m", "crawler.run", "--allow-host", "127.0.0.1", "--set", "FINMON_CRAWL_WORKERS=0",
+           "--log-level", "WARNING"]
+    for store in STORES:
+        cmd += ["--store", f"{store}={market.store_urls[store]}"]
+    if processes > 1:
+        cmd += ["--set", f"FINMON_FRONTIER={redis_url}", "--set", f"FINMON_FRONTIER_CRAWL={uuid.uuid4().hex}"]
+    started = time.perf_counter()
+    procs = [subprocess.Popen([*cmd, "--out", str(out / f"part{n}")], stdout=subprocess.PIPE, text=True)
+             for n in range(processes)]
+    outputs = [proc.communicate()[0] for proc in procs]
+    seconds = time.perf_counter() - started
+    if any(proc.returncode not in (0, 1) for proc in procs):
+        raise SystemExit(f"a crawl process failed: exit codes {[proc.returncode for proc in procs]}")
+    fetched = collections.Counter(market.fetches)
+    fetched.subtract(before)
+    return seconds, sum(1 for k, n in fetched.items() if n > 1 and "/robots.txt" not in k), [
+        json.loads(text) for text in outputs]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--apps", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--redis", default="", help="a Redis to use (default: start a throwaway redis-server)")
+    args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        redis_url = args.redis or stack.enter_context(throwaway_redis())
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        # a fresh simulator for each (its transient faults answer the first requests only)
+        with MarketServer(apps=args.apps, seed=args.seed) as market:
+            one, one_twice, _ = crawl(market, tmp / "one", 1, redis_url)
+        with MarketServer(apps=args.apps, seed=args.seed) as market:
+            two, two_twice, runs = crawl(market, tmp / "two", 2, redis_url)
+        listings = [len(jobs.load_snapshot(tmp / name).listings) for name in ("one", "two")]
+    print(f"apps={args.apps} seed={args.seed} stores={','.join(STORES)}")
+    print(f"one process   : {one:6.1f} s, {listings[0]} listings, {one_twice} requests made more than once "
+          f"(retries of the simulator's 5xx answers)")
+    print(f"two processes : {two:6.1f} s, {listings[1]} listings, {two_twice} requests made more than once; "
+          f"listings per process {[run['counters'].get('listings', 0) for run in runs]}")
+    print(f"ratio two/one : {two / one:.2f} (target <= 0.6)")
+
+
+if __name__ == "__main__":
+    main()

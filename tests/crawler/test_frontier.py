@@ -1,0 +1,183 @@
+"""The shared crawl frontier on a real Redis server: its queue, leases and seeding, and crawls shared by processes."""
+import collections
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+from crawler.frontier import Frontier, JsonSerializer
+from finmon import jobs
+from finmon.model import Listing
+from market.server import MarketServer
+
+
+@pytest.fixture
+def server(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def frontier(server, worker, crawl="c", store="xiaomi", lease=30):
+    return Frontier(server, "finmon-test", crawl, store, worker, lease, keep_days=1)
+
+
+def test_requests_survive_the_queue_as_json_with_their_bytes_headers_and_listings():
+    listing = Listing(store="itunes", store_id="1", platform="ios", package="com.a", name="借钱", developer="d",
+                      category="finance", source_url="https://apps.example/id1", fetched_at="2026-01-01T00:00:00Z",
+                      permissions=("camera",))
+    request = {"headers": {b"If-None-Match": [b'"v1"']}, "body": b"\x00\xff", "cb_kwargs": {"listing": listing},
+               "meta": {"redirect_urls": ("a", "b")}}
+    back = JsonSerializer.loads(JsonSerializer.dumps(request))
+    assert back == {**request, "meta": {"redirect_urls": ["a", "b"]}}
+    with pytest.raises(TypeError, match="cannot queue a request holding a object"):
+        JsonSerializer.dumps({"meta": {"x": object()}})
+
+
+def test_a_request_is_queued_once_across_the_stores_of_a_crawl_and_again_in_another_crawl(server):
+    crawl = uuid.uuid4().hex
+    xiaomi, itunes = frontier(server, "w1", crawl, "xiaomi"), frontier(server, "w1", crawl, "itunes")
+    assert xiaomi.push("fp-policy", 0, b"r1", dont_filter=False)
+    assert not itunes.push("fp-policy", 0, b"r1-from-itunes", dont_filter=False)  # the same policy URL
+    assert itunes.push("fp-policy", 0, b"retry", dont_filter=True)  # a retry passes the filter
+    assert frontier(server, "w1", uuid.uuid4().hex).push("fp-policy", 0, b"r1", dont_filter=False)
+    assert (xiaomi.queued(), itunes.queued()) == (1, 1)
+
+
+def test_a_taken_request_is_leased_until_released_and_a_silent_workers_leases_go_back_to_the_queue(server):
+    crawl = uuid.uuid4().hex
+    alive, dying = frontier(server, "alive", crawl), frontier(server, "dying", crawl)
+    alive.join(), dying.join()
+    for n, score in ((1, -1), (2, 0), (3, 0)):
+        alive.push(f"fp{n}", score, f"r{n}".encode(), dont_filter=False)
+    assert dying.take() == b"r1"  # the highest priority first
+    assert alive.take() in (b"r2", b"r3")
+    assert alive.reclaim_silent() == 0  # "dying" still beats
+    server.delete(dying.heartbeat_prefix + "dying")  # its lease ran out (killed: no more heartbeats)
+    assert alive.reclaim_silent() == 1
+    assert alive.queued() == 2 and server.zscore(alive.queue, b"r1") == -1  # back, with its priority
+    assert server.smembers(alive.workers) == {b"alive"}
+
+
+def test_the_crawl_is_drained_once_seeded_with_nothing_queued_and_nothing_leased(server):
+    crawl = uuid.uuid4().hex
+    first, second = frontier(server, "first", crawl), frontier(server, "second", crawl)
+    first.join(), second.join()
+    assert not first.drained()  # not seeded yet: a worker that joins early waits
+    assert first.seed_turn() == 1 and second.seed_turn() == 0  # one seeds, the other waits for it
+    first.push("fp", 0, b"r", dont_filter=False)
+    first.mark_seeded()
+    assert second.seed_turn() == 2
+    assert not second.drained()
+    assert second.take() == b"r"
+    assert not first.drained()  # the second still works on it, and may queue more
+    second.release(b"r")
+    assert first.drained() and second.drained()
+
+
+def test_seeding_passes_to_another_worker_when_the_seeder_goes_silent(server):
+    crawl = uuid.uuid4().hex
+    seeder, waiting = frontier(server, "seeder", crawl), frontier(server, "waiting", crawl)
+    seeder.join(), waiting.join()
+    assert seeder.seed_turn() == 1 and waiting.seed_turn() == 0
+    server.delete(seeder.heartbeat_prefix + "seeder")
+    assert waiting.seed_turn() == 1
+
+
+# --- crawls shared by processes ---------------------------------------------------------------------------------
+
+def _crawler(market, out: Path, redis_url: str, crawl: str, store: str = "xiaomi") -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "crawler.run", "--out", str(out), "--allow-host", "127.0.0.1",
+           "--store", f"{store}={market.store_urls[store]}", "--set", f"FINMON_FRONTIER={redis_url}",
+           "--set", f"FINMON_FRONTIER_CRAWL={crawl}", "--set", "FINMON_FRONTIER_PREFIX=finmon-test",
+           "--set", "FINMON_FRONTIER_LEASE=4", "--set", "FINMON_CRAWL_WORKERS=0"]
+    with open(out.with_suffix(".log"), "wb") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log)
+
+
+def _expected(market, store: str) -> tuple[set, set]:
+    """The store's listings (store, id) and the policy URLs they link, from the market's truth (without the apps
+    whose store page always fails: the simulator's permanent store outages)."""
+    apps = [a for a in market.truth()["app_list"] if store in a["stores"] and f"{store}_503" not in a["faults"]]
+    listings = {(store, a["store_ids"][store]) for a in apps}
+    policies = {a["policy"]["url"].replace(market.base_url, "") for a in apps if a["policy"]["url"]}
+    return listings, policies
+
+
+def _fetched_twice(market, before: collections.Counter) -> dict[str, int]:
+    """Requests made more than once since ``before``, but robots.txt (once per process) and the requests of the
+    apps the simulator answers with a 5xx at times (retried as in any crawl)."""
+    fetched = collections.Counter(market.fetches)
+    fetched.subtract(before)
+    retried = [a for a in market.truth()["app_list"] if a["faults"]]
+    ignore = {a["package"] for a in retried} | {a["policy"]["url"].replace(market.base_url, "") for a in retried
+                                                 if a["policy"]["url"]}
+    return {k: n for k, n in fetched.items()
+            if n > 1 and "/robots.txt" not in k and not any(word in k for word in ignore)}
+
+
+def _policies(snap, market) -> set:
+    """The policy URLs the crawl fetched (read, or recorded as failed)."""
+    return {url.replace(market.base_url, "") for url in [*snap.policies, *snap.policy_failures]}
+
+
+@pytest.fixture(scope="module")
+def market_5000():
+    with MarketServer(apps=5000, seed=11, fault_rate=0) as market:
+        yield market
+
+
+def test_two_processes_share_one_crawl_of_5000_apps_every_app_once_and_no_url_twice(market_5000, redis_url, tmp_path):
+    market, crawl = market_5000, uuid.uuid4().hex
+    before = collections.Counter(market.fetches)
+    procs = [_crawler(market, tmp_path / f"part{n}", redis_url, crawl) for n in range(2)]
+    runs = [json.loads(proc.communicate(timeout=600)[0]) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0]
+    snap = jobs.load_snapshot(tmp_path)
+    crawled = collections.Counter((lst.store, lst.store_id) for lst in snap.listings)
+    listings, policies = _expected(market, "xiaomi")
+    assert set(crawled) == listings and max(crawled.values()) == 1  # every app, each once
+    assert _policies(snap, market) >= policies
+    assert all(run["counters"]["listings"] > 0.2 * len(listings) for run in runs)  # both did a share of it
+    assert not _fetched_twice(market, before)
+    ledger = collections.Counter()
+    for run in runs:
+        ledger.update({k: v for k, v in run["counters"].items() if k.startswith("ledger/")})
+    assert ledger["ledger/requests"] == ledger["ledger/items"] + ledger["ledger/errors"] + ledger["ledger/duplicates"]
+
+
+def test_killing_one_of_two_processes_mid_crawl_loses_nothing(market_5000, redis_url, tmp_path):
+    market, crawl = market_5000, uuid.uuid4().hex
+    before = collections.Counter(market.fetches)
+    survivor, victim = (_crawler(market, tmp_path / f"part{n}", redis_url, crawl) for n in range(2))
+    listings, policies = _expected(market, "xiaomi")
+    deadline = time.monotonic() + 300
+    while _lines(tmp_path / "part1" / "listings.jsonl") < len(listings) // 6:  # a third of its half
+        assert victim.poll() is None and time.monotonic() < deadline, "the victim ended before it could be killed"
+        time.sleep(0.2)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate()
+    survivor.communicate(timeout=600)
+    assert survivor.returncode == 0
+    snap = jobs.load_snapshot(tmp_path)
+    assert {(lst.store, lst.store_id) for lst in snap.listings} == listings
+    assert _policies(snap, market) >= policies
+    requeued = sum(int(n) for n in re.findall(r"went silent; (\d+) of its requests",
+                                               (tmp_path / "part0.log").read_text()))
+    twice = _fetched_twice(market, before)
+    # at least once: only what the killed process held when it died can have been fetched again
+    assert 0 < requeued <= 64 and len(twice) <= requeued, (requeued, twice)
+
+
+def _lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except OSError:
+        return 0
