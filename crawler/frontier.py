@@ -61,13 +61,17 @@ if ARGV[4] == '1' or redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
 end
 return 0
 """
-# KEYS: queue, leased. The first request of the queue, moved to the caller's leased set with its score.
+# KEYS: queue, leased. ARGV: how many. The first requests of the queue, moved to the caller's leased set with
+# their scores.
 _LEASE = """
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if #first == 0 then return false end
-redis.call('ZREM', KEYS[1], first[1])
-redis.call('ZADD', KEYS[2], first[2], first[1])
-return first[1]
+local first = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+local taken = {}
+for i = 1, #first, 2 do
+  redis.call('ZREM', KEYS[1], first[i])
+  redis.call('ZADD', KEYS[2], first[i + 1], first[i])
+  taken[#taken + 1] = first[i]
+end
+return taken
 """
 # KEYS: queue, leased, workers, heartbeat. ARGV: worker. A silent worker's leased requests back to the queue.
 _RECLAIM = """
@@ -194,21 +198,25 @@ class Frontier:
         self._push, self._lease, self._reclaim, self._drained, self._seed = (
             server.register_script(s) for s in (_PUSH, _LEASE, _RECLAIM, _DRAINED, _SEED))
 
-    def join(self) -> None:
-        self.beat()
-        self.server.sadd(self.workers, self.worker)
-
     def beat(self) -> None:
-        """Renew this worker's heartbeat."""
-        self.server.set(self.heartbeat_prefix + self.worker, b"1", ex=self.lease)
+        """Renew this worker's heartbeat, and its place among the crawl's workers (a worker that stalled past its
+        lease was dropped from them; its leases from then on must count again)."""
+        with self.server.pipeline() as pipe:
+            pipe.set(self.heartbeat_prefix + self.worker, b"1", ex=self.lease)
+            pipe.sadd(self.workers, self.worker)
+            pipe.execute()
 
-    def push(self, fingerprint: str, score: float, data: bytes, dont_filter: bool) -> bool:
-        """Queue a request unless its fingerprint was seen; False when it was."""
-        return bool(self._push(keys=[self.seen, self.queue], args=[fingerprint, score, data, int(dont_filter)]))
+    def push(self, *requests: tuple[str, float, bytes, bool]) -> list[bool]:
+        """Queue each request (fingerprint, score, encoded, dont_filter) unless its fingerprint was seen, in one round
+        trip; for each, whether it was queued."""
+        with self.server.pipeline(transaction=False) as pipe:
+            for fingerprint, score, data, dont_filter in requests:
+                self._push(keys=[self.seen, self.queue], args=[fingerprint, score, data, int(dont_filter)], client=pipe)
+            return [bool(queued) for queued in pipe.execute()]
 
-    def take(self) -> bytes | None:
-        """Lease the first queued request to this worker."""
-        return self._lease(keys=[self.queue, self.leased])
+    def take(self, count: int = 1) -> list[bytes]:
+        """Lease the first ``count`` queued requests to this worker."""
+        return self._lease(keys=[self.queue, self.leased], args=[count])
 
     def release(self, *data: bytes) -> None:
         """This worker is done with these leased requests."""
@@ -217,7 +225,8 @@ class Frontier:
 
     def give_back(self) -> int:
         """Put every request this worker holds back in the queue (a graceful stop); how many."""
-        return self._reclaim(keys=[self.queue, self.leased, self.workers, "{}"], args=[self.worker])
+        no_heartbeat = self.leased + ":none"  # a key that never exists: the script takes the leases back at once
+        return self._reclaim(keys=[self.queue, self.leased, self.workers, no_heartbeat], args=[self.worker])
 
     def reclaim_silent(self) -> int:
         """Requests of workers whose heartbeat expired, back to the queue; how many."""
@@ -259,10 +268,16 @@ class FrontierScheduler:
 
     Each request taken is leased until the engine is done with it (see the module docstring)."""
 
+    # Requests leased at once (they wait here, leased, until the engine asks) and pushes sent in one round trip at most
+    TAKE, PUSH = 8, 64
+
     def __init__(self, crawler, frontier: Frontier) -> None:
         self.crawler, self.frontier = crawler, frontier
         self.fingerprints = RFPDupeFilter(frontier.server, key=frontier.seen)  # scrapy-redis's request fingerprint
         self.held: dict[Any, bytes] = {}  # request taken → its queue entry, until released
+        self.taken: list[bytes] = []  # leased, not yet handed to the engine
+        self.outgoing: list[tuple[Any, tuple[str, float, bytes, bool]]] = []  # requests to push, pushed together
+        self.flush_call = None
         self.ticker = task.LoopingCall(self.tick)
         self.spider = None
         self.queue: PriorityQueue | None = None
@@ -281,15 +296,13 @@ class FrontierScheduler:
         frontier = Frontier(server, settings.get("FINMON_FRONTIER_PREFIX"), crawl, store,
                             settings.get("FINMON_FRONTIER_WORKER") or worker_name(),
                             settings.getint("FINMON_FRONTIER_LEASE"), settings.getfloat("FINMON_FRONTIER_KEEP_DAYS"))
-        scheduler = cls(crawler, frontier)
-        crawler.signals.connect(scheduler.spider_idle, signal=signals.spider_idle)
-        return scheduler
+        return cls(crawler, frontier)
 
     # --- Scrapy's scheduler interface ---------------------------------------------
     def open(self, spider) -> None:
         self.spider = spider
         self.queue = PriorityQueue(self.frontier.server, spider, self.frontier.queue, serializer=JsonSerializer)
-        self.frontier.join()
+        self.frontier.beat()
         self.frontier.reclaim_silent()
         log.info("frontier: %s joined %s (%d requests queued)", self.frontier.worker, self.frontier.queue,
                  self.frontier.queued())
@@ -299,6 +312,7 @@ class FrontierScheduler:
         if self.ticker.running:
             self.ticker.stop()
         self.release_finished()
+        self.taken.clear()  # still leased in Redis: given back below
         back = self.frontier.give_back()
         if back:
             log.info("frontier: %d unfinished requests handed back to the queue", back)
@@ -308,38 +322,61 @@ class FrontierScheduler:
     def has_pending_requests(self) -> bool:
         """Until the shared crawl is drained, this process waits for work (another may still add some)."""
         self.release_finished()
-        return not self.frontier.drained()
+        return bool(self.taken) or not self.frontier.drained()
 
     def enqueue_request(self, request) -> bool:
+        """Queue a request: pushed with the others of this turn of the event loop, in one round trip, and always
+        before a lease is released (a request that was requested before, here or by another process, is dropped then)."""
         try:
             data = self.queue._encode_request(request)
         except (TypeError, ValueError) as exc:  # costs this request, with an error line, not the crawl
             self.spider.record_error(OTHER, request.url, f"cannot be queued in the frontier: {exc}")
             self.spider.settle(request, ERRORS)
             return True
-        queued = self.frontier.push(self.fingerprints.request_fingerprint(request), -request.priority, data,
-                                    request.dont_filter)
-        if queued:
-            self.crawler.stats.inc_value("scheduler/enqueued/redis")
-        return queued
+        self.outgoing.append((request, (self.fingerprints.request_fingerprint(request), -request.priority, data,
+                                        request.dont_filter)))
+        if len(self.outgoing) >= self.PUSH:
+            self.flush()
+        elif self.flush_call is None:
+            from twisted.internet import reactor
+
+            self.flush_call = reactor.callLater(0, self.flush)
+        return True
+
+    def flush(self) -> None:
+        """Push the requests waiting to be queued."""
+        if self.flush_call is not None and self.flush_call.active():
+            self.flush_call.cancel()
+        self.flush_call = None
+        outgoing, self.outgoing = self.outgoing, []
+        if not outgoing:
+            return
+        queued = self.frontier.push(*(entry for _, entry in outgoing))
+        self.crawler.stats.inc_value("scheduler/enqueued/redis", sum(queued))
+        for (request, _), fresh in zip(outgoing, queued):
+            if not fresh:  # requested before, maybe by another process: the spider's ledger says what that means
+                self.crawler.signals.send_catch_log(signals.request_dropped, request=request, spider=self.spider)
 
     def next_request(self):
         self.release_finished()
-        data = self.frontier.take()
-        if data is None:
+        if not self.taken:
+            self.taken = self.frontier.take(self.TAKE)
+        if not self.taken:
             return None
+        data = self.taken.pop(0)
         request = self.queue._decode_request(data)
         self.held[request] = data
         self.crawler.stats.inc_value("scheduler/dequeued/redis")
         return request
 
     def __len__(self) -> int:
-        return self.frontier.queued()
+        return self.frontier.queued() + len(self.taken)
 
     # --- leases --------------------------------------------------------------------
     def release_finished(self) -> None:
         """Release the leases of the requests the engine is done with (no longer among its requests in progress:
-        downloaded, parsed, items written, the requests they led to queued)."""
+        downloaded, parsed, items written, the requests they led to queued: pushed first)."""
+        self.flush()
         in_progress = _engine_requests(self.crawler)
         done = [request for request in self.held if request not in in_progress]
         if done:
@@ -358,9 +395,6 @@ class FrontierScheduler:
         engine = self.crawler.engine
         if engine is not None and engine.spider is not None:
             _engine_slot(self.crawler).nextcall.schedule()
-
-    def spider_idle(self, spider) -> None:
-        self.release_finished()
 
 
 class SeedOnce:

@@ -44,39 +44,41 @@ def test_requests_survive_the_queue_as_json_with_their_bytes_headers_and_listing
 def test_a_request_is_queued_once_across_the_stores_of_a_crawl_and_again_in_another_crawl(server):
     crawl = uuid.uuid4().hex
     xiaomi, itunes = frontier(server, "w1", crawl, "xiaomi"), frontier(server, "w1", crawl, "itunes")
-    assert xiaomi.push("fp-policy", 0, b"r1", dont_filter=False)
-    assert not itunes.push("fp-policy", 0, b"r1-from-itunes", dont_filter=False)  # the same policy URL
-    assert itunes.push("fp-policy", 0, b"retry", dont_filter=True)  # a retry passes the filter
-    assert frontier(server, "w1", uuid.uuid4().hex).push("fp-policy", 0, b"r1", dont_filter=False)
-    assert (xiaomi.queued(), itunes.queued()) == (1, 1)
+    assert xiaomi.push(("fp-policy", 0, b"r1", False), ("fp-page", 0, b"r2", False)) == [True, True]
+    assert itunes.push(("fp-policy", 0, b"r1-from-itunes", False)) == [False]  # the same policy URL
+    assert itunes.push(("fp-policy", 0, b"retry", True)) == [True]  # a retry passes the filter
+    assert frontier(server, "w1", uuid.uuid4().hex).push(("fp-policy", 0, b"r1", False)) == [True]
+    assert (xiaomi.queued(), itunes.queued()) == (2, 1)
 
 
 def test_a_taken_request_is_leased_until_released_and_a_silent_workers_leases_go_back_to_the_queue(server):
     crawl = uuid.uuid4().hex
     alive, dying = frontier(server, "alive", crawl), frontier(server, "dying", crawl)
-    alive.join(), dying.join()
-    for n, score in ((1, -1), (2, 0), (3, 0)):
-        alive.push(f"fp{n}", score, f"r{n}".encode(), dont_filter=False)
-    assert dying.take() == b"r1"  # the highest priority first
-    assert alive.take() in (b"r2", b"r3")
+    alive.beat(), dying.beat()
+    alive.push(*((f"fp{n}", score, f"r{n}".encode(), False) for n, score in ((1, -1), (2, 0), (3, 0))))
+    assert dying.take() == [b"r1"]  # the highest priority first
+    assert alive.take(5) == [b"r2", b"r3"]
+    alive.release(b"r2")
     assert alive.reclaim_silent() == 0  # "dying" still beats
     server.delete(dying.heartbeat_prefix + "dying")  # its lease ran out (killed: no more heartbeats)
     assert alive.reclaim_silent() == 1
-    assert alive.queued() == 2 and server.zscore(alive.queue, b"r1") == -1  # back, with its priority
+    assert alive.queued() == 1 and server.zscore(alive.queue, b"r1") == -1  # back, with its priority
     assert server.smembers(alive.workers) == {b"alive"}
+    dying.beat()  # it had only stalled: from its next heartbeat on, its leases count again
+    assert server.smembers(alive.workers) == {b"alive", b"dying"}
 
 
 def test_the_crawl_is_drained_once_seeded_with_nothing_queued_and_nothing_leased(server):
     crawl = uuid.uuid4().hex
     first, second = frontier(server, "first", crawl), frontier(server, "second", crawl)
-    first.join(), second.join()
+    first.beat(), second.beat()
     assert not first.drained()  # not seeded yet: a worker that joins early waits
     assert first.seed_turn() == 1 and second.seed_turn() == 0  # one seeds, the other waits for it
-    first.push("fp", 0, b"r", dont_filter=False)
+    first.push(("fp", 0, b"r", False))
     first.mark_seeded()
     assert second.seed_turn() == 2
     assert not second.drained()
-    assert second.take() == b"r"
+    assert second.take() == [b"r"]
     assert not first.drained()  # the second still works on it, and may queue more
     second.release(b"r")
     assert first.drained() and second.drained()
@@ -85,7 +87,7 @@ def test_the_crawl_is_drained_once_seeded_with_nothing_queued_and_nothing_leased
 def test_seeding_passes_to_another_worker_when_the_seeder_goes_silent(server):
     crawl = uuid.uuid4().hex
     seeder, waiting = frontier(server, "seeder", crawl), frontier(server, "waiting", crawl)
-    seeder.join(), waiting.join()
+    seeder.beat(), waiting.beat()
     assert seeder.seed_turn() == 1 and waiting.seed_turn() == 0
     server.delete(seeder.heartbeat_prefix + "seeder")
     assert waiting.seed_turn() == 1
