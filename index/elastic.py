@@ -26,9 +26,11 @@ still the version that was read (or still absent): a concurrent writer makes the
 instead of losing an update, and a bulk request lost in flight is not re-sent (it may have been
 applied). Every batch refreshes before it reads (searches see refreshed documents only, and an
 interrupted batch leaves some unrefreshed) and after it writes, so reads after a save are
-consistent and rerunning a failed save completes it. The app fields that filters need (stores,
-finance type, developer) are copied onto findings and policies, and rewritten there whenever the
-app changes.
+consistent and rerunning a failed save completes it. What ES refused before applying it, and a
+request whose connection was refused, are sent again; a write ES ran twice because a node left
+counts as written when the document is what was sent (:meth:`ElasticStore._bulk_chunk`). The app
+fields that filters need (stores, finance type, developer) are copied onto findings and policies,
+and rewritten there whenever the app changes.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ from itertools import chain
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
+from elasticsearch import ConnectionError as TransportConnectionError
 from elasticsearch.helpers import ScanError
 
 from finmon import settings
@@ -79,6 +82,7 @@ MAPPING_VERSION = 6  # 2: listings apk_url and HTTP validators, runs job/attempt
 KINDS = ("apps", "listings", "policies", "findings", "runs", "rules")
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}  # anything else ranks 3, as in SQLite's ORDER BY
 TEMPLATE_PRIORITY = 200
+RETRIED_STATUSES = (429, 503)  # bulk items ES refused before applying them: too busy, no active primary yet
 
 _KEYWORD = {"type": "keyword", "ignore_above": 1024}
 _NAME = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
@@ -161,6 +165,20 @@ class IndexingError(StoreError):
             reasons.append(f"{len(items)}× {kind}: {error.get('reason')}" + (f" ({cause})" if cause else "")
                            + f" [e.g. {items[0].get('_index')}/{items[0].get('_id')}]")
         super().__init__(f"{len(errors)} of {total} documents failed to index: " + "; ".join(reasons))
+
+
+def _slot(index: str, doc_id: str) -> tuple[str, str]:
+    """A bulk action's document, whether named through the alias (``finmon-apps``) or the index
+    (``finmon-apps-v6``, as results name it)."""
+    return re.sub(r"-v\d+$", "", index), doc_id
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """Whether a connection error is a refused connection: the request never left."""
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and not isinstance(cause, ConnectionRefusedError):
+        cause = cause.__cause__ or cause.__context__
+    return cause is not None
 
 
 def listing_id(store: str, store_id: str, content_hash: str) -> str:
@@ -253,28 +271,38 @@ class ElasticStore:
     mapping_version = MAPPING_VERSION
     mappings = MAPPINGS
 
-    def __init__(self, es: str | Elasticsearch, *, prefix: str | None = None, **client_options: Any) -> None:
-        """``es``: a URL (the client gets the settings' timeout and retries, and ``client_options``) or a client.
+    def __init__(self, es: str | Elasticsearch, *, prefix: str | None = None, shards: int | None = None,
+                 replicas: int | None = None, **client_options: Any) -> None:
+        """``es``: a URL, or several comma-separated (nodes of one cluster: the client goes on with the others
+        when one fails; it gets the settings' timeout and retries, and ``client_options``), or a client.
+        ``shards`` and ``replicas``: of new indices (default: the settings'), in the index templates.
 
         Opening creates or migrates the indices (:meth:`migrate`).
         """
         if isinstance(es, str):
             self.url = es
             es = Elasticsearch(
-                es, request_timeout=settings.FINMON_ES_TIMEOUT, retry_on_timeout=settings.FINMON_ES_RETRY_ON_TIMEOUT,
-                max_retries=settings.FINMON_ES_MAX_RETRIES, **client_options,
+                [url.strip() for url in es.split(",") if url.strip()], request_timeout=settings.FINMON_ES_TIMEOUT,
+                retry_on_timeout=settings.FINMON_ES_RETRY_ON_TIMEOUT, max_retries=settings.FINMON_ES_MAX_RETRIES,
+                **client_options,
             )
         else:
             self.url = ", ".join(node.base_url for node in es.transport.node_pool.all())
         self.es = es
         self.prefix = prefix or settings.FINMON_ES_PREFIX
+        self.shards, self.replicas = shards, replicas
         self.migrate()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **kwargs: Any) -> ElasticStore:
-        """The store at FINMON_ES_URL (default: the local node), with credentials from the environment only:
-        FINMON_ES_API_KEY, or FINMON_ES_USERNAME and FINMON_ES_PASSWORD; FINMON_ES_CA_CERTS; FINMON_ES_PREFIX."""
+        """The store at FINMON_ES_URL (default: the local node; several comma-separated: nodes of one cluster),
+        with credentials from the environment only: FINMON_ES_API_KEY, or FINMON_ES_USERNAME and
+        FINMON_ES_PASSWORD; FINMON_ES_CA_CERTS; FINMON_ES_PREFIX; FINMON_ES_SHARDS and FINMON_ES_REPLICAS
+        of new indices."""
         options: dict[str, Any] = {}
+        for name in ("shards", "replicas"):
+            if environ.get(f"FINMON_ES_{name.upper()}"):
+                options[name] = int(environ[f"FINMON_ES_{name.upper()}"])
         if environ.get("FINMON_ES_API_KEY"):
             options["api_key"] = environ["FINMON_ES_API_KEY"]
         elif environ.get("FINMON_ES_USERNAME"):
@@ -313,8 +341,7 @@ class ElasticStore:
             self.es.indices.put_index_template(
                 name=self.alias(kind), index_patterns=[f"{self.alias(kind)}-v*"], priority=TEMPLATE_PRIORITY,
                 version=self.mapping_version, meta={"managed_by": "finmon", "mapping_version": self.mapping_version},
-                template={"settings": {"number_of_shards": settings.FINMON_ES_SHARDS,
-                                       "number_of_replicas": settings.FINMON_ES_REPLICAS},
+                template={"settings": self._index_settings(),
                           "mappings": self.mappings[kind]},
             )
         copied, added = {}, []
@@ -343,6 +370,11 @@ class ElasticStore:
             self.es.indices.update_aliases(actions=added)
         return copied
 
+    def _index_settings(self) -> dict[str, int]:
+        """Shards and replicas of a new index: the constructor's, else the settings'."""
+        return {"number_of_shards": self.shards or settings.FINMON_ES_SHARDS,
+                "number_of_replicas": settings.FINMON_ES_REPLICAS if self.replicas is None else self.replicas}
+
     def _targets(self) -> dict[str, tuple[str, int]]:
         """The index and mapping version behind each existing alias."""
         out = {}
@@ -360,26 +392,11 @@ class ElasticStore:
     def _bulk(self, actions: Iterable[dict[str, Any]]) -> int:
         """Writes ``actions`` in chunks and refreshes what it wrote; raises IndexingError naming each failure."""
         written: set[str] = set()
-
-        def tracked() -> Iterator[dict[str, Any]]:
-            for action in actions:
-                written.add(action["_index"])
-                yield action
-
         done, errors = 0, []
-        # A bulk request lost in flight may have been applied, and its writes are conditional: the client
-        # does not send it again (a rerun of the batch does it right); what ES refused with 429 was not
-        # applied and is sent again after a backoff.
-        for ok, item in helpers.streaming_bulk(
-            self.es.options(max_retries=0), tracked(), chunk_size=settings.FINMON_ES_BULK_DOCS,
-            max_chunk_bytes=settings.FINMON_ES_BULK_BYTES,
-            raise_on_error=False, max_retries=settings.FINMON_ES_MAX_RETRIES,
-            initial_backoff=settings.FINMON_ES_BACKOFF, max_backoff=settings.FINMON_ES_MAX_BACKOFF,
-        ):
-            if ok:
-                done += 1
-            else:
-                errors.append(next(iter(item.values())))
+        for chunk in chunks(actions, settings.FINMON_ES_BULK_DOCS):
+            written.update(action["_index"] for action in chunk)
+            applied, failed = self._bulk_chunk(chunk)
+            done, errors = done + applied, errors + failed
         if written:
             self.es.indices.refresh(index=",".join(sorted(written)))
         if errors:
@@ -388,6 +405,51 @@ class ElasticStore:
                 raise StoreUnavailable(f"Elasticsearch at {self.url} is unavailable: {error}") from error
             raise error
         return done
+
+    def _bulk_chunk(self, chunk: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+        """One chunk of writes: how many were applied, and the results of those that failed.
+
+        A bulk request lost in flight may have been applied, and its writes are conditional: it is not sent
+        again (a rerun of the batch does it right). What ES refused before applying it (RETRIED_STATUSES) is
+        sent again after a backoff; a chunk whose connection was refused (nothing was sent) goes again at
+        once, to the next node when the client has several. A write sent twice conflicts with itself, and
+        counts as applied when its document is exactly what was sent (:meth:`_unapplied`).
+        """
+        for attempt in range(settings.FINMON_ES_MAX_RETRIES + 1):
+            try:
+                results = [next(iter(item.values())) for _, item in helpers.streaming_bulk(
+                    self.es.options(max_retries=0), chunk, chunk_size=settings.FINMON_ES_BULK_DOCS,
+                    max_chunk_bytes=settings.FINMON_ES_BULK_BYTES, raise_on_error=False,
+                    retry_on_status=RETRIED_STATUSES, max_retries=settings.FINMON_ES_MAX_RETRIES,
+                    initial_backoff=settings.FINMON_ES_BACKOFF, max_backoff=settings.FINMON_ES_MAX_BACKOFF,
+                )]
+                break
+            except TransportConnectionError as exc:
+                if attempt == settings.FINMON_ES_MAX_RETRIES or not _never_connected(exc):
+                    raise
+        sent = {_slot(action["_index"], action["_id"]): action for action in chunk}
+        failed, conflicts = [], []
+        for result in results:
+            action = sent.get(_slot(result.get("_index", ""), result.get("_id", "")))
+            if result.get("status") == 409 and action is not None:
+                conflicts.append((result, action))
+            elif not 200 <= result.get("status", 500) < 300:
+                failed.append(result)
+        failed += self._unapplied(conflicts)
+        return len(results) - len(failed), failed
+
+    def _unapplied(self, conflicts: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any]]:
+        """The results of the conflicting writes that were not applied. When a node leaves in the middle of a
+        write, ES runs the write again on the copy that takes over, where it already is: the document then
+        conflicts with itself. A write whose document now is exactly what was sent is applied."""
+        serializer = self.es.transport.serializers.get_serializer("application/json")
+        unapplied = []
+        for chunk in chunks(conflicts, settings.FINMON_ES_PAGE_SIZE):
+            docs = self.es.mget(docs=[{"_index": result["_index"], "_id": result["_id"]} for result, _ in chunk])
+            for (result, action), doc in zip(chunk, docs["docs"]):
+                if not doc.get("found") or doc["_source"] != serializer.loads(serializer.dumps(action["_source"])):
+                    unapplied.append(result)
+        return unapplied
 
     def _get(self, kind: str, ids: Iterable[str]) -> Iterator[dict[str, Any]]:
         """The documents of ``kind`` that exist among ``ids``."""
