@@ -132,7 +132,7 @@ def crawl(
     With ``FINMON_FRONTIER`` (in ``overrides`` or the environment) the crawl is shared through Redis
     (:mod:`crawler.frontier`) with every process, here or on other hosts, given the same ``FINMON_FRONTIER_CRAWL``
     (a new name when none is given): ``processes`` processes per store here, each writing its own part,
-    ``out_dir/<store>/part-<host>-<n>``, until the shared crawl is drained. The store's Run then sums its parts;
+    ``out_dir/<store>/part-<host>-<tag>-<n>``, until the shared crawl is drained. The store's Run then sums its parts;
     a part that died (even by SIGKILL) costs nothing when the others drained the crawl. Unless ``announce`` is
     false, each store's crawl is announced in Redis while it runs, for ``finmon crawl-worker`` on other hosts to
     join (:func:`crawl_worker`). Raises :class:`crawler.frontier.FrontierUnavailable` when that Redis does not
@@ -262,8 +262,13 @@ def crawl_worker(frontier: str, processes: int = 1, stop: threading.Event | None
     runs: list[Run] = []
 
     def join(spec: dict[str, Any], crawl_id: str, store: str) -> None:
-        overrides = {**spec.get("settings", {}), "FINMON_FRONTIER": frontier, "FINMON_FRONTIER_CRAWL": crawl_id,
-                     "FINMON_FRONTIER_PREFIX": prefix}
+        given = spec.get("settings") if isinstance(spec.get("settings"), dict) else {}
+        ignored = sorted(set(given) - set(ANNOUNCED_SETTINGS) - {"FINMON_FRONTIER_CRAWL", "JOBDIR", "FINMON_RESUME"})
+        if ignored:
+            log.warning("the crawl of %s %s announces settings a crawler host does not take: %s", store, crawl_id,
+                        ", ".join(ignored))
+        overrides = {**{k: v for k, v in given.items() if k in ANNOUNCED_SETTINGS}, "FINMON_FRONTIER": frontier,
+                     "FINMON_FRONTIER_CRAWL": crawl_id, "FINMON_FRONTIER_PREFIX": prefix}
         try:
             runs.extend(crawl(Path(spec["out"]), {store: spec["url"]}, spec.get("allow_hosts", ()), stop=stop,
                               overrides=overrides, processes=processes, announce=False))
@@ -289,6 +294,10 @@ def crawl_worker(frontier: str, processes: int = 1, stop: threading.Event | None
             thread.join()
         redis.close()
     return runs
+
+
+# What a crawler host takes from an announced crawl's settings (anything else could make it run other code)
+ANNOUNCED_SETTINGS = ("FINMON_RUN_ID", "FINMON_PREVIOUS_SNAPSHOT", "FINMON_LOOKUP_LISTINGS")
 
 
 def merge_part_runs(store: str, parts: list[Run]) -> Run:

@@ -277,3 +277,31 @@ def test_a_crawler_host_joins_the_crawls_announced_on_the_frontier_and_writes_it
     assert {lst.store_id for lst in snap.listings} == {
         a["store_ids"]["xiaomi"] for a in truth if "xiaomi" in a["stores"] and "xiaomi_503" not in a["faults"]}
     assert len(snap.listings) == run.counters["listings"] + joined[0].counters["listings"]
+
+
+def test_a_crawler_host_takes_only_the_crawl_settings_it_knows_from_an_announcement(redis_url, tmp_path, monkeypatch):
+    import threading
+    import uuid
+
+    import redis
+
+    from crawler.frontier import publish
+
+    prefix, stop, calls = f"finmon-test-{uuid.uuid4().hex[:8]}", threading.Event(), []
+
+    def crawl(out, store_urls, allow_hosts, **kwargs):
+        calls.append((out, store_urls, kwargs["overrides"]))
+        stop.set()
+        return []
+
+    monkeypatch.setattr(jobs, "crawl", crawl)
+    client = redis.Redis.from_url(redis_url)
+    publish(client, prefix, "crawl-1", "xiaomi", {
+        "url": "https://store.example/xiaomi", "out": str(tmp_path), "allow_hosts": [],
+        "settings": {"FINMON_RUN_ID": "crawl-1", "ITEM_PIPELINES": {"somewhere.Else": 1}, "LOG_FILE": "/etc/x"}})
+    client.close()
+    jobs.crawl_worker(redis_url, stop=stop, poll=0.05, prefix=prefix)
+    ((out, urls, overrides),) = calls
+    assert (out, urls) == (tmp_path, {"xiaomi": "https://store.example/xiaomi"})
+    assert overrides == {"FINMON_RUN_ID": "crawl-1", "FINMON_FRONTIER": redis_url, "FINMON_FRONTIER_CRAWL": "crawl-1",
+                         "FINMON_FRONTIER_PREFIX": prefix}
