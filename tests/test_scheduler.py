@@ -383,7 +383,7 @@ def fake_crawls(monkeypatch, outcomes: list[str]):
         (store,) = store_urls
         (out / store).mkdir(parents=True, exist_ok=True)
         (out / store / "run.json").write_text("{}")  # what a crawl that stopped leaves
-        calls.append(kwargs["overrides"])
+        calls.append({**kwargs["overrides"], "processes": kwargs.get("processes", 1)})
         return [Run(id="x", kind="crawl", started="t", outcome=outcomes[len(calls) - 1], counters={"requests": 1})]
 
     monkeypatch.setattr(jobs, "crawl", crawl)
@@ -423,6 +423,23 @@ def test_an_interrupted_crawl_is_resumed_by_the_next_run(env, monkeypatch):
     history = [r for r in runs(data) if r["job"] == "crawl:appgallery"]
     assert [(r["attempt"], r["outcome"]) for r in history] == [(1, "interrupted"), (2, "ok")]
     assert scheduler.recover(cfg) == ()
+
+
+def test_a_shared_crawl_resumes_on_its_frontier_crawl_and_a_retry_from_scratch_gets_a_new_one(env, monkeypatch):
+    monkeypatch.setenv("FINMON_FRONTIER", "redis://frontier.internal:6379/0")  # the fake crawls never connect
+    monkeypatch.setenv("FINMON_SCHEDULE_RETRY_BACKOFF", "0.01")
+    monkeypatch.setenv("FINMON_SCHEDULE_CRAWL_PROCESSES", "3")
+    monkeypatch.setattr(scheduler, "_wait_for_previous_crawl", lambda snapshot: pytest.fail("no checkpoint to wait for"))
+    data = Path(env["FINMON_DATA_DIR"])
+    calls = fake_crawls(monkeypatch, ["interrupted", "failed", "ok"])
+    scheduler.crawl_job(str(data), "appgallery")  # stopped: the next run joins the same frontier crawl again
+    scheduler.crawl_job(str(data), "appgallery")  # failed, then retried from scratch on a new frontier crawl: ok
+    shared = [(c["FINMON_FRONTIER"], c["FINMON_FRONTIER_CRAWL"], c["FINMON_RESUME"]) for c in calls]
+    assert {frontier for frontier, _, _ in shared} == {"redis://frontier.internal:6379/0"}
+    assert shared[0][1] == shared[1][1] != shared[2][1] and [resume for _, _, resume in shared] == [False, True, False]
+    assert [c["processes"] for c in calls] == [3, 3, 3]
+    history = [r for r in runs(data) if r["job"] == "crawl:appgallery"]
+    assert [(r["attempt"], r["outcome"]) for r in history] == [(1, "interrupted"), (2, "failed"), (3, "ok")]
 
 
 def test_a_crawl_that_left_no_checkpoint_runs_again_from_scratch(env, monkeypatch, tmp_path):
