@@ -11,7 +11,8 @@ downloaded, parsed, its items written and the requests it led to queued. A proce
 second; when it has been silent for ``FINMON_FRONTIER_LEASE`` seconds, any other process puts its leased requests
 back at the head of the queue. A request the dead process had finished but not yet released is then fetched
 again: the guarantee is at least once, never less, and "twice" is bounded by what one process holds at once
-(``CONCURRENT_REQUESTS``).
+(``CONCURRENT_REQUESTS`` and the few it has taken ahead). To save round trips, the requests queued in one turn of
+the event loop are pushed together, always before a lease is released, and leases are taken a few at a time.
 
 The first process to open a store's crawl seeds it (the spider's start requests); the crawl is *drained* when it
 was seeded, its queue is empty and no process holds a lease: then every process of it finishes. Keys, under
