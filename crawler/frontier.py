@@ -40,8 +40,9 @@ import socket
 import uuid
 from typing import Any
 
-from scrapy import signals
+from scrapy import Request, signals
 from scrapy.exceptions import NotConfigured
+from redis.exceptions import NoScriptError
 from scrapy_redis import connection
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
@@ -210,10 +211,16 @@ class Frontier:
     def push(self, *requests: tuple[str, float, bytes, bool]) -> list[bool]:
         """Queue each request (fingerprint, score, encoded, dont_filter) unless its fingerprint was seen, in one round
         trip; for each, whether it was queued."""
-        with self.server.pipeline(transaction=False) as pipe:
-            for fingerprint, score, data, dont_filter in requests:
-                self._push(keys=[self.seen, self.queue], args=[fingerprint, score, data, int(dont_filter)], client=pipe)
-            return [bool(queued) for queued in pipe.execute()]
+        for attempt in (1, 2):
+            with self.server.pipeline(transaction=False) as pipe:
+                for fingerprint, score, data, dont_filter in requests:  # by digest: no SCRIPT EXISTS round trip
+                    pipe.evalsha(self._push.sha, 2, self.seen, self.queue, fingerprint, score, data, int(dont_filter))
+                try:
+                    return [bool(queued) for queued in pipe.execute()]
+                except NoScriptError:  # Redis restarted since the script was loaded: nothing ran; load it, again
+                    if attempt == 2:
+                        raise
+                    self.server.script_load(_PUSH)
 
     def take(self, count: int = 1) -> list[bytes]:
         """Lease the first ``count`` queued requests to this worker."""
@@ -329,7 +336,7 @@ class FrontierScheduler:
         """Queue a request: pushed with the others of this turn of the event loop, in one round trip, and always
         before a lease is released (a request that was requested before, here or by another process, is dropped then)."""
         try:
-            data = self.queue._encode_request(request)
+            data = self.encode(request)
         except (TypeError, ValueError) as exc:  # costs this request, with an error line, not the crawl
             self.spider.record_error(OTHER, request.url, f"cannot be queued in the frontier: {exc}")
             self.spider.settle(request, ERRORS)
@@ -343,6 +350,26 @@ class FrontierScheduler:
 
             self.flush_call = reactor.callLater(0, self.flush)
         return True
+
+    def encode(self, request) -> bytes:
+        """The request as the queue keeps it (what ``Request.to_dict`` gives, as scrapy-redis's queue encodes it),
+        its callbacks named straight from the spider's methods: Scrapy would search the spider's members for them
+        on every request. A callback that is not a method of the spider goes Scrapy's way."""
+        named = {}
+        for attr in ("callback", "errback"):
+            method = getattr(request, attr)
+            if callable(method):
+                name = getattr(method, "__name__", "")
+                if getattr(self.spider, name, None) != method:
+                    return self.queue._encode_request(request)
+                method = name
+            named[attr] = method
+        fields = {"url": request.url, **named, "headers": dict(request.headers)}
+        for attr in request.attributes:
+            fields.setdefault(attr, getattr(request, attr))
+        if type(request) is not Request:
+            fields["_class"] = f"{type(request).__module__}.{type(request).__name__}"
+        return JsonSerializer.dumps(fields)
 
     def flush(self) -> None:
         """Push the requests waiting to be queued."""

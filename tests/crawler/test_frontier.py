@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import redis
+import scrapy
+from scrapy_redis.queue import PriorityQueue
 
 from crawler.frontier import Frontier, JsonSerializer
 from finmon import jobs
@@ -183,3 +185,33 @@ def _lines(path: Path) -> int:
         return path.read_bytes().count(b"\n")
     except OSError:
         return 0
+
+
+def test_pushes_survive_a_redis_that_lost_its_scripts(server):
+    queue = frontier(server, "w", uuid.uuid4().hex)
+    assert queue.push(("fp1", 0, b"r1", False)) == [True]
+    server.script_flush()  # as after a restart of Redis
+    assert queue.push(("fp2", 0, b"r2", False), ("fp1", 0, b"r1", False)) == [True, False]
+
+
+def test_the_queue_encodes_a_request_as_scrapy_and_scrapy_redis_would(make_spider, redis_url):
+    from crawler.frontier import FrontierScheduler
+    from crawler.spiders.itunes import ItunesSpider
+
+    spider = make_spider(ItunesSpider, FINMON_FRONTIER=redis_url, FINMON_FRONTIER_CRAWL=uuid.uuid4().hex)
+    scheduler = FrontierScheduler.from_crawler(spider.crawler)
+    scheduler.spider = spider
+    scheduler.queue = PriorityQueue(scheduler.frontier.server, spider, scheduler.frontier.queue,
+                                    serializer=JsonSerializer)
+    listing = Listing(store="itunes", store_id="1", platform="ios", package="com.a", name="借钱", developer="d",
+                      category="finance", source_url="https://apps.example/id1", fetched_at="2026-01-01T00:00:00Z")
+    requests = [spider.detail_request(listing.source_url, spider.parse_app_page, listing=listing),
+                *spider.policy("https://policies.example/p.html")]
+    for request in requests:
+        assert scheduler.encode(request) == scheduler.queue._encode_request(request)
+        assert scheduler.queue._decode_request(scheduler.encode(request)).to_dict(spider=spider) == request.to_dict(
+            spider=spider)
+    stranger = scrapy.Request("https://elsewhere.example/", callback=lambda response: None)  # not a spider method
+    with pytest.raises(ValueError):  # Scrapy's own path refuses it: the request costs an error line
+        scheduler.encode(stranger)
+    scheduler.frontier.server.close()
