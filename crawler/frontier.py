@@ -9,7 +9,7 @@ Nothing is lost when a process dies, even by ``kill -9``: a request taken from t
 (moved to that process's in-flight set, atomically) and only dropped from there once the process is done with it:
 downloaded, parsed, its items written and the requests it led to queued. A process renews a heartbeat key every
 second; when it has been silent for ``FINMON_FRONTIER_LEASE`` seconds, any other process puts its leased requests
-back at the head of the queue. A request the dead process had finished but not yet released is then fetched
+back in the queue, each with its priority. A request the dead process had finished but not yet released is then fetched
 again: the guarantee is at least once, never less, and "twice" is bounded by what one process holds at once
 (``CONCURRENT_REQUESTS`` and the few it has taken ahead). To save round trips, the requests queued in one turn of
 the event loop are pushed together, always before a lease is released, and leases are taken a few at a time.
@@ -26,8 +26,8 @@ was seeded, its queue is empty and no process holds a lease: then every process 
     worker:<worker>             a process's heartbeat (expires after FINMON_FRONTIER_LEASE seconds)
 
 A crawl that other hosts may join (``finmon crawl-worker``) is published in the hash ``<prefix>:open`` (see
-:func:`publish`) while it runs. A drained crawl's keys expire after ``FINMON_FRONTIER_KEEP_DAYS``. One Redis server (not a Redis Cluster) holds a
-crawl: the scripts below read keys they are not given.
+:func:`publish`) while it runs. A drained crawl's keys expire after ``FINMON_FRONTIER_KEEP_DAYS``. One Redis server
+(not a Redis Cluster) holds a crawl: the scripts below read keys they are not given.
 """
 from __future__ import annotations
 
@@ -40,9 +40,9 @@ import socket
 import uuid
 from typing import Any
 
+from redis.exceptions import NoScriptError
 from scrapy import Request, signals
 from scrapy.exceptions import NotConfigured
-from redis.exceptions import NoScriptError
 from scrapy_redis import connection
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
@@ -334,7 +334,7 @@ class FrontierScheduler:
 
     def enqueue_request(self, request) -> bool:
         """Queue a request: pushed with the others of this turn of the event loop, in one round trip, and always
-        before a lease is released (a request that was requested before, here or by another process, is dropped then)."""
+        before a lease is released (a request requested before, here or by another process, is dropped then)."""
         try:
             data = self.encode(request)
         except (TypeError, ValueError) as exc:  # costs this request, with an error line, not the crawl

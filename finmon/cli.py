@@ -219,7 +219,8 @@ def _allow_hosts(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--allow-host", "allow_hosts", multiple=True, metavar="HOST[:PORT]", callback=_allow_hosts,
               help="A private or loopback host (with a port: that port only) that URLs from store data may point at.")
 @click.option("--timeout", type=float, default=None, help="Stop a store's crawl after this many seconds.")
-@click.option("--frontier", envvar="FINMON_FRONTIER", default=settings.FINMON_FRONTIER, metavar="redis://HOST[:PORT][/DB]",
+@click.option("--frontier", envvar="FINMON_FRONTIER", default=settings.FINMON_FRONTIER,
+              metavar="redis://HOST[:PORT][/DB]",
               help="Share the crawl through this Redis with every process given the same --crawl-id, on any host "
                    "(env FINMON_FRONTIER). Each process writes its own part under --out.")
 @click.option("--crawl-id", envvar="FINMON_FRONTIER_CRAWL", default=None, metavar="NAME",
