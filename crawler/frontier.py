@@ -286,7 +286,7 @@ class FrontierScheduler:
         self.taken: list[bytes] = []  # leased, not yet handed to the engine
         self.outgoing: list[tuple[Any, tuple[str, float, bytes, bool]]] = []  # requests to push, pushed together
         self.flush_call = None
-        self.ticker = task.LoopingCall(self.tick)
+        self.ticker: task.LoopingCall | None = None  # made in open(): a LoopingCall installs a reactor if none is
         self.spider = None
         self.queue: PriorityQueue | None = None
 
@@ -314,10 +314,11 @@ class FrontierScheduler:
         self.frontier.reclaim_silent()
         log.info("frontier: %s joined %s (%d requests queued)", self.frontier.worker, self.frontier.queue,
                  self.frontier.queued())
+        self.ticker = task.LoopingCall(self.tick)
         self.ticker.start(1.0, now=False)
 
     def close(self, reason: str) -> None:
-        if self.ticker.running:
+        if self.ticker is not None and self.ticker.running:
             self.ticker.stop()
         self.release_finished()
         self.taken.clear()  # still leased in Redis: given back below

@@ -198,6 +198,7 @@ def test_the_queue_encodes_a_request_as_scrapy_and_scrapy_redis_would(make_spide
     from crawler.frontier import FrontierScheduler
     from crawler.spiders.itunes import ItunesSpider
 
+    installed_before = "twisted.internet.reactor" in sys.modules  # later tests install the crawl's own reactor
     spider = make_spider(ItunesSpider, FINMON_FRONTIER=redis_url, FINMON_FRONTIER_CRAWL=uuid.uuid4().hex)
     scheduler = FrontierScheduler.from_crawler(spider.crawler)
     scheduler.spider = spider
@@ -215,3 +216,4 @@ def test_the_queue_encodes_a_request_as_scrapy_and_scrapy_redis_would(make_spide
     with pytest.raises(ValueError):  # Scrapy's own path refuses it: the request costs an error line
         scheduler.encode(stranger)
     scheduler.frontier.server.close()
+    assert "twisted.internet.reactor" not in sys.modules or installed_before  # no reactor installed by this test
