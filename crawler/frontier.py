@@ -50,7 +50,7 @@ from twisted.internet import task
 
 from crawler.errors import OTHER
 from crawler.spiders import ERRORS
-from finmon.model import Listing
+from finmon.model import Listing, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def connect(url: str):
         server = connection.get_redis(url=url, socket_timeout=30, socket_connect_timeout=10, retry_on_timeout=True)
         server.ping()
     except Exception as exc:  # a bad URL or any of redis-py's connection errors: all mean the same here
-        raise FrontierUnavailable(f"the crawl frontier {redacted(url)} does not answer: {exc}") from None
+        raise FrontierUnavailable(f"the crawl frontier {redact_url(url)} does not answer: {exc}") from None
     return server
 
 
@@ -461,9 +461,3 @@ def _engine_requests(crawler) -> set:
     """The requests the engine has taken from the scheduler and not finished with."""
     slot = _engine_slot(crawler) if crawler.engine is not None else None
     return slot.inprogress if slot is not None else set()
-
-
-def redacted(url: str) -> str:
-    """A Redis URL without its password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url

@@ -36,7 +36,7 @@ from typing import Any, Iterable, Iterator, Mapping, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
 from finmon import settings
-from finmon.model import SEVERITIES, Finding, Run, parse_utc, utcnow
+from finmon.model import SEVERITIES, Finding, Run, parse_utc, redact_url, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class AlertConfig:
 
         webhook = text("FINMON_ALERT_WEBHOOK")
         if webhook and not _is_http_url(webhook):
-            raise AlertConfigError(f"FINMON_ALERT_WEBHOOK must be an http(s) URL, not {_redact(webhook)!r}")
+            raise AlertConfigError(f"FINMON_ALERT_WEBHOOK must be an http(s) URL, not {redact_url(webhook)!r}")
         smtp = _smtp_from_env(environ)
         if not webhook and smtp is None:
             return cls()  # alerts off: the rest is not read (FINMON_SERVE_URL, say, is the web application's too)
@@ -181,17 +181,6 @@ def _smtp_from_env(environ: Mapping[str, str]) -> SmtpConfig | None:
 def _is_http_url(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
-def _redact(url: str) -> str:
-    """A URL as logs may show it: no user, password, query or fragment (a webhook's secret lives there)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<unparseable URL>"
-    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def ledger_path(default: Path | None = None, environ: Mapping[str, str] = os.environ) -> Path:
@@ -551,7 +540,7 @@ class WebhookSink:
         self._opener = urllib.request.build_opener(_NoRedirect)
 
     def describe(self) -> str:
-        return f"webhook {_redact(self.url)}"
+        return f"webhook {redact_url(self.url)}"
 
     def send(self, message: Message) -> None:
         body = json.dumps(message.to_json(), ensure_ascii=False).encode("utf-8")

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from finmon import jobs, settings
-from finmon.model import dumps
+from finmon.model import dumps, redact_url
 
 err = Console(stderr=True, soft_wrap=True)  # an error is one line, however narrow the terminal
 # Control characters (C0, DEL, C1) and bidirectional overrides: never sent to a terminal as they are.
@@ -257,9 +257,7 @@ def crawl(out_dir: Path, stores: tuple[str, ...], allow_hosts: tuple[str, ...], 
         if not re.match(r"rediss?://[^/?#]", frontier):
             raise click.BadParameter(f"{frontier!r}: expected a redis:// URL", param_hint="--frontier")
         overrides = {"FINMON_FRONTIER": frontier, "FINMON_FRONTIER_CRAWL": crawl_id or jobs.new_run("crawl").id}
-        from crawler.frontier import redacted
-
-        err.print(f"shared crawl {overrides['FINMON_FRONTIER_CRAWL']} on {redacted(frontier)}: other hosts join "
+        err.print(f"shared crawl {overrides['FINMON_FRONTIER_CRAWL']} on {redact_url(frontier)}: other hosts join "
                   f"it with `finmon crawl-worker` or with --crawl-id {overrides['FINMON_FRONTIER_CRAWL']}")
     elif crawl_id or processes > 1:
         raise click.UsageError("--crawl-id and --processes share a crawl through Redis: give --frontier too")
@@ -291,12 +289,12 @@ def crawl_worker(frontier: str, processes: int) -> None:
     import signal
     import threading
 
-    from crawler.frontier import FrontierUnavailable, redacted
+    from crawler.frontier import FrontierUnavailable
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    err.print(f"waiting for crawls on {redacted(frontier)} (SIGTERM or Ctrl-C stops, gracefully)")
+    err.print(f"waiting for crawls on {redact_url(frontier)} (SIGTERM or Ctrl-C stops, gracefully)")
     try:
         runs = jobs.crawl_worker(frontier, processes, stop)
     except FrontierUnavailable as exc:

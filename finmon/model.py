@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from functools import cache
 from itertools import islice
 from typing import Any, Iterable, Iterator
+from urllib.parse import urlsplit
 
 SEVERITIES = ("high", "medium", "low")
 CONFIDENCES = ("high", "medium", "low")
@@ -358,6 +359,17 @@ def merge_listings(
             )
         )
     return apps
+
+
+def redact_url(url: str) -> str:
+    """A URL as messages may show it: no user, password, query or fragment (where secrets live)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparseable URL>"
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
