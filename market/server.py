@@ -588,27 +588,34 @@ def render_pdf(seed: int, policy: Policy) -> bytes:
 _NO_LINE_START = set("，。、；：！？）」”’,.;:!?)")
 _TERMS = {t for lang in ("zh", "en") for terms in TERMS[lang].values() for t in terms}
 _TERMS |= {t for terms in TERMS["traps"].values() for t in terms}
+_TERMS_PATTERN = "|".join(re.escape(t) for t in sorted(_TERMS, key=len, reverse=True))  # longest first
+_ATOMS = {lang: re.compile(f"{_TERMS_PATTERN}|{rest}", re.S) for lang, rest in (("zh", "."), ("en", r"\S+|\s"))}
 
 
 def _wrap(text: str, lang: str, measure: Callable[[str], float], width: float,
           keep_together: tuple[str, ...] = ()) -> list[str]:
     """Greedy line breaking that never splits a data-type term or a ``keep_together`` sentence
     (unless it is longer than a line) and never starts a line with punctuation."""
-    units = [s for s in keep_together if measure(s) <= width] + sorted(_TERMS, key=len, reverse=True)
-    pattern = "|".join(re.escape(u) for u in units) + ("|." if lang == "zh" else "|\\S+|\\s")
+    units = [re.escape(s) for s in keep_together if measure(s) <= width]
+    # the units split the text (the odd pieces); the pieces between them split into terms and characters or words
+    pieces = re.split(f"({'|'.join(units)})", text) if units else [text]
     atoms: list[str] = []
-    for atom in re.findall(pattern, text, re.S):
-        if atoms and atom[0] in _NO_LINE_START:
-            atoms[-1] += atom
-        else:
-            atoms.append(atom)
-    rows, row = [], ""
+    for n, piece in enumerate(pieces):
+        for atom in [piece] if n % 2 else _ATOMS.get(lang, _ATOMS["en"]).findall(piece):
+            if atoms and atom and atom[0] in _NO_LINE_START:
+                atoms[-1] += atom
+            elif atom:
+                atoms.append(atom)
+    rows, row, row_width = [], "", 0.0  # widths add up: the fonts here have no kerning
     for atom in atoms:
-        if row and measure(row + atom) > width:
+        atom_width = measure(atom)
+        if row and row_width + atom_width > width:
             rows.append(row.rstrip())
             row = atom.lstrip()
+            row_width = measure(row)
         else:
             row += atom
+            row_width += atom_width
     if row.strip():
         rows.append(row.rstrip())
     return rows

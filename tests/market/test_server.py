@@ -20,8 +20,8 @@ from pypdf import PdfReader
 
 from crawler import parsers
 from finmon import settings
-from market.population import LABELS
-from market.server import MarketServer
+from market.population import LABELS, Market
+from market.server import _NO_LINE_START, _TERMS, MarketServer, _wrap
 
 ITUNES_FIELDS = {
     "kind": str, "trackId": int, "trackName": str, "bundleId": str, "artistId": int, "artistName": str,
@@ -288,6 +288,30 @@ def test_pdf_policy_extracts_with_pypdf(server: MarketServer, truth: dict) -> No
     assert status == 200 and headers["Content-Type"] == "application/pdf" and body.startswith(b"%PDF")
     text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(body)).pages)
     assert "隐私政策" in text and "生效日期：" in text and app["developer"] in text.replace("\n", "")
+
+
+def test_pdf_lines_fit_and_never_split_a_term_or_a_kept_sentence() -> None:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+
+    if "STSong-Light" not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    market, width = Market(apps=300, seed=7), 300.0
+    docs = [market.policy_document(p) for p in market.policies().values() if p.has_text]
+    assert {doc["language"] for doc in docs} == {"zh", "en"}
+    wrapped = 0
+    for doc in docs[:60]:
+        keep = tuple(doc["keep_together"])
+        for text in (p for section in doc["sections"] for p in section["paragraphs"]):
+            rows = _wrap(text, doc["language"], lambda s: pdfmetrics.stringWidth(s, "STSong-Light", 9.5), width, keep)
+            wrapped += len(rows) > 1
+            assert "".join("".join(rows).split()) == "".join(text.split())  # every character kept, in order
+            assert all(pdfmetrics.stringWidth(row, "STSong-Light", 9.5) <= width for row in rows)
+            assert not any(row[0] in _NO_LINE_START for row in rows[1:])
+            for unit in (*keep, *_TERMS):
+                if unit in text and pdfmetrics.stringWidth(unit, "STSong-Light", 9.5) <= width:
+                    assert sum(row.count(unit) for row in rows) == text.count(unit), (unit, rows)
+    assert wrapped > 100
 
 
 def test_missing_policy_is_404_and_none_has_no_url(server: MarketServer, truth: dict) -> None:
