@@ -9,10 +9,12 @@ Nothing is lost when a process dies, even by ``kill -9``: a request taken from t
 (moved to that process's in-flight set, atomically) and only dropped from there once the process is done with it:
 downloaded, parsed, its items written and the requests it led to queued. A process renews a heartbeat key every
 second; when it has been silent for ``FINMON_FRONTIER_LEASE`` seconds, any other process puts its leased requests
-back in the queue, each with its priority. A request the dead process had finished but not yet released is then fetched
-again: the guarantee is at least once, never less, and "twice" is bounded by what one process holds at once
-(``CONCURRENT_REQUESTS`` and the few it has taken ahead). To save round trips, the requests queued in one turn of
-the event loop are pushed together, always before a lease is released, and leases are taken a few at a time.
+back in the queue, each with its priority. A request the dead process had finished but not yet released is then
+fetched again: the guarantee is at least once, never less, and "twice" is bounded by what one process holds at once
+(``CONCURRENT_REQUESTS``, the few it has taken ahead and the few finished it has not released yet). To save round
+trips, the requests queued in one turn of the event loop are pushed together, always before a lease is released, and
+leases are taken and released a few at a time; a queue found empty is asked again once this process queues requests
+or at the next heartbeat.
 
 The first process to open a store's crawl seeds it (the spider's start requests); the crawl is *drained* when it
 was seeded, its queue is empty and no process holds a lease: then every process of it finishes. Keys, under
@@ -284,6 +286,7 @@ class FrontierScheduler:
         self.fingerprints = RFPDupeFilter(frontier.server, key=frontier.seen)  # scrapy-redis's request fingerprint
         self.held: dict[Any, bytes] = {}  # request taken → its queue entry, until released
         self.taken: list[bytes] = []  # leased, not yet handed to the engine
+        self.dry = False  # the queue was empty: not asked again until this process queues some or the next tick
         self.outgoing: list[tuple[Any, tuple[str, float, bytes, bool]]] = []  # requests to push, pushed together
         self.flush_call = None
         self.ticker: task.LoopingCall | None = None  # made in open(): a LoopingCall installs a reactor if none is
@@ -381,15 +384,17 @@ class FrontierScheduler:
         if not outgoing:
             return
         queued = self.frontier.push(*(entry for _, entry in outgoing))
+        self.dry = self.dry and not any(queued)
         self.crawler.stats.inc_value("scheduler/enqueued/redis", sum(queued))
         for (request, _), fresh in zip(outgoing, queued):
             if not fresh:  # requested before, maybe by another process: the spider's ledger says what that means
                 self.crawler.signals.send_catch_log(signals.request_dropped, request=request, spider=self.spider)
 
     def next_request(self):
-        self.release_finished()
-        if not self.taken:
+        self.release_finished(batch=self.TAKE)
+        if not self.taken and not self.dry:
             self.taken = self.frontier.take(self.TAKE)
+            self.dry = not self.taken
         if not self.taken:
             return None
         data = self.taken.pop(0)
@@ -402,18 +407,20 @@ class FrontierScheduler:
         return self.frontier.queued() + len(self.taken)
 
     # --- leases --------------------------------------------------------------------
-    def release_finished(self) -> None:
+    def release_finished(self, batch: int = 1) -> None:
         """Release the leases of the requests the engine is done with (no longer among its requests in progress:
-        downloaded, parsed, items written, the requests they led to queued: pushed first)."""
+        downloaded, parsed, items written, the requests they led to queued: pushed first), once there are ``batch``
+        of them (one round trip for several; a lease kept a little longer costs nothing but a wider "twice")."""
         self.flush()
         in_progress = _engine_requests(self.crawler)
         done = [request for request in self.held if request not in in_progress]
-        if done:
+        if done and len(done) >= batch:
             self.frontier.release(*(self.held.pop(request) for request in done))
 
     def tick(self) -> None:
         """Every second: the heartbeat, finished leases, silent workers' requests back, and a nudge to the engine
         (requests another process queued are taken without waiting for Scrapy's five-second heartbeat)."""
+        self.dry = False
         try:
             self.frontier.beat()
             self.release_finished()

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import uuid
 from pathlib import Path
 
@@ -194,16 +195,23 @@ def test_pushes_survive_a_redis_that_lost_its_scripts(server):
     assert queue.push(("fp2", 0, b"r2", False), ("fp1", 0, b"r1", False)) == [True, False]
 
 
-def test_the_queue_encodes_a_request_as_scrapy_and_scrapy_redis_would(make_spider, redis_url):
+def _scheduler(make_spider, redis_url):
+    """An iTunes spider's frontier scheduler, opened without a ticker (which would install a reactor) or an engine
+    (so every request it handed out counts as finished)."""
     from crawler.frontier import FrontierScheduler
     from crawler.spiders.itunes import ItunesSpider
 
-    installed_before = "twisted.internet.reactor" in sys.modules  # later tests install the crawl's own reactor
     spider = make_spider(ItunesSpider, FINMON_FRONTIER=redis_url, FINMON_FRONTIER_CRAWL=uuid.uuid4().hex)
     scheduler = FrontierScheduler.from_crawler(spider.crawler)
     scheduler.spider = spider
     scheduler.queue = PriorityQueue(scheduler.frontier.server, spider, scheduler.frontier.queue,
                                     serializer=JsonSerializer)
+    return spider, scheduler
+
+
+def test_the_queue_encodes_a_request_as_scrapy_and_scrapy_redis_would(make_spider, redis_url):
+    installed_before = "twisted.internet.reactor" in sys.modules  # later tests install the crawl's own reactor
+    spider, scheduler = _scheduler(make_spider, redis_url)
     listing = Listing(store="itunes", store_id="1", platform="ios", package="com.a", name="借钱", developer="d",
                       category="finance", source_url="https://apps.example/id1", fetched_at="2026-01-01T00:00:00Z")
     requests = [spider.detail_request(listing.source_url, spider.parse_app_page, listing=listing),
@@ -217,3 +225,36 @@ def test_the_queue_encodes_a_request_as_scrapy_and_scrapy_redis_would(make_spide
         scheduler.encode(stranger)
     scheduler.frontier.server.close()
     assert "twisted.internet.reactor" not in sys.modules or installed_before  # no reactor installed by this test
+
+
+def test_an_empty_queue_is_asked_again_after_a_push_or_a_tick_and_leases_go_back_several_at_a_time(make_spider,
+                                                                                                  redis_url):
+    spider, scheduler = _scheduler(make_spider, redis_url)
+    in_progress = set()  # the engine's requests in progress
+    spider.crawler.engine = types.SimpleNamespace(spider=None, _slot=types.SimpleNamespace(inprogress=in_progress))
+    frontier, takes = scheduler.frontier, []
+    take = frontier.take
+    frontier.take = lambda count: takes.append(count) or take(count)
+
+    def leased() -> int:
+        return frontier.server.zcard(frontier.leased)
+
+    assert scheduler.next_request() is None and scheduler.next_request() is None
+    assert len(takes) == 1  # the queue was empty: not asked again at once
+    scheduler.PUSH = 1  # pushed as soon as queued (no turn of the event loop to wait for here)
+    scheduler.enqueue_request(scrapy.Request("https://apps.example/mine", callback=spider.parse_app_page))
+    assert scheduler.next_request().url == "https://apps.example/mine" and len(takes) == 2  # its own push: asked
+    assert scheduler.next_request() is None and len(takes) == 3  # dry again
+    assert leased() == 1  # finished (no engine holds it), but fewer than a batch: still leased
+    frontier.push(("fp-other", 0, scheduler.encode(scrapy.Request("https://apps.example/other")), False))
+    assert scheduler.next_request() is None and len(takes) == 3  # another process's push waits for the tick
+    scheduler.tick()  # which also releases every finished request
+    other = scheduler.next_request()
+    assert other.url == "https://apps.example/other" and len(takes) == 4
+    in_progress.add(other)
+    assert leased() == 1
+    assert scheduler.has_pending_requests() is True and leased() == 1  # in progress: kept
+    in_progress.clear()
+    frontier.mark_seeded()
+    assert scheduler.has_pending_requests() is False and leased() == 0  # asked whether the crawl is over: released
+    frontier.server.close()
