@@ -1,12 +1,12 @@
 """One crawler process against two sharing a crawl through the Redis frontier, on the same simulated market.
 
 Each configuration crawls the market's stores (Google Play aside: it looks up what the others listed) in a
-``python -m crawler.run`` process, the two-process one through ``FINMON_FRONTIER``. Every process does its CPU
-work on its own event loop (``FINMON_CRAWL_WORKERS=0``), so one process uses one core and two use both; the
-simulator runs in this process. AutoThrottle is off in both: on loopback the latency it steers by is our own CPU
-load, not a store's, so it would hold two processes to the pace of one, which is its job against a real store
-(``--set AUTOTHROTTLE_ENABLED=true`` shows it). Prints both times and CPU, their ratio, and how many requests
-either made more than once.
+``python -m crawler.run`` process, the two-process one through ``FINMON_FRONTIER``. Every process does its CPU work
+on its own event loop (``FINMON_CRAWL_WORKERS=0``), so one process uses one core and two use both; the simulator
+runs in this process, on the same cores, in the same state for both (see ``simulator``). AutoThrottle is off in
+both: on loopback the latency it steers by is our own CPU load, not a store's, so it would hold two processes to the
+pace of one, which is its job against a real store (``--set AUTOTHROTTLE_ENABLED=true`` shows it). Prints both times
+and CPU, their ratio, and how many requests either made more than once.
 
     python bench/frontier.py [--apps 5000] [--seed 7] [--rounds 1] [--redis redis://HOST:PORT/DB] [--set NAME=VALUE]…
 
@@ -33,7 +33,8 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from finmon import jobs  # noqa: E402
-from market.server import MarketServer  # noqa: E402
+from market.population import policy_document  # noqa: E402
+from market.server import MarketServer, render_pdf  # noqa: E402
 
 STORES = ("itunes", "appgallery", "xiaomi", "myapp")
 
@@ -57,6 +58,23 @@ def throwaway_redis():
     finally:
         server.terminate()
         server.wait()
+
+
+@contextlib.contextmanager
+def simulator(apps: int, seed: int):
+    """A fresh simulator (its transient faults answer the first requests only) in the same state for both
+    configurations: before the clock starts its apps are generated and its policy texts and PDFs rendered (its
+    caches hold them), as a store has its pages before a crawl; what it does per request (pages, JSON, APKs) is
+    timed, on the crawl's cores."""
+    policy_document.cache_clear()
+    render_pdf.cache_clear()
+    with MarketServer(apps=apps, seed=seed) as market:
+        for policy in market.market.policies().values():
+            if policy.has_text:
+                market.market.policy_document(policy)
+                if policy.variant == "pdf":
+                    render_pdf(seed, policy)
+        yield market
 
 
 def crawl(market, out: Path, processes: int, redis_url: str, extra: list[str]) -> tuple[float, float, float, int,
@@ -106,10 +124,9 @@ def main() -> None:
         redis_url = args.redis or stack.enter_context(throwaway_redis())
         for round_ in range(1, args.rounds + 1):
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            # a fresh simulator for each (its transient faults answer the first requests only)
-            with MarketServer(apps=args.apps, seed=args.seed) as market:
+            with simulator(args.apps, args.seed) as market:
                 one, one_cpu, one_sim, one_twice, _ = crawl(market, tmp / "one", 1, redis_url, args.set)
-            with MarketServer(apps=args.apps, seed=args.seed) as market:
+            with simulator(args.apps, args.seed) as market:
                 two, two_cpu, two_sim, two_twice, runs = crawl(market, tmp / "two", 2, redis_url, args.set)
             listings = [len(jobs.load_snapshot(tmp / name).listings) for name in ("one", "two")]
             ratios.append(two / one)
