@@ -6,7 +6,8 @@ on its own event loop (``FINMON_CRAWL_WORKERS=0``), so one process uses one core
 runs in this process, on the same cores, in the same state for both (see ``simulator``). AutoThrottle is off in
 both: on loopback the latency it steers by is our own CPU load, not a store's, so it would hold two processes to the
 pace of one, which is its job against a real store (``--set AUTOTHROTTLE_ENABLED=true`` shows it). Prints both times
-and CPU, their ratio, and how many requests either made more than once.
+and CPU and how many requests either made more than once; each two-process time is set against the mean of the
+one-process runs just before and after it (the machine's speed drifts), and the median of these ratios is the figure.
 
     python bench/frontier.py [--apps 5000] [--seed 7] [--rounds 1] [--redis redis://HOST:PORT/DB] [--set NAME=VALUE]…
 
@@ -113,32 +114,39 @@ def main() -> None:
     parser.add_argument("--apps", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rounds", type=int, default=1,
-                        help="one, then two, this many times; the median ratio of the rounds is the figure")
+                        help="two processes this many times, each between two runs of one process (one, two, one, "
+                             "two, … one); the median ratio of the rounds is the figure")
     parser.add_argument("--redis", default="", help="a Redis to use (default: start a throwaway redis-server)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a crawl setting for both configurations (JSON values are decoded); repeatable")
     args = parser.parse_args()
-    print(f"apps={args.apps} seed={args.seed} stores={','.join(STORES)}")
+    print(f"apps={args.apps} seed={args.seed} stores={','.join(STORES)}", flush=True)
     ratios = []
     with contextlib.ExitStack() as stack:
         redis_url = args.redis or stack.enter_context(throwaway_redis())
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+
+        def measure(processes: int, name: str) -> float:
+            with simulator(args.apps, args.seed) as market:
+                seconds, cpu, simulator_cpu, twice, runs = crawl(market, tmp / name, processes, redis_url, args.set)
+            listings = len(jobs.load_snapshot(tmp / name).listings)
+            shares = [run["counters"].get("listings", 0) for run in runs]
+            print(f"  {'one process  ' if processes == 1 else 'two processes'} : {seconds:6.1f} s, crawl CPU "
+                  f"{cpu:6.1f} s, simulator CPU {simulator_cpu:5.1f} s, {listings} listings (per process {shares}), "
+                  f"{twice} requests made more than once", flush=True)
+            return seconds
+
+        # the machine's speed drifts: each two-process time is set against the one-process runs on either side of it
+        before = measure(1, "one-0")
         for round_ in range(1, args.rounds + 1):
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            with simulator(args.apps, args.seed) as market:
-                one, one_cpu, one_sim, one_twice, _ = crawl(market, tmp / "one", 1, redis_url, args.set)
-            with simulator(args.apps, args.seed) as market:
-                two, two_cpu, two_sim, two_twice, runs = crawl(market, tmp / "two", 2, redis_url, args.set)
-            listings = [len(jobs.load_snapshot(tmp / name).listings) for name in ("one", "two")]
-            ratios.append(two / one)
-            print(f"round {round_}")
-            print(f"  one process   : {one:6.1f} s, crawl CPU {one_cpu:6.1f} s, simulator CPU {one_sim:5.1f} s, "
-                  f"{listings[0]} listings, {one_twice} requests made more than once (retries of the simulator's 5xx "
-                  f"answers)")
-            print(f"  two processes : {two:6.1f} s, crawl CPU {two_cpu:6.1f} s, simulator CPU {two_sim:5.1f} s, "
-                  f"{listings[1]} listings, {two_twice} requests made more than once; listings per process "
-                  f"{[run['counters'].get('listings', 0) for run in runs]}")
-            print(f"  ratio two/one : {two / one:.2f}")
-    print(f"ratio two/one, median of {len(ratios)}: {statistics.median(ratios):.2f} (target <= 0.6)")
+            two = measure(2, f"two-{round_}")
+            after = measure(1, f"one-{round_}")
+            ratios.append(two / statistics.mean((before, after)))
+            print(f"round {round_}: ratio two/one {ratios[-1]:.2f} (one process {before:.1f} and {after:.1f} s around "
+                  f"it)", flush=True)
+            before = after
+    print(f"ratio two/one, median of {len(ratios)}: {statistics.median(ratios):.2f} (target <= 0.6); requests made "
+          "more than once: the retries of the simulator's 5xx answers, as many in both unless sharing adds some")
 
 
 if __name__ == "__main__":
