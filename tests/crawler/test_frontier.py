@@ -196,8 +196,7 @@ def test_pushes_survive_a_redis_that_lost_its_scripts(server):
 
 
 def _scheduler(make_spider, redis_url):
-    """An iTunes spider's frontier scheduler, opened without a ticker (which would install a reactor) or an engine
-    (so every request it handed out counts as finished)."""
+    """An iTunes spider's frontier scheduler, opened without its ticker (which would install a reactor)."""
     from crawler.frontier import FrontierScheduler
     from crawler.spiders.itunes import ItunesSpider
 
@@ -245,7 +244,7 @@ def test_an_empty_queue_is_asked_again_after_a_push_or_a_tick_and_leases_go_back
     scheduler.enqueue_request(scrapy.Request("https://apps.example/mine", callback=spider.parse_app_page))
     assert scheduler.next_request().url == "https://apps.example/mine" and len(takes) == 2  # its own push: asked
     assert scheduler.next_request() is None and len(takes) == 3  # dry again
-    assert leased() == 1  # finished (no engine holds it), but fewer than a batch: still leased
+    assert leased() == 1  # finished (not in progress), but fewer than a batch: still leased
     frontier.push(("fp-other", 0, scheduler.encode(scrapy.Request("https://apps.example/other")), False))
     assert scheduler.next_request() is None and len(takes) == 3  # another process's push waits for the tick
     scheduler.tick()  # which also releases every finished request
