@@ -6,6 +6,7 @@ id is a hash of (app key, rule id, evidence key), so re-indexing is idempotent.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cache
 from itertools import islice
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 
 SEVERITIES = ("high", "medium", "low")
@@ -66,31 +67,58 @@ def app_key(platform: str, package: str) -> str:
     return f"{platform}:{package}"
 
 
-def _conforms(value: Any, hint: Any) -> bool:
-    """True when ``value`` (as read from JSON, lists for tuples) has the type ``hint`` names."""
+@cache
+def _checker(hint: Any) -> Callable[[Any], bool]:
+    """A test of whether a value (as read from JSON, lists for tuples) has the type ``hint`` names, made once per
+    hint: records are read by the million (a snapshot, a crawl's shared queue)."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        return any(_conforms(value, arg) for arg in typing.get_args(hint))
+        args = typing.get_args(hint)
+        if len(args) == 2 and type(None) in args:  # Optional: the common case, tested in one step
+            other = _checker(next(arg for arg in args if arg is not type(None)))
+            return lambda value: value is None or other(value)
+        alternatives = tuple(_checker(arg) for arg in args)
+        return lambda value: any(check(value) for check in alternatives)
     if origin is tuple:
-        item = typing.get_args(hint)[0]
-        return isinstance(value, (list, tuple)) and all(_conforms(v, item) for v in value)
+        item = _checker(typing.get_args(hint)[0])
+        return lambda value: isinstance(value, (list, tuple)) and all(map(item, value))
     if hint is type(None):
-        return value is None
+        return lambda value: value is None
     if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, typing.get_origin(hint) or hint)
+        return lambda value: isinstance(value, int) and not isinstance(value, bool)
+    kind = origin or hint
+    return lambda value: isinstance(value, kind)
 
 
 @cache
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _field_checkers(cls: type) -> dict[str, tuple[Any, Callable[[Any], bool]]]:
+    return {name: (hint, _checker(hint)) for name, hint in typing.get_type_hints(cls).items()}
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as :func:`dataclasses.asdict` gives it: records as dicts, containers copied; its leaves (strings,
+    numbers, None) are immutable and kept, not deep-copied one by one."""
+    if isinstance(value, (str, int, float, type(None))):
+        return value
+    if isinstance(value, _Record):
+        return value.to_dict()
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return copy.deepcopy(value)
 
 
 class _Record:
     """Dict round-trip for the frozen dataclasses below."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[arg-type]
+        return {name: _plain(getattr(self, name)) for name in _field_names(type(self))}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
@@ -98,13 +126,14 @@ class _Record:
         written by a killed crawl or edited by hand must cost that line, not corrupt the analysis)."""
         if not isinstance(data, dict):
             raise TypeError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
-        hints = _field_types(cls)
+        fields = _field_checkers(cls)
         kwargs = {}
         for key, value in data.items():
-            if key not in hints:
+            if key not in fields:
                 continue
-            if not _conforms(value, hints[key]):
-                expected = hints[key].__name__ if isinstance(hints[key], type) else hints[key]
+            hint, conforms = fields[key]
+            if not conforms(value):
+                expected = hint.__name__ if isinstance(hint, type) else hint
                 raise TypeError(f"{cls.__name__}.{key}: expected {expected}, got {type(value).__name__}")
             kwargs[key] = tuple(value) if isinstance(value, list) else value
         return cls(**kwargs)
@@ -261,7 +290,7 @@ class Finding(_Record):
         return self.rule_id[0]
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        data = super().to_dict()
         data["id"] = self.id
         return data
 

@@ -1,3 +1,7 @@
+import dataclasses
+
+import pytest
+
 from finmon.model import (
     POLICY_NONE,
     POLICY_NOT_FOUND,
@@ -8,6 +12,7 @@ from finmon.model import (
     Finding,
     Listing,
     PolicyVersion,
+    Run,
     merge_listings,
     normalise_text,
 )
@@ -37,6 +42,30 @@ def test_finding_round_trips_through_dict():
     f = Finding("C202", "high", "medium", "android:x", "t", ev, "reg")
     back = Finding.from_dict(f.to_dict())
     assert back == f and back.id == f.id
+
+
+def test_records_give_what_dataclasses_asdict_gives_as_copies_and_read_back_only_values_of_their_types():
+    records = [
+        listing("googleplay", permissions=("android.permission.CAMERA",), downloads=5, rating_count=None,
+                data_safety={"collected": [{"category": "位置", "optional": False}], "practices": ["加密传输"]}),
+        ApkInfo(sha256="h", size=1, package="com.a", version_code=3, uses_cleartext_traffic=None,
+                exported_unprotected=({"kind": "activity", "name": ".Main"},), sdks=({"id": "umeng"},)),
+        Finding("C202", "high", "medium", "android:x", "t", Evidence(kind="quote", key="k", start=0, end=3), "reg"),
+        Run(id="r", kind="crawl", started="t", counters={"listings": 2}),
+    ]
+    for record in records:
+        data = record.to_dict()
+        assert data == {**dataclasses.asdict(record), **({"id": record.id} if isinstance(record, Finding) else {})}
+        assert type(record).from_dict(data) == record
+        for name, value in data.items():  # containers are the record's copies, not its own
+            if isinstance(value, (dict, list)):
+                assert value is not getattr(record, name)
+    good = records[0].to_dict()
+    for field, bad in (("downloads", True), ("downloads", "5"), ("privacy_url", 3), ("permissions", ["ok", 1]),
+                       ("permissions", "android.permission.CAMERA"), ("data_safety", []), ("name", None)):
+        with pytest.raises(TypeError, match=f"Listing.{field}: expected"):
+            Listing.from_dict({**good, field: bad})
+    assert Listing.from_dict({**good, "privacy_url": None, "permissions": []}).permissions == ()
 
 
 def test_merge_unions_permissions_across_stores_and_attaches_policy():
