@@ -12,9 +12,9 @@ second; when it has been silent for ``FINMON_FRONTIER_LEASE`` seconds, any other
 back in the queue, each with its priority. A request the dead process had finished but not yet released is then
 fetched again: the guarantee is at least once, never less, and "twice" is bounded by what one process holds at once
 (``CONCURRENT_REQUESTS``, the few it has taken ahead and the few finished it has not released yet). To save round
-trips, the requests queued in one turn of the event loop are pushed together, always before a lease is released, and
-leases are taken and released a few at a time; a queue found empty is asked again once this process queues requests
-or at the next heartbeat.
+trips, the requests queued in one turn of the event loop are pushed together (one script call), always before a lease
+is released, and leases are taken a few at a time, the finished ones released in the same call; a queue found empty
+is asked again once this process queues requests or at the next heartbeat.
 
 The first process to open a store's crawl seeds it (the spider's start requests); the crawl is *drained* when it
 was seeded, its queue is empty and no process holds a lease: then every process of it finishes. Keys, under
@@ -42,7 +42,6 @@ import socket
 import uuid
 from typing import Any
 
-from redis.exceptions import NoScriptError
 from scrapy import Request, signals
 from scrapy.exceptions import NotConfigured
 from scrapy_redis import connection
@@ -56,18 +55,25 @@ from finmon.model import Listing, redact_url
 
 log = logging.getLogger(__name__)
 
-# KEYS: seen, queue. ARGV: fingerprint, score, request, dont_filter. Queued unless seen before (atomically: a
-# process killed in between cannot leave a request marked seen that was never queued).
+# KEYS: seen, queue. ARGV: fingerprint, score, request, dont_filter, then the same for the next request, and so on.
+# Each request queued unless seen before (atomically: a process killed in between cannot leave a request marked
+# seen that was never queued); for each, 1 if it was queued.
 _PUSH = """
-if ARGV[4] == '1' or redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
-  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-  return 1
+local queued = {}
+for i = 1, #ARGV, 4 do
+  if ARGV[i + 3] == '1' or redis.call('SADD', KEYS[1], ARGV[i]) == 1 then
+    redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[i + 2])
+    queued[#queued + 1] = 1
+  else
+    queued[#queued + 1] = 0
+  end
 end
-return 0
+return queued
 """
-# KEYS: queue, leased. ARGV: how many. The first requests of the queue, moved to the caller's leased set with
-# their scores.
+# KEYS: queue, leased. ARGV: how many, then requests the caller is done with. Those leases dropped, then the first
+# requests of the queue moved to the caller's leased set with their scores.
 _LEASE = """
+for i = 2, #ARGV do redis.call('ZREM', KEYS[2], ARGV[i]) end
 local first = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
 local taken = {}
 for i = 1, #first, 2 do
@@ -173,16 +179,18 @@ def _tag(obj: Any) -> Any:
     if obj is None or isinstance(obj, (str, int, float, bool)):
         return obj
     if isinstance(obj, Listing):
-        return {"$listing": _tag(obj.to_dict())}
+        return {"$listing": obj.to_dict()}  # strings, numbers, tuples and JSON's dicts: nothing to tag
     raise TypeError(f"cannot queue a request holding a {type(obj).__name__}")
 
 
 def _untag(obj: dict) -> Any:
-    if obj.keys() == {"$b"}:
+    if len(obj) != 1:
+        return obj
+    if "$b" in obj:
         return base64.b64decode(obj["$b"])
-    if obj.keys() == {"$d"}:
+    if "$d" in obj:
         return {k: v for k, v in obj["$d"]}
-    if obj.keys() == {"$listing"}:
+    if "$listing" in obj:
         return Listing.from_dict(obj["$listing"])
     return obj
 
@@ -213,20 +221,16 @@ class Frontier:
     def push(self, *requests: tuple[str, float, bytes, bool]) -> list[bool]:
         """Queue each request (fingerprint, score, encoded, dont_filter) unless its fingerprint was seen, in one round
         trip; for each, whether it was queued."""
-        for attempt in (1, 2):
-            with self.server.pipeline(transaction=False) as pipe:
-                for fingerprint, score, data, dont_filter in requests:  # by digest: no SCRIPT EXISTS round trip
-                    pipe.evalsha(self._push.sha, 2, self.seen, self.queue, fingerprint, score, data, int(dont_filter))
-                try:
-                    return [bool(queued) for queued in pipe.execute()]
-                except NoScriptError:  # Redis restarted since the script was loaded: nothing ran; load it, again
-                    if attempt == 2:
-                        raise
-                    self.server.script_load(_PUSH)
+        if not requests:
+            return []
+        args = [arg for fingerprint, score, data, dont_filter in requests
+                for arg in (fingerprint, score, data, int(dont_filter))]
+        return [bool(queued) for queued in self._push(keys=[self.seen, self.queue], args=args)]
 
-    def take(self, count: int = 1) -> list[bytes]:
-        """Lease the first ``count`` queued requests to this worker."""
-        return self._lease(keys=[self.queue, self.leased], args=[count])
+    def take(self, count: int = 1, *done: bytes) -> list[bytes]:
+        """Lease the first ``count`` queued requests to this worker, releasing the ``done`` ones in the same round
+        trip."""
+        return self._lease(keys=[self.queue, self.leased], args=[count, *done])
 
     def release(self, *data: bytes) -> None:
         """This worker is done with these leased requests."""
@@ -391,9 +395,12 @@ class FrontierScheduler:
                 self.crawler.signals.send_catch_log(signals.request_dropped, request=request, spider=self.spider)
 
     def next_request(self):
-        self.release_finished(batch=self.TAKE)
         if not self.taken and not self.dry:
-            self.taken = self.frontier.take(self.TAKE)
+            self.flush()  # what the finished requests led to is queued before their leases go
+            done = self.finished()
+            self.taken = self.frontier.take(self.TAKE, *(self.held[request] for request in done))
+            for request in done:
+                del self.held[request]
             self.dry = not self.taken
         if not self.taken:
             return None
@@ -407,14 +414,17 @@ class FrontierScheduler:
         return self.frontier.queued() + len(self.taken)
 
     # --- leases --------------------------------------------------------------------
-    def release_finished(self, batch: int = 1) -> None:
-        """Release the leases of the requests the engine is done with (no longer among its requests in progress:
-        downloaded, parsed, items written, the requests they led to queued: pushed first), once there are ``batch``
-        of them (one round trip for several; a lease kept a little longer costs nothing but a wider "twice")."""
-        self.flush()
+    def finished(self) -> list:
+        """The leased requests the engine is done with: no longer among its requests in progress (downloaded,
+        parsed, items written, the requests they led to queued)."""
         in_progress = _engine_requests(self.crawler)
-        done = [request for request in self.held if request not in in_progress]
-        if done and len(done) >= batch:
+        return [request for request in self.held if request not in in_progress]
+
+    def release_finished(self) -> None:
+        """Release the leases of the finished requests (what they led to pushed first)."""
+        self.flush()
+        done = self.finished()
+        if done:
             self.frontier.release(*(self.held.pop(request) for request in done))
 
     def tick(self) -> None:

@@ -226,14 +226,14 @@ def test_the_queue_encodes_a_request_as_scrapy_and_scrapy_redis_would(make_spide
     assert "twisted.internet.reactor" not in sys.modules or installed_before  # no reactor installed by this test
 
 
-def test_an_empty_queue_is_asked_again_after_a_push_or_a_tick_and_leases_go_back_several_at_a_time(make_spider,
-                                                                                                  redis_url):
+def test_an_empty_queue_is_asked_again_after_a_push_or_a_tick_and_finished_leases_go_back_with_the_next_take(
+        make_spider, redis_url):
     spider, scheduler = _scheduler(make_spider, redis_url)
     in_progress = set()  # the engine's requests in progress
     spider.crawler.engine = types.SimpleNamespace(spider=None, _slot=types.SimpleNamespace(inprogress=in_progress))
-    frontier, takes = scheduler.frontier, []
+    frontier, takes = scheduler.frontier, []  # (how many asked for, how many released with them)
     take = frontier.take
-    frontier.take = lambda count: takes.append(count) or take(count)
+    frontier.take = lambda count, *done: takes.append((count, len(done))) or take(count, *done)
 
     def leased() -> int:
         return frontier.server.zcard(frontier.leased)
@@ -242,16 +242,23 @@ def test_an_empty_queue_is_asked_again_after_a_push_or_a_tick_and_leases_go_back
     assert len(takes) == 1  # the queue was empty: not asked again at once
     scheduler.PUSH = 1  # pushed as soon as queued (no turn of the event loop to wait for here)
     scheduler.enqueue_request(scrapy.Request("https://apps.example/mine", callback=spider.parse_app_page))
-    assert scheduler.next_request().url == "https://apps.example/mine" and len(takes) == 2  # its own push: asked
-    assert scheduler.next_request() is None and len(takes) == 3  # dry again
-    assert leased() == 1  # finished (not in progress), but fewer than a batch: still leased
+    mine = scheduler.next_request()
+    assert mine.url == "https://apps.example/mine" and len(takes) == 2  # its own push: asked again
+    in_progress.add(mine)
+    assert scheduler.next_request() is None and takes[-1] == (scheduler.TAKE, 0)  # dry again; mine still in progress
+    in_progress.clear()
     frontier.push(("fp-other", 0, scheduler.encode(scrapy.Request("https://apps.example/other")), False))
     assert scheduler.next_request() is None and len(takes) == 3  # another process's push waits for the tick
-    scheduler.tick()  # which also releases every finished request
+    assert leased() == 1  # mine is finished, and still leased until the next take or tick
+    scheduler.tick()  # which releases every finished request
+    assert leased() == 0
     other = scheduler.next_request()
-    assert other.url == "https://apps.example/other" and len(takes) == 4
-    in_progress.add(other)
-    assert leased() == 1
+    assert other.url == "https://apps.example/other" and len(takes) == 4 and leased() == 1
+    scheduler.enqueue_request(scrapy.Request("https://apps.example/mine-2", callback=spider.parse_app_page))
+    mine_2 = scheduler.next_request()
+    assert mine_2.url == "https://apps.example/mine-2" and takes[-1] == (scheduler.TAKE, 1)
+    assert leased() == 1  # other (finished) went back in the call that leased mine-2
+    in_progress.add(mine_2)
     assert scheduler.has_pending_requests() is True and leased() == 1  # in progress: kept
     in_progress.clear()
     frontier.mark_seeded()
