@@ -34,7 +34,8 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from finmon import jobs  # noqa: E402
-from market.population import policy_document  # noqa: E402
+from market.apk import build_apk  # noqa: E402
+from market.population import apk_spec, policy_document  # noqa: E402
 from market.server import MarketServer, render_pdf  # noqa: E402
 
 STORES = ("itunes", "appgallery", "xiaomi", "myapp")
@@ -64,17 +65,21 @@ def throwaway_redis():
 @contextlib.contextmanager
 def simulator(apps: int, seed: int):
     """A fresh simulator (its transient faults answer the first requests only) in the same state for both
-    configurations: before the clock starts its apps are generated and its policy texts and PDFs rendered (its
-    caches hold them), as a store has its pages before a crawl; what it does per request (pages, JSON, APKs) is
-    timed, on the crawl's cores."""
+    configurations: before the clock starts its apps are generated, its policy texts and PDFs rendered and its APKs
+    built (its caches hold them), as a store has its files before a crawl; what it does per request (pages, JSON)
+    is timed, on the crawl's cores."""
     policy_document.cache_clear()
     render_pdf.cache_clear()
+    build_apk.cache_clear()
     with MarketServer(apps=apps, seed=seed) as market:
         for policy in market.market.policies().values():
             if policy.has_text:
                 market.market.policy_document(policy)
                 if policy.variant == "pdf":
                     render_pdf(seed, policy)
+        for app in market.market.apps():
+            if app.apk is not None:
+                build_apk(apk_spec(app))
         yield market
 
 

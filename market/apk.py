@@ -278,6 +278,7 @@ def dex(classes: Iterable[str]) -> bytes:
 JAR_MANIFEST = b"Manifest-Version: 1.0\r\nCreated-By: finapp-monitor\r\n\r\n"
 
 
+@lru_cache(maxsize=4096)  # a store serves the files it has (about 4 KB each): built once, not at every download
 def build_apk(spec: ApkSpec) -> bytes:
     """A zip with AndroidManifest.xml (binary), classes.dex and META-INF/MANIFEST.MF; same spec, same bytes."""
     entries = {"AndroidManifest.xml": binary_manifest(spec), "classes.dex": dex(spec.classes),
