@@ -23,6 +23,8 @@ was seeded, its queue is empty and no process holds a lease: then every process 
     seen                        the duplicate filter (request fingerprints), shared by the crawl's stores
     <store>:queue               the requests to fetch (a sorted set by priority)
     <store>:leased:<worker>     the requests a process took and has not finished
+    <store>:unreadable          queue entries a process could not read back (damaged, or written by another
+                                version of the spiders): set aside with an errors.jsonl line, not fetched
     <store>:workers             the processes that joined
     <store>:seeder, :seeded     who seeds the store's crawl, and that it is seeded
     worker:<worker>             a process's heartbeat (expires after FINMON_FRONTIER_LEASE seconds)
@@ -206,6 +208,7 @@ class Frontier:
         self.queue, self.workers = f"{base}:{store}:queue", f"{base}:{store}:workers"
         self.leased_prefix = f"{base}:{store}:leased:"
         self.leased = self.leased_prefix + worker
+        self.unreadable = f"{base}:{store}:unreadable"
         self.seeder, self.seeded = f"{base}:{store}:seeder", f"{base}:{store}:seeded"
         self._push, self._lease, self._reclaim, self._drained, self._seed = (
             server.register_script(s) for s in (_PUSH, _LEASE, _RECLAIM, _DRAINED, _SEED))
@@ -236,6 +239,14 @@ class Frontier:
         """This worker is done with these leased requests."""
         if data:
             self.server.zrem(self.leased, *data)
+
+    def set_aside(self, data: bytes) -> None:
+        """A leased entry this worker cannot read: out of its leases (it must not go back to the queue, where every
+        worker would fail on it again) and into the store's ``unreadable`` set, for an operator to look at."""
+        with self.server.pipeline() as pipe:  # one transaction: never in neither
+            pipe.zrem(self.leased, data)
+            pipe.sadd(self.unreadable, data)
+            pipe.execute()
 
     def give_back(self) -> int:
         """Put every request this worker holds back in the queue (a graceful stop); how many."""
@@ -272,7 +283,7 @@ class Frontier:
     def expire(self) -> None:
         """Let the drained crawl's keys go after FINMON_FRONTIER_KEEP_DAYS."""
         with self.server.pipeline() as pipe:
-            for key in (self.seen, self.queue, self.workers, self.seeder, self.seeded):
+            for key in (self.seen, self.queue, self.workers, self.seeder, self.seeded, self.unreadable):
                 pipe.expire(key, self.keep_seconds)
             pipe.execute()
 
@@ -402,13 +413,30 @@ class FrontierScheduler:
             for request in done:
                 del self.held[request]
             self.dry = not self.taken
-        if not self.taken:
-            return None
-        data = self.taken.pop(0)
-        request = self.queue._decode_request(data)
-        self.held[request] = data
-        self.crawler.stats.inc_value("scheduler/dequeued/redis")
-        return request
+        while self.taken:
+            data = self.taken.pop(0)
+            try:
+                request = self.queue._decode_request(data)
+            except Exception as exc:  # anything in a shared queue may be damaged, or another version's: costs it
+                self.set_aside(data, exc)
+                continue
+            self.held[request] = data
+            self.crawler.stats.inc_value("scheduler/dequeued/redis")
+            return request
+        return None
+
+    def set_aside(self, data: bytes, exc: Exception) -> None:
+        """A queue entry that cannot be read back as a request: an errors.jsonl line naming its URL where it has
+        one, an error in the ledger (the process that queued it counted a request), and the entry kept aside."""
+        try:
+            url = json.loads(data).get("url")
+        except (ValueError, AttributeError):
+            url = None
+        url = url if isinstance(url, str) else f"(a queue entry of {len(data)} bytes)"
+        self.spider.record_error(OTHER, url, f"cannot be read back from the frontier, set aside in "
+                                             f"{self.frontier.unreadable}: {type(exc).__name__}: {exc}")
+        self.crawler.stats.inc_value(f"finmon/ledger/{ERRORS}")
+        self.frontier.set_aside(data)
 
     def __len__(self) -> int:
         return self.frontier.queued() + len(self.taken)

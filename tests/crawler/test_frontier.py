@@ -264,3 +264,40 @@ def test_an_empty_queue_is_asked_again_after_a_push_or_a_tick_and_finished_lease
     frontier.mark_seeded()
     assert scheduler.has_pending_requests() is False and leased() == 0  # asked whether the crawl is over: released
     frontier.server.close()
+
+
+def test_a_queue_entry_that_cannot_be_read_back_costs_that_entry_with_an_error_line_not_the_crawl(make_spider,
+                                                                                                   redis_url):
+    spider, scheduler = _scheduler(make_spider, redis_url)
+    in_progress = set()  # the engine's requests in progress
+    spider.crawler.engine = types.SimpleNamespace(spider=None, _slot=types.SimpleNamespace(inprogress=in_progress))
+    frontier = scheduler.frontier
+    good = json.loads(scheduler.encode(scrapy.Request("https://apps.example/good", callback=spider.parse_app_page)))
+    listing = Listing(store="itunes", store_id="1", platform="ios", package="com.a", name="借钱", developer="d",
+                      category="finance", source_url="https://apps.example/id1", fetched_at="2026-01-01T00:00:00Z")
+    bad_listing = json.loads(scheduler.encode(spider.detail_request(listing.source_url, spider.parse_app_page,
+                                                                    listing=listing)))
+    bad_listing["cb_kwargs"]["listing"]["$listing"]["downloads"] = "many"  # a field of the wrong type
+    entries = [
+        b"\xff{ not json",
+        json.dumps({**good, "url": "https://apps.example/renamed", "callback": "parse_renamed"}).encode(),
+        json.dumps(bad_listing).encode(),
+        json.dumps(good).encode(),
+    ]
+    frontier.push(*((f"fp{n}", n, entry, False) for n, entry in enumerate(entries)))  # the good one last
+    taken = scheduler.next_request()
+    assert taken.url == "https://apps.example/good"
+    in_progress.add(taken)
+    assert scheduler.next_request() is None
+    errors = [json.loads(line) for line in (spider.snapshot.path / "errors.jsonl").read_text("utf-8").splitlines()]
+    assert [e["url"] for e in errors] == ["(a queue entry of 11 bytes)", "https://apps.example/renamed",
+                                          "https://apps.example/id1"]
+    assert all(e["kind"] == "other" and "cannot be read back from the frontier" in e["reason"] for e in errors)
+    assert "parse_renamed" in errors[1]["reason"] and "Listing.downloads" in errors[2]["reason"]
+    assert spider.crawler.stats.get_value("finmon/ledger/errors") == 3
+    assert frontier.server.smembers(frontier.unreadable) == set(entries[:3])  # kept for a look, never queued again
+    assert frontier.server.zrange(frontier.leased, 0, -1) == [entries[3]]  # only the good one is leased
+    in_progress.clear()
+    frontier.mark_seeded()
+    assert scheduler.has_pending_requests() is False  # the crawl drains: the unreadable ones hold nothing up
+    frontier.server.close()
