@@ -14,7 +14,9 @@ fetched again: the guarantee is at least once, never less, and "twice" is bounde
 (``CONCURRENT_REQUESTS``, the few it has taken ahead and the few finished it has not released yet). To save round
 trips, the requests queued in one turn of the event loop are pushed together (one script call), always before a lease
 is released, and leases are taken a few at a time, the finished ones released in the same call; a queue found empty
-is asked again once this process queues requests or at the next heartbeat.
+is asked again once this process queues requests or at the next heartbeat. Requests Redis does not take (it restarts,
+the network drops) stay in the process and are pushed again at the next try; until then no finished lease is
+released.
 
 The first process to open a store's crawl seeds it (the spider's start requests); the crawl is *drained* when it
 was seeded, its queue is empty and no process holds a lease: then every process of it finishes. Keys, under
@@ -44,6 +46,7 @@ import socket
 import uuid
 from typing import Any
 
+from redis.exceptions import RedisError
 from scrapy import Request, signals
 from scrapy.exceptions import NotConfigured
 from scrapy_redis import connection
@@ -390,25 +393,31 @@ class FrontierScheduler:
             fields["_class"] = f"{type(request).__module__}.{type(request).__name__}"
         return JsonSerializer.dumps(fields)
 
-    def flush(self) -> None:
-        """Push the requests waiting to be queued."""
+    def flush(self) -> bool:
+        """Push the requests waiting to be queued; False when Redis did not take them: they are kept for the next try
+        (and until then no finished lease is released: a process killed meanwhile leaves their parents leased)."""
         if self.flush_call is not None and self.flush_call.active():
             self.flush_call.cancel()
         self.flush_call = None
         outgoing, self.outgoing = self.outgoing, []
         if not outgoing:
-            return
-        queued = self.frontier.push(*(entry for _, entry in outgoing))
+            return True
+        try:
+            queued = self.frontier.push(*(entry for _, entry in outgoing))
+        except RedisError as exc:
+            self.outgoing[:0] = outgoing
+            log.warning("frontier: %d requests not queued yet, kept for the next try: %s", len(outgoing), exc)
+            return False
         self.dry = self.dry and not any(queued)
         self.crawler.stats.inc_value("scheduler/enqueued/redis", sum(queued))
         for (request, _), fresh in zip(outgoing, queued):
             if not fresh:  # requested before, maybe by another process: the spider's ledger says what that means
                 self.crawler.signals.send_catch_log(signals.request_dropped, request=request, spider=self.spider)
+        return True
 
     def next_request(self):
         if not self.taken and not self.dry:
-            self.flush()  # what the finished requests led to is queued before their leases go
-            done = self.finished()
+            done = self.finished() if self.flush() else []  # what they led to is queued before their leases go
             self.taken = self.frontier.take(self.TAKE, *(self.held[request] for request in done))
             for request in done:
                 del self.held[request]
@@ -450,8 +459,7 @@ class FrontierScheduler:
 
     def release_finished(self) -> None:
         """Release the leases of the finished requests (what they led to pushed first)."""
-        self.flush()
-        done = self.finished()
+        done = self.finished() if self.flush() else []
         if done:
             self.frontier.release(*(self.held.pop(request) for request in done))
 

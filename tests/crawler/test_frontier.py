@@ -301,3 +301,29 @@ def test_a_queue_entry_that_cannot_be_read_back_costs_that_entry_with_an_error_l
     frontier.mark_seeded()
     assert scheduler.has_pending_requests() is False  # the crawl drains: the unreadable ones hold nothing up
     frontier.server.close()
+
+
+def test_requests_redis_did_not_take_are_kept_and_no_finished_lease_goes_before_they_are_queued(make_spider,
+                                                                                                 redis_url):
+    spider, scheduler = _scheduler(make_spider, redis_url)
+    spider.crawler.engine = types.SimpleNamespace(spider=None, _slot=types.SimpleNamespace(inprogress=set()))
+    frontier, failures = scheduler.frontier, [2]  # the next two pushes fail, as when Redis restarts
+    push = frontier.push
+
+    def flaky_push(*requests):
+        if failures[0]:
+            failures[0] -= 1
+            raise redis.ConnectionError("Connection refused")
+        return push(*requests)
+
+    frontier.push(("fp-parent", 0, scheduler.encode(scrapy.Request("https://apps.example/parent")), False))
+    assert scheduler.next_request().url == "https://apps.example/parent"  # finished at once (nothing in progress)
+    frontier.push = flaky_push
+    scheduler.PUSH = 1  # pushed as soon as queued
+    assert scheduler.enqueue_request(scrapy.Request("https://apps.example/child", callback=spider.parse_app_page))
+    scheduler.release_finished()  # Redis refuses again: the parent must stay leased while its child is not queued
+    assert frontier.queued() == 0 and frontier.server.zcard(frontier.leased) == 1
+    scheduler.release_finished()  # Redis is back
+    assert frontier.queued() == 1 and frontier.server.zcard(frontier.leased) == 0
+    assert scheduler.next_request().url == "https://apps.example/child"
+    frontier.server.close()
