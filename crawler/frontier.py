@@ -350,9 +350,14 @@ class FrontierScheduler:
             self.frontier.expire()
 
     def has_pending_requests(self) -> bool:
-        """Until the shared crawl is drained, this process waits for work (another may still add some)."""
-        self.release_finished()
-        return bool(self.taken) or not self.frontier.drained()
+        """Until the shared crawl is drained, this process waits for work (another may still add some); while Redis
+        does not answer, it waits too."""
+        try:
+            self.release_finished()
+            return bool(self.taken) or not self.frontier.drained()
+        except RedisError as exc:
+            log.warning("frontier: cannot tell whether the crawl is over: %s", exc)
+            return True
 
     def enqueue_request(self, request) -> bool:
         """Queue a request: pushed with the others of this turn of the event loop, in one round trip, and always
@@ -418,7 +423,11 @@ class FrontierScheduler:
     def next_request(self):
         if not self.taken and not self.dry:
             done = self.finished() if self.flush() else []  # what they led to is queued before their leases go
-            self.taken = self.frontier.take(self.TAKE, *(self.held[request] for request in done))
+            try:
+                self.taken = self.frontier.take(self.TAKE, *(self.held[request] for request in done))
+            except RedisError as exc:  # nothing taken, nothing released: asked again at the next call or tick
+                log.warning("frontier: cannot take requests: %s", exc)
+                return None
             for request in done:
                 del self.held[request]
             self.dry = not self.taken

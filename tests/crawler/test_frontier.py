@@ -303,17 +303,19 @@ def test_a_queue_entry_that_cannot_be_read_back_costs_that_entry_with_an_error_l
     frontier.server.close()
 
 
-def test_requests_redis_did_not_take_are_kept_and_no_finished_lease_goes_before_they_are_queued(make_spider,
-                                                                                                 redis_url):
+def test_while_redis_does_not_answer_requests_are_kept_leases_held_and_the_crawl_waits(make_spider, redis_url):
     spider, scheduler = _scheduler(make_spider, redis_url)
     spider.crawler.engine = types.SimpleNamespace(spider=None, _slot=types.SimpleNamespace(inprogress=set()))
     frontier, failures = scheduler.frontier, [2]  # the next two pushes fail, as when Redis restarts
     push = frontier.push
 
+    def refused(*args):
+        raise redis.ConnectionError("Connection refused")
+
     def flaky_push(*requests):
         if failures[0]:
             failures[0] -= 1
-            raise redis.ConnectionError("Connection refused")
+            refused()
         return push(*requests)
 
     frontier.push(("fp-parent", 0, scheduler.encode(scrapy.Request("https://apps.example/parent")), False))
@@ -325,5 +327,10 @@ def test_requests_redis_did_not_take_are_kept_and_no_finished_lease_goes_before_
     assert frontier.queued() == 0 and frontier.server.zcard(frontier.leased) == 1
     scheduler.release_finished()  # Redis is back
     assert frontier.queued() == 1 and frontier.server.zcard(frontier.leased) == 0
+    frontier.mark_seeded()
+    answers = frontier.take, frontier.drained
+    frontier.take = frontier.drained = refused
+    assert scheduler.next_request() is None and scheduler.has_pending_requests() is True  # no answer: wait, no error
+    frontier.take, frontier.drained = answers
     assert scheduler.next_request().url == "https://apps.example/child"
     frontier.server.close()
