@@ -500,18 +500,28 @@ class SeedOnce:
         return cls(crawler)
 
     async def process_start(self, start):
-        frontier = _engine_slot(self.crawler).scheduler.frontier
-        while True:
-            turn = frontier.seed_turn()
-            if turn == 2:
-                return
-            if turn == 1:
-                break
+        scheduler = _engine_slot(self.crawler).scheduler
+        frontier = scheduler.frontier
+        while (turn := await _patiently(frontier.seed_turn)) == 0:
             await asyncio.sleep(1.0)  # the crawl's reactor runs on asyncio (TWISTED_REACTOR)
+        if turn == 2:
+            return
         log.info("frontier: %s seeds %s", frontier.worker, frontier.queue)
         async for item_or_request in start:
             yield item_or_request
-        frontier.mark_seeded()
+        while not scheduler.flush():  # the last start requests are queued before the crawl counts as seeded
+            await asyncio.sleep(1.0)
+        await _patiently(frontier.mark_seeded)
+
+
+async def _patiently(call):
+    """``call()``, tried again every second while Redis does not answer (a restart must not end the seeding)."""
+    while True:
+        try:
+            return call()
+        except RedisError as exc:
+            log.warning("frontier: %s; trying again", exc)
+            await asyncio.sleep(1.0)
 
 
 def _engine_slot(crawler):

@@ -334,3 +334,40 @@ def test_while_redis_does_not_answer_requests_are_kept_leases_held_and_the_crawl
     frontier.take, frontier.drained = answers
     assert scheduler.next_request().url == "https://apps.example/child"
     frontier.server.close()
+
+
+def test_the_seeder_waits_out_redis_and_counts_the_crawl_seeded_only_once_its_start_requests_are_queued(make_spider,
+                                                                                                        redis_url):
+    import asyncio
+
+    from crawler.frontier import SeedOnce
+
+    spider, scheduler = _scheduler(make_spider, redis_url)
+    spider.crawler.engine = types.SimpleNamespace(spider=None, _slot=types.SimpleNamespace(scheduler=scheduler,
+                                                                                            inprogress=set()))
+    frontier, refusals = scheduler.frontier, [1]
+    seed_turn, mark_seeded = frontier.seed_turn, frontier.mark_seeded
+
+    def flaky_seed_turn():
+        if refusals[0]:
+            refusals[0] -= 1
+            raise redis.ConnectionError("Connection refused")
+        return seed_turn()
+
+    queued_when_seeded = []
+    frontier.seed_turn = flaky_seed_turn
+    frontier.mark_seeded = lambda: queued_when_seeded.append(frontier.queued()) or mark_seeded()
+    scheduler.flush_call = types.SimpleNamespace(active=lambda: False)  # stands for the reactor's pending flush
+
+    async def start():
+        for n in range(2):
+            yield scrapy.Request(f"https://apps.example/search?page={n}", callback=spider.parse_app_page)
+
+    async def seed():  # as the engine does: each start request to the scheduler as it comes
+        async for request in SeedOnce(spider.crawler).process_start(start()):
+            scheduler.enqueue_request(request)
+
+    asyncio.run(seed())
+    assert refusals == [0] and queued_when_seeded == [2]  # Redis refused once; both queued before "seeded"
+    assert frontier.seed_turn() == 2  # seeded: a process joining now does not seed again
+    frontier.server.close()
