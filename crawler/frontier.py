@@ -436,25 +436,33 @@ class FrontierScheduler:
             try:
                 request = self.queue._decode_request(data)
             except Exception as exc:  # anything in a shared queue may be damaged, or another version's: costs it
-                self.set_aside(data, exc)
+                if not self.set_aside(data, exc):
+                    return None
                 continue
             self.held[request] = data
             self.crawler.stats.inc_value("scheduler/dequeued/redis")
             return request
         return None
 
-    def set_aside(self, data: bytes, exc: Exception) -> None:
-        """A queue entry that cannot be read back as a request: an errors.jsonl line naming its URL where it has
-        one, an error in the ledger (the process that queued it counted a request), and the entry kept aside."""
+    def set_aside(self, data: bytes, exc: Exception) -> bool:
+        """A queue entry that cannot be read back as a request: kept aside, an errors.jsonl line naming its URL where
+        it has one, an error in the ledger (the process that queued it counted a request). False when Redis did not
+        answer: the entry stays leased and first in line, for the next call."""
+        try:
+            self.frontier.set_aside(data)
+        except RedisError as err:
+            self.taken.insert(0, data)
+            log.warning("frontier: cannot set an unreadable entry aside yet: %s", err)
+            return False
         try:
             url = json.loads(data).get("url")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             url = None
         url = url if isinstance(url, str) else f"(a queue entry of {len(data)} bytes)"
         self.spider.record_error(OTHER, url, f"cannot be read back from the frontier, set aside in "
                                              f"{self.frontier.unreadable}: {type(exc).__name__}: {exc}")
         self.crawler.stats.inc_value(f"finmon/ledger/{ERRORS}")
-        self.frontier.set_aside(data)
+        return True
 
     def __len__(self) -> int:
         return self.frontier.queued() + len(self.taken)

@@ -285,6 +285,11 @@ def test_a_queue_entry_that_cannot_be_read_back_costs_that_entry_with_an_error_l
         json.dumps(good).encode(),
     ]
     frontier.push(*((f"fp{n}", n, entry, False) for n, entry in enumerate(entries)))  # the good one last
+    set_aside = frontier.set_aside
+    frontier.set_aside = lambda data: (_ for _ in ()).throw(redis.ConnectionError("Connection refused"))
+    assert scheduler.next_request() is None  # Redis did not answer: the entry stays leased, first in line
+    assert not (spider.snapshot.path / "errors.jsonl").exists() and frontier.server.zcard(frontier.leased) == 4
+    frontier.set_aside = set_aside
     taken = scheduler.next_request()
     assert taken.url == "https://apps.example/good"
     in_progress.add(taken)
