@@ -2,7 +2,7 @@
 
 For each size the simulator serves a fresh market on loopback (in this process, so its memory is not
 counted; its CPU is printed apart) and each stage runs as the operator would run it, in its own processes:
-the three stores' crawls side by side (``python -m crawler.run``, one process per store, as ``finmon crawl``
+the stores' crawls side by side (``python -m crawler.run``, one process per store, as ``finmon crawl``
 starts them, each with its extraction worker), then ``finmon analyze`` and ``finmon report``. Per stage it
 prints wall seconds and share of the end to end, CPU seconds, peak RSS of its largest process; for the
 crawl also responses/s and crawler CPU per response; then the index and report sizes, search latency in
@@ -278,7 +278,7 @@ def print_table(result: dict) -> None:
               f"{s['peak_rss_mb']:>13.0f}")
     c = result["stages"]["crawl"]
     print(f"crawl: {c['responses']} responses, {c['responses_per_s']:.0f}/s, {c['cpu_ms_per_response']:.2f} ms CPU "
-          f"per response (three processes and their workers), {c['listings']} listings, searches capped "
+          f"per response (one process per store and their workers), {c['listings']} listings, searches capped "
           f"{c['capped']}, outcomes {', '.join(c['outcomes'])}; the simulator meanwhile {c['simulator_cpu_seconds']:.1f} "
           f"CPU s")
     print(f"index {result['index_mb']:.0f} MB; report {result['report_files']} files, {result['report_mb']:.0f} MB")
