@@ -1,4 +1,5 @@
 """The shared crawl frontier on a real Redis server: its queue, leases and seeding, and crawls shared by processes."""
+import asyncio
 import collections
 import json
 import re
@@ -15,7 +16,7 @@ import redis
 import scrapy
 from scrapy_redis.queue import PriorityQueue
 
-from crawler.frontier import Frontier, JsonSerializer
+from crawler.frontier import Frontier, JsonSerializer, SeedOnce
 from finmon import jobs
 from finmon.model import Listing
 from market.server import MarketServer
@@ -30,6 +31,11 @@ def server(redis_url):
 
 def frontier(server, worker, crawl="c", store="xiaomi", lease=30):
     return Frontier(server, "finmon-test", crawl, store, worker, lease, keep_days=1)
+
+
+def refused(*args):
+    """What a call to a Redis that does not answer does."""
+    raise redis.ConnectionError("Connection refused")
 
 
 def test_requests_survive_the_queue_as_json_with_their_bytes_headers_and_listings():
@@ -286,7 +292,7 @@ def test_a_queue_entry_that_cannot_be_read_back_costs_that_entry_with_an_error_l
     ]
     frontier.push(*((f"fp{n}", n, entry, False) for n, entry in enumerate(entries)))  # the good one last
     set_aside = frontier.set_aside
-    frontier.set_aside = lambda data: (_ for _ in ()).throw(redis.ConnectionError("Connection refused"))
+    frontier.set_aside = refused
     assert scheduler.next_request() is None  # Redis did not answer: the entry stays leased, first in line
     assert not (spider.snapshot.path / "errors.jsonl").exists() and frontier.server.zcard(frontier.leased) == 4
     frontier.set_aside = set_aside
@@ -314,9 +320,6 @@ def test_while_redis_does_not_answer_requests_are_kept_leases_held_and_the_crawl
     frontier, failures = scheduler.frontier, [2]  # the next two pushes fail, as when Redis restarts
     push = frontier.push
 
-    def refused(*args):
-        raise redis.ConnectionError("Connection refused")
-
     def flaky_push(*requests):
         if failures[0]:
             failures[0] -= 1
@@ -343,10 +346,6 @@ def test_while_redis_does_not_answer_requests_are_kept_leases_held_and_the_crawl
 
 def test_the_seeder_waits_out_redis_and_counts_the_crawl_seeded_only_once_its_start_requests_are_queued(make_spider,
                                                                                                         redis_url):
-    import asyncio
-
-    from crawler.frontier import SeedOnce
-
     spider, scheduler = _scheduler(make_spider, redis_url)
     spider.crawler.engine = types.SimpleNamespace(spider=None, _slot=types.SimpleNamespace(scheduler=scheduler,
                                                                                             inprogress=set()))
@@ -356,7 +355,7 @@ def test_the_seeder_waits_out_redis_and_counts_the_crawl_seeded_only_once_its_st
     def flaky_seed_turn():
         if refusals[0]:
             refusals[0] -= 1
-            raise redis.ConnectionError("Connection refused")
+            refused()
         return seed_turn()
 
     queued_when_seeded = []
