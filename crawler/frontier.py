@@ -422,7 +422,7 @@ class FrontierScheduler:
 
     def next_request(self):
         if not self.taken and not self.dry:
-            done = self.finished() if self.flush() else []  # what they led to is queued before their leases go
+            done = self.releasable()
             try:
                 self.taken = self.frontier.take(self.TAKE, *(self.held[request] for request in done))
             except RedisError as exc:  # nothing taken, nothing released: asked again at the next call or tick
@@ -468,15 +468,18 @@ class FrontierScheduler:
         return self.frontier.queued() + len(self.taken)
 
     # --- leases --------------------------------------------------------------------
-    def finished(self) -> list:
-        """The leased requests the engine is done with: no longer among its requests in progress (downloaded,
-        parsed, items written, the requests they led to queued)."""
+    def releasable(self) -> list:
+        """The leased requests whose leases may go now: the engine is done with them (no longer among its requests
+        in progress: downloaded, parsed, items written) and the requests they led to are pushed, pushed here first;
+        none while Redis has not taken those."""
+        if not self.flush():
+            return []
         in_progress = _engine_requests(self.crawler)
         return [request for request in self.held if request not in in_progress]
 
     def release_finished(self) -> None:
         """Release the leases of the finished requests (what they led to pushed first)."""
-        done = self.finished() if self.flush() else []
+        done = self.releasable()
         if done:
             self.frontier.release(*(self.held.pop(request) for request in done))
 
