@@ -41,7 +41,7 @@ __all__ = ["ClauseCues", "Cue", "Either", "cache_clear", "clause_cues", "clause_
 
 _FLAGS = re.IGNORECASE
 _LATIN = re.compile("[A-Za-z]")
-_MAX_PREFIXES = 256  # literal prefixes kept per alternative; past that the prefix is cut shorter
+_MAX_PREFIXES = 512  # literal prefixes kept per alternative; past that the prefix is cut shorter
 _MAX_CLASS = 16  # a character class of up to this many characters is expanded into its characters
 _ZERO_WIDTH = (sre.AT, sre.ASSERT, sre.ASSERT_NOT)
 # cues only ever searched inside one sentence, where a plain search is as fast: no prefixes, no markers

@@ -803,3 +803,42 @@ def test_sms_read_only_for_a_verification_code_is_not_collecting_sms(text, decla
 def test_d302_a_third_party_using_your_data_is_sharing_and_a_kind_of_company_no_name(make_app, text, flagged):
     assert sharing_sentences(text) == ((0, len(text)),)
     assert bool(rule_findings(make_app("星河支付", text=ALL_ZH + text), "D302")) is flagged
+
+
+# --- round 3 of the real policies -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, present", [
+    ("如您不希望我们将您的个人信息用作前述用途，您可以要求我们停止为上述用途使用您的个人信息。", True),
+    ("任何时候如果您希望停止同第三方共享私人信息，您可以联系我们。", True),
+    ("如果您希望停止使用我们的服务，可以卸载本应用。", False),  # the user stops using the app, not us the data
+    ("如您不希望收到这些邮件，可以点击邮件中的退订链接。", False),  # refusing marketing is not withdrawing consent
+])
+def test_withdrawal_by_asking_us_to_stop_using_or_sharing_personal_information(text, present):
+    assert has_clause(text, "consent_withdrawal") is present
+
+
+@pytest.mark.parametrize("text, flagged", [
+    ("我们会将您订单中与交易有关的必要信息共享给相关商品或服务的提供者。", True),  # a kind of provider
+    ("为了更好地提供服务，我们可能会向关联机构提供用户个人信息。", True),
+    ("我们会将您的订单信息共享给北京星河配送有限公司。", False),  # a named company
+    ("我们会将您的交易信息共享给上述服务提供者：北京星河支付有限公司。", False),
+    ("我们会将处理结果共享给您。", False),  # the user is no third party
+])
+def test_d302_sharing_with_a_provider_or_an_affiliated_body(make_app, text, flagged):
+    assert bool(rule_findings(make_app("星河支付", text=ALL_ZH + text), "D302")) is flagged
+
+
+@pytest.mark.parametrize("text", [
+    "我们会与第三方（如物流公司）共享您的交易信息。",
+    "我们会向合作伙伴提供您的收货信息，包括快递公司和配送公司。",
+])
+def test_d302_a_kind_of_company_is_no_name(make_app, text):
+    assert rule_findings(make_app("星河支付", text=ALL_ZH + text), "D302")
+
+
+@pytest.mark.parametrize("text, channel", [
+    ("如有投诉，请联系我们，通信地址为北京市海淀区中关村大街1号。", True),
+    ("本协议的通知寄往您指定的地址，变更时请与我们联系。您指定的邮寄地址为您的法定联系地址。", False),  # yours
+])
+def test_c205_an_address_that_is_the_users_is_no_channel(text, channel):
+    assert has_contact_channel(text) is channel
