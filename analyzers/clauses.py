@@ -41,7 +41,7 @@ __all__ = ["ClauseCues", "Cue", "Either", "cache_clear", "clause_cues", "clause_
 
 _FLAGS = re.IGNORECASE
 _LATIN = re.compile("[A-Za-z]")
-_MAX_PREFIXES = 512  # literal prefixes kept per alternative; past that the prefix is cut shorter
+_MAX_PREFIXES = 1024  # literal prefixes kept per alternative; past that the prefix is cut shorter
 _MAX_CLASS = 16  # a character class of up to this many characters is expanded into its characters
 _ZERO_WIDTH = (sre.AT, sre.ASSERT, sre.ASSERT_NOT)
 # cues only ever searched inside one sentence, where a plain search is as fast: no prefixes, no markers
@@ -121,7 +121,8 @@ class ClauseCues:
     channel_after: re.Pattern  # matched right after a mention
     channel_unless: re.Pattern  # in or right after a mention: a permission, never a channel
     not_used: re.Pattern
-    context: Either  # a purpose stated as the feature being used (C206 only)
+    context: Either  # a purpose stated as the feature being used (C206 only)…
+    generic_context: re.Pattern  # …not the service at large (当您使用我们的服务时), matched where a context cue starts
     not_declaring: Either  # a sentence that declares nothing of the app's own: 您可以访问、更正…
     heading_feature: re.Pattern
     explicit_act: re.Pattern
@@ -131,6 +132,8 @@ class ClauseCues:
     app_subject: re.Pattern  # the app as the one who shares (我们)
     compelled: re.Pattern  # a law or an authority as the reason (根据法律…向司法机关披露): not sharing
     on_consent: re.Pattern  # sharing that waits for the user's explicit consent (获得您的明确同意后): not sharing
+    not_personal: re.Pattern  # what is shared is not personal information (非个人身份信息, aggregated data)…
+    personal: re.Pattern  # …unless personal information is shared too (您的个人信息)
     not_a_route: re.Pattern  # before a cue, the operator's power (本公司有权…注销用户账号) or the user's duty (须…及时更新)
     not_a_route_clauses: frozenset[str]
     brand_categories: frozenset[str]  # SDK categories whose names are consumer brands too
@@ -189,11 +192,13 @@ def clause_cues() -> ClauseCues:
         channel_before=both(channel["before"]), channel_after=both(channel["after"]),
         channel_code=both(channel["verification_code"]),
         channel_unless=_alternation(channel["unless"]), not_used=both(sensitive["not_used"]),
-        context=either(sensitive["context"]), not_declaring=either(sensitive["not_declaring"]),
+        context=either(sensitive["context"]), generic_context=both(sensitive["generic_context"]),
+        not_declaring=either(sensitive["not_declaring"]),
         heading_feature=both(sensitive["heading_feature"]), explicit_act=both(explicit["act"]),
         explicit_use=both(explicit["use"]), consequence=both(explicit["consequence"]),
         user_subject=both(data["sharing_subject"]["user"]), app_subject=both(data["sharing_subject"]["app"]),
         compelled=both(data["sharing_subject"]["compelled"]), on_consent=both(data["sharing_subject"]["on_consent"]),
+        not_personal=both(data["sharing_subject"]["not_personal"]), personal=both(data["sharing_subject"]["personal"]),
         not_a_route=both(data["not_a_route"]), not_a_route_clauses=frozenset(data["not_a_route"]["clauses"]),
         brand_categories=frozenset(brands["categories"]), brand_context=_alternation(brands["context"]),
         brand_window=int(brands["window"]))
@@ -276,8 +281,16 @@ def counts(clause_id: str, text: str, start: int, m: re.Match) -> bool:
         return not _explicit(text, start, m)
     if clause_id == "third_party_sharing":
         return (not _user_acts(text, start, m) and cues.compelled.search(text, start, m.end()) is None
-                and cues.on_consent.search(text, start, m.start()) is None)
+                and cues.on_consent.search(text, start, m.start()) is None and not _not_personal(text, start, m))
     return True
+
+
+def _not_personal(text: str, start: int, m: re.Match) -> bool:
+    """Whether what the sharing match ``m`` shares is said to be no personal information (经统计加工的非个人身份信息,
+    aggregated data), with no personal information named beside it."""
+    cues = clause_cues()
+    return (cues.not_personal.search(text, start, m.end()) is not None
+            and cues.personal.search(text, start, m.end()) is None)
 
 
 def _negated(text: str, start: int, end: int) -> bool:
@@ -410,7 +423,7 @@ def without_purpose(text: str, mentions: Iterable[Mention], types: Iterable[str]
     def states_purpose(k: int) -> bool:
         found = states.get(k)
         if found is None:
-            found = states[k] = k in stated or cues.context.search(simple, *_span(simple, ends, k)) is not None
+            found = states[k] = k in stated or _feature_used(simple, *_span(simple, ends, k))
         return found
 
     for m in mentions:
@@ -575,6 +588,18 @@ def _explained(text: str, ends: list[int], i: int, states_purpose: Callable[[int
         return True
     head = _heading(text, ends, i)
     return head >= 0 and (states_purpose(head) or _feature_heading(text, *_span(text, ends, head), mentions))
+
+
+def _feature_used(text: str, start: int, end: int) -> bool:
+    """Whether [start, end) states the feature being used (在您申请借款时), not only the use of the service at large
+    (当您使用我们的服务时: that is no purpose)."""
+    cues = clause_cues()
+    for pattern in (cues.context.zh, cues.context.en):
+        if pattern is cues.context.en and _LATIN.search(text, start, end) is None:
+            break
+        if any(cues.generic_context.match(text, m.start(), end) is None for m in pattern.finditer(text, start, end)):
+            return True
+    return False
 
 
 def _feature_heading(text: str, start: int, end: int, mentions: tuple[Mention, ...]) -> bool:

@@ -361,7 +361,7 @@ def evaluate_clauses(labels_path: Path | str, data_dir: Path | str,
     the label's ``collects`` list (the policy really declares collecting it); the finance type is right when it
     equals the label's. The texts are read from the corpus files in ``data_dir``.
     """
-    from finmon.model import PolicyVersion, sha256_hex
+    from finmon.model import PolicyVersion, detect_language, sha256_hex
 
     from .policy_check import check_policy
 
@@ -382,7 +382,7 @@ def evaluate_clauses(labels_path: Path | str, data_dir: Path | str,
             continue
         text = row["text"]
         policy = PolicyVersion(url="", final_url="", fetched_at="", sha256=sha256_hex(text), text=text,
-                               language="zh")
+                               language=detect_language(text))
         result = check_policy(policy, category=LABELLED_CATEGORY.get(row.get("category", ""), ""))
         fired: dict[str, set[str]] = {}
         for f in result["findings"]:

@@ -23,7 +23,7 @@ from charset_normalizer import from_bytes
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom, resolve_encoding
 
 from crawler.workers import Workers
-from finmon.model import PolicyVersion, normalise_text, sha256_hex
+from finmon.model import PolicyVersion, detect_language, normalise_text, sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -112,19 +112,6 @@ def _pdf_text(body: bytes) -> tuple[str, str]:
     pages = [page.extract_text() or "" for page in reader.pages]
     title = (reader.metadata.title if reader.metadata else None) or ""
     return "\n".join(pages), str(title)
-
-
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
-_LATIN = re.compile(r"[A-Za-z]")
-
-
-def detect_language(text: str) -> str:
-    """``zh`` when CJK characters are at least 30% of the words (latin letters / 5), else ``en``."""
-    cjk = len(_CJK.findall(text))
-    latin = len(_LATIN.findall(text))
-    if not cjk and not latin:
-        return ""
-    return "zh" if cjk >= 0.3 * (cjk + latin / 5) else "en"
 
 
 _ZH_DATE = r"(?P<y>\d{4})\s*[年./-]\s*(?P<m>\d{1,2})\s*[月./-]\s*(?P<d>\d{1,2})\s*日?"

@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 import unicodedata
@@ -61,6 +62,19 @@ def normalise_text(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
     lines = (" ".join(line.split()) for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
+
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def detect_language(text: str) -> str:
+    """``zh`` when CJK characters are at least 30% of the words (latin letters / 5), else ``en``."""
+    cjk = len(_CJK.findall(text))
+    latin = len(_LATIN.findall(text))
+    if not cjk and not latin:
+        return ""
+    return "zh" if cjk >= 0.3 * (cjk + latin / 5) else "en"
 
 
 def app_key(platform: str, package: str) -> str:

@@ -248,26 +248,37 @@ def test_clause_floors_on_hand_labelled_real_policies(shared_data):
 
 
 # The later rounds: 30 more dev policies each, labelled by annotators who never ran the rules, after the rules were
-# tuned on the rounds before (round 2: 6 finance apps; round 3: none left unlabelled, general apps). Each scored first
-# as it came (README); the floors are the figures after the fixes of the classes it showed, as counts (true positives
-# may only rise, false positives and misses only fall): a ratio over one or two policies would pin nothing.
-LATER_ROUNDS = {  # label file -> rule -> (tp at least, fp at most, fn at most)
-    "real_policy_labels_round2.jsonl": {"C203": (4, 0, 0), "C204": (0, 0, 1), "C205": (2, 1, 0), "C207": (24, 0, 0),
-                                        "D302": (6, 2, 2), "C206": (5, 2, 2)},
-    "real_policy_labels_round3.jsonl": {"C203": (4, 1, 0), "C204": (1, 0, 1), "C205": (6, 1, 0), "C207": (27, 0, 0),
-                                        "D302": (6, 2, 1), "C206": (1, 0, 3)},
+# tuned on the rounds before (round 2: 6 finance apps; rounds 3 and 4: no finance app was left, general apps). Each
+# scored first as it came (README); the floors are the figures after the fixes of the classes it showed, as counts
+# (true positives may only rise, false positives and misses only fall): a ratio over one or two policies would pin
+# nothing. Finance types right: at least as many as reached.
+LATER_ROUNDS = {  # label file -> (rule -> (tp at least, fp at most, fn at most), finance types right at least)
+    "real_policy_labels_round2.jsonl": ({"C203": (4, 0, 0), "C204": (0, 0, 1), "C205": (2, 1, 0), "C207": (24, 0, 0),
+                                         "D302": (6, 2, 2), "C206": (5, 2, 2)}, 30),
+    "real_policy_labels_round3.jsonl": ({"C203": (4, 1, 0), "C204": (1, 0, 1), "C205": (6, 1, 0), "C207": (27, 0, 0),
+                                         "D302": (6, 2, 1), "C206": (1, 0, 3)}, 30),
+    "real_policy_labels_round4.jsonl": ({"C203": (11, 1, 2), "C204": (4, 0, 1), "C205": (8, 1, 0), "C207": (26, 0, 0),
+                                         "D302": (10, 0, 0), "C206": (7, 3, 14)}, 29),
 }
 
 
 @pytest.mark.parametrize("name", LATER_ROUNDS)
 def test_clause_floors_on_the_later_rounds_of_real_policies(shared_data, name):
     report = ev.evaluate_clauses(LABELS.with_name(name), shared_data)
+    floors, finance_right = LATER_ROUNDS[name]
     assert report.policies == 30 and report.bad_lines == 0
-    for rule, (tp, fp, fn) in LATER_ROUNDS[name].items():
+    for rule, (tp, fp, fn) in floors.items():
         figures = report.per_label[rule]
         assert figures["tp"] >= tp and figures["fp"] <= fp and figures["fn"] <= fn, (rule, figures)
     assert report.extra["c202_evidence"]["precision"] == 1.0, report.extra["c202_evidence"]
-    assert report.extra["finance_type"]["accuracy"] == 1.0, report.extra["finance_type"]
+    assert report.extra["finance_type"]["right"] >= finance_right, report.extra["finance_type"]
+
+
+def test_the_english_labels_are_30_valid_lines_of_opp115_policies():
+    """Scored only where the OPP-115 corpus is at hand (scripts/opp115_corpus.py; its texts are not kept here)."""
+    labels, bad = ev._read_labels(LABELS.with_name("real_policy_labels_en.jsonl"))
+    assert (len(labels), bad) == (30, 0)
+    assert {lab["corpus"] for lab in labels} == {"opp115.jsonl"} and all(lab["id"].isdigit() for lab in labels)
 
 
 def test_clause_scoring_counts_each_rule_against_its_label(tmp_path):

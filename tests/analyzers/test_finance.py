@@ -274,3 +274,12 @@ def test_finance_type_found_in_the_policy_lets_c202_run(make_app):
     result = analyze(make_app("万和e阳指", category="金融理财", developer="", text=text))
     assert result.finance_type == "securities"
     assert ("C202", "location") in [(f.rule_id, f.evidence.key) for f in result.findings]
+
+
+def test_an_english_banks_policy_reads_as_banking(make_app):
+    text = ("Our online banking and mobile banking services let you view your accounts. Use online banking to pay bills. "
+            "Deposits are insured by the FDIC. Online banking sessions time out after ten minutes.")
+    verdict = explain_app(make_app("Example", category="", developer="", text=text, language="en"))
+    assert verdict.value == "banking" and "policy: FDIC ×1" in verdict.evidence
+    assert explain_app(make_app("Example", category="", developer="", text="We sell books online.",
+                                language="en")).value == OTHER

@@ -616,7 +616,15 @@ def test_withdrawal_by_turning_off_a_permission_or_authorisation(text, present):
 @pytest.mark.parametrize("text,present", [
     ("在我的页面可完成注销流程。", True),
     ("需要修改所提供的个人身份资料信息的，我们将及时处理。", True),
+    ("一般情况下，用户可随时浏览、修改自己提交的信息。", True),
+    ("You can add or update certain information, such as your e-mail address, in your account settings.", True),
+    ("Any other data updates or removal requests can be sent to our marketing department.", True),
+    ("Your address can be updated or corrected simply by calling customer service.", True),
+    ("You may clear your search history in the preferences page.", True),
+    ("We will be happy to review, update, or change your record status as appropriate.", True),
     ("我们可能修改本政策。", False),
+    ("本公司有权但无义务，改善或更正本服务任何部分之任何疏漏、错误。", False),  # the operator's, no route of the user's
+    ("This privacy policy was last updated in March 2015.", False),
 ])
 def test_deletion_or_correction_phrasings(text, present):
     from analyzers.clauses import has_clause
@@ -842,3 +850,96 @@ def test_d302_a_kind_of_company_is_no_name(make_app, text):
 ])
 def test_c205_an_address_that_is_the_users_is_no_channel(text, channel):
     assert has_contact_channel(text) is channel
+
+
+# --- round 4 of the real policies -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, flagged", [
+    ("星河以及星河的关联公司，可能将您的信息与星河的关联公司、合作伙伴及第三方服务供应商（包括提供技术服务、系统服务、电信服务、"
+     "客户服务、风控服务、审计服务、法律服务的机构）、承包商及代理分享。", True),  # a long bracket before the verb
+    ("我们可能向合作伙伴及其他第三方分享您的信息。", True),
+    ("我们可以将您的用户信息提交给关联公司。", True),
+    ("我们会将您的位置信息提供给前述提供商。", True),
+    ("我们可能将您的信息与北京星河数据科技有限公司分享。", False),  # a named company
+    ("我们可能将通过Cookies收集的非个人身份信息，经统计加工后提供给广告商或其他合作伙伴。", False),  # no personal data
+    ("您可以将您的作品与好友分享。", False),
+])
+def test_d302_more_ways_of_sharing(make_app, text, flagged):
+    assert bool(rule_findings(make_app("星河支付", text=ALL_ZH + text), "D302")) is flagged
+
+
+@pytest.mark.parametrize("text, channel", [
+    ("有关本政策的问题，可以通过电子邮件 help@example.cn 或者电话 400-960-6728 联系本应用。", True),
+    ("有关隐私政策的任何问题，请联系： help@example.cn", True),
+    ("有关作品版权事宜请联系：ip@example.cn，本网站内容不构成投资建议。", False),  # not about personal information
+])
+def test_c205_contacting_the_app_or_a_colon_after_a_privacy_question(text, channel):
+    assert has_contact_channel(text) is channel
+
+
+@pytest.mark.parametrize("extra, flagged", [
+    ("当您使用我们的服务时，我们会收集您的位置信息。", True),  # the service at large is no purpose
+    ("在我们向您提供服务的过程中，可能需要您开通手机通讯录权限。", True),
+    ("当您使用附近网点查询服务时，我们会收集您的位置信息。", False),  # a feature is
+    ("我们可能会获取您的地理位置信息。如您关闭授权，可能无法为您匹配附近的网点服务。", False),  # what it is for
+    ("您可以授权我们访问您的通话记录，使您在使用我们的产品时可以通过验证码登录。", False),
+])
+def test_c206_the_service_at_large_is_no_purpose_a_feature_is(make_app, extra, flagged):
+    assert bool(c206(make_app("星河支付", text=ALL_ZH + "\n" + extra))) is flagged
+
+
+def test_the_apps_one_has_used_are_the_installed_app_list():
+    text = "日志信息，指您使用我们的服务时，系统可能自动采集的技术信息，包括：\n有关您曾使用的移动应用（APP）和其他软件的信息；\n"
+    assert list(declared(text)) == ["app_list"]
+
+
+# --- English policies (hand labels of 30 OPP-115 policies, README) -------------------------------------------------
+
+@pytest.mark.parametrize("text, channel", [
+    ("If you have a question about this Privacy Statement, please contact:\nCompliance Officer\n100 Main Street\n"
+     "Dallas, Texas 75254", True),  # a US address: a state (spelled out or not) and a ZIP code
+    ("Questions about our privacy policy may be directed to webmaster@example.org.", True),
+    ("If you need help with your personal information, write to us at Example Inc., 837 N. 34th Street, Seattle WA 98103.",
+     True),
+    ("Privacy questions? You can also contact our privacy office at (408) 555-0100.", True),
+    ("Data removal requests can be sent to Example Outlets, PO Box 10889, Greensboro, NC 27408. We protect your privacy.",
+     True),
+    ("Our stores are open daily. Visit us at 100 Main Street, Dallas, Texas 75254.", False),  # no contact cue
+])
+def test_c205_english_contact_passages_and_us_addresses(text, channel):
+    assert has_contact_channel(text) is channel
+
+
+@pytest.mark.parametrize("text, flagged", [
+    ("By visiting Example.com, you are accepting the practices described in this Privacy Notice.", True),
+    ("By use of our websites and games, you signify your assent to our privacy policy.", True),
+    ("You will be added to the marketing list if you do not uncheck the offer box during registration.", True),
+    ("When you visit or use a co-branded website, you are consenting to provide your personal information to us.", True),
+    ("By clicking \"I agree\" you consent to this Privacy Policy.", False),  # an explicit act
+])
+def test_c207_english_use_as_consent(make_app, text, flagged):
+    assert bool(rule_findings(en_app(make_app, ALL_EN + text), "C207")) is flagged
+
+
+def test_c203_english_asking_us_not_to_use_your_information():
+    assert has_clause("If you do not want us to use your personal information for interest-based ads, adjust your "
+                      "advertising preferences.", "consent_withdrawal")
+    assert not has_clause("If you do not want to receive newsletters, change your settings.", "consent_withdrawal")
+
+
+@pytest.mark.parametrize("text, flagged", [
+    ("We may also share certain information such as cookie data with third-party advertising partners.", True),
+    ("We provide the information to trusted partners who work on our behalf.", True),
+    ("We may allow third parties performing services under contract to access and use personal information.", True),
+    ("We may share your information with third parties, including, but not limited to, service providers.", True),
+    ("None of the information collected is sold or shared with any third party.", False),  # negated
+    ("If you connect your account, we may share information with Facebook.", False),  # a named recipient
+])
+def test_d302_english_sharing_and_names(make_app, text, flagged):
+    assert bool(rule_findings(en_app(make_app, ALL_EN + text), "D302")) is flagged
+
+
+def test_english_words_that_are_not_the_users_data():
+    text = ("If we sell our assets to another organization, your information may be transferred. "
+            "Links to other websites or locations are for your convenience.")
+    assert {m.type for m in scan(text)} & {"assets", "location"} == set()

@@ -7,7 +7,6 @@ from crawler.policy import (
     ExtractionFailed,
     PolicyExtractor,
     decode_body,
-    detect_language,
     effective_date,
     extract_policy,
 )
@@ -112,17 +111,6 @@ def test_effective_date(text, expected):
     assert effective_date(text) == expected
 
 
-@pytest.mark.parametrize(
-    ("text", "lang"),
-    [
-        ("我们会收集您的手机号码", "zh"),
-        ("我们会通过 SDK（Software Development Kit）收集您的设备信息", "zh"),
-        ("We collect your phone number, name and ID card number when you open an account with Alipay (支付宝).", "en"),
-        ("", ""),
-    ],
-)
-def test_detect_language(text, lang):
-    assert detect_language(text) == lang
 
 
 def extracted(extractor, *calls):

@@ -13,6 +13,7 @@ from finmon.model import (
     Listing,
     PolicyVersion,
     Run,
+    detect_language,
     merge_listings,
     normalise_text,
 )
@@ -99,3 +100,16 @@ def test_merge_attaches_the_apk_of_the_same_package_only():
 
 def test_normalise_text_collapses_whitespace_and_width():
     assert normalise_text("  我们\u3000收集\r\n\r\n\tＡＢＣ  ") == "我们 收集\nABC"
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("我们会收集您的手机号码", "zh"),
+        ("我们会通过 SDK（Software Development Kit）收集您的设备信息", "zh"),
+        ("We collect your phone number, name and ID card number when you open an account with Alipay (支付宝).", "en"),
+        ("", ""),
+    ],
+)
+def test_detect_language(text, lang):
+    assert detect_language(text) == lang

@@ -1,0 +1,46 @@
+"""The corpus file the English hand labels are scored on, from a local copy of the OPP-115 corpus.
+
+OPP-115 (Wilson et al., ACL 2016; Usable Privacy Policy Project, Carnegie Mellon University; for research,
+teaching and scholarship only, so it is not kept in this project) holds 115 US website privacy policies.
+``tests/analyzers/data/real_policy_labels_en.jsonl`` labels 30 of them by the ids of their file names. This
+writes ``OUT_DIR/opp115.jsonl``: one line per sanitized policy, ``{"id", "app" (the site), "text",
+"annotations": []}``, the text extracted from the policy's HTML as ``finmon check`` extracts a page (the
+corpus's ``|||`` segment separators read as line breaks). Then::
+
+    finmon eval clauses tests/analyzers/data/real_policy_labels_en.jsonl --data OUT_DIR
+
+Usage: python scripts/opp115_corpus.py OPP115_DIR OUT_DIR
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from crawler.policy import extract_policy
+from finmon.jobs import utcnow
+
+CORPUS = "opp115.jsonl"
+
+
+def build(opp_dir: Path, out_dir: Path) -> int:
+    """Writes OUT_DIR/opp115.jsonl from OPP115_DIR/sanitized_policies; returns the number of policies."""
+    sources = sorted((opp_dir / "sanitized_policies").glob("*_*.html"))
+    if not sources:
+        raise SystemExit(f"{opp_dir}: no sanitized_policies/<id>_<site>.html here; give the OPP-115 folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / CORPUS, "w", encoding="utf-8") as out:
+        for path in sources:
+            policy_id, site = path.stem.split("_", 1)
+            body = b"<html><body>" + path.read_bytes().replace(b"|||", b"\n") + b"</body></html>"
+            url = f"https://{site}/privacy"
+            policy, _ = extract_policy(url, url, body, "text/html; charset=utf-8", utcnow())
+            out.write(json.dumps({"id": policy_id, "app": site, "text": policy.text, "annotations": []},
+                                 ensure_ascii=False) + "\n")
+    return len(sources)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__.strip().splitlines()[-1])
+    print(f"{build(Path(sys.argv[1]), Path(sys.argv[2]))} policies → {Path(sys.argv[2]) / CORPUS}")
