@@ -123,6 +123,7 @@ class ClauseCues:
     not_used: re.Pattern
     context: Either  # a purpose stated as the feature being used (C206 only)…
     generic_context: re.Pattern  # …not the service at large (当您使用我们的服务时), matched where a context cue starts
+    input_use: re.Pattern  # the data named are what a stated use runs on (根据您提供的姓名、银行卡号…查询): theirs only
     not_declaring: Either  # a sentence that declares nothing of the app's own: 您可以访问、更正…
     heading_feature: re.Pattern
     explicit_act: re.Pattern
@@ -193,6 +194,7 @@ def clause_cues() -> ClauseCues:
         channel_code=both(channel["verification_code"]),
         channel_unless=_alternation(channel["unless"]), not_used=both(sensitive["not_used"]),
         context=either(sensitive["context"]), generic_context=both(sensitive["generic_context"]),
+        input_use=both(sensitive["input_use"]),
         not_declaring=either(sensitive["not_declaring"]),
         heading_feature=both(sensitive["heading_feature"]), explicit_act=both(explicit["act"]),
         explicit_use=both(explicit["use"]), consequence=both(explicit["consequence"]),
@@ -407,7 +409,8 @@ def without_purpose(text: str, mentions: Iterable[Mention], types: Iterable[str]
     (:func:`purpose_sentences`) or that states the feature being used (context cues: 当您使用…时, 在您申请借款时,
     when you apply for…), or under a lead-in line or a section heading that does: policies often give the purpose in
     the next sentence (我们会收集您的位置信息。该信息用于…), in a lead-in line (为了向您提供借款服务，您需要提供：) or
-    in a heading (一、开户服务).
+    in a heading (一、开户服务). Data named as what a stated use runs on (根据您提供的姓名、银行卡号…查询您的信用信息)
+    have that use for a purpose; the rest of the sentence does not.
     """
     cues = clause_cues()
     types = cues.sensitive_types if types is None else tuple(types)
@@ -428,6 +431,10 @@ def without_purpose(text: str, mentions: Iterable[Mention], types: Iterable[str]
 
     for m in mentions:
         if m.negated or m.type not in wanted or m.type in explained:
+            continue
+        if any(u.start() <= m.start and m.end <= u.end()
+               for u in cues.input_use.finditer(simple, m.sent_start, m.sent_end)):
+            explained.add(m.type)
             continue
         i = bisect_right(ends, m.sent_start)
         known = sentences.get(i)

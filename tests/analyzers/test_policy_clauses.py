@@ -888,6 +888,17 @@ def test_c206_the_service_at_large_is_no_purpose_a_feature_is(make_app, extra, f
     assert bool(c206(make_app("星河支付", text=ALL_ZH + "\n" + extra))) is flagged
 
 
+def test_c206_data_a_stated_use_runs_on_have_that_use_for_purpose_and_what_it_yields_has_none(make_app):
+    text = "您同意我们根据您提供的姓名、人脸信息等向第三方征信机构查询您的相关信用信息，包括您的信用报告。"
+    assert [key for key, _ in c206(make_app("星河支付", text=ALL_ZH + "\n" + text))] == ["credit"]
+
+
+def test_sms_in_a_list_of_wireless_services_is_a_channel(make_app):
+    text = ("我们会接收用户上传的视频等信息，并向用户的移动通讯终端提供下载、数据传输、移动视频业务（包括但不限于SMS、MMS、"
+            "WAP、IVR等无线服务）等服务的权利。")
+    assert c206(make_app("星河支付", text=ALL_ZH + "\n" + text)) == []
+
+
 def test_the_apps_one_has_used_are_the_installed_app_list():
     text = "日志信息，指您使用我们的服务时，系统可能自动采集的技术信息，包括：\n有关您曾使用的移动应用（APP）和其他软件的信息；\n"
     assert list(declared(text)) == ["app_list"]
@@ -941,5 +952,5 @@ def test_d302_english_sharing_and_names(make_app, text, flagged):
 
 def test_english_words_that_are_not_the_users_data():
     text = ("If we sell our assets to another organization, your information may be transferred. "
-            "Links to other websites or locations are for your convenience.")
+            "Links to other websites, stores or locations are for your convenience.")
     assert {m.type for m in scan(text)} & {"assets", "location"} == set()
