@@ -102,6 +102,7 @@ class ClauseCues:
     generic_company: frozenset[str]
     generic_words: tuple[str, ...]  # in a company-like phrase: a kind of company, not a name (第三方配送公司)…
     legal_form: re.Pattern  # …unless what follows them ends in a legal form (第三方北京星河配送有限公司)
+    legal_form_anywhere: re.Pattern  # a legal form (有限公司, Inc., LLC) wherever it is in a name
     listed: Cue  # a recipient's name anywhere in the text
     lists: Cue  # a list of recipients (第三方SDK目录)
     referred_to: re.Pattern  # before a list: the text only refers to it (请见《…清单》)
@@ -185,6 +186,7 @@ def clause_cues() -> ClauseCues:
         clauses=clauses, contact=cues["contact"], complaint_subject=both(data["complaint_subject"]), negation=cues["negation"],
         company=_alternation(named["company_in_sentence"]), generic_company=frozenset(named["generic_company"]),
         generic_words=tuple(named["generic_words"]), legal_form=re.compile(named["legal_form"]),
+        legal_form_anywhere=_alternation(named["legal_forms"]),
         listed=cues["listed"], lists=cues["lists"], linked_away=re.compile(named["linked_away"], _FLAGS),
         referred_to=re.compile(named["referred_to"], _FLAGS), in_the_document=re.compile(named["in_the_document"], _FLAGS), purpose=cues["purpose"], sensitive_types=tuple(sensitive["types"]),
         collection=cues["collection"], definition=cues["definition"],
@@ -362,10 +364,12 @@ def _sdk_context(text: str, start: int, end: int, vendor: str) -> bool:
     return bool(vendor and vendor in text[lo:hi]) or cues.brand_context.search(text, lo, hi) is not None
 
 
-def names_recipient(text: str, sentences: tuple[tuple[int, int], ...]) -> bool:
+def names_recipient(text: str, sentences: tuple[tuple[int, int], ...], own: Iterable[str] = ()) -> bool:
     """Whether the policy names a recipient: a company in a sharing sentence, a provider's name anywhere, or a
     list of third parties given in the text: not one it only links to (《第三方SDK清单》（https://…）) or refers to
-    (请见《第三方信息共享清单》, 点击查看SDK详情), unless as a part of itself (本政策附件《第三方SDK清单》)."""
+    (请见《第三方信息共享清单》, 点击查看SDK详情), unless as a part of itself (本政策附件《第三方SDK清单》). A company
+    named by one of the ``own`` names (the app's, its developer's) is the operator, not a recipient ("outside of
+    Google", "与星河科技有限公司的关联公司")."""
     cues = clause_cues()
     simple = simplified(text)
     if _search(text, cues.listed, 0, len(text)) is not None:
@@ -378,10 +382,19 @@ def names_recipient(text: str, sentences: tuple[tuple[int, int], ...]) -> bool:
                     or cues.in_the_document.search(simple, before, m.start()) is not None):
                 return True
         pos = max(m.end(), m.start() + 1)
+    own_names = {core for name in own if len(core := _name_core(name)) >= (4 if core.isascii() else 2)}
     for start, end in sentences:
-        if any(names_company(m.group(0)) for m in cues.company.finditer(simple, start, end)):
-            return True
+        for m in cues.company.finditer(simple, start, end):
+            core = _name_core(m.group(0))
+            if names_company(m.group(0)) and not (core and any(core in name or name in core for name in own_names)):
+                return True
     return False
+
+
+def _name_core(name: str) -> str:
+    """A company or app name without its legal form, spaces and case (Google LLC → google, 星河科技有限公司 → 星河科技)."""
+    cues = clause_cues()
+    return cues.legal_form_anywhere.sub("", simplified(name)).replace(" ", "").lower()
 
 
 def names_company(phrase: str) -> bool:

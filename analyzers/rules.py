@@ -420,15 +420,16 @@ def undeclared_permission(ctx: Context) -> Iterator[Evidence]:
       title_en="Policy says personal information is shared with third parties without naming any recipient",
       regulation=("identification_2019_5", "pipl_23"))
 def unnamed_sharing_recipients(ctx: Context) -> Iterator[Evidence]:
-    """隐私政策肯定性地声明向第三方共享、提供或委托处理个人信息（否定句如“我们不会与第三方共享”不算），但全文未列明任何接收方：共享语句中没有公司名称，全文也没有 SDK 名称（SDK 表中的名称）或第三方共享清单、SDK 清单。仅以链接或书名引用的清单（“请见《第三方信息共享清单》”“点击查看SDK详情”）不在政策文本之内，不算列明，除非注明是本政策的附件；此时请核对该清单。微信、QQ、支付宝、银联等既是 SDK 也是登录或支付方式（或应用自身名称），只有在 SDK 或第三方清单中（附近有“SDK”、提供方或其公司名称）才算列明接收方。证据为第一处共享声明的原句。
+    """隐私政策肯定性地声明向第三方共享、提供或委托处理个人信息（否定句如“我们不会与第三方共享”不算），但全文未列明任何接收方：共享语句中没有公司名称（应用自身及其开发者的名称不算接收方），全文也没有 SDK 名称（SDK 表中的名称）或第三方共享清单、SDK 清单。仅以链接或书名引用的清单（“请见《第三方信息共享清单》”“点击查看SDK详情”）不在政策文本之内，不算列明，除非注明是本政策的附件；此时请核对该清单。微信、QQ、支付宝、银联等既是 SDK 也是登录或支付方式（或应用自身名称），只有在 SDK 或第三方清单中（附近有“SDK”、提供方或其公司名称）才算列明接收方。证据为第一处共享声明的原句。
 
-    The privacy policy affirmatively says personal information is shared with, provided to or entrusted to third parties (a negated sentence such as "we do not share with third parties" does not count), yet names no recipient: no company name in the sharing sentences and no SDK name (as the SDK table knows them) or list of third parties (third-party sharing list, SDK list) anywhere. A list the policy only links to or refers to by title ("see our Third-party Sharing List", "click to view SDK details") is not in its text and names no one, unless it is called an annex of the policy; the reader should then check that list. WeChat, QQ, Alipay, UnionPay and the like are SDKs but also login or payment methods (or the app's own name): they name a recipient only in an SDK or third-party list ("SDK", a provider or its company name nearby). The evidence is the first sharing sentence.
+    The privacy policy affirmatively says personal information is shared with, provided to or entrusted to third parties (a negated sentence such as "we do not share with third parties" does not count), yet names no recipient: no company name in the sharing sentences (the app's own name and its developer's are no recipient) and no SDK name (as the SDK table knows them) or list of third parties (third-party sharing list, SDK list) anywhere. A list the policy only links to or refers to by title ("see our Third-party Sharing List", "click to view SDK details") is not in its text and names no one, unless it is called an annex of the policy; the reader should then check that list. WeChat, QQ, Alipay, UnionPay and the like are SDKs but also login or payment methods (or the app's own name): they name a recipient only in an SDK or third-party list ("SDK", a provider or its company name nearby). The evidence is the first sharing sentence.
     """
     if not ctx.policy_ok:
         return
     text = ctx.app.policy.text
     sentences = sharing_sentences(text)
-    if sentences and not names_recipient(text, sentences) and names_sdk(text) is None:
+    own = (ctx.app.name, ctx.app.developer, ctx.app.legal_entity)
+    if sentences and not names_recipient(text, sentences, own) and names_sdk(text) is None:
         start, end = sentences[0]
         yield Evidence(kind="quote", key="third_party_sharing", text=text[start:end], start=start, end=end,
                        url=ctx.app.policy.url)

@@ -829,7 +829,7 @@ def test_withdrawal_by_asking_us_to_stop_using_or_sharing_personal_information(t
     ("我们会将您订单中与交易有关的必要信息共享给相关商品或服务的提供者。", True),  # a kind of provider
     ("为了更好地提供服务，我们可能会向关联机构提供用户个人信息。", True),
     ("我们会将您的订单信息共享给北京星河配送有限公司。", False),  # a named company
-    ("我们会将您的交易信息共享给上述服务提供者：北京星河支付有限公司。", False),
+    ("我们会将您的交易信息共享给上述服务提供者：北京云帆数据有限公司。", False),
     ("我们会将处理结果共享给您。", False),  # the user is no third party
 ])
 def test_d302_sharing_with_a_provider_or_an_affiliated_body(make_app, text, flagged):
@@ -954,3 +954,15 @@ def test_english_words_that_are_not_the_users_data():
     text = ("If we sell our assets to another organization, your information may be transferred. "
             "Links to other websites, stores or locations are for your convenience.")
     assert {m.type for m in scan(text)} & {"assets", "location"} == set()
+
+
+@pytest.mark.parametrize("developer, text, flagged", [
+    ("Google LLC", "We share personal information with companies outside of Google to process it for us.", True),
+    ("Google LLC", "We share your data with Acme Analytics Inc. for fraud checks.", False),
+    ("北京星河科技有限公司", "我们会将您的个人信息与北京星河科技有限公司及其合作伙伴共享。", True),  # the operator is none
+    ("北京星河科技有限公司", "我们会将您的个人信息与北京云帆数据有限公司共享。", False),
+])
+def test_d302_the_operators_own_name_names_no_recipient(make_app, developer, text, flagged):
+    app = make_app("Star Pay", text=(ALL_EN if text.isascii() else ALL_ZH) + text, developer=developer,
+                   language="en" if text.isascii() else "zh")
+    assert bool(rule_findings(app, "D302")) is flagged
