@@ -17,30 +17,40 @@ import json
 import sys
 from pathlib import Path
 
-from crawler.policy import extract_policy
+from crawler.policy import ExtractionFailed, extract_policy
 from finmon.jobs import utcnow
 
 CORPUS = "opp115.jsonl"
 
 
-def build(opp_dir: Path, out_dir: Path) -> int:
-    """Writes OUT_DIR/opp115.jsonl from OPP115_DIR/sanitized_policies; returns the number of policies."""
+def build(opp_dir: Path, out_dir: Path) -> tuple[int, list[str]]:
+    """Writes OUT_DIR/opp115.jsonl from OPP115_DIR/sanitized_policies; returns the number of policies written and
+    a line for each one that could not be read (it is left out; the others are written)."""
     sources = sorted((opp_dir / "sanitized_policies").glob("*_*.html"))
     if not sources:
         raise SystemExit(f"{opp_dir}: no sanitized_policies/<id>_<site>.html here; give the OPP-115 folder")
     out_dir.mkdir(parents=True, exist_ok=True)
+    written, failed = 0, []
     with open(out_dir / CORPUS, "w", encoding="utf-8") as out:
         for path in sources:
             policy_id, site = path.stem.split("_", 1)
             body = b"<html><body>" + path.read_bytes().replace(b"|||", b"\n") + b"</body></html>"
             url = f"https://{site}/privacy"
-            policy, _ = extract_policy(url, url, body, "text/html; charset=utf-8", utcnow())
+            try:
+                policy, _ = extract_policy(url, url, body, "text/html; charset=utf-8", utcnow())
+            except ExtractionFailed as exc:
+                failed.append(f"{path.name}: {exc}")
+                continue
             out.write(json.dumps({"id": policy_id, "app": site, "text": policy.text, "annotations": []},
                                  ensure_ascii=False) + "\n")
-    return len(sources)
+            written += 1
+    return written, failed
 
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         raise SystemExit(__doc__.strip().splitlines()[-1])
-    print(f"{build(Path(sys.argv[1]), Path(sys.argv[2]))} policies → {Path(sys.argv[2]) / CORPUS}")
+    count, failures = build(Path(sys.argv[1]), Path(sys.argv[2]))
+    for line in failures:
+        print(f"skipped {line}", file=sys.stderr)
+    print(f"{count} policies → {Path(sys.argv[2]) / CORPUS}")

@@ -20,8 +20,10 @@ def test_each_sanitized_policy_becomes_a_line_with_its_segments_on_lines(tmp_pat
         "Privacy Policy <br> <br>|||We share your information with our partners.<br>|||"
         "<strong>Contact us</strong> at privacy@example.com.", encoding="utf-8")
     (policies / "12_shop.example.html").write_bytes("We do not sell your data.|||You may opt out.".encode())
+    (policies / "30_empty.example.html").write_bytes(b"<br>|||<br>")  # no text: left out, the rest written
     done = run(tmp_path / "OPP-115", tmp_path / "out")
     assert done.returncode == 0, done.stderr
+    assert "skipped 30_empty.example.html" in done.stderr and "2 policies" in done.stdout
     rows = [json.loads(line) for line in (tmp_path / "out" / "opp115.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(r["id"], r["app"], r["annotations"]) for r in rows] == [("12", "shop.example", []), ("7", "example.com", [])]
     assert "|||" not in rows[1]["text"]
