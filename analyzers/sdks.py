@@ -48,17 +48,22 @@ class SdkCatalog:
     categories: dict[str, list[str]]  # category -> [zh, en]
 
     def named_any(self, text: str, accept: Callable[[Sdk, int, int], bool] | None = None) -> str | None:
-        """The first name of a Chinese-table SDK that ``text`` contains (a policy naming its SDKs), or None.
-        ``accept(sdk, start, end)``: whether an occurrence of the name at [start, end) counts (default: every one)."""
+        """The first name of an SDK that ``text`` contains (a policy naming its SDKs), or None: any name of the
+        Chinese table, and of the εxodus table the names no English word could be (DoubleClick, Google Analytics, JW
+        Player: several words, or a capital or digit inside), as written and as whole words (Branch, Batch and Smart
+        are trackers too). ``accept(sdk, start, end)``: whether an occurrence at [start, end) counts (default: every
+        one)."""
         lowered = text.lower()
         for sdk in self.sdks.values():
-            if sdk.id.startswith("exodus:"):
-                continue
+            tracker = sdk.id.startswith("exodus:")
             for name in sdk.names_in_policy:
-                haystack, needle = (lowered, name.lower()) if name.isascii() else (text, name)
+                if tracker and not _distinctive(name):
+                    continue
+                haystack, needle = (lowered, name.lower()) if name.isascii() and not tracker else (text, name)
                 pos = haystack.find(needle)
                 while pos >= 0:
-                    if accept is None or accept(sdk, pos, pos + len(needle)):
+                    end = pos + len(needle)
+                    if (not tracker or _whole_word(text, pos, end)) and (accept is None or accept(sdk, pos, end)):
                         return name
                     pos = haystack.find(needle, pos + 1)
         return None
@@ -102,6 +107,15 @@ def sdk_catalog() -> SdkCatalog:
         if len(signature) >= MIN_SIGNATURE:
             signatures.append((sdk_id, re.compile(signature, re.MULTILINE)))
     return SdkCatalog(sdks, prefixes, tuple(signatures), merged, table["categories"])
+
+
+def _distinctive(name: str) -> bool:
+    """A tracker's name that no English word could be: several words, or a capital or a digit after its first letter."""
+    return " " in name or any(c.isdigit() or c.isupper() for c in name[1:])
+
+
+def _whole_word(text: str, start: int, end: int) -> bool:
+    return (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum())
 
 
 def _exodus_names(name: str) -> tuple[str, ...]:

@@ -945,6 +945,8 @@ def test_c203_english_asking_us_not_to_use_your_information():
     ("We may share your information with third parties, including, but not limited to, service providers.", True),
     ("None of the information collected is sold or shared with any third party.", False),  # negated
     ("If you connect your account, we may share information with Facebook.", False),  # a named recipient
+    ("We share information with advertising partners. Ads on our site are served by DoubleClick.", False),  # a tracker
+    ("We share information with advertising partners. Visit our Branch locations in Smart Batch.", True),  # words
 ])
 def test_d302_english_sharing_and_names(make_app, text, flagged):
     assert bool(rule_findings(en_app(make_app, ALL_EN + text), "D302")) is flagged
