@@ -46,6 +46,8 @@ class SdkCatalog:
     signatures: tuple[tuple[str, re.Pattern], ...]  # (εxodus SDK id, compiled code signature)
     merged: dict[str, str]  # εxodus SDK id -> table SDK id it is reported under
     categories: dict[str, list[str]]  # category -> [zh, en]
+    tracker_names: re.Pattern  # the εxodus names no English word could be, as whole words (see named_any)
+    by_tracker_name: dict[str, str]  # such a name -> εxodus SDK id
 
     def named_any(self, text: str, accept: Callable[[Sdk, int, int], bool] | None = None) -> str | None:
         """The first name of an SDK that ``text`` contains (a policy naming its SDKs), or None: any name of the
@@ -55,17 +57,18 @@ class SdkCatalog:
         one)."""
         lowered = text.lower()
         for sdk in self.sdks.values():
-            tracker = sdk.id.startswith("exodus:")
+            if sdk.id.startswith("exodus:"):
+                continue
             for name in sdk.names_in_policy:
-                if tracker and not _distinctive(name):
-                    continue
-                haystack, needle = (lowered, name.lower()) if name.isascii() and not tracker else (text, name)
+                haystack, needle = (lowered, name.lower()) if name.isascii() else (text, name)
                 pos = haystack.find(needle)
                 while pos >= 0:
-                    end = pos + len(needle)
-                    if (not tracker or _whole_word(text, pos, end)) and (accept is None or accept(sdk, pos, end)):
+                    if accept is None or accept(sdk, pos, pos + len(needle)):
                         return name
                     pos = haystack.find(needle, pos + 1)
+        for m in self.tracker_names.finditer(text):
+            if accept is None or accept(self.sdks[self.by_tracker_name[m.group(0)]], m.start(), m.end()):
+                return m.group(0)
         return None
 
     def named_in(self, sdk_id: str, text: str) -> str | None:
@@ -106,16 +109,16 @@ def sdk_catalog() -> SdkCatalog:
         signature = row.get("code_signature") or ""
         if len(signature) >= MIN_SIGNATURE:
             signatures.append((sdk_id, re.compile(signature, re.MULTILINE)))
-    return SdkCatalog(sdks, prefixes, tuple(signatures), merged, table["categories"])
+    by_tracker_name = {name: sdk.id for sdk in sdks.values() if sdk.id.startswith("exodus:")
+                       for name in sdk.names_in_policy if _distinctive(name)}
+    names = "|".join(re.escape(n) for n in sorted(by_tracker_name, key=len, reverse=True))
+    return SdkCatalog(sdks, prefixes, tuple(signatures), merged, table["categories"],
+                      re.compile(rf"(?<![A-Za-z0-9])(?:{names})(?![A-Za-z0-9])"), by_tracker_name)
 
 
 def _distinctive(name: str) -> bool:
     """A tracker's name that no English word could be: several words, or a capital or a digit after its first letter."""
     return " " in name or any(c.isdigit() or c.isupper() for c in name[1:])
-
-
-def _whole_word(text: str, start: int, end: int) -> bool:
-    return (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum())
 
 
 def _exodus_names(name: str) -> tuple[str, ...]:
