@@ -46,8 +46,8 @@ class SdkCatalog:
     signatures: tuple[tuple[str, re.Pattern], ...]  # (εxodus SDK id, compiled code signature)
     merged: dict[str, str]  # εxodus SDK id -> table SDK id it is reported under
     categories: dict[str, list[str]]  # category -> [zh, en]
-    tracker_names: re.Pattern  # the εxodus names no English word could be, as whole words (see named_any)
-    by_tracker_name: dict[str, str]  # such a name -> εxodus SDK id
+    by_tracker_name: dict[str, str]  # an εxodus name no English word could be (see named_any) -> its SDK id
+    tracker_words: int  # the most words such a name has
 
     def named_any(self, text: str, accept: Callable[[Sdk, int, int], bool] | None = None) -> str | None:
         """The first name of an SDK that ``text`` contains (a policy naming its SDKs), or None: any name of the
@@ -66,9 +66,12 @@ class SdkCatalog:
                     if accept is None or accept(sdk, pos, pos + len(needle)):
                         return name
                     pos = haystack.find(needle, pos + 1)
-        for m in self.tracker_names.finditer(text):
-            if accept is None or accept(self.sdks[self.by_tracker_name[m.group(0)]], m.start(), m.end()):
-                return m.group(0)
+        words = [(m.start(), m.end()) for m in _LATIN_WORD.finditer(text)]
+        for i, (start, _) in enumerate(words):
+            for _, end in words[i:i + self.tracker_words]:
+                sdk_id = self.by_tracker_name.get(text[start:end])
+                if sdk_id is not None and (accept is None or accept(self.sdks[sdk_id], start, end)):
+                    return text[start:end]
         return None
 
     def named_in(self, sdk_id: str, text: str) -> str | None:
@@ -111,9 +114,11 @@ def sdk_catalog() -> SdkCatalog:
             signatures.append((sdk_id, re.compile(signature, re.MULTILINE)))
     by_tracker_name = {name: sdk.id for sdk in sdks.values() if sdk.id.startswith("exodus:")
                        for name in sdk.names_in_policy if _distinctive(name)}
-    names = "|".join(re.escape(n) for n in sorted(by_tracker_name, key=len, reverse=True))
-    return SdkCatalog(sdks, prefixes, tuple(signatures), merged, table["categories"],
-                      re.compile(rf"(?<![A-Za-z0-9])(?:{names})(?![A-Za-z0-9])"), by_tracker_name)
+    return SdkCatalog(sdks, prefixes, tuple(signatures), merged, table["categories"], by_tracker_name,
+                      max(len(_LATIN_WORD.findall(name)) for name in by_tracker_name))
+
+
+_LATIN_WORD = re.compile(r"[A-Za-z0-9]+(?:[-'&.][A-Za-z0-9]+)*")  # a word of a tracker's name (AppsFlyer, S4M)
 
 
 def _distinctive(name: str) -> bool:
