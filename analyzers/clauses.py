@@ -442,11 +442,16 @@ def without_purpose(text: str, mentions: Iterable[Mention], types: Iterable[str]
             found = states[k] = k in stated or _feature_used(simple, *_span(simple, ends, k))
         return found
 
+    inputs: dict[tuple[int, int], list[tuple[int, int]]] = {}  # a mention's sentence -> its input_use spans
+
     for m in mentions:
         if m.negated or m.type not in wanted or m.type in explained:
             continue
-        if any(u.start() <= m.start and m.end <= u.end()
-               for u in cues.input_use.finditer(simple, m.sent_start, m.sent_end)):
+        spans = inputs.get((m.sent_start, m.sent_end))
+        if spans is None:
+            spans = inputs[m.sent_start, m.sent_end] = [
+                u.span() for u in cues.input_use.finditer(simple, m.sent_start, m.sent_end)]
+        if any(start <= m.start and m.end <= end for start, end in spans):
             explained.add(m.type)
             continue
         i = bisect_right(ends, m.sent_start)
