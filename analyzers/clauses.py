@@ -61,6 +61,8 @@ _CHANNEL_REACH = 16  # characters before and after a mention read for a channel 
 _CONTACT_REACH = 300  # characters around a complaint cue read for a contact detail and its subject
 _NOT_A_ROUTE_REACH = 60  # characters before a clause cue read for the operator's sanction or the user's duty
 _LINK_REACH = 40  # characters after a pointer to a list read for a link
+_TERM_REACH = 24  # characters before a definition (：指…) read for the term it defines
+_ALIAS_REACH = 80  # characters before a bracketed short name (（统称为“暴雪”）) read for the company it names
 _REFERENCE_REACH = 20  # characters before a list's name read for a reference to it (请见《…)
 _NOT_USED_REACH = 40  # characters of the line after a heading read for "not used"
 _MAX_BELOW = 3  # lines read under a heading that names the data, for a declaration
@@ -105,6 +107,12 @@ class ClauseCues:
     legal_form_anywhere: re.Pattern  # a legal form (有限公司, Inc., LLC) wherever it is in a name
     listed: Cue  # a recipient's name anywhere in the text
     lists: Cue  # a list of recipients (第三方SDK目录)
+    defined_term: re.Pattern  # a definition by a company's name (：指Inter IKEA Systems B.V.), the name in group 1…
+    term: re.Pattern  # …and the term it defines, alone on its line before it (宜家特许经营系统)
+    alias: re.Pattern  # a short name given in brackets (（统称为“暴雪”）), its quoted names in group 1
+    alias_gap: re.Pattern  # what may stand between a company's name and its bracketed short name
+    quoted: re.Pattern
+    recipient_slot: re.Pattern  # before a name in a sharing sentence: where a recipient stands (与…, 向…)
     referred_to: re.Pattern  # before a list: the text only refers to it (请见《…清单》)
     in_the_document: re.Pattern  # …as a part of the document itself (本政策附件《…清单》)
     linked_away: re.Pattern  # matched right after a pointer to a list: a link out of the text
@@ -188,7 +196,9 @@ def clause_cues() -> ClauseCues:
         generic_words=tuple(named["generic_words"]), legal_form=re.compile(named["legal_form"]),
         legal_form_anywhere=_alternation(named["legal_forms"]),
         listed=cues["listed"], lists=cues["lists"], linked_away=re.compile(named["linked_away"], _FLAGS),
-        referred_to=re.compile(named["referred_to"], _FLAGS), in_the_document=re.compile(named["in_the_document"], _FLAGS), purpose=cues["purpose"], sensitive_types=tuple(sensitive["types"]),
+        defined_term=re.compile(named["defined_term"], _FLAGS), term=re.compile(named["term"]), alias=re.compile(named["alias"], _FLAGS),
+        alias_gap=re.compile(named["alias_gap"]), quoted=re.compile(named["quoted"]),
+        recipient_slot=re.compile(named["recipient_slot"]), referred_to=re.compile(named["referred_to"], _FLAGS), in_the_document=re.compile(named["in_the_document"], _FLAGS), purpose=cues["purpose"], sensitive_types=tuple(sensitive["types"]),
         collection=cues["collection"], definition=cues["definition"],
         definition_start=both(sensitive["definition_start"]), lead_in=both(sensitive["lead_in"]),
         back_reference=both(sensitive["back_reference"]), channel_types=frozenset(channel["types"]),
@@ -383,11 +393,52 @@ def names_recipient(text: str, sentences: tuple[tuple[int, int], ...], own: Iter
                 return True
         pos = max(m.end(), m.start() + 1)
     own_names = {core for name in own if len(core := _name_core(name)) >= (4 if core.isascii() else 2)}
+
+    def other_company(phrase: str) -> bool:
+        core = _name_core(phrase)
+        return names_company(phrase) and not (core and any(core in name or name in core for name in own_names))
+
+    aliases = defined_names(simple, other_company)
     for start, end in sentences:
-        for m in cues.company.finditer(simple, start, end):
-            core = _name_core(m.group(0))
-            if names_company(m.group(0)) and not (core and any(core in name or name in core for name in own_names)):
+        if any(other_company(m.group(0)) for m in cues.company.finditer(simple, start, end)):
+            return True
+        if aliases and _names_alias(simple, start, end, aliases):
+            return True
+    return False
+
+
+def defined_names(simple: str, names_other: Callable[[str], bool]) -> frozenset[str]:
+    """The short names the Simplified text ``simple`` gives to companies that ``names_other`` accepts (not the
+    operator): a term defined as a company (宜家特许经营系统：指Inter IKEA Systems B.V.) or a quoted name in brackets
+    right after one (暴雪娱乐有限公司（Blizzard Entertainment, Inc.）及其关联公司（统称为“暴雪”）). Names given to a
+    kind of company or to the operator itself (（以下简称“我们”）) are left out."""
+    cues = clause_cues()
+    found = set()
+    for m in cues.defined_term.finditer(simple):
+        line = max(simple.rfind(c, max(0, m.start() - _TERM_REACH), m.start()) for c in "。；;\n") + 1
+        if (term := cues.term.fullmatch(simple, line, m.start())) is not None and names_other(m.group(1)):
+            found.add(term.group(1).strip())
+    for m in cues.alias.finditer(simple):
+        if cues.app_subject.search(m.group(1)) is not None:
+            continue
+        lo = max(0, m.start() - _ALIAS_REACH)
+        if any(names_other(c.group(0)) and cues.alias_gap.fullmatch(simple, c.end(), m.start())
+               for c in cues.company.finditer(simple, lo, m.start())):
+            found.update(q.group(1).strip() for q in cues.quoted.finditer(m.group(1)))
+    return frozenset(name for name in found if cues.app_subject.search(name) is None
+                     and not any(name.endswith(g) for g in cues.generic_company) and name not in cues.generic_words)
+
+
+def _names_alias(text: str, start: int, end: int, aliases: frozenset[str]) -> bool:
+    """Whether one of ``aliases`` occurs in the sentence [start, end) of the Simplified ``text`` where a recipient
+    stands (与…, 向…, 在…内, 由…, 包括…), not as the one who shares."""
+    cues = clause_cues()
+    for alias in aliases:
+        pos = text.find(alias, start, end)
+        while pos >= 0:
+            if cues.recipient_slot.search(text, start, pos) is not None:
                 return True
+            pos = text.find(alias, pos + 1, end)
     return False
 
 

@@ -787,6 +787,10 @@ def test_c207_implied_consent_far_apart_and_granting_a_permission(make_app, text
     ("用户不同意条款变更的，可以主动取消注册用户号。", True),  # cancelling the registration closes the account
     ("用户注册账户时，须对所提供信息的真实性负责，并及时维护和更新您的个人信息。", False),  # a duty, not a route
     ("您可以在“我的-设置”中更新您的个人信息。", True),
+    ("如用户停止使用本服务，星河跑步可以从服务器上永久地删除用户的数据。", False),  # the operator's discretion
+    ("如有违反前述规定，且本平台可能会注销您的账户。", False),
+    ("我们可以根据您的要求删除您的个人信息。", True),  # the user's request
+    ("注销后，监护人可以删除未成年人的个人信息。", True),
 ])
 def test_c204_cancelling_registration_is_a_route_and_a_duty_is_not(make_app, text, present):
     assert has_clause(text, "deletion_correction") is present
@@ -968,3 +972,28 @@ def test_d302_the_operators_own_name_names_no_recipient(make_app, developer, tex
     app = make_app("Star Pay", text=(ALL_EN if text.isascii() else ALL_ZH) + text, developer=developer,
                    language="en" if text.isascii() else "zh")
     assert bool(rule_findings(app, "D302")) is flagged
+
+
+# --- D302: passive sharing, and the short names a policy gives to companies -----------------------------------------
+
+GROUP_SHARING = "由于星河集团是一家跨国公司，您的个人信息可能会在星河集团内被共享。"
+LICENSOR_SHARING = "您向我们提供的信息将由我们和我们的关联公司、许可方（包括但不限于星河娱乐）共享。"
+
+
+@pytest.mark.parametrize("extra, flagged", [
+    (GROUP_SHARING, True),  # "a multinational company" names no one
+    ("星河集团：指Xinghe Holding B.V.及其控制实体。\n" + GROUP_SHARING, False),  # a defined term
+    (LICENSOR_SHARING, True),
+    ("北京星河娱乐有限公司（Xinghe Entertainment, Inc.）及其关联公司（统称为“星河娱乐”）是本游戏的许可方。\n"
+     + LICENSOR_SHARING, False),  # a short name given in brackets
+    ("杭州星河信息技术有限公司（以下简称“星河”或“我们”）。星河可以将您的用户信息提交给关联公司。", True),  # the operator's
+    ("杭州星河信息技术有限公司（以下简称“星河”）。为向您提供星河游戏服务，星河可以将您的用户信息提交给关联公司。", True),
+])
+def test_d302_reads_passive_sharing_and_names_defined_by_the_policy(make_app, extra, flagged):
+    assert bool(rule_findings(make_app("星河支付", text=ALL_ZH + extra), "D302")) is flagged
+
+
+def test_passive_sharing_is_sharing_unless_negated():
+    assert sharing_sentences("您的个人信息可能会在我们的关联公司之间共享。")
+    assert not sharing_sentences("您的个人信息不会在我们的关联公司之间共享。")
+    assert not sharing_sentences("您向我们提供的信息不会由我们的关联公司共享。")
