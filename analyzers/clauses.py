@@ -196,9 +196,12 @@ def clause_cues() -> ClauseCues:
         generic_words=tuple(named["generic_words"]), legal_form=re.compile(named["legal_form"]),
         legal_form_anywhere=_alternation(named["legal_forms"]),
         listed=cues["listed"], lists=cues["lists"], linked_away=re.compile(named["linked_away"], _FLAGS),
-        defined_term=re.compile(named["defined_term"], _FLAGS), term=re.compile(named["term"]), alias=re.compile(named["alias"], _FLAGS),
-        alias_gap=re.compile(named["alias_gap"]), quoted=re.compile(named["quoted"]),
-        recipient_slot=re.compile(named["recipient_slot"]), referred_to=re.compile(named["referred_to"], _FLAGS), in_the_document=re.compile(named["in_the_document"], _FLAGS), purpose=cues["purpose"], sensitive_types=tuple(sensitive["types"]),
+        defined_term=re.compile(named["defined_term"], _FLAGS), term=re.compile(named["term"]),
+        alias=re.compile(named["alias"], _FLAGS), alias_gap=re.compile(named["alias_gap"]),
+        quoted=re.compile(named["quoted"]), recipient_slot=re.compile(named["recipient_slot"]),
+        referred_to=re.compile(named["referred_to"], _FLAGS),
+        in_the_document=re.compile(named["in_the_document"], _FLAGS), purpose=cues["purpose"],
+        sensitive_types=tuple(sensitive["types"]),
         collection=cues["collection"], definition=cues["definition"],
         definition_start=both(sensitive["definition_start"]), lead_in=both(sensitive["lead_in"]),
         back_reference=both(sensitive["back_reference"]), channel_types=frozenset(channel["types"]),
@@ -415,7 +418,10 @@ def defined_names(simple: str, names_other: Callable[[str], bool]) -> frozenset[
     cues = clause_cues()
     found = set()
     for m in cues.defined_term.finditer(simple):
-        line = max(simple.rfind(c, max(0, m.start() - _TERM_REACH), m.start()) for c in "。；;\n") + 1
+        reach = max(0, m.start() - _TERM_REACH)
+        line = max(simple.rfind(c, reach, m.start()) for c in "。；;\n") + 1
+        if line == 0 and reach > 0:
+            continue  # no line starts near: the term is not alone on its line
         if (term := cues.term.fullmatch(simple, line, m.start())) is not None and names_other(m.group(1)):
             found.add(term.group(1).strip())
     for m in cues.alias.finditer(simple):
