@@ -920,6 +920,12 @@ def test_the_apps_one_has_used_are_the_installed_app_list():
     ("Data removal requests can be sent to Example Outlets, PO Box 10889, Greensboro, NC 27408. We protect your privacy.",
      True),
     ("Our stores are open daily. Visit us at 100 Main Street, Dallas, Texas 75254.", False),  # no contact cue
+    # what the passage is about, in words other than "personal information" or "privacy"
+    ("If you need help changing the information we have collected, write to us at Example Inc., 837 N. 34th Street, "
+     "Seattle WA 98103.", True),
+    ("Any other data updates or removal requests can be sent to Example Outlets, PO Box 10889, Greensboro, NC 27408.",
+     True),
+    ("For store hours and gift cards, write to us at Example Inc., 837 N. 34th Street, Seattle WA 98103.", False),
 ])
 def test_c205_english_contact_passages_and_us_addresses(text, channel):
     assert has_contact_channel(text) is channel
@@ -951,9 +957,18 @@ def test_c203_english_asking_us_not_to_use_your_information():
     ("If you connect your account, we may share information with Facebook.", False),  # a named recipient
     ("We share information with advertising partners. Ads on our site are served by DoubleClick.", False),  # a tracker
     ("We share information with advertising partners. Visit our Branch locations in Smart Batch.", True),  # words
+    # forwarding the user's data to someone is sharing it: with advertising partners, and with Sony by name
+    ("We share information with advertising partners. We will forward your registration number to Sony along with "
+     "your purchases.", False),
+    ("We share information with advertising partners. After you pay, we forward you to the order page.", True),
 ])
 def test_d302_english_sharing_and_names(make_app, text, flagged):
     assert bool(rule_findings(en_app(make_app, ALL_EN + text), "D302")) is flagged
+
+
+def test_forwarding_your_data_to_someone_is_sharing():
+    assert sharing_sentences("We will forward your registration number to Sony.")
+    assert not sharing_sentences("We forward you to the order page.")
 
 
 def test_english_words_that_are_not_the_users_data():
