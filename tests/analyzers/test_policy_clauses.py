@@ -936,6 +936,10 @@ def test_c205_english_contact_passages_and_us_addresses(text, channel):
     ("By use of our websites and games, you signify your assent to our privacy policy.", True),
     ("You will be added to the marketing list if you do not uncheck the offer box during registration.", True),
     ("When you visit or use a co-branded website, you are consenting to provide your personal information to us.", True),
+    ("When you visit or use a part of any website, landing page or mobile application that is co-branded or that is a "
+     "part of a joint promotion involving Example Motors and one or more third parties (each a Co-Branded Party), you "
+     "are providing and consenting to provide your personal information to Example Motors.", True),  # 230 characters
+    ("When you visit our website, you are providing information through cookies.", False),
     ("By clicking \"I agree\" you consent to this Privacy Policy.", False),  # an explicit act
 ])
 def test_c207_english_use_as_consent(make_app, text, flagged):
