@@ -946,6 +946,19 @@ def test_c207_english_use_as_consent(make_app, text, flagged):
     assert bool(rule_findings(en_app(make_app, ALL_EN + text), "C207")) is flagged
 
 
+@pytest.mark.parametrize("text, present", [
+    ("You may opt out of interest-based advertising at any time.", True),
+    ("To opt-out of sharing with our partners, visit the choices page.", True),
+    ("For example, you can turn off the GPS locator on your phone.", True),  # the location permission
+    ("You may opt out of our promotional e-mails by clicking unsubscribe.", False),  # marketing only (GB/T 35273 §8.4)
+    ("If you opt out from a Example.com Opt-In Marketing List, we stop sending you offers.", False),
+    ("Note that you may not opt out of Service-related e-mails.", False),
+    ("Choice/Opt-out\nExample gives users the option to receive promotional email.", False),  # a heading
+])
+def test_c203_english_opting_out_of_marketing_is_no_withdrawal(text, present):
+    assert has_clause(text, "consent_withdrawal") is present
+
+
 def test_c203_english_asking_us_not_to_use_your_information():
     assert has_clause("If you do not want us to use your personal information for interest-based ads, adjust your "
                       "advertising preferences.", "consent_withdrawal")
