@@ -625,6 +625,9 @@ def test_withdrawal_by_turning_off_a_permission_or_authorisation(text, present):
     ("我们可能修改本政策。", False),
     ("本公司有权但无义务，改善或更正本服务任何部分之任何疏漏、错误。", False),  # the operator's, no route of the user's
     ("This privacy policy was last updated in March 2015.", False),
+    ("If your account information is incomplete, inaccurate or not current, please use the Contact Us option.", True),
+    ("You can also disable or delete the stored data used by technology similar to cookies, such as Flash cookies.",
+     False),  # the browser's cookies, not the operator's records
 ])
 def test_deletion_or_correction_phrasings(text, present):
     from analyzers.clauses import has_clause
