@@ -355,8 +355,10 @@ def sharing_sentences(text: str) -> tuple[tuple[int, int], ...]:
     return clause_sentences(text, "third_party_sharing")
 
 
-def names_sdk(text: str) -> str | None:
-    """The first name of an SDK of data/sdks.json's table that ``text`` names as an SDK, or None.
+def names_sdk(text: str, own: Iterable[str] = ()) -> str | None:
+    """The first name of an SDK of data/sdks.json's table that ``text`` names as an SDK, or None; not one of the
+    operator's own (its vendor or its name holds one of the ``own`` names: Google Analytics and Google DoubleClick in
+    Google's policy).
 
     Names of SDKs of the brand categories (payment, social login: 微信, QQ登录, 支付宝, 银联…) are also what a policy
     calls a login or payment method (使用微信登录, 支持支付宝付款) or the app itself; such a name counts only with an
@@ -364,8 +366,11 @@ def names_sdk(text: str) -> str | None:
     """
     cues = clause_cues()
     text = simplified(text)
+    own_names = _own_cores(own)
 
     def named_as_sdk(sdk, start: int, end: int) -> bool:
+        if any(_is_own(name, own_names) for name in (sdk.vendor, sdk.name, text[start:end])):
+            return False
         return sdk.category not in cues.brand_categories or _sdk_context(text, start, end, sdk.vendor)
 
     return sdk_catalog().named_any(text, named_as_sdk)
@@ -385,8 +390,12 @@ def names_recipient(text: str, sentences: tuple[tuple[int, int], ...], own: Iter
     Google", "与星河科技有限公司的关联公司")."""
     cues = clause_cues()
     simple = simplified(text)
-    if _search(text, cues.listed, 0, len(text)) is not None:
-        return True
+    own_names = _own_cores(own)
+    pos = 0
+    while (m := _search(text, cues.listed, pos, len(text))) is not None:
+        if not _is_own(m.group(0), own_names):
+            return True
+        pos = max(m.end(), m.start() + 1)
     pos = 0
     while (m := _search(text, cues.lists, pos, len(text))) is not None:
         if cues.linked_away.match(simple, m.end(), m.end() + _LINK_REACH) is None:
@@ -395,11 +404,9 @@ def names_recipient(text: str, sentences: tuple[tuple[int, int], ...], own: Iter
                     or cues.in_the_document.search(simple, before, m.start()) is not None):
                 return True
         pos = max(m.end(), m.start() + 1)
-    own_names = {core for name in own if len(core := _name_core(name)) >= (4 if core.isascii() else 2)}
 
     def other_company(phrase: str) -> bool:
-        core = _name_core(phrase)
-        return names_company(phrase) and not (core and any(core in name or name in core for name in own_names))
+        return names_company(phrase) and not _is_own(phrase, own_names)
 
     aliases = defined_names(simple, other_company)
     for start, end in sentences:
@@ -446,6 +453,17 @@ def _names_alias(text: str, start: int, end: int, aliases: frozenset[str]) -> bo
                 return True
             pos = text.find(alias, pos + 1, end)
     return False
+
+
+def _own_cores(own: Iterable[str]) -> frozenset[str]:
+    """The cores (:func:`_name_core`) of the operator's names long enough to tell it by (4 Latin letters, 2 CJK)."""
+    return frozenset(core for name in own if name and len(core := _name_core(name)) >= (4 if core.isascii() else 2))
+
+
+def _is_own(phrase: str, own_cores: frozenset[str]) -> bool:
+    """Whether ``phrase`` names the operator: its core holds one of ``own_cores`` or is held in one."""
+    core = _name_core(phrase) if phrase else ""
+    return bool(core) and any(core in name or name in core for name in own_cores)
 
 
 def _name_core(name: str) -> str:

@@ -359,7 +359,8 @@ def evaluate_clauses(labels_path: Path | str, data_dir: Path | str,
     Per rule of :data:`CLAUSE_LABELS`, a finding on a policy is right when its label says so; C206 is scored per
     (policy, data type) against the label's ``no_purpose`` list; a C202 finding is right when its data type is in
     the label's ``collects`` list (the policy really declares collecting it); the finance type is right when it
-    equals the label's. The texts are read from the corpus files in ``data_dir``.
+    equals the label's. The texts are read from the corpus files in ``data_dir``, with the app's ``name`` where a
+    corpus line gives one (as a store listing would; the dev corpora give only package names, which are not).
     """
     from finmon.model import PolicyVersion, detect_language, sha256_hex
 
@@ -383,7 +384,8 @@ def evaluate_clauses(labels_path: Path | str, data_dir: Path | str,
         text = row["text"]
         policy = PolicyVersion(url="", final_url="", fetched_at="", sha256=sha256_hex(text), text=text,
                                language=detect_language(text))
-        result = check_policy(policy, category=LABELLED_CATEGORY.get(row.get("category", ""), ""))
+        result = check_policy(policy, name=row.get("name", ""),
+                              category=LABELLED_CATEGORY.get(row.get("category", ""), ""))
         fired: dict[str, set[str]] = {}
         for f in result["findings"]:
             fired.setdefault(f["rule_id"], set()).add(f["evidence"]["key"])

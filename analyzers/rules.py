@@ -429,7 +429,7 @@ def unnamed_sharing_recipients(ctx: Context) -> Iterator[Evidence]:
     text = ctx.app.policy.text
     sentences = sharing_sentences(text)
     own = (ctx.app.name, ctx.app.developer, ctx.app.legal_entity)
-    if sentences and not names_recipient(text, sentences, own) and names_sdk(text) is None:
+    if sentences and not names_recipient(text, sentences, own) and names_sdk(text, own) is None:
         start, end = sentences[0]
         yield Evidence(kind="quote", key="third_party_sharing", text=text[start:end], start=start, end=end,
                        url=ctx.app.policy.url)

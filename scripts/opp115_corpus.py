@@ -3,8 +3,9 @@
 OPP-115 (Wilson et al., ACL 2016; Usable Privacy Policy Project, Carnegie Mellon University; for research,
 teaching and scholarship only, so it is not kept in this project) holds 115 US website privacy policies.
 ``tests/analyzers/data/real_policy_labels_en.jsonl`` labels 30 of them by the ids of their file names. This
-writes ``OUT_DIR/opp115.jsonl``: one line per sanitized policy, ``{"id", "app" (the site), "text",
-"annotations": []}``, the text extracted from the policy's HTML as ``finmon check`` extracts a page (the
+writes ``OUT_DIR/opp115.jsonl``: one line per sanitized policy, ``{"id", "app" (the site), "name" (the
+site's name: its domain without ``www.`` and the top-level domain, which stands for the name a store listing would
+give), "text", "annotations": []}``, the text extracted from the policy's HTML as ``finmon check`` extracts a page (the
 corpus's ``|||`` segment separators read as line breaks). Then::
 
     finmon eval clauses tests/analyzers/data/real_policy_labels_en.jsonl --data OUT_DIR
@@ -21,6 +22,11 @@ from crawler.policy import ExtractionFailed, extract_policy
 from finmon.jobs import utcnow
 
 CORPUS = "opp115.jsonl"
+
+
+def site_name(site: str) -> str:
+    """The name a site goes by, from its domain: www.bankofamerica.com → bankofamerica."""
+    return site.removeprefix("www.").rsplit(".", 1)[0]
 
 
 def build(opp_dir: Path, out_dir: Path) -> tuple[int, list[str]]:
@@ -41,8 +47,8 @@ def build(opp_dir: Path, out_dir: Path) -> tuple[int, list[str]]:
             except ExtractionFailed as exc:
                 failed.append(f"{path.name}: {exc}")
                 continue
-            out.write(json.dumps({"id": policy_id, "app": site, "text": policy.text, "annotations": []},
-                                 ensure_ascii=False) + "\n")
+            out.write(json.dumps({"id": policy_id, "app": site, "name": site_name(site), "text": policy.text,
+                                  "annotations": []}, ensure_ascii=False) + "\n")
             written += 1
     return written, failed
 

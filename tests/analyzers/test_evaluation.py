@@ -298,3 +298,14 @@ def test_clause_scoring_counts_each_rule_against_its_label(tmp_path):
     assert json.loads((tmp_path / "out.jsonl").read_text(encoding="utf-8"))["id"] == "a"
     with pytest.raises(ev.EvaluationError, match="not found"):
         ev.evaluate_clauses(write(tmp_path, "l2.jsonl", [{**label, "id": "nosuch"}]), tmp_path)
+
+
+def test_clause_scoring_gives_the_app_its_name_where_the_corpus_line_has_one(tmp_path):
+    """A name, as a store listing gives it, tells the operator from a recipient (the OPP-115 lines carry the site's)."""
+    text = "We share your personal information with partners outside of Example Inc. to serve ads."
+    label = {"corpus": "mini.jsonl", "id": "a", "finance_type": "other", "withdrawal": False, "deletion": False,
+             "complaint": False, "implied_consent": False, "unnamed_sharing": True, "no_purpose": [], "collects": []}
+    labels = write(tmp_path, "labels.jsonl", [label])
+    for row, tp in (({}, 0), ({"name": "example"}, 1)):
+        write(tmp_path, "mini.jsonl", [{"id": "a", "text": text, "annotations": [], **row}])
+        assert ev.evaluate_clauses(labels, tmp_path).per_label["D302"]["tp"] == tp, row

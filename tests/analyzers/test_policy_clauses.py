@@ -1032,3 +1032,15 @@ def test_passive_sharing_is_sharing_unless_negated():
     assert sharing_sentences("您的个人信息可能会在我们的关联公司之间共享。")
     assert not sharing_sentences("您的个人信息不会在我们的关联公司之间共享。")
     assert not sharing_sentences("您向我们提供的信息不会由我们的关联公司共享。")
+
+
+@pytest.mark.parametrize("developer, flagged", [
+    ("Google LLC", True),  # its own products name no third party
+    ("Example LLC", False),  # Google, its analytics and its ad server are third parties here
+])
+def test_d302_the_operators_own_sdks_and_trackers_name_no_recipient(make_app, developer, flagged):
+    text = (ALL_EN + "We will share personal information with companies outside of Google when you consent. "
+            "We use Google Analytics, and ads are served by DoubleClick.")
+    app = make_app("Search", text=text, language="en", developer=developer)
+    assert bool(rule_findings(app, "D302")) is flagged
+    assert names_sdk(text, ("Google LLC",)) is None and names_sdk(text) is not None

@@ -25,7 +25,8 @@ def test_each_sanitized_policy_becomes_a_line_with_its_segments_on_lines(tmp_pat
     assert done.returncode == 0, done.stderr
     assert "skipped 30_empty.example.html" in done.stderr and "2 policies" in done.stdout
     rows = [json.loads(line) for line in (tmp_path / "out" / "opp115.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert [(r["id"], r["app"], r["annotations"]) for r in rows] == [("12", "shop.example", []), ("7", "example.com", [])]
+    assert [(r["id"], r["app"], r["name"], r["annotations"]) for r in rows] == [
+        ("12", "shop.example", "shop", []), ("7", "example.com", "example", [])]
     assert "|||" not in rows[1]["text"]
     assert "We share your information with our partners." in rows[1]["text"].splitlines()
     assert "privacy@example.com" in rows[1]["text"]
