@@ -3,7 +3,8 @@
 For each size the simulator serves a fresh market on loopback (in this process, so its memory is not
 counted; its CPU is printed apart) and each stage runs as the operator would run it, in its own processes:
 the stores' crawls side by side (``python -m crawler.run``, one process per store, as ``finmon crawl``
-starts them, each with its extraction worker), then ``finmon analyze`` and ``finmon report``. Per stage it
+starts them, each with its extraction worker; Google Play after the others, looking up the Android apps they
+listed), then ``finmon analyze`` and ``finmon report``. Per stage it
 prints wall seconds and share of the end to end, CPU seconds, peak RSS of its largest process; for the
 crawl also responses/s and crawler CPU per response; then the index and report sizes, search latency in
 process (p50/p95 over a fixed query mix, interpreter start-up measured apart), the analyzers' speed on one
@@ -89,18 +90,47 @@ def run_processes(commands: list[list[str]], env: dict[str, str] | None = None) 
             "simulator_cpu_seconds": own_cpu() - simulator, "last_lines": last_lines}
 
 
+def discovered(market: MarketServer, out: Path) -> dict[str, list[int]]:
+    """Per store, [listings the crawl wrote, listings the simulator's store has, of which it serves broken on
+    purpose (a store fault that is not transient: malformed JSON, a lasting 503)]: every app discovered or not."""
+    truth: dict[str, set[str]] = {store: set() for store in market.store_urls}
+    broken: dict[str, int] = dict.fromkeys(market.store_urls, 0)
+    for app in market.market.apps():
+        ids = market.market.app_truth(app)["store_ids"]
+        for store in app.stores:
+            truth[store].add(str(ids[store]))
+            broken[store] += any(f.startswith(f"{store}_") and "transient" not in f for f in app.faults)
+    found = {}
+    for store, ids in truth.items():
+        with open(out / store / "listings.jsonl", encoding="utf-8") as lines:
+            crawled = {str(json.loads(line)["store_id"]) for line in lines if line.strip()}
+        found[store] = [len(crawled & ids), len(ids), broken[store]]
+    return found
+
+
 def crawl(market: MarketServer, out: Path, previous: Path | None = None) -> dict:
-    """Each store's crawl in its own process, side by side; the stage figures and the crawl counters."""
-    commands, claims = [], out / ".claims"  # shared by the stores' crawls, as finmon crawl shares them
+    """Each store's crawl in its own process, side by side, as ``finmon crawl`` runs them (Google Play after the
+    others, looking up the Android apps they listed); the stage figures and the crawl counters."""
+    claims = out / ".claims"  # shared by the stores' crawls, as finmon crawl shares them
     claims.mkdir(parents=True)
-    for store, url in market.store_urls.items():
-        cmd = [sys.executable, "-m", "crawler.run", "--out", str(out / store), "--store", f"{store}={url}",
-               "--allow-host", market.base_url.split("//", 1)[1], "--log-level", "WARNING",
-               "--set", f"FINMON_SHARED_CLAIMS={claims}"]
+
+    def command(store: str, *settings: str) -> list[str]:
+        cmd = [sys.executable, "-m", "crawler.run", "--out", str(out / store), "--store",
+               f"{store}={market.store_urls[store]}", "--allow-host", market.base_url.split("//", 1)[1],
+               "--log-level", "WARNING", "--set", f"FINMON_SHARED_CLAIMS={claims}"]
         if previous is not None:
             cmd += ["--set", f"FINMON_PREVIOUS_SNAPSHOT={previous / store}"]
-        commands.append(cmd)
-    stage = run_processes(commands)
+        return cmd + [arg for value in settings for arg in ("--set", value)]
+
+    first = [store for store in market.store_urls if store not in jobs.LOOKUP_STORES]
+    stage = run_processes([command(store) for store in first])
+    listings = json.dumps([str(out / store / "listings.jsonl") for store in first])
+    later = [store for store in market.store_urls if store in jobs.LOOKUP_STORES]
+    if later:
+        second = run_processes([command(store, f"FINMON_LOOKUP_LISTINGS={listings}") for store in later])
+        for key in ("seconds", "cpu_seconds", "simulator_cpu_seconds"):
+            stage[key] += second[key]
+        stage["peak_rss_mb"] = max(stage["peak_rss_mb"], second["peak_rss_mb"])
     del stage["last_lines"]
     runs = [json.loads((out / store / "run.json").read_text(encoding="utf-8")) for store in market.store_urls]
     total = lambda key: sum(r["counters"].get(key, 0) for r in runs)  # noqa: E731
@@ -108,6 +138,7 @@ def crawl(market: MarketServer, out: Path, previous: Path | None = None) -> dict
                  capped=total("discovery_capped"), outcomes=sorted({r["outcome"] for r in runs}))
     stage["responses_per_s"] = stage["responses"] / stage["seconds"]
     stage["cpu_ms_per_response"] = 1000 * stage["cpu_seconds"] / max(stage["responses"], 1)
+    stage["discovered"] = discovered(market, out)
     return stage
 
 
@@ -281,6 +312,8 @@ def print_table(result: dict) -> None:
           f"per response (one process per store and their workers), {c['listings']} listings, searches capped "
           f"{c['capped']}, outcomes {', '.join(c['outcomes'])}; the simulator meanwhile {c['simulator_cpu_seconds']:.1f} "
           f"CPU s")
+    print("discovered (listings crawled / the store's listings, of which served broken on purpose): " + ", ".join(
+        f"{store} {found:,} / {listed:,} ({broken:,})" for store, (found, listed, broken) in c["discovered"].items()))
     print(f"index {result['index_mb']:.0f} MB; report {result['report_files']} files, {result['report_mb']:.0f} MB")
     print(f"search in process: p50 {result['search']['p50_ms']:.1f} ms, p95 {result['search']['p95_ms']:.1f} ms; "
           f"`finmon --help` start-up {result['start_up_ms']:.0f} ms")
