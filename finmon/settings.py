@@ -221,7 +221,8 @@ TWISTED_DNS_RESOLVER = "crawler.middlewares.GuardedResolver"  # the address chec
 DNS_TIMEOUT = 10
 ITEM_PIPELINES = {"crawler.pipelines.ListingPipeline": 300, "crawler.pipelines.PolicyPipeline": 400,
                   "crawler.pipelines.ApkPipeline": 500}
-EXTENSIONS = {"crawler.extensions.RunRecorder": 0}
+EXTENSIONS = {"crawler.extensions.RunRecorder": 0,  # AutoThrottle that 304s and 404s may speed up too
+              "scrapy.extensions.throttle.AutoThrottle": None, "crawler.extensions.AnswerThrottle": 0}
 
 # --- scheduling (finmon schedule …) ----------------------------------------
 # Each SCHEDULE_ value can be overridden from the environment as JSON: FINMON_SCHEDULE_CRAWLS='{…}'.

@@ -1,6 +1,10 @@
 import json
 
-from crawler.extensions import RunRecorder, run_counters
+import pytest
+from scrapy.core.downloader import Slot
+from scrapy.http import Response
+
+from crawler.extensions import AnswerThrottle, RunRecorder, run_counters
 from crawler.snapshot import Snapshot, outcome
 
 
@@ -82,3 +86,17 @@ def test_a_new_snapshot_truncates_and_drops_the_old_run_record(tmp_path):
     assert (tmp_path / "listings.jsonl").read_text() == ""
     run = snapshot.release({"requests": 1}, "shutdown")
     assert run.outcome == "interrupted" and json.loads((tmp_path / "run.json").read_text())["counters"] == {"requests": 1}
+
+
+@pytest.mark.parametrize("status, lowered", [(200, True), (304, True), (404, True), (503, False), (302, False)])
+def test_the_throttle_is_lowered_by_the_stores_plain_answers_not_by_errors(make_crawler, status, lowered):
+    """A fast 304 (unchanged recrawl) or 404 (Google Play lookup of an app it does not list) lowers the delay a slow
+    moment raised, as a 200 does; an error page does not (Scrapy's reason: it is quick because it is an error)."""
+    crawler = make_crawler()
+    assert crawler.settings.getdict("EXTENSIONS")["crawler.extensions.AnswerThrottle"] == 0
+    assert crawler.settings.getdict("EXTENSIONS")["scrapy.extensions.throttle.AutoThrottle"] is None
+    throttle = AnswerThrottle(crawler)
+    throttle.mindelay, throttle.maxdelay = throttle._min_delay(), throttle._max_delay()  # as when the spider opens
+    slot = Slot(concurrency=4, delay=8.0, jitter=0)
+    throttle._adjust_delay(slot, 0.01, Response("http://127.0.0.1/app", status=status))
+    assert (slot.delay < 8.0) is lowered
