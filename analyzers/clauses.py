@@ -408,13 +408,10 @@ def names_recipient(text: str, sentences: tuple[tuple[int, int], ...], own: Iter
     def other_company(phrase: str) -> bool:
         return names_company(phrase) and not _is_own(phrase, own_names)
 
-    aliases = defined_names(simple, other_company)
-    for start, end in sentences:
-        if any(other_company(m.group(0)) for m in cues.company.finditer(simple, start, end)):
-            return True
-        if aliases and _names_alias(simple, start, end, aliases):
-            return True
-    return False
+    if any(other_company(m.group(0)) for start, end in sentences for m in cues.company.finditer(simple, start, end)):
+        return True
+    aliases = defined_names(simple, other_company)  # read the whole text only when no sentence names a company
+    return bool(aliases) and any(_names_alias(simple, start, end, aliases) for start, end in sentences)
 
 
 def defined_names(simple: str, names_other: Callable[[str], bool]) -> frozenset[str]:
