@@ -40,6 +40,16 @@ class ExtractionFailed(Exception):
 
 # --- charset ------------------------------------------------------------------
 
+# The Encoding Standard decodes every GBK label with the gb18030 decoder (a superset:
+# real "gbk" pages carry four-byte gb18030 characters); w3lib before 2.6 did the same.
+_GB18030_LABELS = frozenset({"gbk", "gb2312", "gb18030"})
+
+
+def _codec(label: str | None) -> str | None:
+    """A charset label → the Python codec that decodes it as a browser would, or None."""
+    encoding = resolve_encoding(label) if label else None
+    return "gb18030" if encoding in _GB18030_LABELS else encoding
+
 
 def decode_body(body: bytes, content_type: str | None) -> tuple[str, str, bool]:
     """Decode an HTML body → (text, encoding, guessed).
@@ -53,7 +63,7 @@ def decode_body(body: bytes, content_type: str | None) -> tuple[str, str, bool]:
     if bom_encoding:
         return body[len(bom):].decode(bom_encoding, errors="replace"), bom_encoding, False
     for declared in (http_content_type_encoding(content_type or ""), html_body_declared_encoding(body)):
-        encoding = resolve_encoding(declared) if declared else None
+        encoding = _codec(declared)
         if encoding:
             try:
                 return body.decode(encoding), encoding, False
@@ -64,7 +74,7 @@ def decode_body(body: bytes, content_type: str | None) -> tuple[str, str, bool]:
     except UnicodeDecodeError:
         pass
     best = from_bytes(body).best()
-    encoding = resolve_encoding(best.encoding) if best is not None else None
+    encoding = _codec(best.encoding) if best is not None else None
     return body.decode(encoding or "gb18030", errors="replace"), encoding or "gb18030", True
 
 

@@ -60,6 +60,14 @@ def test_decode_body_prefers_a_correct_declaration():
     assert decode_body(b"plain ascii", None) == ("plain ascii", "utf-8", False)
 
 
+@pytest.mark.parametrize("label", ["gbk", "GB2312", "x-gbk"])
+def test_a_gbk_label_decodes_as_gb18030(label):
+    # As in browsers: a page labelled GBK may hold characters only gb18030 encodes (four bytes).
+    body = f"<meta charset='{label}'><p>隐私政策 㐀 €</p>".encode("gb18030")
+    text, encoding, guessed = decode_body(body, None)
+    assert "隐私政策 㐀 €" in text and encoding == "gb18030" and not guessed
+
+
 def test_pdf_policy(fx):
     version, warnings = extract_policy(URL, URL, fx.bytes("policy_zh.pdf"), "application/pdf", NOW)
     assert version.content_type == "pdf" and warnings == ()
