@@ -5,10 +5,10 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test install system-deps
 
-$(BIN)/finmon: pyproject.toml
+$(BIN)/finmon: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' -c constraints.txt
 	touch $@
 
 install: $(BIN)/finmon
