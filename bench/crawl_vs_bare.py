@@ -71,8 +71,9 @@ def main() -> None:
         run = json.loads(stdout)
         ours_pages = run["counters"]["responses"]
         snap = jobs.load_snapshot(out)
-        urls = sorted({lst.source_url for lst in snap.listings} | set(snap.policies) | set(snap.policy_failures)
-                      | {lst.apk_url for lst in snap.listings if lst.apk_url})
+        listings = snap.listings
+        urls = sorted({lst.source_url for lst in listings} | set(snap.policies) | set(snap.policy_failures)
+                      | {lst.apk_url for lst in listings if lst.apk_url})
         url_file = Path(tmp) / "urls.json"
         url_file.write_text(json.dumps(urls))
         script = Path(tmp) / "bare.py"

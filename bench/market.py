@@ -180,8 +180,9 @@ def bare_ratio(out: Path, first: dict, tmp: Path) -> dict:
     from crawl_vs_bare import BARE_SPIDER
 
     snap = jobs.load_snapshot(out)
-    urls = sorted({lst.source_url for lst in snap.listings} | set(snap.policies) | set(snap.policy_failures)
-                  | {lst.apk_url for lst in snap.listings if lst.apk_url})
+    listings = snap.listings
+    urls = sorted({lst.source_url for lst in listings} | set(snap.policies) | set(snap.policy_failures)
+                  | {lst.apk_url for lst in listings if lst.apk_url})
     (tmp / "urls.json").write_text(json.dumps(urls))
     result: dict = {"urls": len(urls)}
     for name, script in (("bare", BARE_SPIDER), ("raw", RAW_CLIENT)):
@@ -198,10 +199,9 @@ def analyzer_speed(crawl_dir: Path, keep: int) -> tuple[dict, list]:
     """Apps with a policy analysed per CPU second on one core (every rule), against a no-op pass over the
     same apps; and the first ``keep`` (app, analysis) pairs, for the Elasticsearch stage."""
     import analyzers
-    from finmon.model import Analysis, merge_listings
+    from finmon.model import Analysis
 
-    snap = jobs.load_snapshot(crawl_dir)
-    apps = merge_listings(snap.listings, snap.policies, snap.policy_failures, snap.apks)
+    apps = [app for batch in jobs.app_batches(jobs.load_snapshot(crawl_dir), 1000) for app in batch]
     with_policy = sum(1 for app in apps if app.policy is not None)
     started = time.process_time()
     for app in apps:

@@ -25,6 +25,8 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
@@ -37,6 +39,7 @@ from finmon.model import (
     Listing,
     PolicyVersion,
     Run,
+    chunks,
     dumps,
     merge_listings,
     sha256_hex,
@@ -384,17 +387,52 @@ class LineCounter:
         return total
 
 
+Place = tuple[Path, int]  # a snapshot line: its file and byte offset
+
+
 @dataclass
 class Snapshot:
-    """What one or more crawl directories hold, read back; bad lines are counted, not fatal."""
+    """What one or more crawl directories hold, read back; bad lines are counted, not fatal.
 
-    listings: list[Listing] = field(default_factory=list)
+    Listings and APK inspections stay on disk: the snapshot holds where each line is, and reads
+    them back when asked (:attr:`listings`, :attr:`apks`, or a batch of apps at a time with
+    :func:`app_batches`), so a whole market's listings are never in memory at once.
+    """
+
     policies: dict[str, PolicyVersion] = field(default_factory=dict)
     policy_failures: dict[str, str] = field(default_factory=dict)
-    apks: dict[str, ApkInfo] = field(default_factory=dict)  # download URL -> inspected APK
     bad_lines: int = 0
-    # policy sha256 -> (file, byte offset) of a line holding its text, when read without texts
-    texts: dict[str, tuple[Path, int]] = field(default_factory=dict)
+    listing_places: list[tuple[str, Place]] = field(default_factory=list)  # (app key, place), in file order
+    apk_places: dict[str, Place] = field(default_factory=dict)  # download URL -> place of its inspection
+    # policy sha256 -> place of a line holding its text, when read without texts
+    texts: dict[str, Place] = field(default_factory=dict)
+
+    @property
+    def listings(self) -> list[Listing]:
+        """Every listing, in file order (for a small snapshot: they are all read into memory)."""
+        with _LineReader() as read:
+            return [_listing(read(place), place) for _, place in self.listing_places]
+
+    @property
+    def apks(self) -> dict[str, ApkInfo]:
+        """Every inspected APK by download URL (for a small snapshot: they are all read into memory)."""
+        with _LineReader() as read:
+            return {url: _apk(read(place), place) for url, place in self.apk_places.items()}
+
+
+class _LineReader(contextlib.ExitStack):
+    """Reads snapshot lines back by place, each file opened once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._files: dict[Path, Any] = {}
+
+    def __call__(self, place: Place) -> Any:
+        path, offset = place
+        if path not in self._files:
+            self._files[path] = self.enter_context(path.open("rb"))
+        self._files[path].seek(offset)
+        return json.loads(self._files[path].readline())
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, int, Any]]:
@@ -413,9 +451,9 @@ def _jsonl(path: Path) -> Iterator[tuple[int, int, Any]]:
             offset += len(line)
 
 
-def _read_lines(path: Path, snap: Snapshot, read: Callable[[Any, tuple[Path, int]], None]) -> None:
-    """Apply ``read`` to each line of ``path`` and its place (file, byte offset); a line it cannot take is
-    counted, logged with its place, skipped."""
+def _read_lines(path: Path, snap: Snapshot, read: Callable[[Any, Place], None]) -> None:
+    """Apply ``read`` to each line of ``path`` and its place; a line it cannot take is counted, logged with its
+    place, skipped."""
     for line_no, offset, row in _jsonl(path):
         try:
             if isinstance(row, Exception):
@@ -426,19 +464,33 @@ def _read_lines(path: Path, snap: Snapshot, read: Callable[[Any, tuple[Path, int
             log.warning("%s:%d: bad snapshot line skipped (%s)", path, line_no, str(exc)[:200])
 
 
+def _listing(row: Any, place: Place) -> Listing:
+    """A listings.jsonl line → its Listing, capture references made absolute."""
+    found = Listing.from_dict(row)
+    captures = {name: _capture(ref, place) for name in ("capture", "data_safety_capture")
+                if (ref := getattr(found, name))}
+    return dataclasses.replace(found, **captures) if captures else found
+
+
+def _apk(row: Any, place: Place) -> ApkInfo:
+    """An apks.jsonl line of a successful inspection → its ApkInfo, capture reference made absolute."""
+    if not isinstance(row["url"], str):
+        raise TypeError(f"url: expected str, got {type(row['url']).__name__}")
+    info = ApkInfo.from_dict(row["apk"])
+    return dataclasses.replace(info, capture=_capture(row.get("capture") or info.capture, place))
+
+
 def load_snapshot(*crawl_dirs: Path, policy_texts: bool = True) -> Snapshot:
     """Read every listings.jsonl/policies.jsonl/apks.jsonl under the ``crawl_dirs``.
 
-    ``policy_texts=False``: policy versions come without their text, and ``texts`` says where to read it back
-    (:func:`with_policy_texts`), so a whole market's policies are never in memory at once.
+    Each line is checked as it is read (a bad one is counted and skipped), but only the places of
+    listings and APK inspections are kept. ``policy_texts=False``: policy versions come without their
+    text, and ``texts`` says where to read it back (:func:`with_policy_texts`).
     """
     snap = Snapshot()
 
     def listing(row, place) -> None:
-        found = Listing.from_dict(row)
-        captures = {name: _capture(ref, place) for name in ("capture", "data_safety_capture")
-                    if (ref := getattr(found, name))}
-        snap.listings.append(dataclasses.replace(found, **captures) if captures else found)
+        snap.listing_places.append((_listing(row, place).app_key, place))
 
     def policy(row, place) -> None:
         url, status = row["url"], row["status"]
@@ -457,11 +509,8 @@ def load_snapshot(*crawl_dirs: Path, policy_texts: bool = True) -> Snapshot:
 
     def apk(row, place) -> None:
         if row["status"] == "ok":
-            if not isinstance(row["url"], str):
-                raise TypeError(f"url: expected str, got {type(row['url']).__name__}")
-            info = ApkInfo.from_dict(row["apk"])
-            snap.apks[row["url"]] = dataclasses.replace(info, capture=_capture(row.get("capture") or info.capture,
-                                                                               place))
+            _apk(row, place)  # checked now: a bad line costs itself, never a later batch
+            snap.apk_places[row["url"]] = place
 
     roots = sorted({p.parent for d in crawl_dirs for p in d.rglob("listings.jsonl")}
                    | {p.parent for d in crawl_dirs for p in d.rglob("policies.jsonl")})
@@ -470,6 +519,19 @@ def load_snapshot(*crawl_dirs: Path, policy_texts: bool = True) -> Snapshot:
         _read_lines(root / "policies.jsonl", snap, policy)
         _read_lines(root / "apks.jsonl", snap, apk)
     return snap
+
+
+def app_batches(snap: Snapshot, size: int) -> Iterator[list[AppSnapshot]]:
+    """The snapshot's apps merged from their listings (:func:`merge_listings`), ``size`` apps at a time in
+    app-key order; only one batch's listings and APK inspections are read into memory."""
+    places = sorted(snap.listing_places, key=itemgetter(0))  # stable: each app's listings keep file order
+    by_app = [list(group) for _, group in groupby(places, key=itemgetter(0))]
+    with _LineReader() as read:
+        for batch in chunks(by_app, size):
+            listings = [_listing(read(place), place) for group in batch for _, place in group]
+            apks = {lst.apk_url: _apk(read(place), place) for lst in listings
+                    if lst.apk_url and (place := snap.apk_places.get(lst.apk_url))}
+            yield merge_listings(listings, snap.policies, snap.policy_failures, apks)
 
 
 def snapshot_warc_files(crawl_dir: Path) -> set[Path]:
@@ -505,16 +567,11 @@ def _capture(ref: Any, place: tuple[Path, int]) -> str:
 def with_policy_texts(apps: Iterable[AppSnapshot], snap: Snapshot) -> list[AppSnapshot]:
     """``apps`` with their policies' texts, read back from the snapshot lines ``snap.texts`` names."""
     out = []
-    with contextlib.ExitStack() as files:
-        opened: dict[Path, Any] = {}  # each snapshot file opened once for the batch
+    with _LineReader() as read:
         for app in apps:
             place = snap.texts.get(app.policy.sha256) if app.policy is not None and not app.policy.text else None
             if place is not None:
-                path, offset = place
-                if path not in opened:
-                    opened[path] = files.enter_context(path.open("rb"))
-                opened[path].seek(offset)
-                text = json.loads(opened[path].readline())["version"]["text"]
+                text = read(place)["version"]["text"]
                 app = dataclasses.replace(app, policy=dataclasses.replace(app.policy, text=text))
             out.append(app)
     return out
@@ -635,34 +692,37 @@ def _analyze(crawl_dir, store, run: Run, progress: Progress | None, registry, in
 
     store.save_run(run)
     snap = load_snapshot(*([crawl_dir] if isinstance(crawl_dir, Path) else crawl_dir), policy_texts=False)
-    every_app = merge_listings(snap.listings, snap.policies, snap.policy_failures, snap.apks)
     version = analyzers.analysis_version(registry)
-    inputs = {app.key: input_hash(app, version) for app in every_app}
     known = store.analysis_inputs() if incremental else {}
-    apps = [app for app in every_app if known.get(app.key) != inputs[app.key]]
     table = rules_with_status(registry)
     for row in table:
         if not row["applied"]:
             log.warning("%s not applied: %s", row["id"], row["not_applied_en"])
     store.save_rules(table)
     skipped = [row["id"] for row in table if not row["applied"]]
-    seen, findings, counts = utcnow(), 0, Counter()
-    # analysed and indexed in batches, one transaction each: the findings of the whole market are never held
-    for start in range(0, len(apps), settings.FINMON_ANALYZE_BATCH):
-        batch = with_policy_texts(apps[start:start + settings.FINMON_ANALYZE_BATCH], snap)
-        results = [cite(app, analyzers.analyze(app, registry=registry)) for app in batch]
-        findings += sum(len(r.findings) for r in results)
-        counts.update(store.save_analysis(batch, results, seen, skipped_rules=skipped,
-                                          inputs={app.key: inputs[app.key] for app in batch}))
+    seen, findings, counts, apps, analysed = utcnow(), 0, Counter(), 0, 0
+    total = len({key for key, _ in snap.listing_places})
+    # read, analysed and indexed in batches, one transaction each: neither the listings nor the findings of the
+    # whole market are ever held
+    for merged in app_batches(snap, settings.FINMON_ANALYZE_BATCH):
+        apps += len(merged)
+        inputs = {app.key: input_hash(app, version) for app in merged}
+        batch = with_policy_texts([app for app in merged if known.get(app.key) != inputs[app.key]], snap)
+        if batch:
+            results = [cite(app, analyzers.analyze(app, registry=registry)) for app in batch]
+            findings += sum(len(r.findings) for r in results)
+            analysed += len(batch)
+            counts.update(store.save_analysis(batch, results, seen, skipped_rules=skipped,
+                                              inputs={app.key: inputs[app.key] for app in batch}))
         if progress:
-            progress("analyse", start + len(batch), len(apps))
+            progress("analyse", apps, total)
     run.ended = utcnow()
     run.outcome = "ok"
     run.counters = {
-        "apps": len(every_app),
-        "apps_analysed": len(apps),
-        "apps_unchanged": len(every_app) - len(apps),
-        "listings": len(snap.listings),
+        "apps": apps,
+        "apps_analysed": analysed,
+        "apps_unchanged": apps - analysed,
+        "listings": len(snap.listing_places),
         "policies": len(snap.policies),
         "findings": findings,
         "errors/bad_snapshot_line": snap.bad_lines,

@@ -86,6 +86,27 @@ def test_policies_read_without_their_texts_get_them_back_per_app(tmp_path):
     assert lean.bad_lines == full.bad_lines == 0
 
 
+def test_apps_are_read_back_a_batch_at_a_time_as_merge_listings_makes_them(tmp_path):
+    for store in ("xiaomi", "appgallery"):
+        crawl = tmp_path / "crawl" / store
+        crawl.mkdir(parents=True)
+        write_lines(crawl / "listings.jsonl", [
+            listing(f"com.app.n{i}", store=store, apk_url=f"http://{store}.test/n{i}.apk") for i in range(5)])
+        write_lines(crawl / "policies.jsonl", [policy()])
+        write_lines(crawl / "apks.jsonl", [
+            {"status": "ok", "url": f"http://{store}.test/n{i}.apk", "apk": {"sha256": store * 4, "size": 1,
+                                                                            "package": f"com.app.n{i}"}}
+            for i in (1, 3)])
+    snap = jobs.load_snapshot(tmp_path / "crawl")
+    assert len(snap.listing_places) == 10 and len(snap.apk_places) == 4  # places, not listings, are kept
+    batches = list(jobs.app_batches(snap, 2))
+    assert [len(batch) for batch in batches] == [2, 2, 1]
+    merged = [app for batch in batches for app in batch]
+    assert merged == jobs.merge_listings(snap.listings, snap.policies, snap.policy_failures, snap.apks)
+    assert [len(app.listings) for app in merged] == [2] * 5
+    assert [app.apk.package if app.apk else None for app in merged] == [None, "com.app.n1", None, "com.app.n3", None]
+
+
 def test_an_apps_analysis_input_changes_with_its_legal_entity_and_data_safety_form():
     """Incremental analysis re-analyses an app when what R603, D304 and D305 read changes."""
     import dataclasses
