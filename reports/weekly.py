@@ -15,6 +15,7 @@ catalog. Rule titles come from the rule table (``title``, ``title_en`` for Engli
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import fcntl
 import glob
 import json
@@ -42,7 +43,7 @@ from jinja2.lexer import Token, TokenStream
 
 from finmon import settings
 from finmon.evidence import serve_url
-from finmon.model import Evidence, chunks, parse_utc, sha256_hex
+from finmon.model import Evidence, PolicyVersion, chunks, parse_utc, sha256_hex
 from finmon.processes import die_with_parent
 
 HERE = Path(__file__).resolve().parent
@@ -449,12 +450,14 @@ class PageWriter:
         self.lang, self.page_ctx, self.generated = lang, page_ctx, generated
         self.old_pages, self.pages = old_pages, pages
         self.template = environment(lang).get_template("app.html")
+        # what every page is rendered from besides its app: templates, catalog and code, language, page context
+        self.shared_digest = sha256_hex(_renderer_digest() + json.dumps([lang, page_ctx], sort_keys=True, default=repr))
 
     def write(self, batch: list[tuple[str, dict[str, Any], str | None]]) -> dict[str, str]:
         """Each (file name, app, digest of its previous page) written; returns file name -> digest."""
         keys = {}
         for name, app, old_key in batch:
-            keys[name] = key = _page_digest(self.lang, self.page_ctx, app)
+            keys[name] = key = self.digest(app)
             if old_key == key:
                 try:
                     os.link(self.old_pages / name, self.pages / name)
@@ -464,6 +467,14 @@ class PageWriter:
             html = self.template.render(self.page_ctx, app=app, generated=self.generated)
             (self.pages / name).write_text(html, encoding="utf-8")
         return keys
+
+    def digest(self, app: dict[str, Any]) -> str:
+        """A digest of everything the page of ``app`` is rendered from (records, such as findings, by their repr:
+        every field, in order, at half the cost of converting them to dicts; the policy's text by its sha256)."""
+        policy = app.get("policy")
+        if isinstance(policy, PolicyVersion):
+            app = {**app, "policy": dataclasses.replace(policy, text="")}
+        return sha256_hex(self.shared_digest + json.dumps(app, sort_keys=True, default=repr))
 
 
 _page_writer: PageWriter | None = None  # a worker process's
@@ -478,12 +489,6 @@ def _start_page_worker(*args: Any) -> None:
 def _write_batch(batch: list) -> dict[str, str]:
     assert _page_writer is not None, "not a page worker"
     return _page_writer.write(batch)
-
-
-def _page_digest(lang: str, page_ctx: dict[str, Any], app: dict[str, Any]) -> str:
-    """A digest of everything an app page is rendered from: templates, catalog and code, language, app (records,
-    such as findings, by their repr: every field, in order, at half the cost of converting them to dicts)."""
-    return sha256_hex(_renderer_digest() + json.dumps([lang, page_ctx, app], sort_keys=True, default=repr))
 
 
 @lru_cache(maxsize=1)

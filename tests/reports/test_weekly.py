@@ -279,6 +279,23 @@ def test_a_rerender_links_the_pages_of_unchanged_apps_and_renders_the_changed(tm
     assert all(third[name] != second[name][0] for name in first)
 
 
+def test_a_page_digest_knows_its_policy_by_sha256_and_everything_else_by_value(tmp_path):
+    import dataclasses
+
+    from finmon.model import PolicyVersion
+
+    policy = PolicyVersion(url="http://p.test/", final_url="http://p.test/", fetched_at="2024-03-04T08:05:00Z",
+                           sha256="a" * 64, text="我们收集您的手机号。")
+    writer = weekly.PageWriter("zh", {"weights": {}}, "2024-03-04", tmp_path, tmp_path)
+    app = {"key": "android:p", "name": "快乐借款", "policy": policy, "findings": []}
+    digest = writer.digest(app)
+    assert writer.digest({**app, "policy": dataclasses.replace(policy, text="another copy")}) == digest
+    assert writer.digest({**app, "policy": dataclasses.replace(policy, sha256="b" * 64)}) != digest
+    assert writer.digest({**app, "name": "快乐贷"}) != digest
+    assert weekly.PageWriter("en", {"weights": {}}, "2024-03-04", tmp_path, tmp_path).digest(app) != digest
+    assert weekly.PageWriter("zh", {"weights": {"high": 2}}, "2024-03-04", tmp_path, tmp_path).digest(app) != digest
+
+
 def without_render_time(report: Path) -> dict[str, str]:
     """The report's files without the times they were rendered at (the pages' minute, kpis.json's "generated")."""
     render_time = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC|\"generated\": \"[^\"]*\"")
