@@ -118,6 +118,7 @@ class ClauseCues:
     linked_away: re.Pattern  # matched right after a pointer to a list: a link out of the text
     purpose: Cue
     sensitive_types: tuple[str, ...]  # data types whose collection needs a stated purpose (C206)
+    kinds_of: dict[str, tuple[str, ...]]  # a general type -> its kinds: a purpose of a kind is one of the general type
     collection: Cue
     definition: Cue
     # the rest is only ever searched inside one sentence or a few characters: plain patterns
@@ -202,6 +203,7 @@ def clause_cues() -> ClauseCues:
         referred_to=re.compile(named["referred_to"], _FLAGS),
         in_the_document=re.compile(named["in_the_document"], _FLAGS), purpose=cues["purpose"],
         sensitive_types=tuple(sensitive["types"]),
+        kinds_of={general: tuple(kinds) for general, kinds in sensitive["kinds_of"].items()},
         collection=cues["collection"], definition=cues["definition"],
         definition_start=both(sensitive["definition_start"]), lead_in=both(sensitive["lead_in"]),
         back_reference=both(sensitive["back_reference"]), channel_types=frozenset(channel["types"]),
@@ -495,7 +497,8 @@ def without_purpose(text: str, mentions: Iterable[Mention], types: Iterable[str]
     when you apply for…), or under a lead-in line or a section heading that does: policies often give the purpose in
     the next sentence (我们会收集您的位置信息。该信息用于…), in a lead-in line (为了向您提供借款服务，您需要提供：) or
     in a heading (一、开户服务). Data named as what a stated use runs on (根据您提供的姓名、银行卡号…查询您的信用信息)
-    have that use for a purpose; the rest of the sentence does not.
+    have that use for a purpose; the rest of the sentence does not. A general type has the purpose stated for any of
+    its kinds (biometric: 生物特征信息（面部信息） beside 在借款审批环节，我们将获取您的人脸图像).
     """
     cues = clause_cues()
     types = cues.sensitive_types if types is None else tuple(types)
@@ -503,7 +506,7 @@ def without_purpose(text: str, mentions: Iterable[Mention], types: Iterable[str]
     ends, simple = read.sentence_ends, simplified(text)
     stated = {bisect_right(ends, start) for start, _ in purpose_sentences(text)}  # raw sentence indices
     mentions = tuple(mentions)
-    wanted = set(types)
+    wanted = set(types).union(*(cues.kinds_of.get(t, ()) for t in types))
     explained: set[str] = set()
     states: dict[int, bool] = {}  # raw sentence index -> states a purpose (purpose or context cue)
     sentences: dict[int, bool] = {}  # raw sentence index -> _explained
@@ -532,6 +535,7 @@ def without_purpose(text: str, mentions: Iterable[Mention], types: Iterable[str]
             known = sentences[i] = _explained(simple, ends, i, states_purpose, read.mentions)
         if known:
             explained.add(m.type)
+    explained.update(general for general, kinds in cues.kinds_of.items() if explained.intersection(kinds))
     return list(declarations(text, mentions, [t for t in types if t not in explained]).values())
 
 
@@ -670,21 +674,36 @@ def _numbered(text: str, start: int, end: int) -> bool:
 def _explained(text: str, ends: list[int], i: int, states_purpose: Callable[[int], bool],
                mentions: tuple[Mention, ...]) -> bool:
     """Whether raw sentence ``i`` has a stated purpose (``states_purpose``: a purpose or a context cue) in itself or a
-    neighbour (not a sibling: of two numbered items, one's purpose is not the other's), in the lead-in of its list,
-    or in the heading of its section (also a feature word of heading_feature)."""
+    neighbour that is no sibling item (:func:`_sibling`), in the lead-in of its list, or in the heading of its section
+    (also a feature word of heading_feature)."""
     if states_purpose(i):
         return True
-    item = _numbered(text, *_span(text, ends, i))
+    item, lead = _numbered(text, *_span(text, ends, i)), _lead_in(text, ends, i)
     for k in (_neighbour(text, ends, i, -1), _neighbour(text, ends, i, 1)):
-        if k >= 0 and not (item and _numbered(text, *_span(text, ends, k))) and states_purpose(k):
+        if k < 0:
+            continue
+        if not _sibling(text, ends, k, item, lead, mentions) and states_purpose(k):
             return True
-    lead = _lead_in(text, ends, i)
     if lead >= 0 and states_purpose(lead):
         return True
     if _feature_heading(text, *_span(text, ends, i), mentions):  # the mention's own line: 实名认证、活体检测
         return True
     head = _heading(text, ends, i)
     return head >= 0 and (states_purpose(head) or _feature_heading(text, *_span(text, ends, head), mentions))
+
+
+def _sibling(text: str, ends: list[int], k: int, numbered: bool, lead: int, mentions: tuple[Mention, ...]) -> bool:
+    """Whether raw sentence ``k``, next to an item (``numbered``; ``lead``: the lead-in of its list, -1: none), is a
+    sibling item whose purpose is its own: another numbered item, or another item of the same list that names data
+    of its own (位置信息，指您开启定位功能…时 beside 您曾使用的移动应用的信息). A line of the item's own purpose in the list
+    (使用目的：…) is no sibling."""
+    start, end = _span(text, ends, k)
+    if numbered and _numbered(text, start, end):
+        return True
+    if lead < 0 or k == lead or _lead_in(text, ends, k) != lead:
+        return False
+    first = bisect_left(mentions, start, key=_START)
+    return first < len(mentions) and mentions[first].start < end
 
 
 def _feature_used(text: str, start: int, end: int) -> bool:
@@ -701,13 +720,16 @@ def _feature_used(text: str, start: int, end: int) -> bool:
 
 def _feature_heading(text: str, start: int, end: int, mentions: tuple[Mention, ...]) -> bool:
     """Whether [start, end) is a heading that names a feature (一、开户服务): a feature word of heading_feature that is
-    not part of a data type's name (交易记录, 支付信息 are data, not features)."""
+    not part of a data type's name (交易记录, 支付信息 are data, not features) nor of the service at large
+    (您使用服务时我们可能收集如下信息)."""
     if not _is_heading(text, start, end):
         return False
+    cues = clause_cues()
     first = bisect_left(mentions, start, key=_START)
     names = [(n.start, n.end) for n in mentions[first:first + _MAX_NAMES] if n.start < end]
+    names += [g.span() for g in cues.generic_context.finditer(text, start, end)]
     return any(not any(s < f.end() and f.start() < e for s, e in names)
-               for f in clause_cues().heading_feature.finditer(text, start, end))
+               for f in cues.heading_feature.finditer(text, start, end))
 
 
 def _lead_in(text: str, ends: list[int], i: int) -> int:

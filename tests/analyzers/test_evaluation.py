@@ -254,11 +254,11 @@ def test_clause_floors_on_hand_labelled_real_policies(shared_data):
 # nothing. Finance types right: at least as many as reached.
 LATER_ROUNDS = {  # label file -> (rule -> (tp at least, fp at most, fn at most), finance types right at least)
     "real_policy_labels_round2.jsonl": ({"C203": (4, 0, 0), "C204": (1, 0, 0), "C205": (2, 1, 0), "C207": (24, 0, 0),
-                                         "D302": (6, 1, 2), "C206": (5, 2, 2)}, 30),
+                                         "D302": (6, 1, 2), "C206": (6, 2, 1)}, 30),
     "real_policy_labels_round3.jsonl": ({"C203": (4, 1, 0), "C204": (1, 0, 1), "C205": (6, 1, 0), "C207": (27, 0, 0),
-                                         "D302": (6, 1, 1), "C206": (1, 0, 3)}, 30),
+                                         "D302": (6, 1, 1), "C206": (2, 0, 2)}, 30),
     "real_policy_labels_round4.jsonl": ({"C203": (11, 1, 2), "C204": (4, 0, 1), "C205": (8, 1, 0), "C207": (26, 0, 0),
-                                         "D302": (10, 0, 0), "C206": (7, 0, 14)}, 29),
+                                         "D302": (10, 0, 0), "C206": (11, 0, 10)}, 29),
 }
 
 

@@ -431,6 +431,35 @@ def test_user_rights_and_third_parties_do_not_declare():
         assert without_purpose(text, scan(text)) == [], text
 
 
+def test_a_sibling_list_item_with_data_of_its_own_lends_no_purpose():
+    lead, item = "您使用服务时我们可能收集如下信息：\n", "有关您曾使用的移动应用（APP）和其他软件的信息；\n"
+    sibling = "位置信息，指您开启设备定位功能并使用我们基于位置提供的相关服务时收集的位置信息；\n"
+    text = lead + item + sibling  # the lead-in names the service at large: no feature, no purpose
+    assert [m.type for m in without_purpose(text, scan(text), ["app_list"])] == ["app_list"]
+    text = lead + item + "使用目的：用于向您推荐可能感兴趣的内容；\n"  # the item's own purpose line is no sibling
+    assert without_purpose(text, scan(text), ["app_list"]) == []
+
+
+@pytest.mark.parametrize("text, key", [
+    ("我们会收集您的通讯录信息。例如您使用的网页搜索词语、访问的页面。", "contacts"),  # 例如您使用: an example, no feature
+    ("您使用《快乐借款》的服务时，我们会收集您的通讯录信息。", "contacts"),  # the named app's service at large
+    ("我们会收集您的生物特征信息。\n我们重视您的隐私。\n我们会获取您的设备型号。", "biometric"),
+])
+def test_no_purpose_in_examples_the_service_at_large_or_other_data(text, key):
+    assert [m.type for m in without_purpose(text, scan(text))] == [key]
+
+
+@pytest.mark.parametrize("text", [
+    "如您使用借款服务，我们会收集您的通讯录信息。",
+    "您使用借款服务时，我们会收集您的通讯录信息。",
+    "其他根据我们具体产品及服务的需要而收集的您的个人信息，包括您曾经使用或经常使用的移动应用软件。",
+    # a general type has the purpose of its kind (面部信息 is the face the policy means)
+    "我们会收集您的生物特征信息（面部信息）。\n我们重视您的隐私。\n在借款审批环节，我们将获取您的人脸图像。",
+])
+def test_a_feature_a_stated_need_or_a_kinds_purpose_is_a_purpose(text):
+    assert without_purpose(text, scan(text)) == [], text
+
+
 # --- declarations (C202's evidence) ---------------------------------------------------------------------------------
 
 def declared(text, types=("contacts", "location", "sms", "call_log", "app_list")):
