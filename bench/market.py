@@ -66,19 +66,29 @@ def own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# Starts a command and writes its peak RSS (KB) to the file named first. A process's ru_maxrss counts the RSS of
+# the process that spawned it (Linux keeps the high-water mark across exec), so a command started straight from
+# this process, which holds the simulator's market, would be charged with this process's memory; started from
+# this small launcher, it is charged with the launcher's few MB at most.
+LAUNCHER = ("import os, subprocess, sys; child = subprocess.Popen(sys.argv[2:]); _, status, usage = os.wait4(child.pid, 0); "
+            "open(sys.argv[1], 'w').write(str(usage.ru_maxrss)); sys.exit(os.waitstatus_to_exitcode(status))")
+
+
 def run_processes(commands: list[list[str]], env: dict[str, str] | None = None) -> dict:
     """Run commands side by side; wall seconds, CPU seconds of all, peak RSS (MB) of the largest process,
     and the CPU seconds this process (the simulator) spent meanwhile."""
     started, simulator = time.perf_counter(), own_cpu()
-    outputs = [(tempfile.TemporaryFile(), tempfile.TemporaryFile()) for _ in commands]
-    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, env={**os.environ, **(env or {})})
-             for cmd, (out, err) in zip(commands, outputs)]
+    outputs = [(tempfile.TemporaryFile(), tempfile.TemporaryFile(), tempfile.NamedTemporaryFile()) for _ in commands]
+    procs = [subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER, rss.name, *cmd], cwd=ROOT, stdout=out,
+                              stderr=err, env={**os.environ, **(env or {})})
+             for cmd, (out, err, rss) in zip(commands, outputs)]
     cpu, peak, failed, last_lines = 0.0, 0, [], []
-    for proc, cmd, (out, err) in zip(procs, commands, outputs):
-        _, status, usage = os.wait4(proc.pid, 0)  # usage of the process and the children it waited for
+    for proc, cmd, (out, err, rss) in zip(procs, commands, outputs):
+        _, status, usage = os.wait4(proc.pid, 0)  # CPU of the launcher and the command it waited for
         proc.returncode = os.waitstatus_to_exitcode(status)
         cpu += usage.ru_utime + usage.ru_stime
-        peak = max(peak, usage.ru_maxrss)
+        peak = max(peak, int(Path(rss.name).read_text() or 0))
+        rss.close()
         out.seek(0), err.seek(0)
         last_lines.append((out.read().decode(errors="replace").strip().splitlines() or [""])[-1])
         if proc.returncode != 0:
