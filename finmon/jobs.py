@@ -529,8 +529,8 @@ def app_batches(snap: Snapshot, size: int) -> Iterator[list[AppSnapshot]]:
     with _LineReader() as read:
         for batch in chunks(by_app, size):
             listings = [_listing(read(place), place) for group in batch for _, place in group]
-            apks = {lst.apk_url: _apk(read(place), place) for lst in listings
-                    if lst.apk_url and (place := snap.apk_places.get(lst.apk_url))}
+            urls = {lst.apk_url for lst in listings if lst.apk_url in snap.apk_places}  # each read once
+            apks = {url: _apk(read(snap.apk_places[url]), snap.apk_places[url]) for url in urls}
             yield merge_listings(listings, snap.policies, snap.policy_failures, apks)
 
 
