@@ -35,9 +35,9 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 from .policy_text import Mention, _strip, load_json, reading, sentence_spans, simplified
 from .sdks import sdk_catalog
 
-__all__ = ["ClauseCues", "Cue", "Either", "cache_clear", "clause_cues", "clause_sentences", "counts", "cue_prefixes",
-           "declarations", "has_clause", "has_contact_channel", "names_recipient", "names_sdk", "purpose_sentences",
-           "sharing_sentences", "without_purpose"]
+__all__ = ["ClauseCues", "Cue", "Either", "cache_clear", "channel_at", "clause_at", "clause_cues", "clause_sentences",
+           "counts", "cue_prefixes", "declarations", "has_clause", "has_contact_channel", "names_recipient", "names_sdk",
+           "purpose_sentences", "sharing_sentences", "without_purpose"]
 
 _FLAGS = re.IGNORECASE
 _LATIN = re.compile("[A-Za-z]")
@@ -59,7 +59,9 @@ _MAX_SECTION = 8  # sentences walked back to find a section's heading
 _HEADING_ZH, _HEADING_EN = 30, 60  # longest heading, in characters
 _CHANNEL_REACH = 16  # characters before and after a mention read for a channel cue
 _CONTACT_REACH = 300  # characters around a complaint cue read for a contact detail and its subject
-_NOT_A_ROUTE_REACH = 60  # characters before a clause cue read for the operator's sanction or the user's duty
+_LINE_REACH = 40  # characters after a customer-service line (客服热线) read for its number
+_FOOTER_REACH = 200  # characters around such a line read for a page footer's copyright or ICP filing line
+_NOT_A_ROUTE_REACH = 60  # characters before a route's cue read for a sanction or a duty, after it for whose data
 _LINK_REACH = 40  # characters after a pointer to a list read for a link
 _TERM_REACH = 24  # characters before a definition (：指…) read for the term it defines
 _ALIAS_REACH = 80  # characters before a bracketed short name (（统称为“暴雪”）) read for the company it names
@@ -98,7 +100,9 @@ class Cue(NamedTuple):
 class ClauseCues:
     clauses: dict[str, Cue]
     contact: Cue
-    complaint_subject: re.Pattern  # personal information as what a complaint channel is for
+    complaint_subject: re.Pattern  # personal information as what a complaint channel is for…
+    service_line: Cue  # …unless it is a customer-service line (客服热线): a channel by itself…
+    page_footer: re.Pattern  # …when it is not in the web page's footer (版权所有, ICP备)
     negation: Cue
     company: re.Pattern
     generic_company: frozenset[str]
@@ -147,6 +151,7 @@ class ClauseCues:
     personal: re.Pattern  # …unless personal information is shared too (您的个人信息)
     not_a_route: re.Pattern  # before a cue, the operator's power (本公司有权…注销用户账号) or the user's duty (须…及时更新)
     not_a_route_clauses: frozenset[str]
+    others_data: re.Pattern  # from a route's cue to its clause's end: a child's data (删除该青少年的个人信息)
     brand_categories: frozenset[str]  # SDK categories whose names are consumer brands too
     brand_context: re.Pattern
     brand_window: int
@@ -173,6 +178,7 @@ def clause_cues() -> ClauseCues:
     neg = data["negation"]
     lists["negation"] = [re.escape(p) for p in neg["zh"]] + [rf"\b{re.escape(p)}\b" for p in neg["en"]]
     lists["contact"] = data["contact_patterns"]
+    lists["service_line"] = data["service_line"]["zh"] + data["service_line"]["en"]
     named = data["named_recipient"]
     lists["listed"] = named["anywhere"]
     lists["lists"] = named["lists"]
@@ -192,7 +198,9 @@ def clause_cues() -> ClauseCues:
         return Either(_alternation(part["zh"]), _alternation(part["en"]))
 
     return ClauseCues(
-        clauses=clauses, contact=cues["contact"], complaint_subject=both(data["complaint_subject"]), negation=cues["negation"],
+        clauses=clauses, contact=cues["contact"], complaint_subject=both(data["complaint_subject"]),
+        service_line=cues["service_line"], page_footer=_alternation(data["service_line"]["page_footer"]),
+        negation=cues["negation"],
         company=_alternation(named["company_in_sentence"]), generic_company=frozenset(named["generic_company"]),
         generic_words=tuple(named["generic_words"]), legal_form=re.compile(named["legal_form"]),
         legal_form_anywhere=_alternation(named["legal_forms"]),
@@ -219,6 +227,7 @@ def clause_cues() -> ClauseCues:
         compelled=both(data["sharing_subject"]["compelled"]), on_consent=both(data["sharing_subject"]["on_consent"]),
         not_personal=both(data["sharing_subject"]["not_personal"]), personal=both(data["sharing_subject"]["personal"]),
         not_a_route=both(data["not_a_route"]), not_a_route_clauses=frozenset(data["not_a_route"]["clauses"]),
+        others_data=both(data["not_a_route"]["others_data"]),
         brand_categories=frozenset(brands["categories"]), brand_context=_alternation(brands["context"]),
         brand_window=int(brands["window"]))
 
@@ -226,40 +235,77 @@ def clause_cues() -> ClauseCues:
 def cue_prefixes() -> dict[str, frozenset[str]]:
     """The literal prefixes of each cue searched across a text, by cue name (the lexicon's markers)."""
     cues = clause_cues()
-    every = [*cues.clauses.values(), cues.contact, cues.listed, cues.lists, cues.purpose]
+    every = [*cues.clauses.values(), cues.contact, cues.service_line, cues.listed, cues.lists, cues.purpose]
     return {cue.name: cue.prefixes for cue in every if cue.prefixes is not None}
 
 
 def has_clause(text: str, clause_id: str) -> bool:
-    """Whether one of the clause's cues occurs in ``text``; for the clauses of data/policy_clauses.json's
-    ``not_a_route``, one that is not the operator's sanction (本公司有权…注销用户账号) or the user's duty
-    (须…及时更新您的个人信息)."""
+    """Whether the policy has the clause: :func:`clause_at` finds where it is stated."""
+    return clause_at(text, clause_id) is not None
+
+
+def clause_at(text: str, clause_id: str) -> int | None:
+    """Where the first of the clause's cues in ``text`` starts; for the clauses of data/policy_clauses.json's
+    ``not_a_route``, the first that is not the operator's sanction (本公司有权…注销用户账号) or the user's duty
+    (须…及时更新您的个人信息), nor a guardian's route for a child's data (要求我们删除该青少年的个人信息)."""
     cues = clause_cues()
     cue = cues.clauses[clause_id]
     if clause_id not in cues.not_a_route_clauses:
-        return _search(text, cue, 0, len(text)) is not None
+        m = _search(text, cue, 0, len(text))
+        return None if m is None else m.start()
     simple, pos = simplified(text), 0
     while (m := _search(text, cue, pos, len(text))) is not None:
         reach = max(0, m.start() - _NOT_A_ROUTE_REACH)
         start = max(reach, *(simple.rfind(c, reach, m.start()) + 1 for c in "。；;.\n"))
-        if cues.not_a_route.search(simple, start, m.start()) is None:
-            return True
+        limit = min(len(text), m.end() + _NOT_A_ROUTE_REACH)
+        end = min([limit, *(i for c in "。；;，,\n" if (i := simple.find(c, m.end(), limit)) >= 0)])
+        if (cues.not_a_route.search(simple, start, m.start()) is None
+                and cues.others_data.search(simple, m.start(), end) is None):
+            return m.start()
         pos = max(m.end(), m.start() + 1)
-    return False
+    return None
 
 
 def has_contact_channel(text: str) -> bool:
-    """A complaint/contact cue with a contact detail (e-mail, phone or address) and a word of personal information,
-    of the policy or of complaints (个人信息, 隐私, 本政策, 投诉) within 300 characters of it: the channel the passage offers for personal
-    information, not a page footer or an address given for something else far away."""
+    """Whether the policy publishes a complaint or contact channel: :func:`channel_at` finds it."""
+    return channel_at(text) is not None
+
+
+def channel_at(text: str) -> int | None:
+    """Where the channel the policy offers for personal information starts: the first complaint/contact cue with a
+    contact detail (e-mail, phone or address) and a word of personal information, of the policy or of complaints
+    (个人信息, 隐私, 本政策, 投诉) within 300 characters of it (not a page footer, nor an address given for something
+    else far away), or the first customer-service line (客服热线, 联系电话) with a number or an e-mail address right
+    after it, outside the web page's footer (a copyright or ICP filing line in reach); None when there is neither."""
     cues = clause_cues()
+    simple = simplified(text)
+    found, pos = [], 0
+    while (line := _search(text, cues.service_line, pos, len(text))) is not None:
+        if (_has_number(text, line.end(), min(len(text), line.end() + _LINE_REACH))
+                and cues.page_footer.search(simple, max(0, line.start() - _FOOTER_REACH),
+                                            line.end() + _FOOTER_REACH) is None):
+            found.append(line.start())
+            break
+        pos = line.end()
     pos = 0
     while (m := _search(text, cues.clauses["complaint_channel"], pos, len(text))) is not None:
         start, end = max(0, m.start() - _CONTACT_REACH), min(len(text), m.end() + _CONTACT_REACH)
         if (_search(text, cues.contact, start, end) is not None
-                and cues.complaint_subject.search(simplified(text), start, end) is not None):
-            return True
+                and cues.complaint_subject.search(simple, start, end) is not None):
+            found.append(m.start())
+            break
         pos = m.end()
+    return min(found, default=None)
+
+
+def _has_number(text: str, start: int, end: int) -> bool:
+    """Whether a contact detail in ``text[start:end]`` is a phone number or an e-mail address (not only a label of
+    one, as a blank template's 注册地址：--)."""
+    cue = clause_cues().contact
+    while (m := _search(text, cue, start, end)) is not None:
+        if "@" in m.group(0) or any(c.isdigit() for c in m.group(0)):
+            return True
+        start = m.end()
     return False
 
 

@@ -10,9 +10,9 @@ from typing import Iterable
 
 from finmon.model import POLICY_OK, AppSnapshot, PolicyVersion, app_key
 
-from .clauses import clause_sentences, declarations, has_clause, has_contact_channel
+from .clauses import channel_at, clause_at, declarations
 from .finance import explain_app, finance_types
-from .policy_text import lexicon, scan
+from .policy_text import lexicon, scan, sentence_spans
 from .rules import RULES, Context
 
 __all__ = ["CLAUSES", "check_policy"]
@@ -55,11 +55,9 @@ def check_policy(policy: PolicyVersion, *, name: str = "", developer: str = "", 
 
 
 def _clause(text: str, cue: str) -> dict:
-    """Whether the policy has the clause (as its rule judges it) and the first sentence that states it."""
-    present = has_contact_channel(text) if cue == "complaint_channel" else has_clause(text, cue)
-    sentences = clause_sentences(text, cue)
-    evidence = None
-    if present and sentences:
-        start, end = sentences[0]
-        evidence = {"start": start, "end": end, "text": text[start:end]}
-    return {"present": present, "evidence": evidence}
+    """Whether the policy has the clause (as its rule judges it) and the sentence of the cue that decided it."""
+    at = channel_at(text) if cue == "complaint_channel" else clause_at(text, cue)
+    if at is None:
+        return {"present": False, "evidence": None}
+    start, end = next(((s, e) for s, e in sentence_spans(text) if at < e), (at, len(text)))
+    return {"present": True, "evidence": {"start": start, "end": end, "text": text[start:end]}}

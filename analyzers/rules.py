@@ -328,9 +328,9 @@ def no_consent_withdrawal(ctx: Context) -> Iterator[Evidence]:
       title_en="Policy gives no way to delete the account or personal information, or to correct it",
       regulation=("identification_2019_6", "pipl_46", "pipl_47"))
 def no_deletion_or_correction(ctx: Context) -> Iterator[Evidence]:
-    """成功获取的隐私政策既未说明如何注销账号或删除个人信息，也未说明如何更正个人信息（如“注销账号”“删除个人信息”“更正”“更改”）。仅依据文本判断。
+    """成功获取的隐私政策既未说明如何注销账号或删除个人信息，也未说明如何更正个人信息（如“注销账号”“删除个人信息”“更正”“更改”）。运营者的处置权（“本公司有权注销用户账号”）、用户的义务（“须及时更新”）和监护人对未成年人信息的权利（“要求我们删除该青少年的个人信息”）都不是用户对自己信息的途径。仅依据文本判断。
 
-    The fetched privacy policy says neither how to delete the account or personal information nor how to correct it (such as "delete your account", "delete your personal information", "correct"). Judged from the text only.
+    The fetched privacy policy says neither how to delete the account or personal information nor how to correct it (such as "delete your account", "delete your personal information", "correct"). The operator's power ("we may close your account"), the user's duty ("you must keep it current") and a guardian's right over a child's data ("ask us to delete the child's information") are no route the user has for their own data. Judged from the text only.
     """
     yield from _absent_clause(ctx, "deletion_correction", "隐私政策未说明注销账号、删除或更正个人信息的方式")
 
@@ -340,9 +340,9 @@ def no_deletion_or_correction(ctx: Context) -> Iterator[Evidence]:
       title_en="Policy publishes no complaint or contact channel",
       regulation=("identification_2019_6", "pipl_50"))
 def no_complaint_channel(ctx: Context) -> Iterator[Evidence]:
-    """成功获取的隐私政策没有公布投诉、举报或联系渠道：没有“投诉”“举报”“联系我们”等说明，或这些说明前后 300 字以内没有电子邮箱、电话、地址等可用的联系方式。
+    """成功获取的隐私政策没有公布投诉、举报或联系渠道：没有“投诉”“举报”“联系我们”等说明，或这些说明前后 300 字以内没有电子邮箱、电话、地址等可用的联系方式和个人信息、本政策或投诉等字样；后面紧跟号码或邮箱的客服热线、联系电话本身就是渠道，网页页脚（版权、ICP备案所在处）的除外。
 
-    The fetched privacy policy publishes no complaint, reporting or contact channel: it has no "complaints" or "contact us" passage, or no usable contact detail (an e-mail address, a phone number or a postal address) within 300 characters of one.
+    The fetched privacy policy publishes no complaint, reporting or contact channel: it has no "complaints" or "contact us" passage, or no usable contact detail (an e-mail address, a phone number or a postal address) and no word of personal information, the policy or complaints within 300 characters of one; a customer-service line or contact phone followed by its number or e-mail address is a channel by itself, unless it is in the web page's footer (by the copyright or ICP filing line).
     """
     if ctx.policy_ok and not has_contact_channel(ctx.app.policy.text):
         yield Evidence(kind="absence", key="complaint_channel", text="隐私政策未公布投诉、举报或联系方式",

@@ -253,11 +253,11 @@ def test_clause_floors_on_hand_labelled_real_policies(shared_data):
 # (true positives may only rise, false positives and misses only fall): a ratio over one or two policies would pin
 # nothing. Finance types right: at least as many as reached.
 LATER_ROUNDS = {  # label file -> (rule -> (tp at least, fp at most, fn at most), finance types right at least)
-    "real_policy_labels_round2.jsonl": ({"C203": (4, 0, 0), "C204": (1, 0, 0), "C205": (2, 1, 0), "C207": (24, 0, 0),
+    "real_policy_labels_round2.jsonl": ({"C203": (4, 0, 0), "C204": (1, 0, 0), "C205": (2, 0, 0), "C207": (24, 0, 0),
                                          "D302": (6, 1, 2), "C206": (6, 2, 1)}, 30),
     "real_policy_labels_round3.jsonl": ({"C203": (4, 1, 0), "C204": (1, 0, 1), "C205": (6, 1, 0), "C207": (27, 0, 0),
                                          "D302": (6, 1, 1), "C206": (2, 0, 2)}, 30),
-    "real_policy_labels_round4.jsonl": ({"C203": (11, 1, 2), "C204": (4, 0, 1), "C205": (8, 1, 0), "C207": (26, 0, 0),
+    "real_policy_labels_round4.jsonl": ({"C203": (11, 0, 2), "C204": (5, 0, 0), "C205": (8, 1, 0), "C207": (26, 0, 0),
                                          "D302": (10, 0, 0), "C206": (11, 0, 10)}, 29),
 }
 
@@ -272,6 +272,22 @@ def test_clause_floors_on_the_later_rounds_of_real_policies(shared_data, name):
         assert figures["tp"] >= tp and figures["fp"] <= fp and figures["fn"] <= fn, (rule, figures)
     assert report.extra["c202_evidence"]["precision"] == 1.0, report.extra["c202_evidence"]
     assert report.extra["finance_type"]["right"] >= finance_right, report.extra["finance_type"]
+
+
+def test_the_issue_targets_over_all_138_labelled_chinese_policies(shared_data):
+    """Each clause rule precision and recall >= 0.90, C206 precision >= 0.85, C202 quoting a real collection statement
+    and the finance type right >= 0.90, over the four rounds together."""
+    names = [LABELS.name, *LATER_ROUNDS]
+    reports = [ev.evaluate_clauses(LABELS.with_name(name), shared_data) for name in names]
+    assert sum(r.policies for r in reports) == 138
+    for rule in ev.CLAUSE_LABELS:
+        tp, fp, fn = (sum(r.per_label[rule][k] for r in reports) for k in ("tp", "fp", "fn"))
+        assert tp / (tp + fp) >= 0.90 and tp / (tp + fn) >= 0.90, (rule, tp, fp, fn)
+    tp, fp = (sum(r.per_label["C206"][k] for r in reports) for k in ("tp", "fp"))
+    assert tp / (tp + fp) >= 0.85, (tp, fp)
+    right, wrong = (sum(r.extra["c202_evidence"][k] for r in reports) for k in ("right", "wrong"))
+    assert right / (right + wrong) >= 0.90, (right, wrong)
+    assert sum(r.extra["finance_type"]["right"] for r in reports) >= 0.90 * 138
 
 
 def test_the_english_labels_are_30_valid_lines_of_opp115_policies():

@@ -272,7 +272,9 @@ def check_prefix_search(text):
         assert has_clause(text, cid) == (cue.pattern.search(text) is not None), cid
     assert has_contact_channel(text) == bool(cues.clauses["complaint_channel"].pattern.search(text)
                                              and cues.contact.pattern.search(text)
-                                             and cues.complaint_subject.search(text))
+                                             and cues.complaint_subject.search(text)
+                                             or cues.service_line.pattern.search(text) and cues.contact.pattern.search(text)
+                                             and not cues.page_footer.search(text))
     sharing = sharing_sentences(text)
     assert sharing == reference_sharing(text)
     assert names_recipient(text, sharing) == reference_names_recipient(text, sharing)
@@ -283,7 +285,7 @@ def check_prefix_search(text):
 def test_every_cue_searched_across_a_text_has_literal_prefixes():
     """Without them a cue is searched by re over the whole text again (correct, but a millisecond per policy)."""
     cues = clause_cues()
-    across = [*cues.clauses.values(), cues.contact, cues.listed, cues.lists, cues.purpose]
+    across = [*cues.clauses.values(), cues.contact, cues.service_line, cues.listed, cues.lists, cues.purpose]
     assert [c.name for c in across if not c.prefixes] == []
     assert set(clauses.cue_prefixes()) == {c.name for c in across}
     assert cues.negation.prefixes is cues.collection.prefixes is cues.definition.prefixes is None  # in a sentence
@@ -697,19 +699,40 @@ def test_complaint_channel_needs_a_channel_not_data(text, channel):
     assert has_contact_channel(text) is channel
 
 
-# --- C204: the operator closing an account is a sanction, not a route of the user's ------------------------------
+# --- C204: the operator closing an account is a sanction, and a guardian's route for a child's data is none -------
+# of the user's
 
 @pytest.mark.parametrize("text, present", [
     ("用户违反本协议的，本公司有权直接停用或注销用户账号。", False),
     ("We reserve the right to suspend or delete your account if you break these terms.", False),
     ("本公司有权暂停服务；您可以随时申请注销账号。", True),  # the user's own route after the sanction
     ("You can delete your account in Settings.", True),
+    ("监护人有权审阅或要求我们删除该青少年的个人信息。", False),  # a guardian's route for a child's data
+    ("Parents may ask us to delete their child's personal information.", False),
+    ("您有权要求我们删除您的个人信息。", True),
+    ("如您是未成年人的监护人，您也可以要求我们删除您的个人信息。", True),  # the user's own data
 ])
-def test_deletion_route_is_the_users_not_the_operators_sanction(make_app, text, present):
+def test_deletion_route_is_the_users_for_their_own_data(make_app, text, present):
     assert has_clause(text, "deletion_correction") is present
     language = "en" if text.isascii() else "zh"
     base = (ALL_EN.replace(DELETE_EN, "") if language == "en" else ALL_ZH.replace(DELETE_ZH, "")) + text
     assert bool(rule_findings(make_app("星河支付", text=base, language=language), "C204")) is not present
+
+
+@pytest.mark.parametrize("text, channel", [
+    ("附二：相关产品客户服务热线电话\n\n星河支付：4001555300；\n星河理财：4001000601。", True),  # an annex of the policy
+    ("本声明自更新之日起生效。\n所属公司：星河科技有限公司\n负责人：刘经理\n联系电话：010-58203336", True),
+    ("Customer service line: (408) 555-0100", True),
+    ("服务热线:4000-700-555邮箱：public@example.cn\nCopyright©2016 版权所有：星河期货有限公司 京ICP备06003364号",
+     False),  # the web page's footer
+    ("应用名称：--\n信息保护负责人联系电话：--\n注册地址：--\n生效日期：2021年4月19日", False),  # a blank template
+    ("我们会收集您的姓名、联系电话、地址：北京市海淀区中关村大街1号。", False),  # the user's data, not a line
+])
+def test_c205_a_customer_service_line_is_a_channel_unless_in_the_page_footer(make_app, text, channel):
+    assert has_contact_channel(text) is channel
+    language = "en" if text.isascii() else "zh"
+    base = (ALL_EN.replace(CONTACT_EN, "") if language == "en" else ALL_ZH.replace(CONTACT_ZH, "")) + "\n" + text
+    assert bool(rule_findings(make_app("星河支付", text=base, language=language), "C205")) is not channel
 
 
 # --- D302: sharing that waits for the user's explicit consent is no sharing practice ---------------------------------
@@ -822,7 +845,7 @@ def test_c207_implied_consent_far_apart_and_granting_a_permission(make_app, text
     ("如用户停止使用本服务，星河跑步可以从服务器上永久地删除用户的数据。", False),  # the operator's discretion
     ("如有违反前述规定，且本平台可能会注销您的账户。", False),
     ("我们可以根据您的要求删除您的个人信息。", True),  # the user's request
-    ("注销后，监护人可以删除未成年人的个人信息。", True),
+    ("注销后，监护人可以删除您的个人信息。", True),  # not the operator (a child's data: see below)
 ])
 def test_c204_cancelling_registration_is_a_route_and_a_duty_is_not(make_app, text, present):
     assert has_clause(text, "deletion_correction") is present
@@ -859,6 +882,18 @@ def test_d302_a_third_party_using_your_data_is_sharing_and_a_kind_of_company_no_
 ])
 def test_withdrawal_by_asking_us_to_stop_using_or_sharing_personal_information(text, present):
     assert has_clause(text, "consent_withdrawal") is present
+
+
+@pytest.mark.parametrize("text, present", [
+    ("如您不希望我们与使用服务的其他用户分享您的地理位置信息，可随时自行设置为“隐身”状态。", True),
+    ("如果您不再希望我们共享这些信息，请发送电子邮件联系我们。", True),
+    ("如果您不同意本政策的任何内容，请立即停止使用我们的服务。", False),  # refusing the policy, no consent withdrawn
+    ("如果您不希望收到我们的推送，可以在设置中关闭通知提醒。", False),  # no use of the user's data by us
+])
+def test_withdrawal_when_the_user_does_not_wish_us_to_use_or_share_the_data(make_app, text, present):
+    assert has_clause(text, "consent_withdrawal") is present
+    base = ALL_ZH.replace(WITHDRAW_ZH, "") + text
+    assert bool(rule_findings(make_app("星河支付", text=base), "C203")) is not present
 
 
 @pytest.mark.parametrize("text, flagged", [

@@ -68,3 +68,14 @@ def test_a_url_goes_through_the_private_address_guard():
 def test_a_malformed_allow_host_is_a_usage_error():
     result = check("http://127.0.0.1:1/policy", "--allow-host", "127.0.0.1:port")
     assert result.exit_code == 2 and "not a host or host:port" in result.output
+
+
+def test_a_clauses_evidence_is_the_sentence_that_decided_it_not_the_first_cue(tmp_path):
+    text = ("如用户停止使用，本平台可以从服务器上永久删除用户的数据。您可以在“我的-设置”中注销账号。\n"
+            "如有问题，请联系客服。\n联系电话：010-58203336")
+    path = tmp_path / "policy.txt"
+    path.write_text(text, encoding="utf-8")
+    clauses = json.loads(check(path, "--json").output)["clauses"]
+    deletion, complaint = clauses["deletion"], clauses["complaint"]
+    assert deletion["present"] and deletion["evidence"]["text"] == "您可以在“我的-设置”中注销账号。"  # not the sanction
+    assert complaint["present"] and complaint["evidence"]["text"].startswith("联系电话")  # not "请联系客服": no detail
