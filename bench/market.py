@@ -12,13 +12,15 @@ core against a no-op pass over the same apps, and an unchanged recrawl against t
 With ``--bare``, the crawler against a bare Scrapy spider (``bench/crawl_vs_bare.py``) and a raw asyncio
 HTTP client (aiohttp) fetching the same URLs, side by side. With ``--es`` (after ``finmon es install``), the
 analysis indexed into Elasticsearch too: that stage's time, finmon's bulk writes against raw
-``streaming_bulk`` of the same documents, and search latency on that backend.
+``streaming_bulk`` of the same documents, and search latency on that backend. With ``--keep DIR``, the crawls,
+the SQLite index and the report stay in ``DIR/<apps>`` for a look afterwards (otherwise a temporary folder).
 
-    python bench/market.py [--apps 1000,10000] [--seed 7] [--bare] [--es] [--json]
+    python bench/market.py [--apps 1000,10000] [--seed 7] [--bare] [--es] [--keep DIR] [--json]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -285,8 +287,11 @@ def folder_size(path: Path) -> tuple[int, float]:
     return len(files), sum(p.stat().st_size for p in files) / 1e6
 
 
-def measure(apps: int, seed: int, bare: bool, es: bool) -> dict:
-    with tempfile.TemporaryDirectory() as tmp_name, MarketServer(apps=apps, seed=seed) as market:
+def measure(apps: int, seed: int, bare: bool, es: bool, keep: Path | None = None) -> dict:
+    if keep is not None:
+        (keep / str(apps)).mkdir(parents=True)  # a new folder: never mixed with an earlier run's files
+    folder = tempfile.TemporaryDirectory() if keep is None else contextlib.nullcontext(str(keep / str(apps)))
+    with folder as tmp_name, MarketServer(apps=apps, seed=seed) as market:
         tmp = Path(tmp_name)
         db = tmp / "finmon.db"
         stages = {"crawl": crawl(market, tmp / "crawl")}
@@ -354,11 +359,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--bare", action="store_true", help="also time a bare Scrapy spider and a raw HTTP client")
     parser.add_argument("--es", action="store_true", help="also index into Elasticsearch (after `finmon es install`)")
+    parser.add_argument("--keep", type=Path, help="keep each size's crawls, index and report in KEEP/<apps>")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of tables")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
     for apps in (int(n) for n in args.apps.split(",")):
-        result = measure(apps, args.seed, args.bare, args.es)
+        result = measure(apps, args.seed, args.bare, args.es, args.keep)
         print(json.dumps(result)) if args.json else print_table(result)
 
 
