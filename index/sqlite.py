@@ -232,31 +232,42 @@ def _connect(path: str, timeout: float, read_only: bool) -> sqlite3.Connection:
     return db
 
 
+# per kind of search hit: its FTS table, and the ranked columns of a match joined to its row
+_MATCHES = {
+    "finding": ("findings_fts", "SELECT 'finding' AS kind, f.id AS id, bm25(findings_fts) AS score, "
+                f"f.last_seen AS date, {_SEVERITY_ORDER} AS rank "
+                "FROM findings_fts JOIN findings f ON f.rowid = findings_fts.rowid"),
+    "policy": ("policies_fts", "SELECT 'policy' AS kind, p.sha256 AS id, bm25(policies_fts) AS score, "
+               "p.fetched_at AS date, 9 AS rank FROM policies_fts JOIN policies p ON p.rowid = policies_fts.rowid"),
+}
+
+
 class _Tiers:
     """The matches of a query in one FTS table, in tiers by age: tier k holds the newest W·4^k matches but those of
     the tiers before it (W = FINMON_SEARCH_RANK_WINDOW: the newest 2,000, the rest of the newest 8,000, …). A
     search orders by tier before anything else and reads one more tier only while its page is not full: ranking
     every match of a word found in most of the index (收集) costs bm25 and a join per match, a third of a second at
-    100,000 apps, and most pages fill from the newest few thousand. The tiers depend on the query only, so pages
-    stay stable."""
+    100,000 apps, and most pages fill from the newest few thousand. Each tier is read once, as a range of rowids,
+    so a page that never fills (a filter few matches pass) costs one pass over the matches, not one per tier. The
+    tiers depend on the query only, so pages stay stable."""
 
     def __init__(self, db: sqlite3.Connection, table: str, match: str) -> None:
         self.db, self.table, self.match = db, table, match
         self.floors: list[int] = []  # lowest rowid of each tier; the last tier known reaches the oldest match
         self.complete = False
 
-    def upto(self, k: int) -> tuple[str, int, bool]:
-        """An SQL expression of a row's tier, the lowest rowid of tiers 0..k, and whether older matches exist."""
+    def tier(self, k: int) -> tuple[int, int | None, bool] | None:
+        """Tier k as rowids ``[low, high)`` (``high`` None: no bound) and whether older matches exist; None when
+        the matches end before it."""
         while len(self.floors) <= k and not self.complete:
             row = self.db.execute(
                 f"SELECT rowid FROM {self.table} WHERE {self.table} MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
                 (self.match, settings.FINMON_SEARCH_RANK_WINDOW * 4 ** len(self.floors))).fetchone()
             self.complete = row is None
             self.floors.append(0 if row is None else row[0] + 1)
-        floors = self.floors[:k + 1]
-        cases = " ".join(f"WHEN {self.table}.rowid >= {floor} THEN {i}" for i, floor in enumerate(floors))
-        more = not self.complete or len(self.floors) > k + 1
-        return f"CASE {cases} ELSE {len(floors)} END", floors[-1], more
+        if k >= len(self.floors):
+            return None
+        return self.floors[k], self.floors[k - 1] if k else None, len(self.floors) > k + 1 or not self.complete
 
 
 class SQLiteStore:
@@ -720,35 +731,30 @@ class SQLiteStore:
             return []
         common = {"store": store, "finance_type": finance_type, "developer": developer, "since": since, "until": until}
         order = {"relevance": "", "newest": "date DESC, ", "severity": "rank, "}[sort]
-        tables = {"finding": "findings_fts", "policy": "policies_fts"}
-        tiers = {kind: _Tiers(self.db, tables[kind], match) for kind in kinds}
+        filters = {"finding": self._filters(rule=rule, family=family, severity=severity, status=status, week=week,
+                                            **common),
+                   "policy": self._policy_filters(**common)}
+        tiers = {source: _Tiers(self.db, _MATCHES[source][0], match) for source in kinds}
+        ranked: list[sqlite3.Row] = []
         k = 0
         while True:
-            parts, params, done = [], [], True
-            if "finding" in kinds:
-                where, fparams = self._filters(rule=rule, family=family, severity=severity, status=status, week=week,
-                                               **common)
-                tier, floor, more = tiers["finding"].upto(k)
-                parts.append(
-                    f"SELECT 'finding' AS kind, f.id AS id, bm25(findings_fts) AS score, f.last_seen AS date, "
-                    f"{_SEVERITY_ORDER} AS rank, {tier} AS tier FROM findings_fts "
-                    f"JOIN findings f ON f.rowid = findings_fts.rowid "
-                    f"WHERE findings_fts MATCH ? AND findings_fts.rowid >= ? AND {where}")
-                params += [match, floor, *fparams]
-                done &= not more
-            if "policy" in kinds:
-                where, pparams = self._policy_filters(**common)
-                tier, floor, more = tiers["policy"].upto(k)
-                parts.append(
-                    "SELECT 'policy' AS kind, p.sha256 AS id, bm25(policies_fts) AS score, p.fetched_at AS date, "
-                    f"9 AS rank, {tier} AS tier FROM policies_fts JOIN policies p ON p.rowid = policies_fts.rowid "
-                    f"WHERE policies_fts MATCH ? AND policies_fts.rowid >= ? AND {where}")
-                params += [match, floor, *pparams]
-                done &= not more
-            sql = " UNION ALL ".join(parts) + f" ORDER BY tier, {order}score, kind, id LIMIT ? OFFSET ?"
-            ranked = self.db.execute(sql, [*params, limit, offset]).fetchall()
-            if len(ranked) == limit or done:
-                return self._hits(ranked, words)
+            parts, params, more = [], [], False
+            for source in kinds:
+                tier = tiers[source].tier(k)
+                if tier is None:
+                    continue
+                low, high, older = tier
+                table, select = _MATCHES[source]
+                where, wparams = filters[source]
+                below = "" if high is None else f" AND {table}.rowid < {high}"
+                parts.append(f"{select} WHERE {table} MATCH ? AND {table}.rowid >= {low}{below} AND {where}")
+                params += [match, *wparams]
+                more |= older
+            if parts:
+                sql = " UNION ALL ".join(parts) + f" ORDER BY {order}score, kind, id LIMIT ?"
+                ranked += self.db.execute(sql, [*params, limit + offset - len(ranked)]).fetchall()
+            if len(ranked) >= limit + offset or not more:
+                return self._hits(ranked[offset:offset + limit], words)
             k += 1
 
     def facets(self, query: str, **filters: Any) -> dict[str, Any]:
