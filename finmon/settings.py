@@ -178,7 +178,6 @@ FINMON_ES_BACKOFF = 2.0  # seconds before the first bulk retry, doubled for each
 FINMON_ES_MAX_BACKOFF = 60.0
 FINMON_ES_BULK_DOCS = 500  # documents per bulk request …
 FINMON_ES_BULK_BYTES = 10 * 1024 * 1024  # … and bytes at most
-FINMON_ES_BULK_REQUESTS = 2  # bulk requests in flight at once (ES indexes them side by side)
 FINMON_ES_PAGE_SIZE = 1000  # documents per search page, mget and aggregation page
 FINMON_ES_BATCH = 1000  # apps (or listings, policy versions) read, updated and written back together
 

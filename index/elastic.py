@@ -39,8 +39,7 @@ import functools
 import logging
 import os
 import re
-from collections import Counter, defaultdict, deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter, defaultdict
 from contextlib import contextmanager
 from itertools import chain
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -391,22 +390,13 @@ class ElasticStore:
 
     # -- reading and writing --------------------------------------------------------
     def _bulk(self, actions: Iterable[dict[str, Any]]) -> int:
-        """Writes ``actions`` in chunks, FINMON_ES_BULK_REQUESTS of them in flight at once (each action is a
-        document of its own: their order does not matter), and refreshes what it wrote; raises IndexingError
-        naming each failure."""
+        """Writes ``actions`` in chunks and refreshes what it wrote; raises IndexingError naming each failure."""
         written: set[str] = set()
         done, errors = 0, []
-        with ThreadPoolExecutor(settings.FINMON_ES_BULK_REQUESTS) as pool:
-            pending: deque[Future] = deque()
-            for chunk in chunks(actions, settings.FINMON_ES_BULK_DOCS):
-                written.update(action["_index"] for action in chunk)
-                pending.append(pool.submit(self._bulk_chunk, chunk))
-                while len(pending) >= settings.FINMON_ES_BULK_REQUESTS or (pending and pending[0].done()):
-                    applied, failed = pending.popleft().result()
-                    done, errors = done + applied, errors + failed
-            for future in pending:
-                applied, failed = future.result()
-                done, errors = done + applied, errors + failed
+        for chunk in chunks(actions, settings.FINMON_ES_BULK_DOCS):
+            written.update(action["_index"] for action in chunk)
+            applied, failed = self._bulk_chunk(chunk)
+            done, errors = done + applied, errors + failed
         if written:
             self.es.indices.refresh(index=",".join(sorted(written)))
         if errors:
