@@ -278,24 +278,22 @@ def channel_at(text: str) -> int | None:
     else far away), or the first customer-service line (客服热线, 联系电话) with a number or an e-mail address right
     after it, outside the web page's footer (a copyright or ICP filing line in reach); None when there is neither."""
     cues = clause_cues()
-    simple = simplified(text)
-    found, pos = [], 0
+    simple, line_at, pos = simplified(text), None, 0
     while (line := _search(text, cues.service_line, pos, len(text))) is not None:
         if (_has_number(text, line.end(), min(len(text), line.end() + _LINE_REACH))
                 and cues.page_footer.search(simple, max(0, line.start() - _FOOTER_REACH),
                                             line.end() + _FOOTER_REACH) is None):
-            found.append(line.start())
+            line_at = line.start()
             break
         pos = line.end()
-    pos = 0
-    while (m := _search(text, cues.clauses["complaint_channel"], pos, len(text))) is not None:
+    pos, before = 0, len(text) if line_at is None else line_at  # only a cue before that line can come first
+    while (m := _search(text, cues.clauses["complaint_channel"], pos, before)) is not None:
         start, end = max(0, m.start() - _CONTACT_REACH), min(len(text), m.end() + _CONTACT_REACH)
         if (_search(text, cues.contact, start, end) is not None
                 and cues.complaint_subject.search(simple, start, end) is not None):
-            found.append(m.start())
-            break
+            return m.start()
         pos = m.end()
-    return min(found, default=None)
+    return line_at
 
 
 def _has_number(text: str, start: int, end: int) -> bool:

@@ -42,22 +42,23 @@ def check_policy(policy: PolicyVersion, *, name: str = "", developer: str = "", 
     ctx = Context(app, verdict["value"], verdict["confidence"])
     findings = [f for r in RULES for f in r.findings(ctx)]
     declared = declarations(text, scan(text), lexicon().types)
+    sentences = sentence_spans(text)
     return {
         "finance_type": verdict,
         "lang": policy.language,
         "declared": [{"type": m.type, "start": m.start, "end": m.end, "text": text[m.start:m.end],
                       "sentence": {"start": m.sent_start, "end": m.sent_end, "text": text[m.sent_start:m.sent_end]}}
                      for m in sorted(declared.values(), key=lambda m: m.start)],
-        "clauses": {name: _clause(text, cue) for name, cue in CLAUSES.items()},
+        "clauses": {name: _clause(text, cue, sentences) for name, cue in CLAUSES.items()},
         "findings": [{"rule_id": f.rule_id, "severity": f.severity, "confidence": f.confidence, "title": f.title,
                       "evidence": f.evidence.to_dict()} for f in findings],
     }
 
 
-def _clause(text: str, cue: str) -> dict:
+def _clause(text: str, cue: str, sentences: list[tuple[int, int]]) -> dict:
     """Whether the policy has the clause (as its rule judges it) and the sentence of the cue that decided it."""
     at = channel_at(text) if cue == "complaint_channel" else clause_at(text, cue)
     if at is None:
         return {"present": False, "evidence": None}
-    start, end = next(((s, e) for s, e in sentence_spans(text) if at < e), (at, len(text)))
+    start, end = next(((s, e) for s, e in sentences if at < e), (at, len(text)))
     return {"present": True, "evidence": {"start": start, "end": end, "text": text[start:end]}}
