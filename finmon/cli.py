@@ -454,16 +454,21 @@ def _find_app(store, ref: str) -> dict:
         app = store.app(ref)
         if app is not None:
             return app
-    apps = store.apps()
-    named = [a for a in apps if a.get("name") == ref]
+    named, names, keys_like = [], set(), []  # one pass over the apps, streamed
+    for app in store.apps():
+        names.add(app.get("name") or "")
+        if app.get("name") == ref:
+            named.append(app["key"])
+        if ref.lower() in app["key"].lower() and len(keys_like) < 5:
+            keys_like.append(app["key"])
     if len(named) == 1:
-        return store.app(named[0]["key"])
+        return store.app(named[0])
     if named:
-        keys = ", ".join(a["key"] for a in named)
-        raise click.ClickException(str(_shown(f"{len(named)} apps are named {ref!r}: {keys}; pass one of these keys")))
-    names = sorted({a.get("name") or "" for a in apps} - {""})
+        raise click.ClickException(str(_shown(f"{len(named)} apps are named {ref!r}: {', '.join(named)}; "
+                                              "pass one of these keys")))
+    names = sorted(names - {""})
     close = difflib.get_close_matches(ref, names, n=5, cutoff=0.5)
-    close += [a["key"] for a in apps if ref.lower() in a["key"].lower()][: 5 - len(close)]
+    close += keys_like[: 5 - len(close)]
     close += [n for n in names if ref in n and n not in close][: 5 - len(close)]
     hint = f"; did you mean: {', '.join(close)}" if close else ""
     raise click.ClickException(str(_shown(f"no app {ref!r} in the index (give an app key like "

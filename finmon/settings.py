@@ -179,6 +179,7 @@ FINMON_ES_MAX_BACKOFF = 60.0
 FINMON_ES_BULK_DOCS = 500  # documents per bulk request …
 FINMON_ES_BULK_BYTES = 10 * 1024 * 1024  # … and bytes at most
 FINMON_ES_PAGE_SIZE = 1000  # documents per search page, mget and aggregation page
+FINMON_ES_AGGREGATION_PAGE = 10000  # buckets per page of an aggregation over every (rule, app)
 FINMON_ES_BATCH = 1000  # apps (or listings, policy versions) read, updated and written back together
 
 # Local market simulator defaults (demo, tests, benchmarks).

@@ -125,6 +125,10 @@ class Store(Protocol):
     ) -> list[Finding]:
         """Findings matching every given filter, most severe first."""
 
+    def rule_counts(self, status: str | Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Findings (of ``status`` when given) counted by the index, per rule id: ``count``, ``apps`` (distinct apps)
+        and ``severity`` (severity -> count). Exact, and nothing market-wide is held."""
+
     def finding(self, finding_id: str) -> Finding | None:
         """One finding by its id (with its ``capture``), or None."""
 
@@ -142,9 +146,9 @@ class Store(Protocol):
         sorts after ``after``. To read them all, page on with the last id read (the alerts read a week's new
         findings this way without holding them)."""
 
-    def apps(self) -> list[dict[str, Any]]:
-        """Every app with its unresolved finding counts by severity (``counts``), ``stores`` and ``sdks`` (the SDKs
-        and trackers found in its APK: id, name, category, evidence)."""
+    def apps(self, keys: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every app (or those of ``keys``) by key, streamed: with its unresolved finding counts by severity
+        (``counts``), ``stores`` and ``sdks`` (the SDKs and trackers found in its APK: id, name, category, evidence)."""
 
     def app(self, key: str) -> dict[str, Any] | None:
         """One app with ``listings`` (the latest of each store), ``history`` (every distinct content a store showed:

@@ -802,24 +802,39 @@ class ElasticStore:
         hits = self._sorted(self.alias("findings"), {"bool": {"filter": where}}, [{"id": "asc"}], 0, int(limit))
         return [_finding(h["_source"]) for h in hits]
 
-    def _counts(self, key: str | None = None) -> dict[str, dict[str, int]]:
-        """Unresolved findings per app and severity (a composite aggregation, paged)."""
-        query = {"bool": {"must_not": [{"term": {"status": "resolved"}}],
-                          "filter": [{"term": {"app_key": key}}] if key else []}}
-        out: dict[str, dict[str, int]] = {}
+    def _composite(self, query: dict[str, Any], fields: list[str], size: int) -> Iterator[dict[str, Any]]:
+        """Every bucket of a composite aggregation of findings over ``fields`` (in their order), paged."""
+        sources = [{name: {"terms": {"field": name}}} for name in fields]
         after = None
         while True:
-            composite = {"size": settings.FINMON_ES_PAGE_SIZE, "sources": [
-                {"app": {"terms": {"field": "app_key"}}}, {"severity": {"terms": {"field": "severity"}}}]}
-            if after:
-                composite["after"] = after
+            composite = {"size": size, "sources": sources, **({"after": after} if after else {})}
             agg = self.es.search(index=self.alias("findings"), query=query, size=0,
-                                 aggs={"counts": {"composite": composite}})["aggregations"]["counts"]
-            for bucket in agg["buckets"]:
-                out.setdefault(bucket["key"]["app"], {})[bucket["key"]["severity"]] = bucket["doc_count"]
+                                 aggs={"buckets": {"composite": composite}})["aggregations"]["buckets"]
+            yield from agg["buckets"]
             after = agg.get("after_key")
             if not agg["buckets"] or not after:
-                return out
+                return
+
+    def _counts(self, keys: list[str]) -> dict[str, dict[str, int]]:
+        """Unresolved findings of the apps of ``keys`` by severity."""
+        query = {"bool": {"must_not": [{"term": {"status": "resolved"}}], "filter": [{"terms": {"app_key": keys}}]}}
+        out: dict[str, dict[str, int]] = {}
+        for bucket in self._composite(query, ["app_key", "severity"], settings.FINMON_ES_PAGE_SIZE):
+            out.setdefault(bucket["key"]["app_key"], {})[bucket["key"]["severity"]] = bucket["doc_count"]
+        return out
+
+    @_guarded
+    def rule_counts(self, status: str | Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        query = {"bool": {"filter": self._filters("findings", status=status)}}
+        out: dict[str, dict[str, Any]] = {}
+        for bucket in self._composite(query, ["rule_id", "severity"], settings.FINMON_ES_PAGE_SIZE):
+            counted = out.setdefault(bucket["key"]["rule_id"], {"count": 0, "apps": 0, "severity": {}})
+            counted["count"] += bucket["doc_count"]
+            counted["severity"][bucket["key"]["severity"]] = bucket["doc_count"]
+        # exact: a cardinality aggregation only estimates; each (rule, app) pair is a bucket
+        for bucket in self._composite(query, ["rule_id", "app_key"], settings.FINMON_ES_AGGREGATION_PAGE):
+            out[bucket["key"]["rule_id"]]["apps"] += 1
+        return out
 
     @staticmethod
     def _app_dict(src: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
@@ -829,11 +844,13 @@ class ElasticStore:
         app["risk_score"] = risk_score(counts, settings.FINMON_RISK_WEIGHTS)
         return app
 
-    @_guarded
-    def apps(self) -> list[dict[str, Any]]:
-        counts = self._counts()
-        return [self._app_dict(hit["_source"], counts.get(hit["_id"], {}))
-                for hit in self._sorted(self.alias("apps"), {"match_all": {}}, [{"key": "asc"}])]
+    def apps(self, keys: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
+        with _reachable(self.url):
+            hits = (self._sorted(self.alias("apps"), {"match_all": {}}, [{"key": "asc"}]) if keys is None
+                    else self._get("apps", sorted(set(keys))))
+            for page in chunks(hits, settings.FINMON_ES_PAGE_SIZE):
+                counts = self._counts([hit["_id"] for hit in page])
+                yield from (self._app_dict(hit["_source"], counts.get(hit["_id"], {})) for hit in page)
 
     @_guarded
     def app(self, key: str) -> dict[str, Any] | None:
@@ -841,7 +858,7 @@ class ElasticStore:
         if found is None:
             return None
         src = found["_source"]
-        app = self._app_dict(src, self._counts(key).get(key, {}))
+        app = self._app_dict(src, self._counts([key]).get(key, {}))
         current: dict[tuple[str, str], dict[str, Any]] = {}
         contents = []
         for hit in self._scan(self.alias("listings"), {"term": {"app_key": key}}):
@@ -871,7 +888,7 @@ class ElasticStore:
     def export(self, kind: str) -> Iterator[dict[str, Any]]:
         if kind not in EXPORT_KINDS:
             raise ValueError(f"export kind must be one of {EXPORT_KINDS}, not {kind!r}")
-        return self._export_findings() if kind == "findings" else iter(self.apps())
+        return self._export_findings() if kind == "findings" else self.apps()
 
     def _export_findings(self) -> Iterator[dict[str, Any]]:
         with _reachable(self.url):

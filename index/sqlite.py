@@ -619,29 +619,29 @@ class SQLiteStore:
                                (*params, max(0, int(limit))))
         return [self._finding(r) for r in rows]
 
+    def rule_counts(self, status: str | Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        where, params = self._filters(status=status)
+        out: dict[str, dict[str, Any]] = {}
+        for rule, apps in self.db.execute(
+                f"SELECT rule_id, count(DISTINCT app_key) FROM findings f WHERE {where} GROUP BY rule_id", params):
+            out[rule] = {"count": 0, "apps": apps, "severity": {}}
+        for rule, severity, n in self.db.execute(
+                f"SELECT rule_id, severity, count(*) FROM findings f WHERE {where} GROUP BY rule_id, severity", params):
+            out[rule]["count"] += n
+            out[rule]["severity"][severity] = n
+        return out
+
     def _stores(self, keys: Iterable[str] | None = None) -> dict[str, list[str]]:
-        if keys is None:
-            rows = self.db.execute("SELECT DISTINCT app_key, store FROM listings ORDER BY store")
-        else:
-            keys = list(keys)
-            rows = self.db.execute(
-                f"SELECT DISTINCT app_key, store FROM listings WHERE app_key IN ({', '.join('?' * len(keys))}) "
-                "ORDER BY store", keys)
+        """The stores of each app (of ``keys``, or every app), by app key."""
+        where, params = "", []
+        if keys is not None:
+            where, params = "WHERE app_key IN (SELECT value FROM json_each(?))", [json.dumps(sorted(set(keys)))]
         out: dict[str, list[str]] = {}
-        for key, store in rows:
+        for key, store in self.db.execute(f"SELECT DISTINCT app_key, store FROM listings {where} ORDER BY store", params):
             out.setdefault(key, []).append(store)
         return out
 
-    def _counts(self, key: str | None = None) -> dict[str, dict[str, int]]:
-        sql = "SELECT app_key, severity, count(*) FROM findings WHERE status != 'resolved'"
-        rows = self.db.execute(sql + (" AND app_key = ?" if key else "") + " GROUP BY app_key, severity",
-                               (key,) if key else ())
-        out: dict[str, dict[str, int]] = {}
-        for app, severity, n in rows:
-            out.setdefault(app, {})[severity] = n
-        return out
-
-    def _app_dict(self, row: sqlite3.Row, stores: list[str], counts: dict[str, int]) -> dict[str, Any]:
+    def _app_dict(self, row: Mapping[str, Any], stores: list[str], counts: dict[str, int]) -> dict[str, Any]:
         app = dict(row)
         del app["input_hash"]  # the store's bookkeeping (analysis_inputs), not a property of the app
         app["permissions"] = json.loads(app["permissions"] or "[]")
@@ -652,16 +652,23 @@ class SQLiteStore:
         app["risk_score"] = risk_score(counts, settings.FINMON_RISK_WEIGHTS)
         return app
 
-    def apps(self) -> list[dict[str, Any]]:
-        stores, counts = self._stores(), self._counts()
-        return [self._app_dict(r, stores.get(r["key"], []), counts.get(r["key"], {}))
-                for r in self.db.execute("SELECT * FROM apps ORDER BY key")]
+    def apps(self, keys: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
+        where, params = "", []
+        if keys is not None:
+            where, params = "WHERE a.key IN (SELECT value FROM json_each(?))", [json.dumps(sorted(set(keys)))]
+        for row in self.db.execute(
+                "SELECT a.*, (SELECT json_group_array(store) FROM (SELECT DISTINCT store FROM listings "
+                "WHERE app_key = a.key ORDER BY store)) AS app_stores, (SELECT json_group_object(severity, n) FROM "
+                "(SELECT coalesce(severity, '') AS severity, count(*) AS n FROM findings WHERE app_key = a.key AND status != 'resolved' "
+                f"GROUP BY severity)) AS app_counts FROM apps a {where} ORDER BY a.key", params):
+            app = dict(row)
+            stores, counts = json.loads(app.pop("app_stores")), json.loads(app.pop("app_counts"))
+            yield self._app_dict(app, stores, counts)
 
     def app(self, key: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT * FROM apps WHERE key = ?", (key,)).fetchone()
-        if row is None:
+        app = next(self.apps([key]), None)
+        if app is None:
             return None
-        app = self._app_dict(row, self._stores([key]).get(key, []), self._counts(key).get(key, {}))
         app["listings"] = []
         for r in self.db.execute("SELECT * FROM listings WHERE app_key = ? ORDER BY store, store_id", (key,)):
             listing = dict(r)
@@ -678,7 +685,7 @@ class SQLiteStore:
             listing.pop("fetched_at", None)
             listing["permissions"], listing["privacy_labels"] = (list(listing.get("permissions") or []),
                                                                  list(listing.get("privacy_labels") or []))
-        app["policy"] = self.policy(row["policy_sha256"]) if row["policy_sha256"] else None
+        app["policy"] = self.policy(app["policy_sha256"]) if app["policy_sha256"] else None
         app["policy_versions"] = [dict(r) for r in self.db.execute(
             "SELECT p.sha256, p.url, p.final_url, p.fetched_at, p.title, p.language, p.effective_date, "
             "ap.first_seen, ap.last_seen FROM app_policies ap JOIN policies p USING (sha256) "
@@ -689,7 +696,7 @@ class SQLiteStore:
     def export(self, kind: str) -> Iterator[dict[str, Any]]:
         if kind not in EXPORT_KINDS:
             raise ValueError(f"export kind must be one of {EXPORT_KINDS}, not {kind!r}")
-        return self._export_findings() if kind == "findings" else iter(self.apps())
+        return self._export_findings() if kind == "findings" else self.apps()
 
     def _export_findings(self) -> Iterator[dict[str, Any]]:
         stores = self._stores()
@@ -777,7 +784,7 @@ class SQLiteStore:
             apps = {r[0]: (r[1], r[2]) for key_chunk in chunks(keys, 500) for r in self.db.execute(
                 f"SELECT key, finance_type, developer FROM apps WHERE key IN ({', '.join('?' * len(key_chunk))})",
                 key_chunk)}
-            stores = {k: v for key_chunk in chunks(keys, 500) for k, v in self._stores(key_chunk).items()}
+            stores = self._stores(keys)
             weeks: dict[str, str] = {}
             for rule, family, severity, status, key, first_seen in rows:
                 finance_type, developer = apps.get(key, ("", ""))

@@ -31,7 +31,7 @@ from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 
 from babel.messages.mofile import write_mo
@@ -245,17 +245,41 @@ def _rule_text(rule: dict[str, Any] | None, field: str, lang: str, default: str 
     return (lang == "en" and rule.get(f"{field}_en")) or rule.get(field) or default
 
 
+def market_overview(apps: Iterable[dict[str, Any]], top_n: int) -> dict[str, Any]:
+    """What the report's overview says of every app, in one pass over ``apps`` (``Store.apps()``, streamed), keeping
+    only the ``top_n`` riskiest apps and the app keys (for the app pages): nothing else grows with the market."""
+    out: dict[str, Any] = {"keys": [], "high_apps": 0, "ranked_total": 0, "latest": "", "policy": Counter()}
+    ranked: list[tuple[tuple, dict[str, Any]]] = []
+
+    def keep_top() -> None:
+        ranked.sort(key=lambda item: item[0])
+        del ranked[top_n:]
+
+    for app in apps:
+        out["keys"].append(app["key"])
+        out["high_apps"] += bool(app["counts"]["high"])
+        out["policy"][app.get("policy_status") or "none"] += 1
+        out["latest"] = max(out["latest"], app.get("analysed_at") or app.get("last_seen") or "")
+        if app["risk_score"] > 0:
+            out["ranked_total"] += 1
+            ranked.append(((-app["risk_score"], -app["counts"]["high"], app["key"]), app))
+            if len(ranked) >= 2 * top_n + 100:
+                keep_top()
+    keep_top()
+    out["ranked"] = [app for _, app in ranked]
+    return out
+
+
 def build_context(store: Any, lang: str, week: str | date | None, _: Callable[[str], str]) -> dict[str, Any]:
-    """Everything index.html shows, read from the store."""
-    apps = store.apps()
+    """Everything index.html shows, read from the store (its memory does not grow with the market, but for the
+    app keys)."""
+    market = market_overview(store.apps(), settings.FINMON_REPORT_TOP_APPS)
     runs = store.runs(settings.FINMON_REPORT_RUNS)
-    latest = max([a.get("analysed_at") or a.get("last_seen") or "" for a in apps] + [r["started"] for r in runs],
-                 default="")
+    latest = max([market["latest"]] + [r["started"] for r in runs])
     start, end = week_window(week, latest or None)
     rules = {r["id"]: r for r in store.rules()}
     examples_n = settings.FINMON_REPORT_EXAMPLES_PER_RULE
     changes = store.changes(start.isoformat(), end.isoformat(), limit=examples_n)
-    by_key = {a["key"]: a for a in apps}
 
     trend = []
     for back in range(settings.FINMON_REPORT_TREND_WEEKS - 1, -1, -1):
@@ -272,11 +296,10 @@ def build_context(store: Any, lang: str, week: str | date | None, _: Callable[[s
     discovery_capped = {job.removeprefix("crawl:"): run["counters"]["discovery_capped"]
                         for job, run in sorted(latest_crawls.items()) if run["counters"].get("discovery_capped")}
 
-    ranked = sorted((a for a in apps if a["risk_score"] > 0),
-                    key=lambda a: (-a["risk_score"], -a["counts"]["high"], a["key"]))
-
-    # one rule's unresolved findings at a time: the whole market's are never in memory (every finding's rule
+    # the unresolved findings are counted by the index; only each rule's first few are read (every finding's rule
     # is in the rule table, which each analysis saves whole and whose change re-analyses every app)
+    unresolved = ("new", "open")
+    counted = store.rule_counts(status=unresolved)
     severity_counts: Counter = Counter()
     families = []
     for fam in FAMILIES + "".join(sorted({r[:1] for r in rules} - set(FAMILIES))):
@@ -285,8 +308,9 @@ def build_context(store: Any, lang: str, week: str | date | None, _: Callable[[s
             continue
         blocks = []
         for rule_id in ids:
-            found = sorted(store.findings(rule=rule_id, status=("new", "open")), key=lambda f: (f.app_key, f.id))
-            severity_counts.update(f.severity for f in found)
+            count = counted.get(rule_id, {"count": 0, "apps": 0, "severity": {}})
+            severity_counts.update(count["severity"])
+            found = store.findings(rule=rule_id, status=unresolved, limit=examples_n) if count["count"] else []
             rule, first = rules.get(rule_id), found[0] if found else None
             blocks.append({
                 "id": rule_id, "title": _rule_text(rule, "title", lang, first.title if first else ""),
@@ -295,15 +319,20 @@ def build_context(store: Any, lang: str, week: str | date | None, _: Callable[[s
                 "description": _rule_text(rule, "description", lang),
                 "regulation": _rule_text(rule, "regulation", lang, first.regulation if first else ""),
                 "not_applied": _rule_text(rule, "not_applied", lang) if (rule or {}).get("applied") is False else "",
-                "count": len(found), "apps": len({f.app_key for f in found}),
-                "examples": found[:examples_n],
+                "count": count["count"], "apps": count["apps"], "examples": found,
             })
         families.append({"id": fam, "label": LABELS["family"].get(fam, fam), "rules": blocks,
                          "count": sum(b["count"] for b in blocks)})
 
+    # the apps the page names: the ranking's, and those of the findings it quotes
+    shown = {a["key"]: a for a in market["ranked"]}
+    quoted = {f.app_key for f in changes["new"] + changes["resolved"]}
+    quoted.update(f.app_key for family in families for block in family["rules"] for f in block["examples"])
+    shown.update((a["key"], a) for a in store.apps(quoted - shown.keys()))
+
     sev_items = [(_(LABELS["severity"][s]), severity_counts.get(s, 0), SEVERITY_COLORS[s]) for s in SEVERITIES]
     fam_items = [(f"{f['id']} · {_(f['label'])}", f["count"], "#34495e") for f in families]
-    policy_counts = Counter(a.get("policy_status") or "none" for a in apps)
+    policy_counts = market["policy"]
     policy_items = [(_(LABELS["policy"].get(k, k)), policy_counts.get(k, 0), c)
                     for k, c in (("ok", "#27ae60"), ("none", "#c0392b"), ("not_found", "#c0392b"),
                                  ("unavailable", "#7f8c8d"))]
@@ -313,9 +342,9 @@ def build_context(store: Any, lang: str, week: str | date | None, _: Callable[[s
                  "start": start.date().isoformat(), "end": (end - timedelta(days=1)).date().isoformat()},
         "generated": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
         "kpi": {
-            "apps": len(apps),
-            "high_apps": sum(1 for a in apps if a["counts"]["high"]),
-            "unresolved": sum(severity_counts.values()),
+            "apps": len(market["keys"]),
+            "high_apps": market["high_apps"],
+            "unresolved": sum(severity_counts.get(s, 0) for s in SEVERITIES),
             "severity": {s: severity_counts.get(s, 0) for s in SEVERITIES},
             "new": changes["counts"]["new"],
             "resolved": changes["counts"]["resolved"],
@@ -323,14 +352,15 @@ def build_context(store: Any, lang: str, week: str | date | None, _: Callable[[s
         },
         "charts": {"severity": bar_chart(sev_items), "family": bar_chart(fam_items),
                    "policy": bar_chart(policy_items), "trend": trend_chart(trend)},
-        "ranked": ranked[: settings.FINMON_REPORT_TOP_APPS],
-        "ranked_total": len(ranked),
+        "ranked": market["ranked"],
+        "ranked_total": market["ranked_total"],
         "new": changes["new"],
         "resolved": changes["resolved"],
         "families": families,
         "runs": runs,
         "discovery_capped": discovery_capped,
-        "apps": by_key,
+        "apps": shown,
+        "app_keys": market["keys"],
         "rule_titles": {rid: _rule_text(r, "title", lang) for rid, r in rules.items()},
         "rule_regulations": {rid: _rule_text(r, "regulation", lang) for rid, r in rules.items()},
         "weights": settings.FINMON_RISK_WEIGHTS,
@@ -406,7 +436,7 @@ def _render_app_pages(store: Any, lang: str, ctx: dict[str, Any], old: Path, pag
         old_keys = {}
 
     def apps() -> Iterator[tuple[str, dict[str, Any], str | None]]:
-        for app_key in ctx["apps"]:
+        for app_key in ctx["app_keys"]:
             app = store.app(app_key)
             if app is not None:
                 name = app_filename(app_key)
@@ -415,7 +445,7 @@ def _render_app_pages(store: Any, lang: str, ctx: dict[str, Any], old: Path, pag
     args = (lang, {name: ctx[name] for name in APP_PAGE_CONTEXT}, ctx["generated"], old / "apps", pages)
     batches = chunks(apps(), settings.FINMON_REPORT_BATCH)
     keys: dict[str, str] = {}
-    if workers > 1 and len(ctx["apps"]) > settings.FINMON_REPORT_BATCH:
+    if workers > 1 and len(ctx["app_keys"]) > settings.FINMON_REPORT_BATCH:
         _write_in_workers(workers, args, batches, keys)
     else:
         writer = PageWriter(*args)

@@ -129,7 +129,7 @@ def test_an_unreachable_server_is_a_clear_error(closed_port_url, es_store, build
     es_store.url, good = closed_port_url, es_store.es
     es_store.es = Elasticsearch(closed_port_url, max_retries=0)  # the server went away
     try:
-        for call in (lambda: es_store.search("通讯录"), es_store.apps, lambda: list(es_store.export("findings")),
+        for call in (lambda: es_store.search("通讯录"), lambda: list(es_store.apps()), lambda: list(es_store.export("findings")),
                      lambda: es_store.save_listings([build.listing()])):
             with pytest.raises(StoreUnavailable, match=re.escape(closed_port_url)):
                 call()
@@ -205,7 +205,7 @@ def test_a_server_lost_mid_write_is_unavailable_and_a_rerun_is_whole(es_url, es_
     assert es_store.save_analysis(apps, analyses, seen) == {"new": 1200, "open": 0, "resolved": 0}
     exported = list(es_store.export("findings"))
     assert len(exported) == len({f["id"] for f in exported}) == 1200 and {f["status"] for f in exported} == {"new"}
-    assert len(es_store.apps()) == 300 and len(es_store.findings(store="xiaomi", finance_type="lending")) == 1200
+    assert len(list(es_store.apps())) == 300 and len(es_store.findings(store="xiaomi", finance_type="lending")) == 1200
 
 def test_from_env_takes_the_server_and_secrets_from_the_environment(es_url, drop_es_prefix):
     prefix = f"finmon-test-{uuid.uuid4().hex[:12]}"

@@ -216,7 +216,7 @@ def test_a_failed_batch_leaves_nothing_behind(store, build):
     broken = build.analysis(snap, build.perm(snap.key))
     with pytest.raises(AttributeError):
         store.save_analysis([snap, object()], [broken], "2024-03-04T10:00:00Z")
-    assert store.apps() == [] and store.findings() == []
+    assert list(store.apps()) == [] and store.findings() == []
 
 
 SPECIAL = ['"', "'", "AND", "OR", "NOT", "NEAR", "NEAR/3", "(", ")", "*", ":", "^", "-", "+", "{", "}", "[", "]",

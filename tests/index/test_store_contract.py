@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from finmon import settings
 from finmon.model import Finding, Run
 from index.base import Store
 
@@ -131,7 +132,7 @@ def test_listings_keep_the_latest_per_store_id(store, build):
     assert [lst["version"] for lst in app["listings"]] == ["2.0"]
     assert app["listings"][0]["permissions"] == list(new.permissions)
     assert app["first_seen"].startswith("2024-03-04") and app["last_seen"].startswith("2024-03-11")
-    assert store.apps()[0]["name"] == "快乐借款"
+    assert next(store.apps())["name"] == "快乐借款"
     history = app["history"]  # every distinct content, newest first, dated by when it was first seen
     assert [(h["version"], h["first_fetched_at"][:10]) for h in history] == [("2.0", "2024-03-11"), ("1.0", "2024-03-04")]
     assert history[1]["permissions"] == list(old.permissions) and history[0]["app_key"] == old.app_key
@@ -161,6 +162,35 @@ def test_save_analysis_round_trip(store, build, loan, wallet):
     assert {lst["store"] for lst in app["listings"]} == {"xiaomi", "appgallery"}
     assert store.app("android:nope") is None
     assert [a["key"] for a in store.apps()] == sorted([snap.key, wallet[0].key])
+
+
+def test_apps_are_streamed_in_key_order_every_one_or_those_asked_for(store, build, loan, wallet, monkeypatch):
+    monkeypatch.setattr(settings, "FINMON_ES_PAGE_SIZE", 1)  # a page per app
+    save(store, build, loan, wallet)
+    every = store.apps()
+    assert not isinstance(every, list)
+    every = list(every)
+    assert [a["key"] for a in every] == sorted([loan[0].key, wallet[0].key])
+    assert list(store.apps([wallet[0].key, "android:nope", wallet[0].key])) == [a for a in every if a["key"] == wallet[0].key]
+    assert list(store.apps(reversed([a["key"] for a in every]))) == every
+    assert list(store.apps([])) == []
+    assert [a["counts"] for a in every] == [store.app(a["key"])["counts"] for a in every]
+
+
+def test_rule_counts_count_findings_and_distinct_apps_by_status(store, build, loan, wallet, monkeypatch):
+    monkeypatch.setattr(settings, "FINMON_ES_AGGREGATION_PAGE", 1)  # a page per bucket
+    monkeypatch.setattr(settings, "FINMON_ES_PAGE_SIZE", 1)
+    (snap, (perm, quote)), pay = loan, wallet[0]
+    sms = build.perm(snap.key, "android.permission.READ_SMS")
+    save(store, build, (snap, [perm, quote, sms]), (pay, [*wallet[1], build.perm(pay.key)]))
+    assert store.rule_counts() == {"P101": {"count": 3, "apps": 2, "severity": {"high": 3}},
+                                   "C202": {"count": 1, "apps": 1, "severity": {"high": 1}},
+                                   "P102": {"count": 1, "apps": 1, "severity": {"medium": 1}}}
+    store.save_analysis([snap], [build.analysis(snap, perm)], T2)  # the quote and READ_SMS are resolved
+    assert store.rule_counts(status=("new", "open")) == {"P101": {"count": 2, "apps": 2, "severity": {"high": 2}},
+                                                         "P102": {"count": 1, "apps": 1, "severity": {"medium": 1}}}
+    assert store.rule_counts(status="resolved") == {"P101": {"count": 1, "apps": 1, "severity": {"high": 1}},
+                                                    "C202": {"count": 1, "apps": 1, "severity": {"high": 1}}}
 
 
 def test_resaving_the_same_analysis_is_idempotent(store, build, loan):

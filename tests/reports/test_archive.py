@@ -117,7 +117,7 @@ def test_a_new_week_links_the_unchanged_pages_of_the_week_before(tmp_path):
         populate(store)
         root = tmp_path / "reports"
         render_archive(store, root, week=W10, workers=0)
-        changed = store.apps()[0]["key"]
+        changed = next(store.apps())["key"]
         store.db.execute("UPDATE apps SET name = '改名后的应用' WHERE key = ?", (changed,))
         store.db.commit()
         render_archive(store, root, week=W11, workers=0)
@@ -135,7 +135,7 @@ def test_rendering_a_week_again_replaces_that_week_only(tmp_path):
         render_archive(store, root, week=W10, workers=0)
         render_archive(store, root, week=W11, workers=0)
         before = files(root / W10)
-        changed = store.apps()[0]["key"]
+        changed = next(store.apps())["key"]
         store.db.execute("UPDATE apps SET name = '第二次渲染' WHERE key = ?", (changed,))  # a page the weeks share
         store.db.commit()
         render_archive(store, root, week=W11, workers=0)

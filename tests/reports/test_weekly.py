@@ -1,5 +1,6 @@
 """The weekly report: content, languages, escaping, self-containment, catalog, helpers."""
 import ast
+import random
 import re
 from datetime import date, datetime, timezone
 from html.parser import HTMLParser
@@ -17,6 +18,7 @@ from reports.weekly import (
     ReportError,
     app_filename,
     environment,
+    market_overview,
     quote_parts,
     render_report,
     safe_url,
@@ -120,6 +122,22 @@ def test_ranking_is_by_risk_score(rendered):
     assert order[0] == app_filename(apps["com.kuaile.loan"].key)  # 3 high = 30
     assert order[1] == app_filename(apps["com.evil.pay"].key)  # high + medium = 13
     assert app_filename(apps["com.clean.fund"].key) not in order
+
+
+def test_the_market_overview_keeps_the_riskiest_apps_of_a_stream():
+    rng = random.Random(5)
+    apps = [{"key": f"android:app{i:04d}", "risk_score": rng.choice([0, 0, 1, 3, 10, 13, 30]),
+             "counts": {"high": rng.randint(0, 3)}, "policy_status": rng.choice(["ok", "none", None]),
+             "analysed_at": f"2024-03-{rng.randint(1, 28):02d}T10:00:00+00:00"} for i in range(1000)]
+    overview = market_overview(iter(apps), top_n=7)
+    riskiest = sorted((a for a in apps if a["risk_score"]), key=lambda a: (-a["risk_score"], -a["counts"]["high"], a["key"]))
+    assert overview["ranked"] == riskiest[:7]
+    assert overview["ranked_total"] == len(riskiest)
+    assert overview["keys"] == [a["key"] for a in apps]
+    assert overview["high_apps"] == sum(1 for a in apps if a["counts"]["high"])
+    assert overview["policy"]["none"] == sum(1 for a in apps if a["policy_status"] in ("none", None))
+    assert overview["latest"] == max(a["analysed_at"] for a in apps)
+    assert market_overview(iter(apps), top_n=0)["ranked"] == [] and market_overview([], 5)["ranked"] == []
 
 
 def test_findings_grouped_by_family_with_rule_text_and_highlighted_evidence(rendered):
@@ -265,7 +283,7 @@ def test_a_rerender_links_the_pages_of_unchanged_apps_and_renders_the_changed(tm
         out = tmp_path / "report"
         render_report(store, out, lang="en")
         first = {p.name: (p.stat().st_ino, p.read_text(encoding="utf-8")) for p in (out / "apps").iterdir()}
-        changed_key = store.apps()[0]["key"]
+        changed_key = next(store.apps())["key"]
         store.db.execute("UPDATE apps SET name = '改名后的应用' WHERE key = ?", (changed_key,))
         store.db.commit()
         render_report(store, out, lang="en")
