@@ -8,7 +8,9 @@ listed), then ``finmon analyze`` and ``finmon report``. Per stage it
 prints wall seconds and share of the end to end, CPU seconds, peak RSS of its largest process; for the
 crawl also responses/s and crawler CPU per response; then the index and report sizes, search latency in
 process (p50/p95 over a fixed query mix, interpreter start-up measured apart), the analyzers' speed on one
-core against a no-op pass over the same apps, and an unchanged recrawl against the first crawl.
+core against a no-op pass over the same apps, the report rendered again from the same index (the
+weekly case of an unchanged market: every page linked, none rendered), and an unchanged recrawl against
+the first crawl.
 With ``--bare``, the crawler against a bare Scrapy spider (``bench/crawl_vs_bare.py``) and a raw asyncio
 HTTP client (aiohttp) fetching the same URLs, side by side. With ``--es`` (after ``finmon es install``), the
 analysis indexed into Elasticsearch too: that stage's time, finmon's bulk writes against raw
@@ -299,6 +301,7 @@ def measure(apps: int, seed: int, bare: bool, es: bool, keep: Path | None = None
         stages["report"] = finmon("report", "--db", str(db), "--out", str(tmp / "report"))
         end_to_end = sum(s["seconds"] for s in stages.values())
         result = {"apps": apps, "seed": seed, "stages": stages, "end_to_end_s": end_to_end,
+                  "report_again": finmon("report", "--db", str(db), "--out", str(tmp / "report")),
                   "index_mb": sum(p.stat().st_size for p in tmp.glob("finmon.db*")) / 1e6,
                   "report_files": folder_size(tmp / "report")[0], "report_mb": folder_size(tmp / "report")[1],
                   "search": search_latency(jobs.open_store(db, read_only=True)), "start_up_ms": start_up()}
@@ -330,6 +333,9 @@ def print_table(result: dict) -> None:
     print("discovered (listings crawled / the store's listings, of which served broken on purpose): " + ", ".join(
         f"{store} {found:,} / {listed:,} ({broken:,})" for store, (found, listed, broken) in c["discovered"].items()))
     print(f"index {result['index_mb']:.0f} MB; report {result['report_files']} files, {result['report_mb']:.0f} MB")
+    again = result["report_again"]
+    print(f"the report again from the same index (each page unchanged, linked): {again['seconds']:.1f} s, "
+          f"{again['cpu_seconds']:.1f} CPU s, peak RSS {again['peak_rss_mb']:.0f} MB")
     print(f"search in process: p50 {result['search']['p50_ms']:.1f} ms, p95 {result['search']['p95_ms']:.1f} ms; "
           f"`finmon --help` start-up {result['start_up_ms']:.0f} ms")
     a = result["analyzers"]

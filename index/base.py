@@ -26,7 +26,7 @@ import re
 import unicodedata
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, Iterable, Iterator, Mapping, Protocol, runtime_checkable
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, runtime_checkable
 
 from finmon import settings
 from finmon.model import (
@@ -200,6 +200,10 @@ class Store(Protocol):
         <facet>: [{"value", "count"}, …]}`` for each of :data:`FACETS`, over the matching findings (a finding counts
         once under each store of its app). Values most frequent first (ties by value), at most
         FINMON_FACET_VALUES of each; weeks newest first. ``filters``: those of ``search`` but the paging and sort."""
+
+    def opener(self) -> Callable[[], Store] | None:
+        """A picklable callable that opens this index again, for reading in another process; None when it cannot
+        be opened again (an in-memory SQLite index, an Elasticsearch store made from a client object)."""
 
     def close(self) -> None:
         """Release the backend's connection."""

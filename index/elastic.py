@@ -279,8 +279,12 @@ class ElasticStore:
 
         Opening creates or migrates the indices (:meth:`migrate`).
         """
+        self.prefix = prefix or settings.FINMON_ES_PREFIX
+        self._opener: Callable[[], ElasticStore] | None = None
         if isinstance(es, str):
             self.url = es
+            self._opener = functools.partial(ElasticStore, es, prefix=self.prefix, shards=shards, replicas=replicas,
+                                             **client_options)
             es = Elasticsearch(
                 [url.strip() for url in es.split(",") if url.strip()], request_timeout=settings.FINMON_ES_TIMEOUT,
                 retry_on_timeout=settings.FINMON_ES_RETRY_ON_TIMEOUT, max_retries=settings.FINMON_ES_MAX_RETRIES,
@@ -289,7 +293,6 @@ class ElasticStore:
         else:
             self.url = ", ".join(node.base_url for node in es.transport.node_pool.all())
         self.es = es
-        self.prefix = prefix or settings.FINMON_ES_PREFIX
         self.shards, self.replicas = shards, replicas
         self.migrate()
 
@@ -311,6 +314,9 @@ class ElasticStore:
             options["ca_certs"] = environ["FINMON_ES_CA_CERTS"]
         url = environ.get("FINMON_ES_URL") or f"http://127.0.0.1:{settings.FINMON_ES_PORT}"
         return cls(url, prefix=environ.get("FINMON_ES_PREFIX"), **options, **kwargs)
+
+    def opener(self) -> Callable[[], ElasticStore] | None:
+        return self._opener
 
     def alias(self, kind: str) -> str:
         return f"{self.prefix}-{kind}"

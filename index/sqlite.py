@@ -12,12 +12,13 @@ transactions); batches are written with ``executemany`` in one transaction.
 """
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from finmon import settings
 from finmon.model import (
@@ -630,6 +631,9 @@ class SQLiteStore:
             out[rule]["count"] += n
             out[rule]["severity"][severity] = n
         return out
+
+    def opener(self) -> Callable[[], SQLiteStore] | None:
+        return None if self.path == ":memory:" else functools.partial(SQLiteStore, self.path, read_only=True)
 
     def _stores(self, keys: Iterable[str] | None = None) -> dict[str, list[str]]:
         """The stores of each app (of ``keys``, or every app), by app key."""

@@ -148,6 +148,7 @@ def safe_url(url: Any) -> str | None:
     return url.strip() if parts.scheme in ("http", "https") and parts.netloc else None
 
 
+@lru_cache(maxsize=4096)  # the findings of one analysis share their times: a page shows few distinct ones
 def short_time(value: Any) -> str:
     """``2024-03-04T10:00:00+00:00`` → ``2024-03-04 10:00 UTC``; anything else as given."""
     if not value:
@@ -427,28 +428,22 @@ def _render_app_pages(store: Any, lang: str, ctx: dict[str, Any], old: Path, pag
     """apps/<app>.html for every app; a page whose inputs are those of the previous report's page is linked
     from it instead of rendered again (its footer keeps the time it was rendered).
 
-    The store is read here; the pages are rendered and written in batches, by ``workers`` worker
-    processes when there is more than one batch, with a few batches in flight so memory stays flat in the
-    number of apps."""
+    The pages are read, rendered and written in batches of app keys, by ``workers`` worker processes (each opens
+    the store again, see ``Store.opener``) when there is more than one batch, with a few batches in flight so
+    memory stays flat in the number of apps."""
     try:
         old_keys = json.loads((old / PAGE_KEYS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         old_keys = {}
-
-    def apps() -> Iterator[tuple[str, dict[str, Any], str | None]]:
-        for app_key in ctx["app_keys"]:
-            app = store.app(app_key)
-            if app is not None:
-                name = app_filename(app_key)
-                yield name, app, old_keys.get(name)
-
+    names = ((app_filename(key), key) for key in ctx["app_keys"])
+    batches = chunks(((name, key, old_keys.get(name)) for name, key in names), settings.FINMON_REPORT_BATCH)
     args = (lang, {name: ctx[name] for name in APP_PAGE_CONTEXT}, ctx["generated"], old / "apps", pages)
-    batches = chunks(apps(), settings.FINMON_REPORT_BATCH)
     keys: dict[str, str] = {}
-    if workers > 1 and len(ctx["app_keys"]) > settings.FINMON_REPORT_BATCH:
-        _write_in_workers(workers, args, batches, keys)
+    opener = store.opener()
+    if workers > 1 and len(ctx["app_keys"]) > settings.FINMON_REPORT_BATCH and opener is not None:
+        _write_in_workers(workers, (opener, *args), batches, keys)
     else:
-        writer = PageWriter(*args)
+        writer = PageWriter(store, *args)
         for batch in batches:
             keys.update(writer.write(batch))
     (pages.parent / PAGE_KEYS).write_text(json.dumps(keys, sort_keys=True), encoding="utf-8")
@@ -474,19 +469,25 @@ def _write_in_workers(workers: int, args: tuple, batches: Iterator[list], keys: 
 
 
 class PageWriter:
-    """Renders and writes app pages into ``pages``, or links a page unchanged since ``old_pages``."""
+    """Reads apps from ``store``, renders and writes their pages into ``pages``, or links a page unchanged since
+    ``old_pages``."""
 
-    def __init__(self, lang: str, page_ctx: dict[str, Any], generated: str, old_pages: Path, pages: Path) -> None:
-        self.lang, self.page_ctx, self.generated = lang, page_ctx, generated
+    def __init__(self, store: Any, lang: str, page_ctx: dict[str, Any], generated: str, old_pages: Path,
+                 pages: Path) -> None:
+        self.store, self.lang, self.page_ctx, self.generated = store, lang, page_ctx, generated
         self.old_pages, self.pages = old_pages, pages
         self.template = environment(lang).get_template("app.html")
         # what every page is rendered from besides its app: templates, catalog and code, language, page context
         self.shared_digest = sha256_hex(_renderer_digest() + json.dumps([lang, page_ctx], sort_keys=True, default=repr))
 
-    def write(self, batch: list[tuple[str, dict[str, Any], str | None]]) -> dict[str, str]:
-        """Each (file name, app, digest of its previous page) written; returns file name -> digest."""
+    def write(self, batch: list[tuple[str, str, str | None]]) -> dict[str, str]:
+        """Each (file name, app key, digest of its previous page) written; returns file name -> digest. An app
+        gone from the store since the report began has no page."""
         keys = {}
-        for name, app, old_key in batch:
+        for name, app_key, old_key in batch:
+            app = self.store.app(app_key)
+            if app is None:
+                continue
             keys[name] = key = self.digest(app)
             if old_key == key:
                 try:
@@ -510,10 +511,10 @@ class PageWriter:
 _page_writer: PageWriter | None = None  # a worker process's
 
 
-def _start_page_worker(*args: Any) -> None:
+def _start_page_worker(opener: Callable[[], Any], *args: Any) -> None:
     die_with_parent()
     global _page_writer
-    _page_writer = PageWriter(*args)
+    _page_writer = PageWriter(opener(), *args)
 
 
 def _write_batch(batch: list) -> dict[str, str]:

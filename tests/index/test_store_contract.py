@@ -3,6 +3,7 @@ import csv
 import dataclasses
 import io
 import json
+import pickle
 
 import pytest
 
@@ -175,6 +176,15 @@ def test_apps_are_streamed_in_key_order_every_one_or_those_asked_for(store, buil
     assert list(store.apps(reversed([a["key"] for a in every]))) == every
     assert list(store.apps([])) == []
     assert [a["counts"] for a in every] == [store.app(a["key"])["counts"] for a in every]
+
+
+def test_an_opener_opens_the_same_index_again_in_another_process(store, build, loan):
+    save(store, build, loan)
+    again = pickle.loads(pickle.dumps(store.opener()))()  # as a worker process gets it
+    try:
+        assert list(again.apps()) == list(store.apps()) and again.app(loan[0].key) == store.app(loan[0].key)
+    finally:
+        again.close()
 
 
 def test_rule_counts_count_findings_and_distinct_apps_by_status(store, build, loan, wallet, monkeypatch):

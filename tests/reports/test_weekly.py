@@ -304,14 +304,14 @@ def test_a_page_digest_knows_its_policy_by_sha256_and_everything_else_by_value(t
 
     policy = PolicyVersion(url="http://p.test/", final_url="http://p.test/", fetched_at="2024-03-04T08:05:00Z",
                            sha256="a" * 64, text="我们收集您的手机号。")
-    writer = weekly.PageWriter("zh", {"weights": {}}, "2024-03-04", tmp_path, tmp_path)
+    writer = weekly.PageWriter(None, "zh", {"weights": {}}, "2024-03-04", tmp_path, tmp_path)
     app = {"key": "android:p", "name": "快乐借款", "policy": policy, "findings": []}
     digest = writer.digest(app)
     assert writer.digest({**app, "policy": dataclasses.replace(policy, text="another copy")}) == digest
     assert writer.digest({**app, "policy": dataclasses.replace(policy, sha256="b" * 64)}) != digest
     assert writer.digest({**app, "name": "快乐贷"}) != digest
-    assert weekly.PageWriter("en", {"weights": {}}, "2024-03-04", tmp_path, tmp_path).digest(app) != digest
-    assert weekly.PageWriter("zh", {"weights": {"high": 2}}, "2024-03-04", tmp_path, tmp_path).digest(app) != digest
+    assert weekly.PageWriter(None, "en", {"weights": {}}, "2024-03-04", tmp_path, tmp_path).digest(app) != digest
+    assert weekly.PageWriter(None, "zh", {"weights": {"high": 2}}, "2024-03-04", tmp_path, tmp_path).digest(app) != digest
 
 
 def without_render_time(report: Path) -> dict[str, str]:
@@ -325,9 +325,24 @@ def test_worker_processes_render_the_pages_this_process_renders(report_store, tm
     store, _ = report_store
     render_report(store, tmp_path / "here", lang="zh", week="2024-W11", workers=0)
     monkeypatch.setattr(weekly.settings, "FINMON_REPORT_BATCH", 1)  # a batch per app: every batch to a worker
+    in_workers, write_in_workers = [], weekly._write_in_workers
+    monkeypatch.setattr(weekly, "_write_in_workers", lambda *args: in_workers.append(args) or write_in_workers(*args))
     render_report(store, tmp_path / "workers", lang="zh", week="2024-W11", workers=2)
     here, workers = without_render_time(tmp_path / "here"), without_render_time(tmp_path / "workers")
     assert len(here) > 3 and workers == here
+    assert len(in_workers) == 1  # the workers opened the index again and read the apps themselves
+
+
+def test_an_index_that_cannot_be_opened_again_is_rendered_by_this_process(tmp_path, monkeypatch):
+    from tests.reports.conftest import populate
+
+    monkeypatch.setattr(weekly.settings, "FINMON_REPORT_BATCH", 1)
+    monkeypatch.setattr(weekly, "_write_in_workers", lambda *args: pytest.fail("no worker can open this index"))
+    with SQLiteStore(":memory:") as store:
+        populate(store)
+        assert store.opener() is None
+        index = render_report(store, tmp_path / "report", lang="en", week="2024-W11", workers=2)
+        assert len(list((index.parent / "apps").glob("*.html"))) == 5
 
 
 def test_translated_literals_are_what_the_call_gives_at_render():
