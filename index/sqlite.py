@@ -657,9 +657,12 @@ class SQLiteStore:
         return app
 
     def apps(self, keys: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
-        where, params = "", []
-        if keys is not None:
-            where, params = "WHERE a.key IN (SELECT value FROM json_each(?))", [json.dumps(sorted(set(keys)))]
+        if keys is None:
+            return self._apps("", [])
+        return self._apps("WHERE a.key IN (SELECT value FROM json_each(?))", [json.dumps(sorted(set(keys)))])
+
+    def _apps(self, where: str, params: list[str]) -> Iterator[dict[str, Any]]:
+        """The apps ``where`` selects (a condition on ``apps a``), each with its stores and unresolved counts."""
         for row in self.db.execute(
                 "SELECT a.*, (SELECT json_group_array(store) FROM (SELECT DISTINCT store FROM listings "
                 "WHERE app_key = a.key ORDER BY store)) AS app_stores, (SELECT json_group_object(severity, n) FROM "
@@ -670,7 +673,7 @@ class SQLiteStore:
             yield self._app_dict(app, stores, counts)
 
     def app(self, key: str) -> dict[str, Any] | None:
-        app = next(self.apps([key]), None)
+        app = next(self._apps("WHERE a.key = ?", [key]), None)
         if app is None:
             return None
         app["listings"] = []

@@ -356,6 +356,17 @@ def test_translated_literals_are_what_the_call_gives_at_render():
     assert folded.render(word="Findings").startswith(translations("zh").gettext("Risk score"))
 
 
+def test_labels_and_badges_translate_known_values_and_escape_the_rest():
+    zh, en = environment("zh"), environment("en")
+    assert zh.from_string('{{ "high"|badge("severity") }}').render() == '<span class="badge high">高</span>'
+    assert en.from_string('{{ "open"|badge("status") }}|{{ "lending"|label("finance") }}').render() == (
+        '<span class="badge open">Open</span>|Online lending')
+    hostile = '<b x="1">'
+    escaped = "&lt;b x=&#34;1&#34;&gt;"
+    assert en.from_string('{{ v|badge("severity") }}').render(v=hostile) == f'<span class="badge {escaped}">{escaped}</span>'
+    assert en.from_string('{{ v|label("finance") }}|{{ none|label("policy") }}').render(v=hostile) == f"{escaped}|—"
+
+
 def test_an_empty_index_renders(tmp_path):
     with SQLiteStore(tmp_path / "empty.db") as store:
         for lang in ("zh", "en"):
