@@ -347,8 +347,10 @@ class FrozenTime(datetime):
 
 
 def test_the_report_is_the_same_on_both_backends(both, tmp_path, monkeypatch):
-    """reports/weekly.py reads only Store methods: the same index renders the same pages."""
+    """reports/weekly.py reads only Store methods: the same index renders the same pages (by worker processes that
+    open the index again, as at market scale)."""
     monkeypatch.setattr(weekly, "datetime", FrozenTime)
+    monkeypatch.setattr(weekly.settings, "FINMON_REPORT_BATCH", 2)
     sqlite, elastic = both
     for lang in ("zh", "en"):
         pages = {}
