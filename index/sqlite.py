@@ -641,7 +641,8 @@ class SQLiteStore:
         if keys is not None:
             where, params = "WHERE app_key IN (SELECT value FROM json_each(?))", [json.dumps(sorted(set(keys)))]
         out: dict[str, list[str]] = {}
-        for key, store in self.db.execute(f"SELECT DISTINCT app_key, store FROM listings {where} ORDER BY store", params):
+        rows = self.db.execute(f"SELECT DISTINCT app_key, store FROM listings {where} ORDER BY store", params)
+        for key, store in rows:
             out.setdefault(key, []).append(store)
         return out
 
@@ -666,8 +667,9 @@ class SQLiteStore:
         for row in self.db.execute(
                 "SELECT a.*, (SELECT json_group_array(store) FROM (SELECT DISTINCT store FROM listings "
                 "WHERE app_key = a.key ORDER BY store)) AS app_stores, (SELECT json_group_object(severity, n) FROM "
-                "(SELECT coalesce(severity, '') AS severity, count(*) AS n FROM findings WHERE app_key = a.key AND status != 'resolved' "
-                f"GROUP BY severity)) AS app_counts FROM apps a {where} ORDER BY a.key", params):
+                "(SELECT coalesce(severity, '') AS severity, count(*) AS n FROM findings "
+                "WHERE app_key = a.key AND status != 'resolved' GROUP BY severity)) AS app_counts "
+                f"FROM apps a {where} ORDER BY a.key", params):
             app = dict(row)
             stores, counts = json.loads(app.pop("app_stores")), json.loads(app.pop("app_counts"))
             yield self._app_dict(app, stores, counts)
