@@ -29,7 +29,6 @@ from finmon.model import (
     Listing,
     PolicyVersion,
     Run,
-    chunks,
     dumps,
     sha256_hex,
     utcnow,
@@ -231,6 +230,12 @@ def _connect(path: str, timeout: float, read_only: bool) -> sqlite3.Connection:
         db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     db.row_factory = sqlite3.Row
     return db
+
+
+def _among(column: str, keys: Iterable[str]) -> tuple[str, list[str]]:
+    """The condition that ``column`` holds one of ``keys``, and its parameters: any number of keys in one JSON
+    parameter (SQLite limits the number of parameters)."""
+    return f"{column} IN (SELECT value FROM json_each(?))", [json.dumps(sorted(set(keys)))]
 
 
 # per kind of search hit: its FTS table, and the ranked columns of a match joined to its row
@@ -637,11 +642,9 @@ class SQLiteStore:
 
     def _stores(self, keys: Iterable[str] | None = None) -> dict[str, list[str]]:
         """The stores of each app (of ``keys``, or every app), by app key."""
-        where, params = "", []
-        if keys is not None:
-            where, params = "WHERE app_key IN (SELECT value FROM json_each(?))", [json.dumps(sorted(set(keys)))]
+        where, params = ("1", []) if keys is None else _among("app_key", keys)
         out: dict[str, list[str]] = {}
-        rows = self.db.execute(f"SELECT DISTINCT app_key, store FROM listings {where} ORDER BY store", params)
+        rows = self.db.execute(f"SELECT DISTINCT app_key, store FROM listings WHERE {where} ORDER BY store", params)
         for key, store in rows:
             out.setdefault(key, []).append(store)
         return out
@@ -658,9 +661,7 @@ class SQLiteStore:
         return app
 
     def apps(self, keys: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
-        if keys is None:
-            return self._apps("", [])
-        return self._apps("WHERE a.key IN (SELECT value FROM json_each(?))", [json.dumps(sorted(set(keys)))])
+        return self._apps(*(("1", []) if keys is None else _among("a.key", keys)))
 
     def _apps(self, where: str, params: list[str]) -> Iterator[dict[str, Any]]:
         """The apps ``where`` selects (a condition on ``apps a``), each with its stores and unresolved counts."""
@@ -669,13 +670,13 @@ class SQLiteStore:
                 "WHERE app_key = a.key ORDER BY store)) AS app_stores, (SELECT json_group_object(severity, n) FROM "
                 "(SELECT coalesce(severity, '') AS severity, count(*) AS n FROM findings "
                 "WHERE app_key = a.key AND status != 'resolved' GROUP BY severity)) AS app_counts "
-                f"FROM apps a {where} ORDER BY a.key", params):
+                f"FROM apps a WHERE {where} ORDER BY a.key", params):
             app = dict(row)
             stores, counts = json.loads(app.pop("app_stores")), json.loads(app.pop("app_counts"))
             yield self._app_dict(app, stores, counts)
 
     def app(self, key: str) -> dict[str, Any] | None:
-        app = next(self._apps("WHERE a.key = ?", [key]), None)
+        app = next(self._apps("a.key = ?", [key]), None)
         if app is None:
             return None
         app["listings"] = []
@@ -790,9 +791,9 @@ class SQLiteStore:
                 f"JOIN findings f ON f.rowid = findings_fts.rowid WHERE findings_fts MATCH ? AND {where}",
                 [match, *params]).fetchall()
             keys = list({row[4] for row in rows})
-            apps = {r[0]: (r[1], r[2]) for key_chunk in chunks(keys, 500) for r in self.db.execute(
-                f"SELECT key, finance_type, developer FROM apps WHERE key IN ({', '.join('?' * len(key_chunk))})",
-                key_chunk)}
+            among, among_params = _among("key", keys)
+            apps = {r[0]: (r[1], r[2]) for r in self.db.execute(
+                f"SELECT key, finance_type, developer FROM apps WHERE {among}", among_params)}
             stores = self._stores(keys)
             weeks: dict[str, str] = {}
             for rule, family, severity, status, key, first_seen in rows:
